@@ -1,0 +1,164 @@
+"""Checkpoint I/O in the released layout: a directory with `config.json` and `model.safetensors`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from kronos_cli.errors import KronosError
+from kronos_cli.model.config import config_from_dict
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """A local directory holding the checkpoint: `name_or_path` itself, or a Hub snapshot of it."""
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise KronosError(f"{name} is a file; pass the checkpoint directory that holds {CONFIG_NAME} and "
+                          f"{WEIGHTS_NAME}")
+    if name.startswith((".", "~")) or not _HUB_ID.match(name):
+        raise KronosError(f"no checkpoint directory at {name} (taken for a local path); check the path, or pass a "
+                          f"Hugging Face Hub id such as NeoQuasar/Kronos-small")
+    return _download(name)
+
+
+def _download(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
+        raise KronosError("huggingface_hub is not installed; pip install huggingface_hub") from exc
+    try:
+        local = snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md"])
+    except Exception as exc:  # offline, unknown repo, gated repo, no space...
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        reason = type(exc).__name__
+        raise KronosError(
+            f"{repo_id} is not a local directory, so it was taken for a Hugging Face Hub id, but it could not be "
+            f"fetched ({reason}{', HF_HUB_OFFLINE is set' if offline else ''}); check the id, connect to the "
+            f"internet once to cache it, or pass a local directory with {CONFIG_NAME} and {WEIGHTS_NAME}"
+        ) from exc
+    return Path(local)
+
+
+def read_config(directory: Path, config_class: type):
+    cfg_path = directory / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise KronosError(f"{directory} has no {CONFIG_NAME}; is it a Kronos checkpoint directory?")
+    try:
+        fields = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise KronosError(f"{cfg_path} is not valid JSON ({exc}); re-download or re-export the checkpoint") from exc
+    if not isinstance(fields, dict):
+        raise KronosError(f"{cfg_path} must hold a JSON object of config fields")
+    extra = sorted(set(fields) - {f.name for f in dataclasses.fields(config_class)})
+    if extra:
+        log.debug("ignoring unknown config fields in %s: %s", cfg_path, ", ".join(extra))
+    return config_from_dict(config_class, fields, str(cfg_path))
+
+
+def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
+    weights = directory / WEIGHTS_NAME
+    if weights.is_file():
+        from safetensors.torch import load_file
+        try:
+            return load_file(str(weights))
+        except Exception as exc:
+            raise KronosError(f"{weights} is not a readable safetensors file ({exc}); the download or copy is "
+                              f"probably truncated: delete it and fetch the checkpoint again") from exc
+    legacy = directory / LEGACY_WEIGHTS_NAME
+    if legacy.is_file():
+        try:
+            return torch.load(legacy, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise KronosError(f"{legacy} could not be loaded as plain tensors ({exc})") from exc
+    raise KronosError(f"{directory} has no {WEIGHTS_NAME}; is it a Kronos checkpoint directory?")
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load with an error that names the mismatching keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+            if keys:
+                parts.append(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
+        raise KronosError(f"weights in {source} do not fit its config.json ({'; '.join(parts)}); "
+                          f"the checkpoint is corrupt or its config was edited")
+    model.load_state_dict(state, strict=True)
+
+
+def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
+    """Write config.json and model.safetensors atomically (a temporary sibling directory, then a rename)."""
+    from safetensors.torch import save_file
+
+    target = Path(directory).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        (tmp / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(model.config), indent=2, sort_keys=True))
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        for extra in ("README.md",):
+            if (target / extra).is_file():
+                shutil.copy2(target / extra, tmp / extra)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+class PretrainedMixin:
+    """`from_pretrained` / `save_pretrained` for a module built from one `config_class` instance."""
+
+    config_class: type
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None):
+        """Load a released or saved checkpoint: a local directory or a Hugging Face Hub id."""
+        directory = resolve_checkpoint(name_or_path)
+        config = read_config(directory, cls.config_class)
+        model = cls(config)
+        load_weights(model, read_state_dict(directory), str(directory))
+        model.eval()
+        return model.to(device) if device is not None else model
+
+    @classmethod
+    def from_preset(cls, name: str):
+        """A randomly initialised model of a named architecture."""
+        from kronos_cli.model.config import preset
+
+        cfg = preset(name).config
+        if not isinstance(cfg, cls.config_class):
+            raise KronosError(f"preset {name!r} is not a {cls.__name__} preset")
+        return cls(cfg)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        return save_checkpoint(self, directory)

@@ -1,0 +1,173 @@
+"""Autoregressive token generation: prefill the window once, then decode one token at a time with a KV cache.
+
+The engine knows token ids and time stamps, not prices (see `forecast.py` for those). `generate` also keeps
+the reference's full-recompute algorithm (`use_cache=False`), which re-runs the whole window at every step;
+the two agree exactly while the history plus the forecast fits in `max_context`. Beyond it the reference
+slides its window, which changes every position's hidden state, so the cached path re-prefills the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from kronos_cli.errors import KronosError
+from kronos_cli.model.predictor import Kronos
+from kronos_cli.model.sampling import sample
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise KronosError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise KronosError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise KronosError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+class LayerKV:
+    """Preallocated keys and values (B, H, capacity, head_dim) of one attention layer."""
+
+    def __init__(self, k: Tensor, v: Tensor):
+        self.k, self.v, self.length = k, v, 0
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        end = self.length + k.shape[-2]
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class KVCache:
+    """Self-attention caches of every block, plus the dependency layer's keys/values and the last hidden state."""
+
+    def __init__(self, layers: list[LayerKV], dep: LayerKV):
+        self.layers, self.dep = layers, dep
+        self.h_last: Tensor | None = None
+
+    @classmethod
+    def allocate(cls, model: Kronos, batch: int, capacity: int) -> KVCache:
+        p = next(model.parameters())
+        c = model.config
+
+        def slot(heads: int) -> LayerKV:
+            shape = (batch, heads, capacity, c.d_model // heads)
+            return LayerKV(p.new_empty(shape), p.new_empty(shape))
+
+        return cls([slot(c.n_heads) for _ in range(c.n_layers)], slot(model.dep_layer.cross_attn.n_heads))
+
+    def reset(self) -> None:
+        for s in (*self.layers, self.dep):
+            s.length = 0
+        self.h_last = None
+
+    def repeat_interleave(self, n: int) -> KVCache:
+        """The cache of each row repeated n times (row i becomes rows i*n .. i*n+n-1)."""
+        def rep(s: LayerKV) -> LayerKV:
+            out = LayerKV(s.k.repeat_interleave(n, 0), s.v.repeat_interleave(n, 0))
+            out.length = s.length
+            return out
+
+        new = KVCache([rep(s) for s in self.layers], rep(self.dep))
+        new.h_last = None if self.h_last is None else self.h_last.repeat_interleave(n, 0)
+        return new
+
+
+def prefill(model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor) -> Tensor:
+    """Run tokens (B, T) after the cached ones; returns the s1 logits (B, V1) of the last position."""
+    h = model.hidden(s1, s2, stamp, kv=cache.layers)  # (B, T, d_model)
+    cache.dep.append(*model.dep_layer.cross_attn.project_kv(h))
+    cache.h_last = h[:, -1]
+    return model.head(cache.h_last)
+
+
+def decode_one_token(model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor) -> Tensor:
+    """Append one token per row (B,) with its stamp (B, 5); returns the next s1 logits (B, V1)."""
+    return prefill(model, cache, s1[:, None], s2[:, None], stamp[:, None])
+
+
+def s2_logits(model: Kronos, cache: KVCache, s1_next: Tensor) -> Tensor:
+    """s2 logits (B, V2) of the next position given its sampled s1 (B,): a one-token query over the window."""
+    query = model.embedding.emb_s1(s1_next)[:, None]  # (B, 1, d_model)
+    n = cache.dep.length
+    attn = model.dep_layer.cross_attn.attend(query, cache.dep.k[:, :, :n], cache.dep.v[:, :, :n], causal=False)
+    return model.head.cond_forward(model.dep_layer.norm(cache.h_last[:, None] + attn))[:, 0]
+
+
+def _full_recompute_step(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, params: SamplingParams,
+                         generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """One step of the reference algorithm: the whole window through the model, logits at every position."""
+    s1_logits, context = model.decode_s1(s1, s2, stamp)
+    s1_next = sample(s1_logits[:, -1], params.temperature, params.top_k, params.top_p, generator)
+    s2_all = model.decode_s2(context, s1_next[:, None])
+    s2_next = sample(s2_all[:, -1], params.temperature, params.top_k, params.top_p, generator)
+    return s1_next, s2_next
+
+
+@torch.no_grad()
+def generate(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, pred_len: int, max_context: int,
+             sample_count: int = 1, params: SamplingParams = SamplingParams(),
+             generator: torch.Generator | None = None, use_cache: bool = True,
+             progress: Callable[[int, int], None] | None = None) -> tuple[Tensor, Tensor]:
+    """Extend each history by `pred_len` tokens, `sample_count` times.
+
+    Args:
+        s1, s2: history token ids (B, L).
+        stamp: time stamps (B, L + pred_len, 5) of the history and the forecast.
+        sample_count: paths per series; rows are series-major (series i owns rows i*S .. i*S+S-1).
+        use_cache: False runs the reference's full-recompute algorithm.
+
+    Returns:
+        The full token sequences (B*S, L + pred_len) of s1 and s2 ids.
+    """
+    if pred_len <= 0:
+        raise KronosError(f"pred_len must be > 0, got {pred_len}")
+    batch, hist = s1.shape
+    rows, total = batch * sample_count, hist + pred_len
+    seq_s1 = s1.new_empty(rows, total)
+    seq_s2 = s2.new_empty(rows, total)
+    seq_s1[:, :hist] = s1.repeat_interleave(sample_count, 0)
+    seq_s2[:, :hist] = s2.repeat_interleave(sample_count, 0)
+    stamps = stamp.repeat_interleave(sample_count, 0)
+
+    cache: KVCache | None = None
+    logits: Tensor | None = None  # next s1 logits when the cache is current
+    for i in range(pred_len):
+        cur = hist + i
+        start = max(0, cur - max_context)
+        if not use_cache:
+            s1_next, s2_next = _full_recompute_step(model, seq_s1[:, start:cur], seq_s2[:, start:cur],
+                                                    stamps[:, start:cur], params, generator)
+        else:
+            if logits is None:
+                if cache is None:
+                    # All paths of a series share their history: prefill each series once, then copy.
+                    cache = KVCache.allocate(model, batch, min(total, max_context))
+                    logits = prefill(model, cache, s1[:, start:], s2[:, start:], stamp[:, start:cur])
+                    if sample_count > 1:
+                        cache = cache.repeat_interleave(sample_count)
+                        logits = logits.repeat_interleave(sample_count, 0)
+                else:  # the window slid: every position's hidden state changed
+                    cache.reset()
+                    logits = prefill(model, cache, seq_s1[:, start:cur], seq_s2[:, start:cur], stamps[:, start:cur])
+            s1_next = sample(logits, params.temperature, params.top_k, params.top_p, generator)
+            s2_next = sample(s2_logits(model, cache, s1_next), params.temperature, params.top_k, params.top_p,
+                             generator)
+            logits = None
+            if i + 1 < pred_len and cur + 1 <= max_context:
+                logits = decode_one_token(model, cache, s1_next, s2_next, stamps[:, cur])
+        seq_s1[:, cur] = s1_next
+        seq_s2[:, cur] = s2_next
+        if progress is not None:
+            progress(i + 1, pred_len)
+    return seq_s1, seq_s2

@@ -1,0 +1,239 @@
+"""Transformer building blocks shared by the tokenizer and the predictor, with the reference's parameter names."""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class KVSlot(Protocol):
+    """What an attention layer needs from a cache: its current length and a way to append keys/values."""
+
+    length: int
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = x.float()  # normalise in float32 whatever the activation dtype
+        out = xf * torch.rsqrt(torch.mean(xf * xf, dim=-1, keepdim=True) + self.eps)
+        return out.type_as(x) * self.weight
+
+
+class FeedForward(nn.Module):
+    """SwiGLU feed-forward without biases."""
+
+    def __init__(self, d_model: int, ff_dim: int, dropout_p: float = 0.0):
+        super().__init__()
+        self.w1 = nn.Linear(d_model, ff_dim, bias=False)
+        self.w3 = nn.Linear(d_model, ff_dim, bias=False)
+        self.w2 = nn.Linear(ff_dim, d_model, bias=False)
+        self.ffn_dropout = nn.Dropout(dropout_p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.ffn_dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding; `inv_freq` is persistent so it appears in the state dict."""
+
+    def __init__(self, head_dim: int):
+        super().__init__()
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+        self.register_buffer("inv_freq", inv_freq)
+
+    def rotate(self, x: Tensor, start: int = 0) -> Tensor:
+        """Rotate x (B, H, T, head_dim) as if its positions were start..start+T-1."""
+        t = torch.arange(start, start + x.shape[-2], device=x.device).type_as(self.inv_freq)
+        freqs = torch.outer(t, self.inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+def _split_heads(x: Tensor, n_heads: int) -> Tensor:
+    b, t, d = x.shape
+    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)  # (B, H, T, hd)
+
+
+def _merge_heads(x: Tensor) -> Tensor:
+    b, h, t, hd = x.shape
+    return x.transpose(1, 2).contiguous().view(b, t, h * hd)  # (B, T, d)
+
+
+class SelfAttention(nn.Module):
+    """Causal multi-head self-attention with RoPE; optionally appends to a KV cache slot."""
+
+    def __init__(self, d_model: int, n_heads: int, attn_dropout_p: float = 0.0, resid_dropout_p: float = 0.0):
+        super().__init__()
+        self.n_heads = n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.rotary = RotaryEmbedding(d_model // n_heads)
+        self.attn_dropout_p = attn_dropout_p
+        self.resid_dropout = nn.Dropout(resid_dropout_p)
+
+    def forward(self, x: Tensor, kv: KVSlot | None = None) -> Tensor:
+        q = _split_heads(self.q_proj(x), self.n_heads)
+        k = _split_heads(self.k_proj(x), self.n_heads)
+        v = _split_heads(self.v_proj(x), self.n_heads)
+        start = 0 if kv is None else kv.length
+        q, k = self.rotary.rotate(q, start), self.rotary.rotate(k, start)
+        if kv is not None:
+            k, v = kv.append(k, v)
+        t_q, t_k = q.shape[-2], k.shape[-2]
+        mask = None
+        if t_q == t_k:
+            causal = True
+        else:  # queries are the last t_q positions of t_k keys
+            causal = False
+            if t_q > 1:
+                mask = torch.ones(t_q, t_k, dtype=torch.bool, device=x.device).tril(t_k - t_q)
+        dropout = self.attn_dropout_p if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+        return self.resid_dropout(self.out_proj(_merge_heads(out)))
+
+
+class CrossAttention(nn.Module):
+    """The dependency layer's attention: queries from the s1 embedding, keys/values from the hidden states.
+
+    As in the reference, RoPE positions come from the query length, and attention is causal only when asked
+    (the reference asks in training mode only; a one-token query needs no mask).
+    """
+
+    def __init__(self, d_model: int, n_heads: int = 4, attn_dropout_p: float = 0.0, resid_dropout_p: float = 0.0):
+        super().__init__()
+        self.n_heads = n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.rotary = RotaryEmbedding(d_model // n_heads)
+        self.attn_dropout_p = attn_dropout_p
+        self.resid_dropout = nn.Dropout(resid_dropout_p)
+
+    def project_kv(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values (B, H, T, hd) of hidden states, unrotated (what a one-token query sees)."""
+        return _split_heads(self.k_proj(hidden), self.n_heads), _split_heads(self.v_proj(hidden), self.n_heads)
+
+    def attend(self, query: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
+        q = _split_heads(self.q_proj(query), self.n_heads)
+        if q.shape[-2] > 1:
+            if q.shape[-2] != k.shape[-2]:
+                raise ValueError("cross-attention needs a one-token query or as many queries as keys")
+            q, k = self.rotary.rotate(q), self.rotary.rotate(k)
+        # A one-token query sits at position 0: its rotation is the identity, for q and k alike.
+        dropout = self.attn_dropout_p if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal and q.shape[-2] > 1)
+        return self.resid_dropout(self.out_proj(_merge_heads(out)))
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, causal: bool = False) -> Tensor:
+        k = _split_heads(self.k_proj(key), self.n_heads)
+        v = _split_heads(self.v_proj(value), self.n_heads)
+        return self.attend(query, k, v, causal)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: x + attn(norm1 x), then x + ffn(norm2 x)."""
+
+    def __init__(self, d_model: int, n_heads: int, ff_dim: int, ffn_dropout_p: float = 0.0,
+                 attn_dropout_p: float = 0.0, resid_dropout_p: float = 0.0):
+        super().__init__()
+        self.norm1 = RMSNorm(d_model)
+        self.self_attn = SelfAttention(d_model, n_heads, attn_dropout_p, resid_dropout_p)
+        self.norm2 = RMSNorm(d_model)
+        self.ffn = FeedForward(d_model, ff_dim, ffn_dropout_p)
+
+    def forward(self, x: Tensor, kv: KVSlot | None = None) -> Tensor:
+        x = x + self.self_attn(self.norm1(x), kv)
+        return x + self.ffn(self.norm2(x))
+
+
+class HierarchicalEmbedding(nn.Module):
+    """Embeds (s1, s2) token pairs: fusion_proj(cat(emb_s1 * sqrt(d), emb_s2 * sqrt(d)))."""
+
+    def __init__(self, s1_bits: int, s2_bits: int, d_model: int):
+        super().__init__()
+        self.d_model = d_model
+        self.emb_s1 = nn.Embedding(2 ** s1_bits, d_model)
+        self.emb_s2 = nn.Embedding(2 ** s2_bits, d_model)
+        self.fusion_proj = nn.Linear(2 * d_model, d_model)
+
+    def forward(self, s1_ids: Tensor, s2_ids: Tensor) -> Tensor:
+        scale = math.sqrt(self.d_model)
+        return self.fusion_proj(torch.cat([self.emb_s1(s1_ids) * scale, self.emb_s2(s2_ids) * scale], dim=-1))
+
+
+class FixedEmbedding(nn.Module):
+    """A frozen sinusoidal table stored as `emb.weight`."""
+
+    def __init__(self, size: int, d_model: int):
+        super().__init__()
+        w = torch.zeros(size, d_model)
+        position = torch.arange(0, size).float().unsqueeze(1)
+        div_term = (torch.arange(0, d_model, 2).float() * -(math.log(10000.0) / d_model)).exp()
+        w[:, 0::2] = torch.sin(position * div_term)
+        w[:, 1::2] = torch.cos(position * div_term)
+        self.emb = nn.Embedding(size, d_model)
+        self.emb.weight = nn.Parameter(w, requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.emb(x).detach()
+
+
+# Stamp column order and table sizes: minute, hour, weekday (Monday = 0), day, month.
+TIME_FIELDS = (("minute", 60), ("hour", 24), ("weekday", 7), ("day", 32), ("month", 13))
+
+
+class TemporalEmbedding(nn.Module):
+    def __init__(self, d_model: int, learn_te: bool):
+        super().__init__()
+        for name, size in TIME_FIELDS:
+            table = nn.Embedding(size, d_model) if learn_te else FixedEmbedding(size, d_model)
+            setattr(self, f"{name}_embed", table)
+
+    def forward(self, stamp: Tensor) -> Tensor:
+        stamp = stamp.long()  # (B, T, 5)
+        out = None
+        for i, (name, _) in enumerate(TIME_FIELDS):
+            e = getattr(self, f"{name}_embed")(stamp[..., i])
+            out = e if out is None else out + e
+        return out
+
+
+class DependencyAwareLayer(nn.Module):
+    """norm(hidden + cross_attn(query = s1 embedding, key = value = hidden))."""
+
+    def __init__(self, d_model: int, n_heads: int = 4, attn_dropout_p: float = 0.0, resid_dropout_p: float = 0.0):
+        super().__init__()
+        self.cross_attn = CrossAttention(d_model, n_heads, attn_dropout_p, resid_dropout_p)
+        self.norm = RMSNorm(d_model)
+
+    def forward(self, hidden: Tensor, sibling_embed: Tensor, causal: bool) -> Tensor:
+        return self.norm(hidden + self.cross_attn(sibling_embed, hidden, hidden, causal=causal))
+
+
+class DualHead(nn.Module):
+    def __init__(self, s1_bits: int, s2_bits: int, d_model: int):
+        super().__init__()
+        self.proj_s1 = nn.Linear(d_model, 2 ** s1_bits)
+        self.proj_s2 = nn.Linear(d_model, 2 ** s2_bits)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj_s1(x)
+
+    def cond_forward(self, x2: Tensor) -> Tensor:
+        return self.proj_s2(x2)
