@@ -117,8 +117,8 @@ class KronosPredictor:
     @classmethod
     def from_pretrained(cls, tokenizer: str, model: str, device: str | None = None, max_context: int = 512,
                         clip: float = 5) -> KronosPredictor:
-        return cls(Kronos.from_pretrained(model), KronosTokenizer.from_pretrained(tokenizer), device,
-                   max_context, clip)
+        tok = KronosTokenizer.from_pretrained(tokenizer)
+        return cls(Kronos.from_pretrained(model), tok, device, max_context, clip)
 
     @torch.no_grad()
     def forecast_normalised(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int,

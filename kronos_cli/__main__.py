@@ -1,0 +1,3 @@
+from kronos_cli.cli.app import main
+
+main()

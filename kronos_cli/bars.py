@@ -1,0 +1,62 @@
+"""Reading and checking a CSV of bars (timestamps, open, high, low, close[, volume, amount])."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kronos_cli.errors import KronosError
+
+TIMESTAMP_ALIASES = ("timestamps", "timestamp", "datetime", "date", "time")
+
+
+def check_timestamps(ts: pd.Series | pd.DatetimeIndex, where: str) -> pd.DatetimeIndex:
+    """Parsed, strictly increasing timestamps, or a KronosError naming the first bad row."""
+    try:
+        idx = pd.DatetimeIndex(pd.to_datetime(ts))
+    except (ValueError, TypeError) as exc:
+        raise KronosError(f"{where}: timestamps could not be parsed ({exc}); use ISO dates such as "
+                          f"2024-01-31 or 2024-01-31 09:35:00") from exc
+    if idx.hasnans:
+        raise KronosError(f"{where}: empty timestamp at row {int(np.argmax(idx.isna()))}")
+    if idx.tz is not None:
+        idx = idx.tz_localize(None)
+    diffs = np.diff(idx.asi8)
+    if (diffs == 0).any():
+        row = int(np.argmax(diffs == 0)) + 1
+        raise KronosError(f"{where}: duplicate timestamp {idx[row]} at row {row}; drop duplicate bars")
+    if (diffs < 0).any():
+        row = int(np.argmax(diffs < 0)) + 1
+        raise KronosError(f"{where}: timestamps are not sorted (row {row}, {idx[row]}, comes before the row above "
+                          f"it); sort the file by time")
+    return idx
+
+
+def read_bars(path: str | os.PathLike) -> pd.DataFrame:
+    """A frame with a `timestamps` column and the bar columns, checked; values are checked by the predictor."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise KronosError(f"no CSV file at {p}")
+    try:
+        df = pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise KronosError(f"{p} could not be read as CSV ({str(exc).splitlines()[0]})") from exc
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    ts_col = next((c for c in TIMESTAMP_ALIASES if c in df.columns), None)
+    if ts_col is None:
+        raise KronosError(f"{p} has no timestamps column; expected one of {', '.join(TIMESTAMP_ALIASES)}")
+    missing = [c for c in ("open", "high", "low", "close") if c not in df.columns]
+    if missing:
+        raise KronosError(f"{p} lacks the column(s) {', '.join(missing)}; open, high, low and close are required "
+                          f"(volume and amount are optional)")
+    if "vol" in df.columns and "volume" not in df.columns:
+        df = df.rename(columns={"vol": "volume"})
+    if "amt" in df.columns and "amount" not in df.columns:
+        df = df.rename(columns={"amt": "amount"})
+    df["timestamps"] = check_timestamps(df[ts_col], str(p))
+    if ts_col != "timestamps":
+        df = df.drop(columns=[ts_col])
+    return df.reset_index(drop=True)

@@ -1,0 +1,83 @@
+"""The `kronos` command: a Typer app whose commands are thin layers over the library."""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+import typer
+from typer.core import TyperGroup
+
+from kronos_cli import __version__
+from kronos_cli.cli import env as env_cmd
+from kronos_cli.cli import predict as predict_cmd
+from kronos_cli.cli.common import err_console, setup_logging
+from kronos_cli.errors import KronosError
+
+
+def _is_cli_control(exc: BaseException) -> bool:
+    """Exits, aborts and usage errors belong to the CLI framework (typer vendors click in newer releases)."""
+    return isinstance(exc, (typer.Exit, typer.Abort)) or any(
+        c.__name__ == "ClickException" for c in type(exc).__mro__)
+
+
+def _debug(ctx) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get("KRONOS_DEBUG", "") not in ("", "0")
+
+
+class KronosGroup(TyperGroup):
+    """Turns errors into one line and an exit code: 2 for the user's mistakes, 1 for runtime failures."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KronosError as exc:
+            if _debug(ctx):
+                traceback.print_exc()
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(KronosError.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a runtime failure, not the user's mistake
+            if _is_cli_control(exc):
+                raise
+            if _debug(ctx):
+                traceback.print_exc()
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {msg} (run with --debug for the traceback)",
+                              highlight=False)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(cls=KronosGroup, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="Fine-tune Kronos on your market data, backtest it and ship it.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kronos-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Full tracebacks and debug logs."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Only warnings and errors on stderr."),
+) -> None:
+    setup_logging(debug=debug or os.environ.get("KRONOS_DEBUG", "") not in ("", "0"), quiet=quiet)
+
+
+app.command("predict")(predict_cmd.predict)
+app.command("env")(env_cmd.env)
+
+
+def main() -> None:
+    import sys
+
+    # --debug is accepted anywhere on the line, not only before the command.
+    if "--debug" in sys.argv[2:]:
+        sys.argv = [a for a in sys.argv if a != "--debug"]
+        os.environ["KRONOS_DEBUG"] = "1"
+    app()

@@ -1,0 +1,84 @@
+"""`kronos predict`: forecast the bars of a CSV file."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import typer
+
+from kronos_cli.cli.common import DeviceOpt, console, err_console
+
+log = logging.getLogger("kronos_cli.cli")
+
+
+def predict(
+    csv: Path = typer.Argument(..., help="CSV with columns timestamps, open, high, low, close[, volume, amount]."),
+    tokenizer: str = typer.Option("NeoQuasar/Kronos-Tokenizer-base", "--tokenizer", help="Hub id or directory."),
+    model: str = typer.Option("NeoQuasar/Kronos-small", "--model", help="Hub id or directory."),
+    lookback: int | None = typer.Option(None, "--lookback", help="History rows to use [default: all, up to "
+                                                                 "--max-context]."),
+    pred_len: int = typer.Option(120, "--pred-len", help="Bars to forecast."),
+    samples: int = typer.Option(1, "--samples", help="Sample paths, averaged (and used for quantiles)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
+    top_p: float = typer.Option(0.9, "--top-p", help="Nucleus sampling threshold."),
+    top_k: int = typer.Option(0, "--top-k", help="Top-k sampling (0 = off, 1 = greedy)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
+    device: str = DeviceOpt,
+    max_context: int = typer.Option(512, "--max-context", help="Model context (2048 for Kronos-mini)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the forecast CSV here [default: "
+                                                                    "stdout]."),
+    quantiles: str | None = typer.Option(None, "--quantiles", help="Comma-separated, e.g. 0.1,0.9."),
+    plot: Path | None = typer.Option(None, "--plot", help="Save a PNG of history and forecast."),
+) -> None:
+    """Forecast the next bars of a series from a CSV file."""
+    from kronos_cli.bars import read_bars
+    from kronos_cli.errors import KronosError
+    from kronos_cli.io import write_text
+    from kronos_cli.model import KronosPredictor
+    from kronos_cli.predict import forecast_series, parse_quantiles
+
+    if pred_len <= 0:
+        raise KronosError(f"--pred-len must be > 0, got {pred_len}")
+    qs = parse_quantiles(quantiles)
+    bars = read_bars(csv)
+    predictor = KronosPredictor.from_pretrained(tokenizer, model, device=device, max_context=max_context)
+    log.info("forecasting %d bars of %s on %s", pred_len, csv, predictor.device)
+    with _progress(pred_len) as advance:
+        result = forecast_series(predictor, bars, pred_len, lookback, samples, temperature, top_k, top_p, seed, qs,
+                                 progress=advance)
+    buf = io.StringIO()
+    result.table.to_csv(buf, index=False)
+    if output is None:
+        console.file.write(buf.getvalue())
+    else:
+        write_text(output, buf.getvalue())
+        log.info("wrote %s", output)
+    if plot is not None:
+        from kronos_cli.plots import plot_forecast
+
+        plot_forecast(result, plot, title=f"{csv.name}: {pred_len}-bar forecast")
+        log.info("wrote %s", plot)
+
+
+class _progress:
+    """A Rich progress bar over generated steps on a terminal; nothing otherwise."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.bar = None
+
+    def __enter__(self):
+        if not err_console.is_terminal:
+            return None
+        from rich.progress import Progress
+
+        self.bar = Progress(console=err_console, transient=True)
+        self.bar.start()
+        task = self.bar.add_task("forecasting", total=self.total)
+        return lambda done, total: self.bar.update(task, completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,40 @@
+"""A description of the installation and machine, for `kronos env` and run summaries."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+
+from kronos_cli import __version__
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def describe() -> dict[str, object]:
+    import torch
+
+    info: dict[str, object] = {
+        "kronos-cli": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": _version("numpy"),
+        "pandas": _version("pandas"),
+        "pyqlib": _version("pyqlib"),
+        "huggingface_hub": _version("huggingface_hub"),
+        "cpu threads": torch.get_num_threads(),
+        "cuda available": torch.cuda.is_available(),
+        "cuda devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "mps available": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+        "HF cache": os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")),
+        "HF offline": os.environ.get("HF_HUB_OFFLINE", "0"),
+        "qlib default data": os.path.expanduser("~/.qlib/qlib_data/cn_data"),
+    }
+    return info

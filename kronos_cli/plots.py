@@ -1,0 +1,43 @@
+"""Figures, drawn with matplotlib's non-interactive Agg backend and written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kronos_cli.io import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_forecast(forecast, path: str | os.PathLike, title: str = "Kronos forecast") -> Path:
+    """History and forecast close, with the band between the lowest and highest quantile asked for."""
+    from kronos_cli.predict import quantile_column
+
+    plt = _pyplot()
+    hist, table = forecast.history, forecast.table
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    ax.plot(hist["timestamps"], hist["close"], color="#1f4e79", lw=1.2, label="history close")
+    ax.plot(table["timestamps"], table["close"], color="#c0392b", lw=1.4, label="forecast close (mean)")
+    if len(forecast.quantiles) >= 2:
+        lo, hi = min(forecast.quantiles), max(forecast.quantiles)
+        ax.fill_between(table["timestamps"], table[quantile_column("close", lo)],
+                        table[quantile_column("close", hi)], color="#c0392b", alpha=0.2,
+                        label=f"q{lo:g}-q{hi:g} band")
+    ax.set_title(title)
+    ax.set_ylabel("close")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,83 @@
+"""Forecasting a CSV series: lookback selection, future timestamps, mean and quantile columns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from kronos_cli.errors import KronosError
+from kronos_cli.model.forecast import FEATURE_COLUMNS, KronosPredictor, prepare_frame
+from kronos_cli.timefeatures import future_timestamps, time_stamps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SeriesForecast:
+    history: pd.DataFrame  # the lookback rows used
+    table: pd.DataFrame  # timestamps, mean columns, then one column per (feature, quantile)
+    samples: np.ndarray  # (samples, pred_len, 6)
+    quantiles: tuple[float, ...]
+
+
+def parse_quantiles(text: str | None) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        qs = tuple(float(q) for q in text.split(",") if q.strip())
+    except ValueError as exc:
+        raise KronosError(f"--quantiles must be comma-separated numbers such as 0.1,0.9, got {text!r}") from exc
+    bad = [q for q in qs if not 0 < q < 1]
+    if bad:
+        raise KronosError(f"quantiles must lie strictly between 0 and 1, got {bad}")
+    return qs
+
+
+def quantile_column(feature: str, q: float) -> str:
+    return f"{feature}_q{round(q * 100):02d}" if abs(q * 100 - round(q * 100)) < 1e-9 else f"{feature}_q{q:g}"
+
+
+def choose_lookback(rows: int, lookback: int | None, max_context: int) -> int:
+    """The lookback to use: all rows up to max_context by default; more than max_context is truncated."""
+    if lookback is None:
+        return min(rows, max_context)
+    if lookback < 2:
+        raise KronosError(f"--lookback must be at least 2, got {lookback}")
+    if lookback > rows:
+        raise KronosError(f"the CSV has {rows} rows, fewer than --lookback {lookback}; lower --lookback or "
+                          f"provide more history")
+    if lookback > max_context:
+        log.warning("lookback %d exceeds the model's max_context %d: using the last %d rows", lookback,
+                    max_context, max_context)
+        return max_context
+    return lookback
+
+
+def forecast_series(predictor: KronosPredictor, bars: pd.DataFrame, pred_len: int, lookback: int | None = None,
+                    samples: int = 1, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.9,
+                    seed: int | None = None, quantiles: Sequence[float] = (),
+                    progress: Callable[[int, int], None] | None = None) -> SeriesForecast:
+    if pred_len <= 0:
+        raise KronosError(f"--pred-len must be > 0, got {pred_len}")
+    if samples < 1:
+        raise KronosError(f"--samples must be >= 1, got {samples}")
+    if quantiles and samples < 2:
+        log.warning("quantiles from a single sample path equal the mean; use --samples 20 or more")
+    n = choose_lookback(len(bars), lookback, predictor.max_context)
+    hist = bars.iloc[-n:].reset_index(drop=True)
+    x = prepare_frame(hist)
+    future = future_timestamps(hist["timestamps"], pred_len)
+    fc = predictor.forecast(x[None], time_stamps(hist["timestamps"])[None], time_stamps(future)[None], pred_len,
+                            T=temperature, top_k=top_k, top_p=top_p, sample_count=samples, seed=seed,
+                            progress=progress)
+    table = pd.DataFrame(fc.mean[0], columns=FEATURE_COLUMNS)
+    for q in quantiles:
+        qv = fc.quantile(q)[0]
+        for j, col in enumerate(FEATURE_COLUMNS):
+            table[quantile_column(col, q)] = qv[:, j]
+    table.insert(0, "timestamps", future)
+    return SeriesForecast(hist, table, fc.samples[0], tuple(quantiles))

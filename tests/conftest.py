@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny models saved in the released layout and small bar files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kronos_cli.model import Kronos, KronosTokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_pair():
+    torch.manual_seed(0)
+    return KronosTokenizer.from_preset("tokenizer-tiny").eval(), Kronos.from_preset("tiny").eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory, tiny_pair):
+    root = tmp_path_factory.mktemp("ckpt")
+    tok, model = tiny_pair
+    tok.save_pretrained(root / "tokenizer")
+    model.save_pretrained(root / "model")
+    return root / "tokenizer", root / "model"
+
+
+def make_bars(n: int = 160, freq: str = "B", seed: int = 0, start: str = "2024-01-01") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range(start, periods=n, freq=freq)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = close * (1 + rng.normal(0, 0.003, n))
+    high = np.maximum(open_, close) * 1.005
+    low = np.minimum(open_, close) * 0.995
+    vol = rng.uniform(1e5, 2e5, n)
+    return pd.DataFrame({"timestamps": ts, "open": open_, "high": high, "low": low, "close": close,
+                         "volume": vol, "amount": vol * close})
+
+
+@pytest.fixture
+def bars() -> pd.DataFrame:
+    return make_bars()
+
+
+@pytest.fixture
+def bars_csv(tmp_path, bars):
+    path = tmp_path / "bars.csv"
+    bars.to_csv(path, index=False)
+    return path

@@ -1,0 +1,112 @@
+"""KronosPredictor: the reference's input rules, sample paths, seeds, and the cached/full equivalence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kronos_cli.errors import KronosError
+from kronos_cli.model import Kronos, KronosPredictor, KronosTokenizer
+from kronos_cli.model.config import PredictorConfig, TokenizerConfig
+from kronos_cli.timefeatures import future_timestamps
+from tests.conftest import make_bars
+
+
+@pytest.fixture
+def predictor(tiny_pair):
+    tok, model = tiny_pair
+    return KronosPredictor(model, tok, device="cpu", max_context=64)
+
+
+def _split(bars: pd.DataFrame, pred_len: int):
+    return bars.drop(columns="timestamps"), bars["timestamps"], future_timestamps(bars["timestamps"], pred_len)
+
+
+def test_predict_returns_frame_indexed_by_future(predictor, bars):
+    df, xt, yt = _split(bars.iloc[:50], 7)
+    out = predictor.predict(df, xt, yt, pred_len=7, T=0.6, sample_count=3, seed=1)
+    assert list(out.columns) == ["open", "high", "low", "close", "volume", "amount"]
+    assert out.index.equals(yt) and np.isfinite(out.to_numpy()).all()
+    again = predictor.predict(df, xt, yt, pred_len=7, T=0.6, sample_count=3, seed=1)
+    pd.testing.assert_frame_equal(out, again)
+
+
+def test_return_samples_gives_paths_whose_mean_is_the_forecast(predictor, bars):
+    df, xt, yt = _split(bars.iloc[:40], 5)
+    mean, paths = predictor.predict(df, xt, yt, 5, sample_count=6, seed=3, return_samples=True)
+    assert paths.shape == (6, 5, 6)
+    np.testing.assert_allclose(paths.mean(axis=0), mean.to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("max_context", [64, 45])
+def test_greedy_cached_equals_full_recompute_in_prices(predictor, bars, max_context):
+    predictor.max_context = max_context
+    x = bars[["open", "high", "low", "close", "volume", "amount"]].to_numpy()[None, :40].repeat(2, 0)
+    x[1] *= 1.5
+    from kronos_cli.timefeatures import time_stamps
+    xs = time_stamps(bars["timestamps"][:40])[None].repeat(2, 0)
+    ys = time_stamps(future_timestamps(bars["timestamps"][:40], 12))[None].repeat(2, 0)
+    a = predictor.forecast(x, xs, ys, 12, top_k=1, sample_count=2)
+    b = predictor.forecast(x, xs, ys, 12, top_k=1, sample_count=2, use_cache=False)
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-5)
+
+
+def test_predict_batch_matches_individual_greedy(predictor):
+    frames = [make_bars(30, seed=s) for s in range(3)]
+    args = [_split(f, 4) for f in frames]
+    batch = predictor.predict_batch([a[0] for a in args], [a[1] for a in args], [a[2] for a in args], 4, top_k=1)
+    for (df, xt, yt), got in zip(args, batch):
+        single = predictor.predict(df, xt, yt, 4, top_k=1)
+        np.testing.assert_allclose(got.to_numpy(), single.to_numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_missing_volume_and_amount_follow_reference(predictor, bars):
+    df, xt, yt = _split(bars.iloc[:30], 3)
+    assert np.isfinite(predictor.predict(df[["open", "high", "low", "close"]], xt, yt, 3).to_numpy()).all()
+    assert np.isfinite(predictor.predict(df.drop(columns="amount"), xt, yt, 3).to_numpy()).all()
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d.drop(columns="close"), "lacks the price column"),
+    (lambda d: d.assign(open=np.where(np.arange(len(d)) == 3, np.nan, d["open"])), "NaN"),
+    (lambda d: d.assign(high=np.where(np.arange(len(d)) == 5, np.inf, d["high"])), "infinite"),
+])
+def test_bad_frames(predictor, bars, mutate, message):
+    df, xt, yt = _split(bars.iloc[:30], 3)
+    with pytest.raises(KronosError, match=message):
+        predictor.predict(mutate(df), xt, yt, 3)
+
+
+def test_batch_rules(predictor):
+    a, b = make_bars(30), make_bars(31)
+    (da, xa, ya), (db, xb, yb) = _split(a, 3), _split(b, 3)
+    with pytest.raises(KronosError, match="one history length"):
+        predictor.predict_batch([da, db], [xa, xb], [ya, yb], 3)
+    with pytest.raises(KronosError, match="pred_len=4"):
+        predictor.predict_batch([da], [xa], [ya], 4)
+    with pytest.raises(KronosError, match="same length"):
+        predictor.predict_batch([da, da], [xa], [ya], 3)
+
+
+def test_reference_code_catching_value_error_still_works(predictor, bars):
+    df, xt, yt = _split(bars.iloc[:30], 3)
+    with pytest.raises(ValueError):
+        predictor.predict(df.drop(columns="open"), xt, yt, 3)
+
+
+def test_mismatched_bit_widths_are_refused():
+    tok = KronosTokenizer(TokenizerConfig(d_model=16, n_heads=2, ff_dim=16, n_enc_layers=1, n_dec_layers=1,
+                                          s1_bits=4, s2_bits=4))
+    model = Kronos(PredictorConfig(s1_bits=6, s2_bits=6, n_layers=1, d_model=16, n_heads=2, ff_dim=16))
+    with pytest.raises(KronosError, match="do not fit"):
+        KronosPredictor(model, tok, device="cpu")
+
+
+def test_unavailable_cuda_is_a_user_error(tiny_pair):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    tok, model = tiny_pair
+    with pytest.raises(KronosError, match="CUDA is not available"):
+        KronosPredictor(model, tok, device="cuda:0")
