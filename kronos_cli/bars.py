@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,41 @@ import pandas as pd
 from kronos_cli.errors import KronosError
 
 TIMESTAMP_ALIASES = ("timestamps", "timestamp", "datetime", "date", "time")
+PRICE_COLUMNS = ["open", "high", "low", "close"]
+FEATURE_COLUMNS = PRICE_COLUMNS + ["volume", "amount"]
+
+
+def prepare_frame(df: pd.DataFrame, where: str = "input") -> np.ndarray:
+    """The (T, 6) float32 feature array of a bar frame with the reference's rules for optional columns."""
+    if not isinstance(df, pd.DataFrame):
+        raise KronosError(f"{where} must be a pandas DataFrame")
+    missing = [c for c in PRICE_COLUMNS if c not in df.columns]
+    if missing:
+        raise KronosError(f"{where} lacks the price column(s) {', '.join(missing)}; open, high, low and close "
+                          f"are required (volume and amount are optional)")
+    df = df.copy()
+    if "volume" not in df.columns:
+        df["volume"] = 0.0
+        df["amount"] = 0.0
+    if "amount" not in df.columns:
+        df["amount"] = df["volume"] * df[PRICE_COLUMNS].mean(axis=1)
+    try:
+        x = df[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise KronosError(f"{where} has non-numeric values in {', '.join(FEATURE_COLUMNS)}") from exc
+    if np.isnan(x).any():
+        raise KronosError(f"{where} contains NaN values in price or volume columns; fill or drop those rows")
+    if np.isinf(x).any():
+        raise KronosError(f"{where} contains infinite values in price or volume columns")
+    return x.astype(np.float32)
 
 
 def check_timestamps(ts: pd.Series | pd.DatetimeIndex, where: str) -> pd.DatetimeIndex:
     """Parsed, strictly increasing timestamps, or a KronosError naming the first bad row."""
     try:
-        idx = pd.DatetimeIndex(pd.to_datetime(ts))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pandas' "could not infer format" note
+            idx = pd.DatetimeIndex(pd.to_datetime(ts))
     except (ValueError, TypeError) as exc:
         raise KronosError(f"{where}: timestamps could not be parsed ({exc}); use ISO dates such as "
                           f"2024-01-31 or 2024-01-31 09:35:00") from exc
@@ -59,4 +89,5 @@ def read_bars(path: str | os.PathLike) -> pd.DataFrame:
     df["timestamps"] = check_timestamps(df[ts_col], str(p))
     if ts_col != "timestamps":
         df = df.drop(columns=[ts_col])
+    prepare_frame(df, str(p))  # values checked now, before any model is loaded
     return df.reset_index(drop=True)

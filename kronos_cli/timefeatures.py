@@ -13,7 +13,7 @@ STAMP_COLUMNS = ("minute", "hour", "weekday", "day", "month")
 def time_stamps(timestamps) -> np.ndarray:
     """(T, 5) float32 array of minute, hour, weekday (Monday = 0), day, month."""
     idx = pd.DatetimeIndex(timestamps)
-    return np.stack([idx.minute, idx.hour, idx.dayofweek, idx.day, idx.month], axis=-1).astype(np.float32)
+    return np.stack([idx.minute, idx.hour, idx.day_of_week, idx.day, idx.month], axis=-1).astype(np.float32)
 
 
 def future_timestamps(history, n: int) -> pd.DatetimeIndex:
@@ -30,7 +30,7 @@ def future_timestamps(history, n: int) -> pd.DatetimeIndex:
     step = pd.Series(gaps).mode().iloc[0]
     if step <= pd.Timedelta(0):
         raise KronosError("timestamps must be strictly increasing")
-    weekdays = set(idx.dayofweek)
+    weekdays = set(idx.day_of_week)
     if idx[-1] - idx[0] < pd.Timedelta(days=7):  # too short to have seen every trading weekday
         weekdays |= {0, 1, 2, 3, 4}
     intraday = step < pd.Timedelta(days=1)

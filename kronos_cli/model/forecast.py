@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kronos_cli.bars import FEATURE_COLUMNS, prepare_frame
 from kronos_cli.errors import KronosError
 from kronos_cli.model.engine import SamplingParams, generate
 from kronos_cli.model.predictor import Kronos
@@ -18,8 +19,6 @@ from kronos_cli.timefeatures import time_stamps
 
 log = logging.getLogger(__name__)
 
-PRICE_COLUMNS = ["open", "high", "low", "close"]
-FEATURE_COLUMNS = PRICE_COLUMNS + ["volume", "amount"]
 
 
 @dataclass
@@ -68,31 +67,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise KronosError(f"device {name} was asked for but MPS is not available here; use --device cpu")
     return dev
-
-
-def prepare_frame(df: pd.DataFrame, where: str = "input") -> np.ndarray:
-    """The (T, 6) float32 feature array of a bar frame with the reference's rules for optional columns."""
-    if not isinstance(df, pd.DataFrame):
-        raise KronosError(f"{where} must be a pandas DataFrame")
-    missing = [c for c in PRICE_COLUMNS if c not in df.columns]
-    if missing:
-        raise KronosError(f"{where} lacks the price column(s) {', '.join(missing)}; open, high, low and close "
-                          f"are required (volume and amount are optional)")
-    df = df.copy()
-    if "volume" not in df.columns:
-        df["volume"] = 0.0
-        df["amount"] = 0.0
-    if "amount" not in df.columns:
-        df["amount"] = df["volume"] * df[PRICE_COLUMNS].mean(axis=1)
-    try:
-        x = df[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise KronosError(f"{where} has non-numeric values in {', '.join(FEATURE_COLUMNS)}") from exc
-    if np.isnan(x).any():
-        raise KronosError(f"{where} contains NaN values in price or volume columns; fill or drop those rows")
-    if np.isinf(x).any():
-        raise KronosError(f"{where} contains infinite values in price or volume columns")
-    return x.astype(np.float32)
 
 
 def normalise(x: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,157 @@
+"""`kronos predict` end to end: CliRunner for the options and bad inputs, one real subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from kronos_cli.cli.app import app
+
+runner = CliRunner()
+
+
+def _run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def ck(tiny_checkpoints):
+    tok, model = tiny_checkpoints
+    return ["--tokenizer", tok, "--model", model, "--device", "cpu"]
+
+
+def test_predict_writes_csv_with_quantiles_and_plot(tmp_path, bars_csv, ck):
+    out, png = tmp_path / "fc.csv", tmp_path / "fc.png"
+    res = _run("predict", bars_csv, *ck, "--pred-len", 6, "--samples", 5, "--seed", 3, "--quantiles", "0.1,0.9",
+               "--output", out, "--plot", png)
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out, parse_dates=["timestamps"])
+    assert len(table) == 6
+    assert {"close", "close_q10", "close_q90", "volume_q90"} <= set(table.columns)
+    assert (table["close_q10"] <= table["close_q90"]).all()
+    assert table["timestamps"].dt.day_of_week.max() <= 4  # business-day bars stay on weekdays
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_predict_prints_csv_to_stdout_when_no_output(bars_csv, ck):
+    res = _run("predict", bars_csv, *ck, "--pred-len", 3, "--top-k", 1)
+    assert res.exit_code == 0
+    table = pd.read_csv(io.StringIO(res.stdout))
+    assert list(table.columns) == ["timestamps", "open", "high", "low", "close", "volume", "amount"]
+
+
+def test_lookback_above_max_context_warns_and_truncates(bars_csv, ck):
+    res = _run("predict", bars_csv, *ck, "--pred-len", 2, "--lookback", 150, "--max-context", 100)
+    assert res.exit_code == 0
+    assert "exceeds the model's max_context 100" in res.output
+
+
+def _write(tmp_path, df, name="bad.csv"):
+    path = tmp_path / name
+    df.to_csv(path, index=False)
+    return path
+
+
+BAD_INPUTS = {
+    "missing column": (lambda d: d.drop(columns="low"), "lacks the column(s) low"),
+    "unparsable timestamps": (lambda d: d.assign(timestamps=["yesterday"] + list(d["timestamps"][1:])),
+                              "could not be parsed"),
+    "unsorted": (lambda d: d.iloc[::-1], "not sorted"),
+    "duplicate": (lambda d: pd.concat([d.iloc[:5], d.iloc[4:]]), "duplicate timestamp"),
+    "nan": (lambda d: d.assign(close=np.where(np.arange(len(d)) == 7, np.nan, d["close"])), "NaN"),
+    "inf": (lambda d: d.assign(volume=np.where(np.arange(len(d)) == 7, np.inf, d["volume"])), "infinite"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_csv_gets_one_line_and_exit_2(tmp_path, bars, ck, case):
+    mutate, message = BAD_INPUTS[case]
+    res = _run("predict", _write(tmp_path, mutate(bars)), *ck, "--pred-len", 2)
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--lookback", "500"], "fewer than --lookback 500"),
+    (["--pred-len", "0"], "--pred-len must be > 0"),
+    (["--quantiles", "0.1,1.5"], "strictly between 0 and 1"),
+])
+def test_bad_options(bars_csv, ck, args, message):
+    res = _run("predict", bars_csv, *ck, *args)
+    assert res.exit_code == 2 and message in res.output
+
+
+def test_missing_checkpoint_and_missing_csv(tmp_path, bars_csv, tiny_checkpoints):
+    tok, _ = tiny_checkpoints
+    res = _run("predict", bars_csv, "--tokenizer", tok, "--model", tmp_path / "none", "--device", "cpu")
+    assert res.exit_code == 2 and "no checkpoint directory" in res.output
+    res = _run("predict", tmp_path / "none.csv", "--tokenizer", tok, "--model", tok)
+    assert res.exit_code == 2 and "no CSV file" in res.output
+
+
+def test_corrupt_safetensors(tmp_path, bars_csv, tiny_checkpoints):
+    import shutil
+    tok, model = tiny_checkpoints
+    broken = tmp_path / "broken"
+    shutil.copytree(model, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)
+    res = _run("predict", bars_csv, "--tokenizer", tok, "--model", broken)
+    assert res.exit_code == 2 and "not a readable safetensors" in res.output
+
+
+def test_mismatched_bit_widths(tmp_path, bars_csv, tiny_checkpoints):
+    from kronos_cli.model import Kronos
+    from kronos_cli.model.config import PredictorConfig
+    tok, _ = tiny_checkpoints
+    Kronos(PredictorConfig(s1_bits=5, s2_bits=5, n_layers=1, d_model=16, n_heads=2, ff_dim=16)).save_pretrained(
+        tmp_path / "m5")
+    res = _run("predict", bars_csv, "--tokenizer", tok, "--model", tmp_path / "m5")
+    assert res.exit_code == 2 and "do not fit" in res.output
+
+
+def test_cuda_on_a_machine_without_it(bars_csv, tiny_checkpoints):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    tok, model = tiny_checkpoints
+    res = _run("predict", bars_csv, "--tokenizer", tok, "--model", model, "--device", "cuda:0")
+    assert res.exit_code == 2 and "CUDA is not available" in res.output
+
+
+def test_version_and_help():
+    from kronos_cli import __version__
+    assert __version__ in _run("--version").output
+    res = _run("predict", "--help")
+    assert res.exit_code == 0 and "--quantiles" in res.output
+
+
+def test_real_subprocess_pipes_csv(bars_csv, tiny_checkpoints):
+    tok, model = tiny_checkpoints
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "kronos_cli", "predict", str(bars_csv), "--tokenizer", str(tok),
+                           "--model", str(model), "--pred-len", "4", "--seed", "1", "--samples", "2"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(io.StringIO(proc.stdout))
+    assert len(table) == 4 and np.isfinite(table["close"]).all()
+    bad = subprocess.run([sys.executable, "-m", "kronos_cli", "predict", str(bars_csv), "--tokenizer", str(tok),
+                          "--model", str(model), "--pred-len", "-1"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["error: --pred-len must be > 0, got -1"]
+
+
+def test_env_json():
+    res = _run("env", "--json")
+    assert res.exit_code == 0
+    assert "torch" in json.loads(res.stdout)
