@@ -1,0 +1,95 @@
+"""Forecasting speed: the KV-cached engine against the reference's full-recompute algorithm.
+
+Kronos-small-sized random weights with the Kronos-Tokenizer-base architecture, on the CPU, same seed for both
+paths. Prints forecasts per second of each path and their ratio for the two regimes of issue 2, and the
+achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode) against a plain fp32 matmul timed in the same run.
+
+    python benchmarks/bench_forecast.py            # the full benchmark (a few minutes on 2 cores)
+    python benchmarks/bench_forecast.py --quick    # smaller regimes, for a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from kronos_cli.model import Kronos, KronosPredictor, KronosTokenizer
+
+
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def inputs(series: int, lookback: int, pred_len: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = (100 * np.exp(np.cumsum(rng.normal(0, 0.01, (series, lookback, 6)), axis=1))).astype(np.float32)
+    x_stamp = np.zeros((series, lookback, 5), np.float32)
+    y_stamp = np.zeros((series, pred_len, 5), np.float32)
+    return x, x_stamp, y_stamp
+
+
+def timed(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def run_regime(predictor: KronosPredictor, lookback: int, pred_len: int, series: int, samples: int,
+               repeat: int) -> dict:
+    x, xs, ys = inputs(series, lookback, pred_len)
+
+    def call(use_cache: bool):
+        return lambda: predictor.forecast(x, xs, ys, pred_len, T=0.6, top_p=0.9, sample_count=samples, seed=0,
+                                          use_cache=use_cache)
+
+    call(True)()  # warm-up
+    cached = timed(call(True), repeat)
+    full = timed(call(False), 1)
+    with FlopCounterMode(display=False) as counter:
+        call(True)()
+    flops = counter.get_total_flops()
+    return {"regime": f"lookback {lookback}, predict {pred_len}, {series} series x {samples} samples",
+            "cached_s": cached, "full_s": full, "cached_fps": series / cached, "full_fps": series / full,
+            "speedup": full / cached, "gflops": flops / cached / 1e9}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller regimes for a smoke run")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    predictor = KronosPredictor(Kronos.from_preset("small"), KronosTokenizer.from_preset("tokenizer-base"),
+                                device="cpu", max_context=512)
+    regimes = [(384, 120, 1, 1, 15.0), (90, 10, 64, 5, 8.0)]
+    if args.quick:
+        regimes = [(96, 24, 1, 1, 15.0), (90, 10, 8, 5, 8.0)]
+    peak = matmul_gflops()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; plain fp32 matmul 2048^3: "
+          f"{peak:.1f} GFLOP/s")
+    print(f"{'regime':<52} {'cached/s':>9} {'full/s':>9} {'speedup':>8} {'target':>7} {'GFLOP/s':>8} {'of mm':>6}")
+    for lookback, pred_len, series, samples, target in regimes:
+        r = run_regime(predictor, lookback, pred_len, series, samples, repeat=2)
+        ok = "ok" if r["speedup"] >= target else "MISS"
+        print(f"{r['regime']:<52} {r['cached_fps']:>9.3f} {r['full_fps']:>9.3f} {r['speedup']:>7.1f}x "
+              f"{target:>5.0f}x {r['gflops']:>8.1f} {r['gflops'] / peak:>5.0%}  {ok}")
+    print("forecasts/s count series forecast per second (each with all its sample paths); 'of mm' is the cached "
+          "engine's achieved GFLOP/s as a share of the plain matmul.")
+
+
+if __name__ == "__main__":
+    main()
