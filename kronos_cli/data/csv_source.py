@@ -1,0 +1,121 @@
+"""Reading bars from CSV: one file with a symbol column, or a directory of per-symbol files, any bar frequency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kronos_cli.bars import check_timestamps
+from kronos_cli.config import DataConfig
+from kronos_cli.errors import KronosError
+
+OUR_COLUMNS = ("open", "high", "low", "close", "vol", "amt")
+ALIASES = {"vol": ("vol", "volume"), "amt": ("amt", "amount")}
+
+
+class CsvSource:
+    """Bars per symbol over the union calendar of all symbols; a symbol's missing bars become NaN rows (gaps)."""
+
+    def __init__(self, cfg: DataConfig):
+        self.cfg = cfg
+        self.path = Path(cfg.csv.path).expanduser()
+        if self.path.is_dir():
+            self.files = sorted(self.path.glob("*.csv"))
+            if not self.files:
+                raise KronosError(f"{self.path} holds no .csv files")
+        elif self.path.is_file():
+            self.files = [self.path]
+        else:
+            raise KronosError(f"no CSV file or directory at {self.path} (data.csv.path)")
+        self.frames = self._read_all()
+        if not self.frames:
+            raise KronosError(f"no rows in {self.path} between {cfg.start_time} and {cfg.end_time}")
+
+    def _column(self, df: pd.DataFrame, ours: str, where: str, required: bool) -> str | None:
+        mapping = self.cfg.csv.columns
+        candidates = [mapping[ours]] if ours in mapping else list(ALIASES.get(ours, (ours,)))
+        for c in candidates:
+            if c in df.columns:
+                return c
+        if required:
+            raise KronosError(f"{where} lacks the column {candidates[0]!r} for {ours}; map it with "
+                              f"data.csv.columns.{ours}=NAME")
+        return None
+
+    def _clean(self, df: pd.DataFrame, where: str) -> pd.DataFrame:
+        ts_col = self.cfg.csv.columns.get("timestamps", self.cfg.csv.timestamp_column)
+        if ts_col not in df.columns:
+            raise KronosError(f"{where} lacks the timestamp column {ts_col!r}; set data.csv.timestamp_column")
+        cols = {ours: self._column(df, ours, where, ours in ("open", "high", "low", "close"))
+                for ours in OUR_COLUMNS}
+        out = pd.DataFrame(index=check_timestamps(df[ts_col], where))
+        for ours, theirs in cols.items():
+            if theirs is not None:
+                values = pd.to_numeric(df[theirs], errors="coerce").to_numpy(dtype=np.float64)
+                bad = ~np.isfinite(values)
+                if bad.any():
+                    row = int(np.argmax(bad))
+                    raise KronosError(f"{where}: column {theirs!r} has a missing, non-numeric or infinite value at "
+                                      f"row {row + 2} of the file; clean or drop that row")
+                if ours in ("open", "high", "low", "close") and (values <= 0).any():
+                    row = int(np.argmax(values <= 0))
+                    raise KronosError(f"{where}: column {theirs!r} has a non-positive price at row {row + 2}")
+                out[ours] = values
+        if "vol" not in out:
+            out["vol"] = 0.0
+        if "amt" not in out:
+            out["amt"] = out[["open", "high", "low", "close"]].mean(axis=1) * out["vol"]
+        start, end = pd.Timestamp(self.cfg.start_time), pd.Timestamp(self.cfg.end_time)
+        end = end + pd.Timedelta(days=1) if end == end.normalize() else end  # an end date includes that day
+        return out[(out.index >= start) & (out.index < end)][list(OUR_COLUMNS)]
+
+    def _read(self, file: Path) -> pd.DataFrame:
+        try:
+            return pd.read_csv(file)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise KronosError(f"{file} could not be read as CSV ({str(exc).splitlines()[0]})") from exc
+
+    def _read_all(self) -> dict[str, pd.DataFrame]:
+        frames: dict[str, pd.DataFrame] = {}
+        if len(self.files) == 1 and self.path.is_file():
+            df = self._read(self.path)
+            sym_col = self.cfg.csv.symbol_column
+            if sym_col not in df.columns:  # one series in one file
+                frames[self.path.stem.upper()] = self._clean(df, str(self.path))
+            else:
+                for sym, part in df.groupby(sym_col, sort=True):
+                    frames[str(sym)] = self._clean(part.reset_index(drop=True), f"{self.path} (symbol {sym})")
+        else:
+            for file in self.files:
+                frames[file.stem.upper()] = self._clean(self._read(file), str(file))
+        return {s: f for s, f in frames.items() if len(f)}
+
+    def symbols(self) -> list[str]:
+        return sorted(self.frames)
+
+    def chunks(self, symbols: list[str]) -> Iterator[list[tuple[str, pd.DataFrame]]]:
+        calendar = pd.DatetimeIndex(sorted(set().union(*(f.index for f in self.frames.values()))))
+        max_gap = pd.Timedelta(self.cfg.csv.max_gap) if self.cfg.csv.max_gap else None
+        for i in range(0, len(symbols), self.cfg.chunk_size):
+            out = []
+            for sym in symbols[i:i + self.cfg.chunk_size]:
+                f = self.frames[sym]
+                span = calendar[(calendar >= f.index[0]) & (calendar <= f.index[-1])]
+                g = f.reindex(span)  # bars other symbols have and this one lacks become NaN rows
+                if max_gap is not None:
+                    gap_after = np.diff(span.as_unit("ns").asi8) > max_gap.value
+                    g = _insert_breaks(g, gap_after)
+                out.append((sym, g))
+            yield out
+
+
+def _insert_breaks(df: pd.DataFrame, gap_after: np.ndarray) -> pd.DataFrame:
+    """Add a NaN row after each row followed by a too-long step, so the series splits there."""
+    if not gap_after.any():
+        return df
+    idx = np.flatnonzero(gap_after)
+    breaks = pd.DataFrame(np.nan, index=df.index[idx] + pd.Timedelta(1, "ns"), columns=df.columns)
+    return pd.concat([df, breaks]).sort_index()
