@@ -148,11 +148,11 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
-    source: str | None = field(default=None, compare=False)  # the file it came from
+    config_file: str | None = field(default=None, compare=False)  # the file it came from
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d.pop("source", None)
+        d.pop("config_file", None)
         return d
 
 
@@ -214,7 +214,7 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str
     problems += _semantic_checks(cfg, where)
     if problems:
         raise ConfigError(problems)
-    cfg.source = str(cfg_path) if cfg_path else None
+    cfg.config_file = str(cfg_path) if cfg_path else None
     return cfg
 
 
@@ -224,10 +224,12 @@ def _build(cls: type, data: Any, prefix: str, where: str, base: Path, overridden
         problems.append(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
         return cls()
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "config_file"}
     kwargs = {}
+    file_where = where
     for key, value in data.items():
         name = f"{prefix}{key}"
+        where = "command-line override" if name in overridden else file_where
         if str(key).lower() in SECRET_KEYS:
             problems.append(f"{where}: {name}: secrets are never read from config files; set them in the "
                             f"environment (COMET_API_KEY for Comet) and remove this key")
@@ -239,7 +241,7 @@ def _build(cls: type, data: Any, prefix: str, where: str, base: Path, overridden
             continue
         f, tp = fields[key], hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, f"{name}.", where, base, overridden, problems)
+            kwargs[key] = _build(tp, value, f"{name}.", file_where, base, overridden, problems)
             continue
         ok, coerced = _check_type(value, tp)
         if not ok:
@@ -253,7 +255,11 @@ def _build(cls: type, data: Any, prefix: str, where: str, base: Path, overridden
         kwargs[key] = coerced
     # Defaults that are paths resolve against the config file's folder too.
     for name, f in fields.items():
-        if name not in kwargs and f.metadata.get("path") and f.default not in (None, dataclasses.MISSING):
+        if name in kwargs:
+            continue
+        if dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = _build(hints[name], {}, f"{prefix}{name}.", file_where, base, overridden, problems)
+        elif f.metadata.get("path") and f.default not in (None, dataclasses.MISSING):
             p = Path(f.default).expanduser()
             kwargs[name] = str(p if p.is_absolute() else (base / p).resolve())
     return cls(**kwargs)

@@ -9,8 +9,11 @@ import typer
 from typer.core import TyperGroup
 
 from kronos_cli import __version__
+from kronos_cli.cli import demo_data as demo_data_cmd
 from kronos_cli.cli import env as env_cmd
 from kronos_cli.cli import predict as predict_cmd
+from kronos_cli.cli import prep as prep_cmd
+from kronos_cli.cli.config_cmd import config_app
 from kronos_cli.cli.common import err_console, setup_logging
 from kronos_cli.errors import KronosError
 
@@ -69,8 +72,11 @@ def _root(
     setup_logging(debug=debug or os.environ.get("KRONOS_DEBUG", "") not in ("", "0"), quiet=quiet)
 
 
+app.command("prep")(prep_cmd.prep)
 app.command("predict")(predict_cmd.predict)
+app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("env")(env_cmd.env)
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

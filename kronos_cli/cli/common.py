@@ -15,6 +15,52 @@ err_console = Console(stderr=True, soft_wrap=True)  # logs, progress and errors 
 
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON summary on stdout (logs stay on stderr).")
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file [default: built-in defaults].")
+OverridesArg = typer.Argument(None, help="Dotted overrides, e.g. data.instrument=csi800 training.epochs=5.",
+                              show_default=False)
+SetOpt = typer.Option(None, "--set", help="An override (key=value); may be repeated.", show_default=False)
+
+
+def load_config(config, overrides, sets):
+    """The resolved config of a command's -c/overrides/--set arguments."""
+    from kronos_cli.config import load
+
+    return load(config, [*(overrides or []), *(sets or [])])
+
+
+class StepProgress:
+    """A Rich progress bar on a terminal; periodic plain log lines otherwise (CI logs stay readable)."""
+
+    def __init__(self, description: str, total: int | None = None, every: int = 10):
+        self.description, self.total, self.every = description, total, every
+        self.bar = None
+        self.task = None
+        self._last = -1
+
+    def __enter__(self) -> StepProgress:
+        if err_console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[note]}"), console=err_console,
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=self.total, note="")
+        return self
+
+    def update(self, done: int, total: int | None = None, note: str = "") -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total or self.total, note=note)
+            return
+        total = total or self.total
+        pct = int(100 * done / total) if total else 0
+        if pct // self.every != self._last or done == total:
+            self._last = pct // self.every
+            logging.getLogger("kronos_cli.cli").info("%s: %s", self.description, note or f"{done}/{total}")
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def setup_logging(debug: bool = False, quiet: bool = False) -> None:

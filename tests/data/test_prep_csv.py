@@ -1,0 +1,83 @@
+"""CSV sources: one file with a symbol column or a directory of files, any frequency; bad CSVs are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kronos_cli import config
+from kronos_cli.data.dataset import WindowDataset
+from kronos_cli.data.prep import prepare
+from kronos_cli.errors import KronosError
+from tests.conftest import make_bars
+
+SPLITS = ["data.start_time=2024-01-01", "data.end_time=2024-01-31",
+          "data.train_time_range=[2024-01-01,2024-01-19]", "data.val_time_range=[2024-01-20,2024-01-25]",
+          "data.test_time_range=[2024-01-26,2024-01-31]", "data.lookback_window=20", "data.predict_window=4",
+          "data.freq=5min"]
+
+
+def minute_bars(symbol: str, seed: int) -> pd.DataFrame:
+    """5-minute bars, 09:30-14:55, weekdays of January 2024."""
+    days = pd.bdate_range("2024-01-01", "2024-01-31")
+    ts = pd.DatetimeIndex([d + pd.Timedelta(hours=9, minutes=30) + i * pd.Timedelta(minutes=5)
+                           for d in days for i in range(66)])
+    df = make_bars(len(ts), seed=seed)
+    df["timestamps"] = ts
+    df.insert(0, "symbol", symbol)
+    return df
+
+
+def _cfg(path, tmp_path, *extra):
+    return config.load(None, ["data.source=csv", f"data.csv.path={path}", f"data.dataset_path={tmp_path / 'ds'}",
+                              *SPLITS, *extra])
+
+
+def test_single_file_with_symbol_column(tmp_path):
+    df = pd.concat([minute_bars("AAA", 1), minute_bars("BBB", 2)])
+    df.to_csv(tmp_path / "bars.csv", index=False)
+    m = prepare(_cfg(tmp_path / "bars.csv", tmp_path, "data.csv.max_gap=15min"))
+    assert [s["name"] for s in m["symbols"]] == ["AAA", "BBB"]
+    # every session is its own segment with max_gap 15min: the overnight step splits the series
+    assert m["symbols"][0]["segments"] == 23
+    ds = WindowDataset(tmp_path / "ds", "train")
+    x, stamp = ds[0]
+    assert x.shape == (25, 6) and stamp[:, 0].max() <= 59
+
+
+def test_directory_of_files_with_column_mapping_and_missing_bars(tmp_path):
+    d = tmp_path / "bars"
+    d.mkdir()
+    a = minute_bars("AAA", 1).drop(columns="symbol").rename(columns={"close": "Close", "volume": "Vol"})
+    b = minute_bars("BBB", 2).drop(columns="symbol").rename(columns={"close": "Close", "volume": "Vol"})
+    b = b.drop(index=range(300, 310))  # ten missing bars in BBB
+    a.to_csv(d / "aaa.csv", index=False)
+    b.to_csv(d / "bbb.csv", index=False)
+    m = prepare(_cfg(d, tmp_path, "data.csv.columns={close: Close, vol: Vol}"))
+    segs = {s["name"]: s["segments"] for s in m["symbols"]}
+    assert segs == {"AAA": 1, "BBB": 2}
+    assert m["missing_rows"] == 10
+
+
+def _bad(df: pd.DataFrame, tmp_path) -> pd.DataFrame:
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    return _cfg(tmp_path / "bad.csv", tmp_path)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d.assign(close=np.where(np.arange(len(d)) == 9, np.nan, d["close"])), "missing, non-numeric"),
+    (lambda d: d.assign(open=np.where(np.arange(len(d)) == 9, np.inf, d["open"])), "infinite"),
+    (lambda d: d.assign(low=np.where(np.arange(len(d)) == 9, -1.0, d["low"])), "non-positive price"),
+    (lambda d: d.drop(columns="high"), "lacks the column 'high'"),
+    (lambda d: pd.concat([d.iloc[:10], d.iloc[9:]]), "duplicate timestamp"),
+    (lambda d: d.iloc[::-1], "not sorted"),
+])
+def test_bad_csv(tmp_path, mutate, message):
+    with pytest.raises(KronosError, match=message):
+        prepare(_bad(mutate(minute_bars("AAA", 1)), tmp_path))
+
+
+def test_missing_csv_path(tmp_path):
+    with pytest.raises(KronosError, match="no CSV file or directory"):
+        prepare(_cfg(tmp_path / "none.csv", tmp_path))
