@@ -14,7 +14,7 @@ from kronos_cli.errors import KronosError
 
 
 class WindowDataset(Dataset):
-    """Window i of a split: (x (W, 6) float32 normalised on its lookback rows and clipped, stamps (W, 5) int64).
+    """Window i of a split: (x (W, 6) float32 normalised on its lookback rows and clipped, stamps (W, 5) int8).
 
     No pandas, no randomness: the same index always gives the same window.
     """
@@ -41,13 +41,21 @@ class WindowDataset(Dataset):
         return int(start), int(symbol)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        start = int(self.index[i, 0])
-        x = np.array(self.arrays.features[start:start + self.window], dtype=np.float32)
-        hist = x[: self.lookback]
-        mean, std = hist.mean(axis=0), hist.std(axis=0)
+        x, stamp = self.__getitems__([i])
+        return x[0], stamp[0]
+
+    def __getitems__(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """A whole batch in a few vectorised reads: x (B, W, 6) and stamps (B, W, 5).
+
+        The DataLoader calls this with a batch's indices; `collate` accepts its result as it is.
+        """
+        starts = self.index[np.asarray(indices, dtype=np.int64), 0]
+        rows = starts[:, None] + np.arange(self.window)  # (B, W)
+        x = np.asarray(self.arrays.features[rows], dtype=np.float32)
+        hist = x[:, : self.lookback]
+        mean, std = hist.mean(axis=1, keepdims=True), hist.std(axis=1, keepdims=True)
         x = np.clip((x - mean) / (std + 1e-5), -self.clip, self.clip)
-        stamp = self.arrays.stamps[start:start + self.window].astype(np.int64)
-        return x, stamp
+        return x, np.asarray(self.arrays.stamps[rows])  # int8: small to ship from DataLoader workers
 
 
 class EpochSampler(Sampler[int]):
@@ -83,7 +91,19 @@ class EpochSampler(Sampler[int]):
         return iter(self.order()[self.skip:].tolist())
 
 
-def collate(batch: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(np.stack([b[0] for b in batch]))
-    stamp = torch.from_numpy(np.stack([b[1] for b in batch]))
-    return x, stamp
+def collate(batch) -> tuple[np.ndarray, np.ndarray]:
+    """A batch as numpy arrays: from `__getitems__` (already stacked) or from a list of single windows.
+
+    Workers hand numpy arrays back through the pipe, which costs far less than a shared-memory tensor per
+    batch (measured in benchmarks/bench_data.py); `to_tensors` wraps them without a copy in the main process.
+    """
+    if isinstance(batch, tuple):
+        return batch
+    return np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
+
+
+def to_tensors(batch: tuple[np.ndarray, np.ndarray], device: torch.device | str = "cpu"
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    x, stamp = batch
+    return (torch.from_numpy(np.ascontiguousarray(x)).to(device, non_blocking=True),
+            torch.from_numpy(np.ascontiguousarray(stamp)).long().to(device, non_blocking=True))

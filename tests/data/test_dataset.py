@@ -18,7 +18,7 @@ def test_loader_with_two_workers_yields_each_window_once(prepared):
     order = list(sampler)
     assert len(order) == len(set(order)) == 600
     loader = DataLoader(ds, batch_size=50, sampler=sampler, num_workers=2, collate_fn=collate)
-    xs = np.concatenate([x.numpy() for x, _ in loader])
+    xs = np.concatenate([x for x, _ in loader])
     expected = np.stack([ds[i][0] for i in order])
     np.testing.assert_array_equal(xs, expected)  # workers deliver exactly the sampler's windows, in order
 
