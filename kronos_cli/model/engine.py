@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from kronos_cli.errors import KronosError
@@ -91,9 +92,53 @@ def prefill(model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor
     return model.head(cache.h_last)
 
 
-def decode_one_token(model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor) -> Tensor:
+class DecodeWeights:
+    """Each block's weights laid out for one-token steps: q|k|v in one matrix, w1|w3 in another, RoPE tables.
+
+    A decoding step reads every weight once for a handful of rows, so it is bound by memory and per-op
+    overhead; fewer, larger matmuls and precomputed rotations cut the overhead (see benchmarks/bench_forecast.py).
+    The arithmetic per output element is unchanged.
+    """
+
+    def __init__(self, model: Kronos, max_len: int):
+        self.blocks = []
+        for block in model.transformer:
+            attn, ffn = block.self_attn, block.ffn
+            qkv_w = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+            qkv_b = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias])
+            w13 = torch.cat([ffn.w1.weight, ffn.w3.weight])
+            inv = attn.rotary.inv_freq
+            freqs = torch.outer(torch.arange(max_len, device=inv.device).type_as(inv), inv)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            self.blocks.append((block, qkv_w, qkv_b, w13, emb.cos().to(qkv_w.dtype), emb.sin().to(qkv_w.dtype)))
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+def decode_one_token(model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor,
+                     weights: DecodeWeights | None = None) -> Tensor:
     """Append one token per row (B,) with its stamp (B, 5); returns the next s1 logits (B, V1)."""
-    return prefill(model, cache, s1[:, None], s2[:, None], stamp[:, None])
+    if weights is None:
+        return prefill(model, cache, s1[:, None], s2[:, None], stamp[:, None])
+    x = model.embedding(s1[:, None], s2[:, None]) + model.time_emb(stamp[:, None])  # (B, 1, d_model)
+    for (block, qkv_w, qkv_b, w13, cos, sin), kv in zip(weights.blocks, cache.layers):
+        attn = block.self_attn
+        b = x.shape[0]
+        qkv = F.linear(block.norm1(x), qkv_w, qkv_b).view(b, 1, 3, attn.n_heads, -1).permute(2, 0, 3, 1, 4)
+        pos = kv.length
+        q, k = _rotate(qkv[0], cos[pos], sin[pos]), _rotate(qkv[1], cos[pos], sin[pos])  # (B, H, 1, hd)
+        keys, values = kv.append(k, qkv[2])
+        out = F.scaled_dot_product_attention(q, keys, values)
+        x = x + attn.out_proj(out.transpose(1, 2).reshape(b, 1, -1))
+        gate, up = F.linear(block.norm2(x), w13).chunk(2, dim=-1)
+        x = x + F.linear(F.silu(gate) * up, block.ffn.w2.weight)
+    h = model.norm(x)
+    cache.dep.append(*model.dep_layer.cross_attn.project_kv(h))
+    cache.h_last = h[:, -1]
+    return model.head(cache.h_last)
 
 
 def s2_logits(model: Kronos, cache: KVCache, s1_next: Tensor) -> Tensor:
@@ -142,6 +187,8 @@ def generate(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, pred_len: int
 
     cache: KVCache | None = None
     logits: Tensor | None = None  # next s1 logits when the cache is current
+    weights = (DecodeWeights(model, min(total, max_context))
+               if use_cache and pred_len > 1 and not model.training else None)
     for i in range(pred_len):
         cur = hist + i
         start = max(0, cur - max_context)
@@ -165,7 +212,7 @@ def generate(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, pred_len: int
                              generator)
             logits = None
             if i + 1 < pred_len and cur + 1 <= max_context:
-                logits = decode_one_token(model, cache, s1_next, s2_next, stamps[:, cur])
+                logits = decode_one_token(model, cache, s1_next, s2_next, stamps[:, cur], weights)
         seq_s1[:, cur] = s1_next
         seq_s2[:, cur] = s2_next
         if progress is not None:

@@ -30,16 +30,19 @@ def test_cached_equals_full_recompute_greedy(tiny_pair, hist, pred, max_context)
     assert torch.equal(cached[0], full[0]) and torch.equal(cached[1], full[1])
 
 
-def test_cached_logits_match_full_window_to_1e5(tiny_pair):
+@pytest.mark.parametrize("fused", [False, True])
+def test_cached_logits_match_full_window_to_1e5(tiny_pair, fused):
     """Not just the argmax: the next-token logits of the cache equal a fresh pass over the window."""
-    from kronos_cli.model.engine import KVCache, decode_one_token, prefill
+    from kronos_cli.model.engine import DecodeWeights, KVCache, decode_one_token, prefill
     _, model = tiny_pair
     s1, s2, stamp = _history(2, 24, 1)
     cache = KVCache.allocate(model, 2, 24)
-    prefill(model, cache, s1[:, :20], s2[:, :20], stamp[:, :20])
-    for t in range(20, 24):
-        logits = decode_one_token(model, cache, s1[:, t], s2[:, t], stamp[:, t])
-    full = model.decode_s1(s1, s2, stamp[:, :24])[0][:, -1]
+    weights = DecodeWeights(model, 24) if fused else None
+    with torch.no_grad():
+        prefill(model, cache, s1[:, :20], s2[:, :20], stamp[:, :20])
+        for t in range(20, 24):
+            logits = decode_one_token(model, cache, s1[:, t], s2[:, t], stamp[:, t], weights)
+        full = model.decode_s1(s1, s2, stamp[:, :24])[0][:, -1]
     torch.testing.assert_close(logits, full, rtol=1e-5, atol=1e-5)
 
 
