@@ -13,6 +13,7 @@ from kronos_cli.cli import demo_data as demo_data_cmd
 from kronos_cli.cli import env as env_cmd
 from kronos_cli.cli import predict as predict_cmd
 from kronos_cli.cli import prep as prep_cmd
+from kronos_cli.cli import train as train_cmd
 from kronos_cli.cli.config_cmd import config_app
 from kronos_cli.cli.common import err_console, setup_logging
 from kronos_cli.errors import KronosError
@@ -73,6 +74,8 @@ def _root(
 
 
 app.command("prep")(prep_cmd.prep)
+app.command("train-tokenizer")(train_cmd.train_tokenizer)
+app.command("train-predictor")(train_cmd.train_predictor)
 app.command("predict")(predict_cmd.predict)
 app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("env")(env_cmd.env)

@@ -21,9 +21,9 @@ import pandas as pd
 
 from kronos_cli import __version__
 from kronos_cli.config import Config, section_hash
-from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, SPLITS, NpyAppender, atomic_dir
+from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, SPLITS, NpyAppender
 from kronos_cli.errors import KronosError
-from kronos_cli.io import write_json
+from kronos_cli.io import atomic_dir, write_json
 from kronos_cli.timefeatures import time_stamps
 
 log = logging.getLogger(__name__)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -46,26 +43,6 @@ class NpyAppender:
         self._f.seek(0)
         self._f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", _HEADER - 10) + header + b" " * pad + b"\n")
         self._f.close()
-
-
-@contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """A temporary sibling directory that replaces `target` only when the block succeeds."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def read_manifest(path: str | os.PathLike) -> dict:

@@ -8,12 +8,12 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from kronos_cli.errors import KronosError
+from kronos_cli.io import atomic_dir
 from kronos_cli.model.config import config_from_dict
 
 log = logging.getLogger(__name__)
@@ -112,26 +112,12 @@ def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     from safetensors.torch import save_file
 
     target = Path(directory).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         (tmp / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(model.config), indent=2, sort_keys=True))
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        for extra in ("README.md",):
-            if (target / extra).is_file():
-                shutil.copy2(target / extra, tmp / extra)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if (target / "README.md").is_file():  # keep a model card written beside the weights
+            shutil.copy2(target / "README.md", tmp / "README.md")
     return target
 
 

@@ -1,0 +1,1 @@
+"""Fine-tuning: one training loop for both stages, from one CPU process to many nodes."""

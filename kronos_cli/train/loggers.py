@@ -1,0 +1,67 @@
+"""Where training metrics go: always a local `metrics.jsonl`; Comet ML when enabled (key from the environment)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from kronos_cli.config import CometConfig
+from kronos_cli.errors import KronosError
+
+log = logging.getLogger(__name__)
+
+
+class JsonlLogger:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(path, "a", buffering=1)
+
+    def log(self, record: dict[str, Any]) -> None:
+        self._f.write(json.dumps(record, default=float) + "\n")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class CometLogger:
+    """A Comet experiment, online (COMET_API_KEY) or offline (an archive in offline_directory)."""
+
+    def __init__(self, cfg: CometConfig, run_name: str, params: dict[str, Any]):
+        try:
+            import comet_ml
+        except ImportError as exc:
+            raise KronosError("logging.comet.enabled needs comet_ml: pip install comet_ml") from exc
+        if cfg.offline:
+            Path(cfg.offline_directory).mkdir(parents=True, exist_ok=True)
+            self.exp = comet_ml.OfflineExperiment(project_name=cfg.project_name, workspace=cfg.workspace,
+                                                  offline_directory=cfg.offline_directory, display_summary_level=0)
+        else:
+            key = os.environ.get("COMET_API_KEY")
+            if not key:
+                raise KronosError("Comet logging is enabled but COMET_API_KEY is not set; export it, or set "
+                                  "logging.comet.offline=true to write an offline archive")
+            self.exp = comet_ml.Experiment(api_key=key, project_name=cfg.project_name, workspace=cfg.workspace,
+                                           display_summary_level=0)
+        self.exp.set_name(run_name)
+        if cfg.tags:
+            self.exp.add_tags(cfg.tags)
+        self.exp.log_parameters(_flatten(params))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None, epoch: int | None = None) -> None:
+        self.exp.log_metrics(metrics, step=step, epoch=epoch)
+
+    def close(self) -> None:
+        self.exp.end()
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
