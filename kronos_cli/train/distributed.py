@@ -122,7 +122,17 @@ def setup(device: torch.device, backend: str | None = None) -> Context:
         per_worker = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
         torch.set_num_threads(per_worker)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
+        timeout = timedelta(minutes=30)
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            # The agent's store outlives a restart; keys of the failed attempt (old peers' addresses) would
+            # still be there, so each attempt gets its own key prefix.
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                                  is_master=False, timeout=timeout)
+            attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+            store = dist.PrefixStore(f"/kronos/attempt_{attempt}", store)
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world, timeout=timeout)
+        else:
+            dist.init_process_group(backend=backend, timeout=timeout)
     return Context(rank, local_rank, world, device)
 
 

@@ -34,17 +34,22 @@ class CometLogger:
             import comet_ml
         except ImportError as exc:
             raise KronosError("logging.comet.enabled needs comet_ml: pip install comet_ml") from exc
+        # Only what we log explicitly: no captured console, environment, code or git details.
+        quiet = dict(display_summary_level=0, log_code=False, log_graph=False, auto_param_logging=False,
+                     auto_metric_logging=False, auto_output_logging=False, log_env_details=False,
+                     log_git_metadata=False, log_git_patch=False, log_env_gpu=False, log_env_host=False,
+                     log_env_cpu=False, log_env_network=False, log_env_disk=False)
         if cfg.offline:
             Path(cfg.offline_directory).mkdir(parents=True, exist_ok=True)
             self.exp = comet_ml.OfflineExperiment(project_name=cfg.project_name, workspace=cfg.workspace,
-                                                  offline_directory=cfg.offline_directory, display_summary_level=0)
+                                                  offline_directory=cfg.offline_directory, **quiet)
         else:
             key = os.environ.get("COMET_API_KEY")
             if not key:
                 raise KronosError("Comet logging is enabled but COMET_API_KEY is not set; export it, or set "
                                   "logging.comet.offline=true to write an offline archive")
             self.exp = comet_ml.Experiment(api_key=key, project_name=cfg.project_name, workspace=cfg.workspace,
-                                           display_summary_level=0)
+                                           **quiet)
         self.exp.set_name(run_name)
         if cfg.tags:
             self.exp.add_tags(cfg.tags)

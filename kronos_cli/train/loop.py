@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -149,12 +150,23 @@ def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def train(cfg: Config, opts: TrainOptions, ctx: Context, observer: Observer | None = None) -> dict[str, Any]:
-    """Train one stage; returns the run summary (also written to summary.json)."""
+    """Train one stage; returns the run summary (also written to summary.json). Rank 0 logs to logs/train.log."""
+    handler = _attach_file_log(run_dir(cfg, opts.stage) / "logs" / "train.log") if ctx.is_main else None
+    try:
+        return _train(cfg, opts, ctx, observer)
+    finally:
+        if handler is not None:
+            logging.getLogger("kronos_cli").removeHandler(handler)
+            handler.close()
+
+
+def _train(cfg: Config, opts: TrainOptions, ctx: Context, observer: Observer | None) -> dict[str, Any]:
     import os
 
     t0 = time.perf_counter()
     obs = observer if (observer is not None and ctx.is_main) else Observer()
     t = cfg.training
+    torch.manual_seed(cfg.seed)  # scratch initialisation is reproducible, and the same on every rank
     stage = build_stage(cfg, opts)
     model: nn.Module = stage.model
     for m in stage.modules():
@@ -196,7 +208,8 @@ def train(cfg: Config, opts: TrainOptions, ctx: Context, observer: Observer | No
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=t.precision == "fp16")
 
     state: dict[str, Any] = {"epoch": 0, "step": 0, "batches_done": 0, "best_val_loss": float("inf"),
-                             "best_epoch": -1, "bad_epochs": 0, "history": [], "train_seconds": 0.0}
+                             "best_epoch": -1, "bad_epochs": 0, "history": [], "train_seconds": 0.0,
+                             "rank_weight_spread": 0.0}
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
     resume_from = _resolve_resume(opts, out, restarted)
     if resume_from is not None:
@@ -222,7 +235,6 @@ def train(cfg: Config, opts: TrainOptions, ctx: Context, observer: Observer | No
         jsonl = JsonlLogger(out / "logs" / "metrics.jsonl")
         if cfg.logging.comet.enabled:
             comet = CometLogger(cfg.logging.comet, f"{cfg.run_name}-{stage.name}", cfg.to_dict())
-    file_log = _attach_file_log(out / "logs" / "train.log") if ctx.is_main else None
 
     obs.on_start({"stage": stage.name, "run_dir": str(out), "epochs": epochs, "total_steps": total_steps,
                   "world_size": ctx.world_size, "device": str(ctx.device), "train_windows": len(train_ds),
@@ -280,9 +292,14 @@ def train(cfg: Config, opts: TrainOptions, ctx: Context, observer: Observer | No
                     window_t0, window_samples = time.perf_counter(), 0
                 if opts.checkpoint_every and state["step"] % opts.checkpoint_every == 0 and ctx.is_main:
                     _save_last(ckpt_dir, model, opt, sched, scaler, state, epoch)
+                _maybe_inject_fault(state["step"], ctx)
                 if state["step"] >= total_steps:
                     break
             train_loss = _mean_across(loss_sum, loss_n, ctx)
+            state["rank_weight_spread"] = _weight_spread(model, ctx)
+            if state["rank_weight_spread"] > 0:
+                log.warning("weights differ across ranks (spread %.3g): gradients were not synchronised",
+                            state["rank_weight_spread"])
             val_loss = _validate(stage, model, loader(val_ds, val_sampler), cfg, ctx)
             improved = val_loss < state["best_val_loss"]
             if improved:
@@ -318,15 +335,13 @@ def train(cfg: Config, opts: TrainOptions, ctx: Context, observer: Observer | No
             jsonl.close()
         if comet:
             comet.close()
-        if file_log:
-            logging.getLogger("kronos_cli").removeHandler(file_log)
-            file_log.close()
 
     wall = time.perf_counter() - t0
     summary = {"stage": stage.name, "run_dir": str(out), "best_model": str(ckpt_dir / "best_model"),
                "best_val_loss": state["best_val_loss"], "best_epoch": state["best_epoch"],
                "epochs_completed": state["epoch"], "steps": state["step"], "stopped_early": stopped_early,
                "wall_time_s": round(wall, 2), "world_size": ctx.world_size,
+               "rank_weight_spread": state["rank_weight_spread"],
                "samples_per_s": round(samples_seen / max(state["train_seconds"], 1e-9), 2) if samples_seen else None,
                "device": str(ctx.device), "kronos_cli": __version__}
     if ctx.is_main:
@@ -343,6 +358,31 @@ def _save_last(ckpt_dir: Path, model, opt, sched, scaler, state: dict, epoch: in
     trainer_state = {**state, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                      "scaler": scaler.state_dict(), "rng": checkpoints.rng_state(), "saved_epoch": epoch}
     checkpoints.save_last(ckpt_dir / "last", model, trainer_state)
+
+
+def _weight_spread(model: nn.Module, ctx: Context) -> float:
+    """Largest difference of a weight checksum between ranks: 0 when gradients really are all-reduced."""
+    if not ctx.distributed:
+        return 0.0
+    with torch.no_grad():
+        flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+        probe = torch.stack([flat.sum(), (flat * flat).sum(), (flat * torch.arange(flat.numel(), dtype=flat.dtype,
+                                                                                     device=flat.device)).sum()])
+    hi, lo = probe.clone(), -probe.clone()
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lo, op=dist.ReduceOp.MAX)
+    return float((hi + lo).abs().max())
+
+
+def _maybe_inject_fault(step: int, ctx: Context) -> None:
+    """Testing aid for elastic restarts: KRONOS_FAIL_ONCE_AT_STEP=N kills the last rank once at step N."""
+    import os
+
+    at = os.environ.get("KRONOS_FAIL_ONCE_AT_STEP")
+    if (at and int(at) == step and ctx.rank == ctx.world_size - 1
+            and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"):
+        log.warning("KRONOS_FAIL_ONCE_AT_STEP=%s: this worker exits now", at)
+        os._exit(17)
 
 
 def _mean_across(total: float, n: int, ctx: Context) -> float:

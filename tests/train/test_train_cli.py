@@ -87,3 +87,24 @@ def test_no_space_left_keeps_previous_best_model(train_overrides, tmp_path, monk
     assert (best / "model.safetensors").read_bytes() == before
     assert not [p for p in best.parent.iterdir() if p.name.startswith(".")]
     del checkpoint
+
+
+def test_comet_offline_archive_holds_the_metrics(train_overrides, tmp_path, monkeypatch):
+    import zipfile
+    monkeypatch.delenv("COMET_API_KEY", raising=False)
+    comet_dir = tmp_path / "comet"
+    ov = train_overrides(**{"logging.comet.enabled": "true", "logging.comet.offline": "true",
+                            "logging.comet.offline_directory": str(comet_dir), "training.epochs": 1})
+    res = runner.invoke(app, ["train-tokenizer", *ov, "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    archives = list(comet_dir.glob("*.zip"))
+    assert len(archives) == 1
+    messages = zipfile.ZipFile(archives[0]).read("messages.json").decode()
+    assert "train_tokenizer_loss_batch" in messages and "val_tokenizer_loss_epoch" in messages
+
+
+def test_comet_online_without_key_is_a_user_error(train_overrides, monkeypatch):
+    monkeypatch.delenv("COMET_API_KEY", raising=False)
+    ov = train_overrides(**{"logging.comet.enabled": "true"})
+    res = runner.invoke(app, ["train-tokenizer", *ov, "--device", "cpu"])
+    assert res.exit_code == 2 and "COMET_API_KEY" in res.output
