@@ -111,7 +111,7 @@ class TrainingConfig:
     freeze_layers: int = 0
     teacher_forcing: bool = True
     save_every: int = 1  # keep checkpoints/epoch_N every N epochs (0 = never)
-    num_workers: int = 2
+    num_workers: int = -1  # DataLoader workers; -1: none on CPU (batched reads are cheap), 2 per GPU worker
     augment: list[str] = field(default_factory=list)  # noise, scale, time_warp, slice
 
 
@@ -378,6 +378,8 @@ def _semantic_checks(cfg: Config, where: str) -> list[str]:
     for key in ("epochs", "batch_size", "accumulation_steps", "n_train_iter", "n_val_iter"):
         if getattr(t, key) <= 0:
             problems.append(f"{where}: training.{key} must be > 0, got {getattr(t, key)}")
+    if t.num_workers < -1:
+        problems.append(f"{where}: training.num_workers must be -1 (auto) or >= 0, got {t.num_workers}")
     bad_aug = sorted(set(t.augment) - {"noise", "scale", "time_warp", "slice"})
     if bad_aug:
         problems.append(f"{where}: training.augment has unknown {bad_aug}; use noise, scale, time_warp, slice")

@@ -106,3 +106,12 @@ def test_config_cli_show_and_validate(tmp_path):
     assert res.exit_code == 2
     assert "instrment" in res.output and "data.clip must be a number" in res.output
     assert runner.invoke(app, ["config", "validate", str(p)]).exit_code == 0
+
+
+def test_packaged_configs_are_the_shipped_ones():
+    from pathlib import Path
+
+    import kronos_cli.configs as pkg
+    root = Path(pkg.__file__).resolve().parent.parent.parent / "configs"
+    for path in root.glob("*.yaml"):
+        assert (Path(pkg.__file__).parent / path.name).read_text() == path.read_text(), path.name

@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from kronos_cli import __version__
+from kronos_cli.cli import demo as demo_cmd
 from kronos_cli.cli import demo_data as demo_data_cmd
 from kronos_cli.cli import env as env_cmd
 from kronos_cli.cli import predict as predict_cmd
@@ -73,6 +74,7 @@ def _root(
     setup_logging(debug=debug or os.environ.get("KRONOS_DEBUG", "") not in ("", "0"), quiet=quiet)
 
 
+app.command("demo")(demo_cmd.demo)
 app.command("prep")(prep_cmd.prep)
 app.command("train-tokenizer")(train_cmd.train_tokenizer)
 app.command("train-predictor")(train_cmd.train_predictor)

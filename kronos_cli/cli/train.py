@@ -139,6 +139,8 @@ def _train(ctx: typer.Context, stage: str, config: Path | None, overrides: list[
         summary = results.get(0) or next(iter(results.values()))
     else:  # alone, or already started by torchrun/srun with RANK and WORLD_SIZE set
         summary = _run(payload)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun/srun only rank 0 reports
+        return
     if json_out and summary is not None:
         print_json(summary)
     elif summary is not None:

@@ -1,4 +1,5 @@
-"""The shipped configs: `configs/` in a source checkout; copies inside the package for installed wheels."""
+"""The shipped configs. `configs/` at the top of a checkout is canonical; the package carries identical copies
+(a test keeps them in step) so that an installed wheel has them too."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ _CHECKOUT_DIR = _PACKAGE_DIR.parent.parent / "configs"
 
 
 def configs_dir() -> Path:
-    return _CHECKOUT_DIR if _CHECKOUT_DIR.is_dir() else _PACKAGE_DIR
+    return _CHECKOUT_DIR if (_CHECKOUT_DIR / "demo.yaml").is_file() else _PACKAGE_DIR
 
 
 def shipped_configs() -> list[Path]:
     return sorted(configs_dir().glob("*.yaml"))
+
+
+def shipped(name: str) -> Path:
+    return configs_dir() / name

@@ -185,7 +185,7 @@ def _train(cfg: Config, opts: TrainOptions, ctx: Context, observer: Observer | N
     val_sampler = EpochSampler(len(val_ds), min(t.n_val_iter * t.batch_size, len(val_ds)), cfg.seed + 1, ctx.rank,
                                ctx.world_size)
     val_sampler.set_epoch(0)  # the same validation windows every epoch
-    workers = t.num_workers
+    workers = t.num_workers if t.num_workers >= 0 else (2 if ctx.device.type == "cuda" else 0)
 
     def loader(ds, sampler):
         return DataLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,

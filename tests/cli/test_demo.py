@@ -1,0 +1,24 @@
+"""`kronos demo` runs the whole job on the embedded default (reduced size here)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from kronos_cli.cli.app import app
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--json", "training.n_train_iter=10",
+                                   "training.epochs=1"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["evaluation"]["test_windows"] == 128
+    assert report["evaluation"]["mae_close_model"] > 0
+    assert (out / "outputs" / "models" / "demo" / "predictor" / "checkpoints" / "best_model" / "model.safetensors").is_file()
+    # a second run reuses the market and the prepared dataset
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--json", "training.n_train_iter=10",
+                                   "training.epochs=1"])
+    assert res.exit_code == 0
