@@ -31,16 +31,9 @@ def plot_forecast(forecast, path: str | os.PathLike, title: str = "Kronos foreca
         ax.fill_between(table["timestamps"], table[quantile_column("close", lo)],
                         table[quantile_column("close", hi)], color="#c0392b", alpha=0.2,
                         label=f"q{lo:g}-q{hi:g} band")
-    ax.set_title(title)
     ax.set_ylabel("close")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
     fig.autofmt_xdate()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _finish(plt, fig, ax, title, path)
 
 
 def plot_loss_curve(history: list[dict], path: str | os.PathLike, title: str = "loss") -> Path:
@@ -52,11 +45,16 @@ def plot_loss_curve(history: list[dict], path: str | os.PathLike, title: str = "
     ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
+    return _finish(plt, fig, ax, title, path)
+
+
+def _finish(plt, fig, ax, title: str, path: str | os.PathLike) -> Path:
+    """Title, grid and legend, then an atomic PNG write."""
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="best")
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return Path(path)

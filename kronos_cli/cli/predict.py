@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import DeviceOpt, console, err_console
+from kronos_cli.cli.common import DeviceOpt, StepProgress, console
 
 log = logging.getLogger("kronos_cli.cli")
 
@@ -45,9 +45,9 @@ def predict(
     bars = read_bars(csv)
     predictor = KronosPredictor.from_pretrained(tokenizer, model, device=device, max_context=max_context)
     log.info("forecasting %d bars of %s on %s", pred_len, csv, predictor.device)
-    with _progress(pred_len) as advance:
+    with StepProgress("forecasting", pred_len) as bar:
         result = forecast_series(predictor, bars, pred_len, lookback, samples, temperature, top_k, top_p, seed, qs,
-                                 progress=advance)
+                                 progress=bar.update)
     buf = io.StringIO()
     result.table.to_csv(buf, index=False)
     if output is None:
@@ -60,25 +60,3 @@ def predict(
 
         plot_forecast(result, plot, title=f"{csv.name}: {pred_len}-bar forecast")
         log.info("wrote %s", plot)
-
-
-class _progress:
-    """A Rich progress bar over generated steps on a terminal; nothing otherwise."""
-
-    def __init__(self, total: int):
-        self.total = total
-        self.bar = None
-
-    def __enter__(self):
-        if not err_console.is_terminal:
-            return None
-        from rich.progress import Progress
-
-        self.bar = Progress(console=err_console, transient=True)
-        self.bar.start()
-        task = self.bar.add_task("forecasting", total=self.total)
-        return lambda done, total: self.bar.update(task, completed=done)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()

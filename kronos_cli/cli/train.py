@@ -67,7 +67,7 @@ def _epoch_table(rows: list[tuple], stage: str):
     table = Table(title=f"{stage} training")
     for col in ("epoch", "train loss", "val loss", "best", "seconds"):
         table.add_column(col, justify="right")
-    for epoch, tr, va, best, improved, sec in rows:
+    for epoch, tr, va, _best, improved, sec in rows:
         table.add_row(str(epoch), f"{tr:.4f}", f"{va:.4f}", "*" if improved else "", f"{sec:.1f}")
     return table
 
@@ -116,7 +116,7 @@ def _train(ctx: typer.Context, stage: str, config: Path | None, overrides: list[
            rdzv_endpoint: str | None, rdzv_id: str | None, max_restarts: int, json_out: bool) -> None:
     from kronos_cli.train.distributed import Launch, launch
 
-    cfg = load_config(config, overrides, sets)  # fail fast on a bad config, before any worker starts
+    load_config(config, overrides, sets)  # fail fast on a bad config, before any worker starts
     if max_steps is not None and max_steps <= 0:
         from kronos_cli.errors import KronosError
 
@@ -146,7 +146,6 @@ def _train(ctx: typer.Context, stage: str, config: Path | None, overrides: list[
     elif summary is not None:
         console.print(f"best validation loss {summary['best_val_loss']:.4f} (epoch {summary['best_epoch']}); "
                       f"best model: {summary['best_model']}")
-    del cfg
 
 
 _GPUS = typer.Option(None, "--gpus", help="One worker per GPU (NCCL), through torch elastic.")

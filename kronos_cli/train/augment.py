@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -19,12 +21,26 @@ def augment(x: Tensor, kinds: list[str], g: torch.Generator) -> Tensor:
     if "scale" in kinds:
         x = x * (1 + 0.1 * (2 * torch.rand((b, 1, 1), generator=g) - 1)).to(dev)
     if "time_warp" in kinds:
-        x = _resample(x, w, 1 + 0.1 * (2 * torch.rand(1, generator=g).item() - 1))
+        x = _warp(x, 0.1 * (2 * torch.rand(1, generator=g).item() - 1))
     if "slice" in kinds:
         keep = int(w * (0.8 + 0.2 * torch.rand(1, generator=g).item()))
         start = int(torch.randint(0, w - keep + 1, (1,), generator=g))
         x = _resample(x[:, start:start + keep], w, 1.0)
     return x
+
+
+def _warp(x: Tensor, strength: float) -> Tensor:
+    """Smooth monotone warp of the time axis (ends fixed): bar i is read at i + a*sin(pi*i/(W-1)).
+
+    |strength| <= 0.1 moves a bar by up to 10% of the window / pi and keeps the warp monotone.
+    """
+    w = x.shape[1]
+    i = torch.arange(w, dtype=torch.float64)
+    pos = (i + strength * (w - 1) / math.pi * torch.sin(math.pi * i / (w - 1))).clamp(0, w - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=w - 1)
+    frac = (pos - lo).to(x.dtype).to(x.device)[None, :, None]
+    return x[:, lo] * (1 - frac) + x[:, hi] * frac
 
 
 def _resample(x: Tensor, out_len: int, factor: float) -> Tensor:

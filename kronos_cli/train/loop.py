@@ -7,12 +7,10 @@ from `checkpoints/last` therefore ends with the same weights as one that was nev
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -61,3 +61,24 @@ def test_refuses_to_overwrite_without_force(tmp_path):
         write_market(tmp_path / "m", spec)
     write_market(tmp_path / "m", spec, force=True)
     assert np.fromfile(tmp_path / "m" / "features" / "sh600000" / "close.day.bin", "<f4").size > 100
+
+
+def test_qlib_backtest_engine_trades_it(market):
+    """Qlib's own TopkDropout backtest runs on the synthetic market against its benchmark."""
+    import pandas as pd
+    init_qlib(str(market), "cn")
+    from qlib.backtest import backtest, executor
+    from qlib.contrib.strategy import TopkDropoutStrategy
+    from qlib.data import D
+    syms = D.list_instruments(D.instruments("csi300"), start_time="2024-01-01", end_time="2024-03-31", as_list=True)
+    cal = D.calendar(start_time="2024-01-01", end_time="2024-03-31")
+    idx = pd.MultiIndex.from_product([cal, syms], names=["datetime", "instrument"])
+    signal = pd.Series(np.random.default_rng(0).normal(size=len(idx)), index=idx)
+    strategy = TopkDropoutStrategy(signal=signal, topk=8, n_drop=2, hold_thresh=5)
+    ex = executor.SimulatorExecutor(time_per_step="day", generate_portfolio_metrics=True, verbose=False)
+    metrics, _ = backtest(start_time="2024-01-02", end_time="2024-03-29", strategy=strategy, executor=ex,
+                          account=1e8, benchmark="SH000300",
+                          exchange_kwargs={"freq": "day", "limit_threshold": 0.095, "deal_price": "open",
+                                           "open_cost": 0.001, "close_cost": 0.0015, "min_cost": 5})
+    report, _ = metrics["1day"]
+    assert len(report) > 40 and (report["turnover"] > 0).any() and report["bench"].abs().sum() > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kronos_cli.model import Kronos
 from kronos_cli.model.engine import SamplingParams, generate
 from kronos_cli.model.sampling import filter_logits, sample
 

@@ -23,3 +23,13 @@ def test_changing_last_input_leaves_earlier_losses_unchanged(tiny_checkpoints):
         b = stage.per_position_val_loss(y, stamp)
     assert torch.equal(a[:, :-2], b[:, :-2])
     assert not torch.equal(a[:, -2:], b[:, -2:])
+
+
+def test_augmentations_keep_shape_and_are_deterministic():
+    from kronos_cli.train.augment import augment
+    x = torch.randn(4, 30, 6)
+    for kinds in (["noise"], ["scale"], ["time_warp"], ["slice"], ["noise", "scale", "time_warp", "slice"]):
+        a = augment(x, kinds, torch.Generator().manual_seed(3))
+        b = augment(x, kinds, torch.Generator().manual_seed(3))
+        assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+    assert augment(x, [], torch.Generator()) is x
