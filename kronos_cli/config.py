@@ -135,6 +135,7 @@ class BacktestConfig:
     sample_count: int = 5
     batch_size: int = 256
     signals: list[str] = field(default_factory=lambda: ["last", "mean", "max", "min"])
+    returns_signals: bool = False  # also write each signal as a price return (<name>_ret)
     signal_format: Literal["csv", "parquet"] = "csv"
 
 

@@ -58,3 +58,24 @@ def _finish(plt, fig, ax, title: str, path: str | os.PathLike) -> Path:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_performance(daily: dict, path: str | os.PathLike, title: str = "backtest") -> Path:
+    """Cumulative return with cost against the benchmark, and cumulative excess return, one line per signal
+    (daily returns summed, Qlib's convention)."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    bench = None
+    for name, df in daily.items():
+        top.plot(df.index, (df["return"] - df["cost"]).cumsum(), label=f"{name} (with cost)")
+        bottom.plot(df.index, (df["return"] - df["bench"] - df["cost"]).cumsum(), label=name)
+        bench = df["bench"]
+    if bench is not None:
+        top.plot(bench.index, bench.cumsum(), color="black", lw=1.5, ls="--", label="benchmark")
+    top.set_ylabel("cumulative return")
+    bottom.set_ylabel("cumulative excess return")
+    bottom.axhline(0, color="grey", lw=0.8)
+    top.grid(alpha=0.3)
+    top.legend(loc="best")
+    fig.autofmt_xdate()
+    return _finish(plt, fig, bottom, title, path)

@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from kronos_cli import __version__
+from kronos_cli.cli import backtest as backtest_cmd
 from kronos_cli.cli import demo as demo_cmd
 from kronos_cli.cli import demo_data as demo_data_cmd
 from kronos_cli.cli import env as env_cmd
@@ -78,6 +79,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("prep")(prep_cmd.prep)
 app.command("train-tokenizer")(train_cmd.train_tokenizer)
 app.command("train-predictor")(train_cmd.train_predictor)
+app.command("backtest")(backtest_cmd.backtest)
 app.command("predict")(predict_cmd.predict)
 app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("env")(env_cmd.env)

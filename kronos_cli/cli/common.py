@@ -10,7 +10,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
-console = Console(soft_wrap=True)  # results (tables, CSV, JSON) on stdout
+# Results (tables, CSV, JSON) on stdout; wide enough for tables when piped into a file or a CI log.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)  # logs, progress and errors on stderr
 
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")

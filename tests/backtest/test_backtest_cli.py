@@ -1,0 +1,83 @@
+"""`kronos backtest` on the synthetic Qlib market with a tiny model: Qlib really runs, reports parse, the
+forecast cache is reused, bad input is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kronos_cli.cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def bt_args(prepared, tiny_checkpoints, tmp_path):
+    cfg, _ = prepared
+    tok, model = tiny_checkpoints
+
+    def make(*extra, dataset=None):
+        return ["backtest", f"data.dataset_path={dataset or cfg.data.dataset_path}",
+                f"data.provider_uri={cfg.data.provider_uri}", "data.lookback_window=30", "data.predict_window=5",
+                f"output_dir={tmp_path / 'out'}", "run_name=bt", "backtest.start_time=2024-06-01",
+                "backtest.end_time=2024-12-31", "backtest.topk=8", "backtest.n_drop=2", "backtest.sample_count=2",
+                "backtest.batch_size=2048", "backtest.returns_signals=true", "--tokenizer", str(tok),
+                "--model", str(model), "--device", "cpu", *extra]
+    return make
+
+
+def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
+    res = runner.invoke(app, [*bt_args(), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    out = tmp_path / "out" / "backtest_results" / "bt"
+    results = json.loads((out / "backtest_results.json").read_text())
+    assert set(results["portfolio"]) == {"last", "mean", "max", "min"}
+    daily = results["daily_returns"]["mean"]
+    assert len(daily["date"]) > 100 and any(t > 0 for t in daily["turnover"])  # Qlib traded
+    assert results["conventions"]["annualization_days"] == 238
+    assert "excess_with_cost" in results["portfolio"]["last"] and results["benchmark"] == "SH000300"
+    signals = pd.read_csv(out / "signals.csv")
+    assert {"datetime", "instrument", "last", "mean", "max", "min", "mean_ret"} <= set(signals.columns)
+    assert (out / "performance_plot.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Rank IC" in (out / "analysis_report.txt").read_text()
+    assert summary["reused_forecast_chunks"] == 0
+
+    again = runner.invoke(app, [*bt_args(), "--json"])
+    assert again.exit_code == 0
+    second = json.loads(again.stdout)
+    assert second["reused_forecast_chunks"] > 0
+    assert second["signal_quality"] == summary["signal_quality"]
+
+
+def test_bad_backtest_input(bt_args, tmp_path, prepared):
+    cases = [
+        (bt_args("backtest.start_time=2030-01-01", "backtest.end_time=2030-06-30"), "does not overlap"),
+        (bt_args("backtest.benchmark=SH999999"), "SH999999 is not in the provider"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((bt_args("--device", "cuda:0"), "CUDA is not available"))
+    for args, message in cases:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and message in res.output, (message, res.output)
+
+    from kronos_cli.model import Kronos
+    from kronos_cli.model.config import PredictorConfig
+    Kronos(PredictorConfig(s1_bits=5, s2_bits=5, n_layers=1, d_model=16, n_heads=2, ff_dim=16)).save_pretrained(
+        tmp_path / "m5")
+    res = runner.invoke(app, [*bt_args(), "--model", str(tmp_path / "m5")])
+    assert res.exit_code == 2 and "do not fit" in res.output
+
+    cfg, _ = prepared
+    no_test = tmp_path / "no_test"
+    shutil.copytree(cfg.data.dataset_path, no_test)
+    manifest = json.loads((no_test / "manifest.json").read_text())
+    manifest["splits"]["test"]["windows"] = 0
+    (no_test / "manifest.json").write_text(json.dumps(manifest))
+    res = runner.invoke(app, bt_args(dataset=no_test))
+    assert res.exit_code == 2 and "no test windows" in res.output
