@@ -26,6 +26,11 @@ def backtest(config: Path | None = ConfigOpt, overrides: list[str] | None = Over
     if json_out:
         print_json({k: v for k, v in result.items() if k not in ("daily_returns", "config")})
         return
+    print_backtest(result)
+
+
+def print_backtest(result: dict) -> None:
+    """Rich tables of a backtest result: signal quality, portfolio, accuracy, notes and output paths."""
     from rich.table import Table
 
     q = Table(title="signal quality (vs realised return over the horizon)")
