@@ -77,5 +77,6 @@ def plot_performance(daily: dict, path: str | os.PathLike, title: str = "backtes
     bottom.axhline(0, color="grey", lw=0.8)
     top.grid(alpha=0.3)
     top.legend(loc="best")
+    top.set_title(title)
     fig.autofmt_xdate()
-    return _finish(plt, fig, bottom, title, path)
+    return _finish(plt, fig, bottom, "excess over the benchmark (with cost)", path)
