@@ -17,16 +17,9 @@ from kronos_cli.config import Config
 from kronos_cli.data.store import read_manifest
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_path, write_json, write_text
+from kronos_cli.runs import best_or_configured
 
 log = logging.getLogger(__name__)
-
-
-def default_checkpoint(cfg: Config, stage: str) -> str:
-    """The fine-tuned run's best_model when it exists, else the configured model."""
-    best = Path(cfg.output_dir) / "models" / cfg.run_name / stage / "checkpoints" / "best_model"
-    if (best / "model.safetensors").is_file():
-        return str(best)
-    return cfg.model.tokenizer if stage == "tokenizer" else cfg.model.predictor
 
 
 def results_dir(cfg: Config) -> Path:
@@ -48,8 +41,8 @@ def run_backtest(cfg: Config, tokenizer: str | None = None, model: str | None = 
     dev = resolve_device(device)
     bench = qlib_backtest.benchmark_for(cfg)
     qlib_backtest.check_benchmark(cfg, bench)
-    tok_dir = resolve_checkpoint(tokenizer or default_checkpoint(cfg, "tokenizer"))
-    model_dir = resolve_checkpoint(model or default_checkpoint(cfg, "predictor"))
+    tok_dir = resolve_checkpoint(tokenizer or best_or_configured(cfg, "tokenizer"))
+    model_dir = resolve_checkpoint(model or best_or_configured(cfg, "predictor"))
     tok, mdl = KronosTokenizer.from_pretrained(tok_dir), Kronos.from_pretrained(model_dir)
     check_pair(tok, mdl)
     predictor = KronosPredictor(mdl, tok, device=dev, max_context=cfg.data.max_context, clip=cfg.data.clip)

@@ -27,6 +27,7 @@ from kronos_cli.config import Config
 from kronos_cli.data.dataset import EpochSampler, WindowDataset, collate, to_tensors
 from kronos_cli.errors import KronosError
 from kronos_cli.io import write_json
+from kronos_cli.runs import best_or_configured, run_dir
 from kronos_cli.train import checkpoints
 from kronos_cli.train.augment import augment
 from kronos_cli.train.distributed import Context, all_reduce_sum, barrier
@@ -77,10 +78,6 @@ class TrainOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_dir(cfg: Config, stage: str) -> Path:
-    return Path(cfg.output_dir) / "models" / cfg.run_name / stage
-
-
 def _seed_for(*parts: int) -> int:
     h = 0
     for p in parts:
@@ -114,11 +111,11 @@ def _autocast(cfg: Config, device: torch.device):
 
 
 def build_stage(cfg: Config, opts: TrainOptions):
-    from kronos_cli.train.stages import PredictorStage, TokenizerStage, default_tokenizer_for_predictor
+    from kronos_cli.train.stages import PredictorStage, TokenizerStage
 
     if opts.stage == "tokenizer":
         return TokenizerStage.build(cfg, opts.init)
-    return PredictorStage.build(cfg, opts.init, opts.tokenizer or default_tokenizer_for_predictor(cfg))
+    return PredictorStage.build(cfg, opts.init, opts.tokenizer or best_or_configured(cfg, "tokenizer"))
 
 
 def _resolve_resume(opts: TrainOptions, out: Path, restarted: bool) -> Path | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -130,11 +129,3 @@ class PredictorStage:
         ce1 = F.cross_entropy(s1_logits.transpose(1, 2), s1[:, 1:], reduction="none")
         ce2 = F.cross_entropy(s2_logits.transpose(1, 2), s2[:, 1:], reduction="none")
         return (ce1 + ce2) / 2
-
-
-def default_tokenizer_for_predictor(cfg: Config) -> str:
-    """The fine-tuned tokenizer of this run when it exists, else the configured one."""
-    best = Path(cfg.output_dir) / "models" / cfg.run_name / "tokenizer" / "checkpoints" / "best_model"
-    if (best / "model.safetensors").is_file():
-        return str(best)
-    return cfg.model.tokenizer
