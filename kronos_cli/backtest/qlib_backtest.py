@@ -5,7 +5,10 @@ The only backtest module that imports qlib.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -70,20 +73,30 @@ def trading_range(cfg: Config, signal_days: pd.DatetimeIndex) -> tuple[pd.Timest
 def run_topk_dropout(cfg: Config, signal: pd.Series, start: pd.Timestamp, end: pd.Timestamp,
                      benchmark: str) -> pd.DataFrame:
     """Qlib's daily portfolio report (account, return, cost, bench, turnover, ...) for one signal."""
-    from qlib.backtest import backtest, executor
-    from qlib.contrib.strategy import TopkDropoutStrategy
-
+    backtest, executor, TopkDropoutStrategy = _qlib_backtest_api()
     b = cfg.backtest
     init_qlib(cfg.data.provider_uri, cfg.data.region)
     strategy = TopkDropoutStrategy(signal=signal, topk=b.topk, n_drop=b.n_drop, hold_thresh=b.hold_thresh)
     ex = executor.SimulatorExecutor(time_per_step="day", generate_portfolio_metrics=True, verbose=False)
-    metrics, _ = backtest(start_time=start, end_time=end, strategy=strategy, executor=ex, account=b.account,
-                          benchmark=benchmark,
-                          exchange_kwargs={"freq": "day", "limit_threshold": b.limit_threshold,
-                                           "deal_price": b.deal_price, "open_cost": b.open_cost,
-                                           "close_cost": b.close_cost, "min_cost": b.min_cost})
+    chatter = io.StringIO()  # Qlib's own progress bar; our progress and results say what happened
+    with warnings.catch_warnings(), contextlib.redirect_stderr(chatter):
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's empty-slice notes inside Qlib's indicators
+        metrics, _ = backtest(start_time=start, end_time=end, strategy=strategy, executor=ex, account=b.account,
+                              benchmark=benchmark,
+                              exchange_kwargs={"freq": "day", "limit_threshold": b.limit_threshold,
+                                               "deal_price": b.deal_price, "open_cost": b.open_cost,
+                                               "close_cost": b.close_cost, "min_cost": b.min_cost})
     report, _ = metrics["1day"]
     return report
+
+
+def _qlib_backtest_api():
+    """Qlib's backtest entry points. Importing them imports gym, which prints a deprecation banner on stderr
+    that means nothing to our users; it is swallowed here, once."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        from qlib.backtest import backtest, executor
+        from qlib.contrib.strategy import TopkDropoutStrategy
+    return backtest, executor, TopkDropoutStrategy
 
 
 def qlib_risk(returns: pd.Series) -> dict[str, float]:

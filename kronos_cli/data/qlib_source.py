@@ -6,6 +6,7 @@ The only data module that imports qlib.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,9 +38,11 @@ def init_qlib(uri: str, region: str) -> None:
     global _initialised
     if _initialised == (uri, region):
         return
+    # Qlib's own progress bars (tqdm) and routine warnings would bury ours; its errors still show.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     import qlib
 
-    qlib.init(provider_uri=uri, region=region, logging_level=logging.WARNING, kernels=1,
+    qlib.init(provider_uri=uri, region=region, logging_level=logging.ERROR, kernels=1,
               expression_cache=None, dataset_cache=None)
     logging.getLogger("qlib").setLevel(logging.WARNING)
     _initialised = (uri, region)
