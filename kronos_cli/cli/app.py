@@ -13,6 +13,7 @@ from kronos_cli.cli import backtest as backtest_cmd
 from kronos_cli.cli import demo as demo_cmd
 from kronos_cli.cli import demo_data as demo_data_cmd
 from kronos_cli.cli import env as env_cmd
+from kronos_cli.cli import export as export_cmd
 from kronos_cli.cli import predict as predict_cmd
 from kronos_cli.cli import prep as prep_cmd
 from kronos_cli.cli import train as train_cmd
@@ -80,6 +81,7 @@ app.command("prep")(prep_cmd.prep)
 app.command("train-tokenizer")(train_cmd.train_tokenizer)
 app.command("train-predictor")(train_cmd.train_predictor)
 app.command("backtest")(backtest_cmd.backtest)
+app.command("export")(export_cmd.export)
 app.command("predict")(predict_cmd.predict)
 app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("env")(env_cmd.env)

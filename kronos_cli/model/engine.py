@@ -187,8 +187,9 @@ def generate(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, pred_len: int
 
     cache: KVCache | None = None
     logits: Tensor | None = None  # next s1 logits when the cache is current
+    plain = isinstance(model.transformer[0].self_attn.q_proj.weight, torch.Tensor)  # not an int8-quantised copy
     weights = (DecodeWeights(model, min(total, max_context))
-               if use_cache and pred_len > 1 and not model.training else None)
+               if use_cache and pred_len > 1 and not model.training and plain else None)
     for i in range(pred_len):
         cur = hist + i
         start = max(0, cur - max_context)

@@ -94,6 +94,14 @@ class KronosPredictor:
         tok = KronosTokenizer.from_pretrained(tokenizer)
         return cls(Kronos.from_pretrained(model), tok, device, max_context, clip)
 
+    @classmethod
+    def from_bundle(cls, path: str, device: str | None = None) -> KronosPredictor:
+        """A predictor from a `kronos export` bundle (one file, loaded with weights_only=True)."""
+        from kronos_cli.export.artifacts import load_bundle
+
+        tok, model, norm = load_bundle(path)
+        return cls(model, tok, device, max_context=norm["max_context"], clip=norm["clip"])
+
     @torch.no_grad()
     def forecast_normalised(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int,
                             T: float = 1.0, top_k: int = 0, top_p: float = 0.9, sample_count: int = 1,

@@ -1,0 +1,155 @@
+"""Writers and loaders of the four artifact formats: bundle, hf (Hub layout), int8, compiled."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kronos_cli import __version__
+from kronos_cli.bars import FEATURE_COLUMNS
+from kronos_cli.errors import KronosError
+from kronos_cli.io import atomic_path, write_text
+from kronos_cli.model import Kronos, KronosTokenizer
+from kronos_cli.model.checkpoint import load_weights
+from kronos_cli.model.config import PredictorConfig, TokenizerConfig
+
+BUNDLE_NAME = "kronos_finetuned.pth"
+INT8_NAME = "kronos_int8.pth"
+COMPILED_NAME = "kronos_forecast.pt2"
+BUNDLE_FORMAT = "kronos-bundle"
+
+
+def _normalisation(max_context: int, clip: float) -> dict[str, Any]:
+    return {"clip": float(clip), "max_context": int(max_context), "features": FEATURE_COLUMNS,
+            "stamps": ["minute", "hour", "weekday", "day", "month"]}
+
+
+def write_bundle(tok: KronosTokenizer, model: Kronos, path: Path, max_context: int, clip: float) -> Path:
+    """One file with both state dicts and configs; plain tensors and containers, so weights_only loads it."""
+    payload = {"format": BUNDLE_FORMAT, "version": 1, "kronos_cli": __version__,
+               "tokenizer": {"config": dataclasses.asdict(tok.config), "state_dict": tok.state_dict()},
+               "model": {"config": dataclasses.asdict(model.config), "state_dict": model.state_dict()},
+               "normalisation": _normalisation(max_context, clip)}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_bundle(path: str | os.PathLike) -> tuple[KronosTokenizer, Kronos, dict[str, Any]]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise KronosError(f"no bundle at {path}; write one with `kronos export --format bundle`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise KronosError(f"{path} is not a readable kronos bundle ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
+        raise KronosError(f"{path} is not a kronos bundle")
+    tok = KronosTokenizer(TokenizerConfig(**payload["tokenizer"]["config"]))
+    model = Kronos(PredictorConfig(**payload["model"]["config"]))
+    load_weights(tok, payload["tokenizer"]["state_dict"], str(path))
+    load_weights(model, payload["model"]["state_dict"], str(path))
+    return tok.eval(), model.eval(), payload["normalisation"]
+
+
+def write_hub(tok: KronosTokenizer, model: Kronos, out: Path, summary: dict[str, Any]) -> dict[str, Path]:
+    """The two checkpoint directories in the released layout, each with a model card."""
+    dirs = {"tokenizer": out / "tokenizer", "model": out / "model"}
+    tok.save_pretrained(dirs["tokenizer"])
+    model.save_pretrained(dirs["model"])
+    for name, d in dirs.items():
+        cfg = json.loads((d / "config.json").read_text())
+        lines = ["---", "library_name: kronos-cli", "tags: [kronos, time-series, finance, forecasting]", "---", "",
+                 f"# Fine-tuned Kronos {name}", "",
+                 "Written by kronos-cli in the released checkpoint layout (`config.json`, `model.safetensors`); "
+                 "it loads with `from_pretrained` in kronos-cli and in the reference implementation "
+                 "(shiyu-coder/Kronos).", "", "## Configuration", "", "```json", json.dumps(cfg, indent=2), "```", ""]
+        if summary:
+            lines += ["## Training summary", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
+        write_text(d / "README.md", "\n".join(lines))
+    return dirs
+
+
+def push_to_hub(folder: Path, repo_id: str, token_env: str = "HF_TOKEN") -> str:
+    """Upload the Hub-layout export; the token comes from the environment only."""
+    from huggingface_hub import HfApi
+
+    token = os.environ.get(token_env)
+    if not token:
+        raise KronosError(f"--push-to-hub needs a Hugging Face token in the environment variable {token_env}")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, exist_ok=True)
+    return str(api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="kronos export"))
+
+
+def quantize(model: Kronos) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def write_int8(tok: KronosTokenizer, model: Kronos, path: Path, max_context: int, clip: float) -> Path:
+    """Dynamic int8 quantisation of both models' Linear layers, for CPU inference."""
+    payload = {"format": "kronos-int8", "version": 1, "kronos_cli": __version__,
+               "tokenizer": {"config": dataclasses.asdict(tok.config), "state_dict": quantize(tok).state_dict()},
+               "model": {"config": dataclasses.asdict(model.config), "state_dict": quantize(model).state_dict()},
+               "normalisation": _normalisation(max_context, clip)}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_int8(path: str | os.PathLike) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    tok = quantize(KronosTokenizer(TokenizerConfig(**payload["tokenizer"]["config"])))
+    model = quantize(Kronos(PredictorConfig(**payload["model"]["config"])))
+    tok.load_state_dict(payload["tokenizer"]["state_dict"])
+    model.load_state_dict(payload["model"]["state_dict"])
+    return tok.eval(), model.eval(), payload["normalisation"]
+
+
+class ForecastProgram(nn.Module):
+    """Greedy forecasting as one graph: x (B, L, 6) normalised bars, stamps (B, L + P, 5) -> (B, P, 6).
+
+    The reference algorithm unrolled over the P steps (full window each step, a sliding window of max_context),
+    so that the exported program needs nothing but torch.
+    """
+
+    def __init__(self, tok: KronosTokenizer, model: Kronos, pred_len: int, max_context: int):
+        super().__init__()
+        self.tok, self.model, self.pred_len, self.max_context = tok, model, pred_len, max_context
+
+    def forward(self, x: torch.Tensor, stamps: torch.Tensor) -> torch.Tensor:
+        s1, s2 = self.tok.encode(x, half=True)
+        hist = x.shape[1]
+        for i in range(self.pred_len):
+            cur = hist + i
+            start = max(0, cur - self.max_context)
+            logits, context = self.model.decode_s1(s1[:, start:], s2[:, start:], stamps[:, start:cur])
+            n1 = logits[:, -1].argmax(-1)
+            n2 = self.model.decode_s2(context, n1[:, None])[:, -1].argmax(-1)
+            s1, s2 = torch.cat([s1, n1[:, None]], 1), torch.cat([s2, n2[:, None]], 1)
+        start = max(0, hist + self.pred_len - self.max_context)
+        return self.tok.decode([s1[:, start:], s2[:, start:]], half=True)[:, -self.pred_len:]
+
+
+def write_compiled(tok: KronosTokenizer, model: Kronos, path: Path, lookback: int, pred_len: int,
+                   max_context: int) -> Path:
+    """A torch.export program with a dynamic batch size (lookback and pred_len are fixed at export)."""
+    prog = ForecastProgram(tok.eval(), model.eval(), pred_len, max_context).eval()
+    x = torch.zeros(2, lookback, 6)
+    stamps = torch.zeros(2, lookback + pred_len, 5, dtype=torch.long)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with torch.no_grad():
+        program = torch.export.export(prog, (x, stamps), dynamic_shapes={"x": {0: batch}, "stamps": {0: batch}})
+    with atomic_path(path, suffix=".pt2") as tmp:
+        torch.export.save(program, str(tmp))
+    return path

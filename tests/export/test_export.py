@@ -1,0 +1,99 @@
+"""`kronos export`: every format round-trips on the tiny preset and is verified by reloading."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kronos_cli.cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def export_args(prepared, tiny_checkpoints):
+    cfg, _ = prepared
+    tok, model = tiny_checkpoints
+    return ["export", f"data.dataset_path={cfg.data.dataset_path}", "data.lookback_window=30",
+            "data.predict_window=5", "--tokenizer", str(tok), "--model", str(model)]
+
+
+def test_all_formats_round_trip_and_verify(export_args, tmp_path):
+    out = tmp_path / "exp"
+    res = runner.invoke(app, [*export_args, "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert {r["format"] for r in report["artifacts"]} == {"bundle", "hf", "int8", "compiled"}
+    assert all(r["ok"] for r in report["artifacts"])
+    assert json.loads((out / "export_report.json").read_text())["verify_windows"] == 16
+    assert {"size_ratio", "cpu_speedup"} <= set(report["int8"]) and report["int8"]["size_ratio"] < 1
+
+    # the bundle is plain tensors and containers
+    payload = torch.load(out / "kronos_finetuned.pth", weights_only=True)
+    assert payload["normalisation"]["features"] == ["open", "high", "low", "close", "volume", "amount"]
+    from kronos_cli.model import Kronos, KronosPredictor
+    assert KronosPredictor.from_bundle(str(out / "kronos_finetuned.pth"), device="cpu").max_context == 512
+    # the Hub layout loads as a checkpoint and carries a model card
+    Kronos.from_pretrained(out / "hf" / "model")
+    assert "Fine-tuned Kronos model" in (out / "hf" / "model" / "README.md").read_text()
+
+    # the compiled program runs where kronos_cli cannot be imported
+    script = ("import sys; sys.modules['kronos_cli'] = None\n"
+              "import torch\n"
+              f"prog = torch.export.load({str(out / 'kronos_forecast.pt2')!r}).module()\n"
+              "y = prog(torch.zeros(3, 30, 6), torch.zeros(3, 35, 5, dtype=torch.long))\n"
+              "print(tuple(y.shape))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(3, 5, 6)"
+
+
+def test_push_to_hub_uses_the_token_from_the_environment(export_args, tmp_path, monkeypatch):
+    import huggingface_hub
+    calls = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, exist_ok=False):
+            calls["repo"] = repo_id
+
+        def upload_folder(self, repo_id, folder_path, commit_message=""):
+            calls["folder"] = folder_path
+            return f"https://huggingface.co/{repo_id}/commit/abc"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "e"), "--format", "hf", "--push-to-hub",
+                              "me/kronos-ft", "--json"])
+    assert res.exit_code == 0, res.output
+    assert calls == {"token": "hf_secret", "repo": "me/kronos-ft", "folder": str(tmp_path / "e" / "hf")}
+    assert "hf_secret" not in (tmp_path / "e" / "export_report.json").read_text()
+    monkeypatch.delenv("HF_TOKEN")
+    res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "f"), "--format", "hf", "--push-to-hub", "me/x"])
+    assert res.exit_code == 2 and "HF_TOKEN" in res.output
+
+
+def test_bad_export_input(export_args, tmp_path):
+    out = tmp_path / "e"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    res = runner.invoke(app, [*export_args, "--out", str(out), "--format", "bundle"])
+    assert res.exit_code == 2 and "--force" in res.output
+    res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "g"), "--format", "bundle,onnx"])
+    assert res.exit_code == 2 and "unknown format(s) onnx" in res.output
+    res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "h"), "--model", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "no checkpoint directory" in res.output
+    res = runner.invoke(app, [*export_args, "--out", str(out), "--format", "bundle", "--force"])
+    assert res.exit_code == 0 and not (out / "keep.txt").exists()
+    np.testing.assert_equal(sorted(p.name for p in out.iterdir()), ["export_report.json", "kronos_finetuned.pth"])
