@@ -15,6 +15,7 @@ from kronos_cli.cli import demo_data as demo_data_cmd
 from kronos_cli.cli import env as env_cmd
 from kronos_cli.cli import export as export_cmd
 from kronos_cli.cli import predict as predict_cmd
+from kronos_cli.cli import pipeline as pipeline_cmd
 from kronos_cli.cli import prep as prep_cmd
 from kronos_cli.cli import train as train_cmd
 from kronos_cli.cli.config_cmd import config_app
@@ -77,6 +78,7 @@ def _root(
 
 
 app.command("demo")(demo_cmd.demo)
+app.command("pipeline")(pipeline_cmd.pipeline)
 app.command("prep")(prep_cmd.prep)
 app.command("train-tokenizer")(train_cmd.train_tokenizer)
 app.command("train-predictor")(train_cmd.train_predictor)

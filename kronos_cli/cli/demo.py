@@ -6,22 +6,22 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import JsonOpt, OverridesArg, console, print_json
+from kronos_cli.cli.common import JsonOpt, OverridesArg
 
 
-def demo(out: Path = typer.Option(Path("kronos-demo"), "--out", help="Where the market, data and runs go."),
-         overrides: list[str] | None = OverridesArg, json_out: bool = JsonOpt) -> None:
-    """Synthetic Qlib market -> prep -> fine-tune tokenizer and predictor -> Qlib backtest of the test split."""
-    from kronos_cli.cli.backtest import print_backtest
-    from kronos_cli.cli.train import ConsoleObserver
-    from kronos_cli.demo import run_demo
+def demo(ctx: typer.Context,
+         out: Path = typer.Option(Path("kronos-demo"), "--out", help="Where the market, data and runs go."),
+         overrides: list[str] | None = OverridesArg,
+         force: bool = typer.Option(False, "--force", help="Redo every stage."), json_out: bool = JsonOpt) -> None:
+    """Synthetic Qlib market -> prep -> tiny tokenizer and predictor from scratch -> backtest -> export."""
+    from kronos_cli.cli.pipeline import report, run_with_cli
+    from kronos_cli.configs import shipped
+    from kronos_cli.demo import demo_overrides, ensure_market
+    from kronos_cli.train.distributed import Launch
 
-    result = run_demo(out, overrides or [], observer_factory=ConsoleObserver)
-    bt = {k: v for k, v in result.backtest.items() if k not in ("daily_returns", "config")}
-    if json_out:
-        print_json({"out": str(result.out), "dataset_splits": result.dataset["splits"],
-                    "tokenizer": result.tokenizer, "predictor": result.predictor, "backtest": bt})
-        return
-    console.print(f"tokenizer best val loss {result.tokenizer['best_val_loss']:.4f}; predictor best val loss "
-                  f"{result.predictor['best_val_loss']:.4f}; runs in {result.out / 'outputs' / 'models'}")
-    print_backtest(result.backtest)
+    out = out.expanduser().resolve()
+    ensure_market(out)
+    root = ctx.find_root().params
+    result = run_with_cli(shipped("demo.yaml"), demo_overrides(out, overrides or []), "cpu", Launch(), None, None,
+                          force, None, bool(root.get("debug")), bool(root.get("quiet")), json_out)
+    report(result, json_out)

@@ -110,35 +110,41 @@ def _run(payload: dict) -> dict:
     return summary
 
 
-def _train(ctx: typer.Context, stage: str, config: Path | None, overrides: list[str] | None, sets: list[str] | None, device: str,
-           max_steps: int | None, resume: str | None, init: str | None, tokenizer: str | None,
+def run_stage(stage: str, config: Path | None, overrides: list[str], device: str, launch_opts,
+              options: dict, debug: bool = False, quiet: bool = False, json_out: bool = False) -> dict | None:
+    """Train one stage in-process, under torchrun/srun, or through torch elastic; rank 0's summary."""
+    from kronos_cli.train.distributed import launch
+
+    payload = {"config": str(config) if config else None, "overrides": list(overrides), "device": device,
+               "json": json_out, "debug": debug or bool(os.environ.get("KRONOS_DEBUG")), "quiet": quiet,
+               "options": {"stage": stage, **options}}
+    launch_opts.check()
+    if launch_opts.uses_launcher and "RANK" not in os.environ:
+        log.info("launching %d worker(s) per node on %d node(s) through torch elastic", launch_opts.workers_per_node,
+                 launch_opts.nnodes)
+        results = launch(worker_entry, payload, launch_opts)
+        return results.get(0) or next(iter(results.values()))
+    return _run(payload)  # alone, or already started by torchrun/srun with RANK and WORLD_SIZE set
+
+
+def _train(ctx: typer.Context, stage: str, config: Path | None, overrides: list[str] | None, sets: list[str] | None,
+           device: str, max_steps: int | None, resume: str | None, init: str | None, tokenizer: str | None,
            checkpoint_every: int, gpus: int | None, nproc: int | None, nnodes: int, node_rank: int | None,
            rdzv_endpoint: str | None, rdzv_id: str | None, max_restarts: int, json_out: bool) -> None:
-    from kronos_cli.train.distributed import Launch, launch
+    from kronos_cli.train.distributed import Launch
 
     load_config(config, overrides, sets)  # fail fast on a bad config, before any worker starts
     if max_steps is not None and max_steps <= 0:
         from kronos_cli.errors import KronosError
 
         raise KronosError(f"--max-steps must be > 0, got {max_steps}")
-    ctx_obj = ctx.find_root().params
-    payload = {
-        "config": str(config) if config else None, "overrides": [*(overrides or []), *(sets or [])],
-        "device": device, "json": json_out, "debug": bool(ctx_obj.get("debug")) or bool(os.environ.get("KRONOS_DEBUG")),
-        "quiet": bool(ctx_obj.get("quiet")),
-        "options": {"stage": stage, "max_steps": max_steps, "resume": resume, "init": init, "tokenizer": tokenizer,
-                    "checkpoint_every": checkpoint_every},
-    }
-    opts = Launch(nproc=nproc, gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
-                  rdzv_id=rdzv_id, max_restarts=max_restarts)
-    opts.check()
-    if opts.uses_launcher and "RANK" not in os.environ:
-        log.info("launching %d worker(s) per node on %d node(s) through torch elastic", opts.workers_per_node,
-                 opts.nnodes)
-        results = launch(worker_entry, payload, opts)
-        summary = results.get(0) or next(iter(results.values()))
-    else:  # alone, or already started by torchrun/srun with RANK and WORLD_SIZE set
-        summary = _run(payload)
+    root = ctx.find_root().params
+    launch_opts = Launch(nproc=nproc, gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
+                         rdzv_id=rdzv_id, max_restarts=max_restarts)
+    summary = run_stage(stage, config, [*(overrides or []), *(sets or [])], device, launch_opts,
+                        {"max_steps": max_steps, "resume": resume, "init": init, "tokenizer": tokenizer,
+                         "checkpoint_every": checkpoint_every},
+                        debug=bool(root.get("debug")), quiet=bool(root.get("quiet")), json_out=json_out)
     if os.environ.get("RANK", "0") != "0":  # under torchrun/srun only rank 0 reports
         return
     if json_out and summary is not None:

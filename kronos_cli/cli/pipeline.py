@@ -1,0 +1,72 @@
+"""`kronos pipeline`: prep -> train-tokenizer -> train-predictor -> backtest -> export, skipping what is done."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import typer
+
+from kronos_cli.cli.common import (ConfigOpt, DeviceOpt, JsonOpt, OverridesArg, SetOpt, console, load_config,
+                                   print_json)
+from kronos_cli.cli.train import _ENDPOINT, _GPUS, _NNODES, _NODE_RANK, _NPROC, _RDZV_ID, _RESTARTS
+
+
+def run_with_cli(cfg_path: Path | None, overrides: list[str], device: str, launch_opts, start: str | None,
+                 until: str | None, force: bool, export_formats: list[str] | None, debug: bool, quiet: bool,
+                 json_out: bool = False) -> dict:
+    """The library pipeline with training stages run like `kronos train-*` (progress, launcher flags)."""
+    from kronos_cli.cli.train import run_stage
+    from kronos_cli.pipeline import run_pipeline
+
+    cfg = load_config(cfg_path, overrides, None)
+
+    def train_stage(stage: str) -> dict | None:
+        return run_stage(stage, cfg_path, overrides, device, launch_opts,
+                         {"max_steps": None, "resume": None, "init": None, "tokenizer": None, "checkpoint_every": 0},
+                         debug=debug, quiet=quiet, json_out=json_out)
+
+    def on_stage(stage: str, state: str) -> None:
+        logging.getLogger("kronos_cli.cli").info("pipeline: %s %s", stage, state)
+
+    return run_pipeline(cfg, train_stage, start, until, force, device, export_formats, on_stage)
+
+
+def pipeline(ctx: typer.Context, config: Path | None = ConfigOpt, overrides: list[str] | None = OverridesArg,
+             sets: list[str] | None = SetOpt, device: str = DeviceOpt,
+             force: bool = typer.Option(False, "--force", help="Redo stages whose outputs are up to date."),
+             start: str | None = typer.Option(None, "--from", help="First stage to run."),
+             until: str | None = typer.Option(None, "--until", help="Last stage to run."),
+             formats: str = typer.Option("bundle,hf,int8,compiled", "--format", help="Export formats."),
+             gpus: int | None = _GPUS, nproc: int | None = _NPROC, nnodes: int = _NNODES,
+             node_rank: int | None = _NODE_RANK, rdzv_endpoint: str | None = _ENDPOINT, rdzv_id: str | None = _RDZV_ID,
+             max_restarts: int = _RESTARTS, json_out: bool = JsonOpt) -> None:
+    """Run the whole job; stages whose outputs exist for the same config are skipped."""
+    from kronos_cli.train.distributed import Launch
+
+    root = ctx.find_root().params
+    launch_opts = Launch(nproc=nproc, gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
+                         rdzv_id=rdzv_id, max_restarts=max_restarts)
+    result = run_with_cli(config, [*(overrides or []), *(sets or [])], device, launch_opts, start, until, force,
+                          [f.strip() for f in formats.split(",") if f.strip()], bool(root.get("debug")),
+                          bool(root.get("quiet")), json_out)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    report(result, json_out)
+
+
+def report(result: dict, json_out: bool) -> None:
+    """The backtest tables (when the backtest ran) and the paths of the report, plot and exported artifacts."""
+    if json_out:
+        bt = result.get("backtest")
+        print_json({"stages": result["stages"], "paths": result["paths"],
+                    "backtest": {k: v for k, v in bt.items() if k not in ("daily_returns", "config")} if bt else None,
+                    "export": result.get("export")})
+        return
+    if result.get("backtest"):
+        from kronos_cli.cli.backtest import print_backtest
+
+        print_backtest(result["backtest"])
+    for label, path in result["paths"].items():
+        console.print(f"{label}: {path}")
