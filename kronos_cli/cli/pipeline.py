@@ -64,9 +64,11 @@ def report(result: dict, json_out: bool) -> None:
                     "backtest": {k: v for k, v in bt.items() if k not in ("daily_returns", "config")} if bt else None,
                     "export": result.get("export")})
         return
+    paths = dict(result["paths"])
     if result.get("backtest"):
         from kronos_cli.cli.backtest import print_backtest
 
-        print_backtest(result["backtest"])
-    for label, path in result["paths"].items():
+        print_backtest(result["backtest"])  # it lists the backtest's files itself
+        paths = {"exported": paths["exported"]}
+    for label, path in paths.items():
         console.print(f"{label}: {path}")
