@@ -36,10 +36,6 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
-    def window_rows(self, i: int) -> tuple[int, int]:
-        start, symbol = self.index[i]
-        return int(start), int(symbol)
-
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         x, stamp = self.__getitems__([i])
         return x[0], stamp[0]

@@ -81,12 +81,6 @@ class QlibSource:
                               f"{cfg.end_time}; check data.start_time/end_time against the provider's calendar")
         return sorted(symbols)
 
-    def calendar(self) -> pd.DatetimeIndex:
-        from qlib.data import D
-
-        return pd.DatetimeIndex(D.calendar(start_time=self.cfg.start_time, end_time=self.cfg.end_time,
-                                           freq=self.cfg.freq))
-
     def chunks(self, symbols: list[str]) -> Iterator[list[tuple[str, pd.DataFrame]]]:
         """Frames with columns open, high, low, close, vol, amt (amt = mean(OHLC) x volume)."""
         from qlib.data import D
@@ -105,12 +99,3 @@ class QlibSource:
                 df["amt"] = df[["open", "high", "low", "close"]].mean(axis=1) * df["vol"]
                 out.append((sym, df))
             yield out
-
-
-def read_close(uri: str, region: str, symbols: list[str], start: str, end: str, freq: str = "day") -> pd.DataFrame:
-    """Close prices (datetime x symbol); used to compute realised returns."""
-    from qlib.data import D
-
-    init_qlib(str(Path(uri).expanduser()), region)
-    raw = D.features(symbols, ["$close"], start_time=start, end_time=end, freq=freq)
-    return raw["$close"].unstack(level=0)

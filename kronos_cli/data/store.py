@@ -74,7 +74,3 @@ class DatasetArrays:
         self.stamps = load("stamps")  # (rows, 5) int8: minute, hour, weekday, day, month
         self.timestamps = load("timestamps")  # (rows,) int64 ns
         self.windows = {s: load(f"windows_{s}") for s in SPLITS}  # (n, 2) int64: start row, symbol index
-
-    @property
-    def symbols(self) -> list[str]:
-        return [s["name"] for s in self.manifest["symbols"]]

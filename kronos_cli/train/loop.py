@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,6 @@ class TrainOptions:
     init: str | None = None  # start from this checkpoint instead of the config's model
     tokenizer: str | None = None  # the predictor stage's tokenizer
     checkpoint_every: int = 0  # also write checkpoints/last every N optimiser steps (0: at epoch ends)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _seed_for(*parts: int) -> int:
