@@ -16,29 +16,41 @@ PRICE_COLUMNS = ["open", "high", "low", "close"]
 FEATURE_COLUMNS = PRICE_COLUMNS + ["volume", "amount"]
 
 
+def features(prices: np.ndarray, volume: np.ndarray | None = None, amount: np.ndarray | None = None,
+             where: str = "input") -> np.ndarray:
+    """The (T, 6) float32 features of prices (T, 4: open, high, low, close) with the reference's rules.
+
+    Without volume, volume and amount are zero (a given amount is dropped, as in the reference); with volume
+    but no amount, amount is volume times the mean of the four prices.
+    """
+    prices = np.asarray(prices, dtype=np.float64)
+    if volume is None:
+        volume = amount = np.zeros(len(prices))
+    elif amount is None:
+        amount = np.asarray(volume, dtype=np.float64) * prices.mean(axis=1)
+    x = np.column_stack([prices, np.asarray(volume, dtype=np.float64), np.asarray(amount, dtype=np.float64)])
+    if np.isnan(x).any():
+        raise KronosError(f"{where} contains NaN values in price or volume columns; fill or drop those rows")
+    if np.isinf(x).any():
+        raise KronosError(f"{where} contains infinite values in price or volume columns")
+    return x.astype(np.float32)
+
+
 def prepare_frame(df: pd.DataFrame, where: str = "input") -> np.ndarray:
-    """The (T, 6) float32 feature array of a bar frame with the reference's rules for optional columns."""
+    """The (T, 6) float32 feature array of a bar frame (see `features` for the optional columns)."""
     if not isinstance(df, pd.DataFrame):
         raise KronosError(f"{where} must be a pandas DataFrame")
     missing = [c for c in PRICE_COLUMNS if c not in df.columns]
     if missing:
         raise KronosError(f"{where} lacks the price column(s) {', '.join(missing)}; open, high, low and close "
                           f"are required (volume and amount are optional)")
-    df = df.copy()
-    if "volume" not in df.columns:
-        df["volume"] = 0.0
-        df["amount"] = 0.0
-    if "amount" not in df.columns:
-        df["amount"] = df["volume"] * df[PRICE_COLUMNS].mean(axis=1)
+    cols = [c for c in FEATURE_COLUMNS if c in df.columns]
     try:
-        x = df[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
+        values = {c: df[c].to_numpy(dtype=np.float64) for c in cols}
     except (TypeError, ValueError) as exc:
-        raise KronosError(f"{where} has non-numeric values in {', '.join(FEATURE_COLUMNS)}") from exc
-    if np.isnan(x).any():
-        raise KronosError(f"{where} contains NaN values in price or volume columns; fill or drop those rows")
-    if np.isinf(x).any():
-        raise KronosError(f"{where} contains infinite values in price or volume columns")
-    return x.astype(np.float32)
+        raise KronosError(f"{where} has non-numeric values in {', '.join(cols)}") from exc
+    prices = np.column_stack([values[c] for c in PRICE_COLUMNS])
+    return features(prices, values.get("volume"), values.get("amount"), where)
 
 
 def check_timestamps(ts: pd.Series | pd.DatetimeIndex, where: str) -> pd.DatetimeIndex:

@@ -10,7 +10,7 @@ import sys
 from kronos_cli import __version__
 
 
-def _version(dist: str) -> str:
+def package_version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -25,10 +25,10 @@ def describe() -> dict[str, object]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "numpy": _version("numpy"),
-        "pandas": _version("pandas"),
-        "pyqlib": _version("pyqlib"),
-        "huggingface_hub": _version("huggingface_hub"),
+        "numpy": package_version("numpy"),
+        "pandas": package_version("pandas"),
+        "pyqlib": package_version("pyqlib"),
+        "huggingface_hub": package_version("huggingface_hub"),
         "cpu threads": torch.get_num_threads(),
         "cuda available": torch.cuda.is_available(),
         "cuda devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],

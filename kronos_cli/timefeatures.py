@@ -8,12 +8,28 @@ import pandas as pd
 from kronos_cli.errors import KronosError
 
 STAMP_COLUMNS = ("minute", "hour", "weekday", "day", "month")
+NS_PER_DAY = 86_400 * 10**9
+
+
+def _wall_ns(timestamps) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """int64 nanoseconds of the wall-clock times (a timezone is dropped, the local time kept) and the index."""
+    idx = pd.DatetimeIndex(timestamps)
+    wall = idx.tz_localize(None) if idx.tz is not None else idx
+    return wall.values.astype("datetime64[ns]").view(np.int64), idx
 
 
 def time_stamps(timestamps) -> np.ndarray:
     """(T, 5) float32 array of minute, hour, weekday (Monday = 0), day, month."""
-    idx = pd.DatetimeIndex(timestamps)
-    return np.stack([idx.minute, idx.hour, idx.day_of_week, idx.day, idx.month], axis=-1).astype(np.float32)
+    ns, _ = _wall_ns(timestamps)
+    days = ns // NS_PER_DAY
+    tod = ns - days * NS_PER_DAY
+    d = days.astype("datetime64[D]")
+    m = d.astype("datetime64[M]")
+    day = (d - m.astype("datetime64[D]")).astype(np.int64) + 1
+    month = m.astype(np.int64) % 12 + 1
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday
+    return np.stack([tod // 60_000_000_000 % 60, tod // 3_600_000_000_000, weekday, day, month],
+                    axis=-1).astype(np.float32)
 
 
 def future_timestamps(history, n: int) -> pd.DatetimeIndex:
@@ -21,38 +37,44 @@ def future_timestamps(history, n: int) -> pd.DatetimeIndex:
 
     The step is the most common gap. Bars only fall on weekdays seen in the history (daily bars skip
     weekends), and intraday bars only inside the time-of-day span seen in the history (a session's bars
-    continue on the next trading day instead of through the night).
+    continue on the next trading day instead of through the night). Timezone-aware history is continued in
+    its wall-clock time.
     """
-    idx = pd.DatetimeIndex(history)
-    if len(idx) < 2:
+    ns, idx = _wall_ns(history)
+    if len(ns) < 2:
         raise KronosError("at least two timestamps are needed to infer the bar spacing")
-    gaps = idx[1:] - idx[:-1]
-    step = pd.Series(gaps).mode().iloc[0]
-    if step <= pd.Timedelta(0):
+    gaps, counts = np.unique(np.diff(ns), return_counts=True)
+    step = int(gaps[np.argmax(counts)])  # the most common gap; the smallest of equally common ones
+    if step <= 0:
         raise KronosError("timestamps must be strictly increasing")
-    weekdays = set(idx.day_of_week)
-    if idx[-1] - idx[0] < pd.Timedelta(days=7):  # too short to have seen every trading weekday
+    days = ns // NS_PER_DAY
+    weekdays = {int(w) for w in (days + 3) % 7}
+    if ns[-1] - ns[0] < 7 * NS_PER_DAY:  # too short to have seen every trading weekday
         weekdays |= {0, 1, 2, 3, 4}
-    intraday = step < pd.Timedelta(days=1)
-    tod = idx - idx.normalize()
-    lo, hi = tod.min(), tod.max()
-    out: list[pd.Timestamp] = []
-    t = idx[-1]
+    intraday = step < NS_PER_DAY
+    tod = ns - days * NS_PER_DAY
+    lo, hi = int(tod.min()), int(tod.max())
+    out: list[int] = []
+    t = int(ns[-1])
     guard = 0
     while len(out) < n:
-        t = t + step
+        t += step
         guard += 1
         if guard > 1000 * n + 10000:
             raise KronosError("could not continue the timestamps; pass the future timestamps explicitly")
-        if t.weekday() not in weekdays:
+        day = t // NS_PER_DAY
+        if (day + 3) % 7 not in weekdays:
             continue
         if intraday:
-            offset = t - t.normalize()
+            offset = t - day * NS_PER_DAY
             if offset > hi:  # past the session: jump to the next day's first bar
-                t = t.normalize() + pd.Timedelta(days=1) + lo - step
+                t = (day + 1) * NS_PER_DAY + lo - step
                 continue
             if offset < lo:
-                t = t.normalize() + lo - step
+                t = day * NS_PER_DAY + lo - step
                 continue
         out.append(t)
-    return pd.DatetimeIndex(out, name=idx.name)
+    future = pd.DatetimeIndex(np.array(out, dtype="datetime64[ns]"), name=idx.name)
+    if idx.tz is not None:
+        future = future.tz_localize(idx.tz, ambiguous=False, nonexistent="shift_forward")
+    return future

@@ -17,6 +17,7 @@ from kronos_cli.cli import export as export_cmd
 from kronos_cli.cli import predict as predict_cmd
 from kronos_cli.cli import pipeline as pipeline_cmd
 from kronos_cli.cli import prep as prep_cmd
+from kronos_cli.cli import serve as serve_cmd
 from kronos_cli.cli import train as train_cmd
 from kronos_cli.cli.config_cmd import config_app
 from kronos_cli.cli.common import err_console, setup_logging
@@ -58,7 +59,7 @@ class KronosGroup(TyperGroup):
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(cls=KronosGroup, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+app = typer.Typer(cls=KronosGroup, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False,
                   help="Fine-tune Kronos on your market data, backtest it and ship it.")
 
 
@@ -85,6 +86,7 @@ app.command("train-predictor")(train_cmd.train_predictor)
 app.command("backtest")(backtest_cmd.backtest)
 app.command("export")(export_cmd.export)
 app.command("predict")(predict_cmd.predict)
+app.command("serve")(serve_cmd.serve)
 app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("env")(env_cmd.env)
 app.add_typer(config_app, name="config")

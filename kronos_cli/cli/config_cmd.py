@@ -8,7 +8,7 @@ import typer
 
 from kronos_cli.cli.common import JsonOpt, OverridesArg, SetOpt, console, print_json
 
-config_app = typer.Typer(help="Show, validate and list configs.", no_args_is_help=True)
+config_app = typer.Typer(help="Show, validate and list configs.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @config_app.command("show")

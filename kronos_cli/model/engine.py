@@ -8,8 +8,7 @@ slides its window, which changes every position's hidden state, so the cached pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,22 +16,9 @@ from torch import Tensor
 
 from kronos_cli.errors import KronosError
 from kronos_cli.model.predictor import Kronos
-from kronos_cli.model.sampling import sample
+from kronos_cli.model.sampling import RowSampler, SamplingParams
 
-
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.9
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise KronosError(f"temperature must be > 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise KronosError(f"top_k must be >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise KronosError(f"top_p must be in (0, 1], got {self.top_p}")
+__all__ = ["KVCache", "RowSampler", "SamplingParams", "decode_one_token", "generate", "prefill"]
 
 
 class LayerKV:
@@ -72,8 +58,8 @@ class KVCache:
             s.length = 0
         self.h_last = None
 
-    def repeat_interleave(self, n: int) -> KVCache:
-        """The cache of each row repeated n times (row i becomes rows i*n .. i*n+n-1)."""
+    def repeat_interleave(self, n: int | Tensor) -> KVCache:
+        """The cache of each row repeated n times (row i becomes rows i*n .. i*n+n-1); n may vary per row."""
         def rep(s: LayerKV) -> LayerKV:
             out = LayerKV(s.k.repeat_interleave(n, 0), s.v.repeat_interleave(n, 0))
             out.length = s.length
@@ -149,28 +135,31 @@ def s2_logits(model: Kronos, cache: KVCache, s1_next: Tensor) -> Tensor:
     return model.head.cond_forward(model.dep_layer.norm(cache.h_last[:, None] + attn))[:, 0]
 
 
-def _full_recompute_step(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, params: SamplingParams,
-                         generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+def _full_recompute_step(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor,
+                         draw: RowSampler) -> tuple[Tensor, Tensor]:
     """One step of the reference algorithm: the whole window through the model, logits at every position."""
     s1_logits, context = model.decode_s1(s1, s2, stamp)
-    s1_next = sample(s1_logits[:, -1], params.temperature, params.top_k, params.top_p, generator)
+    s1_next = draw(s1_logits[:, -1])
     s2_all = model.decode_s2(context, s1_next[:, None])
-    s2_next = sample(s2_all[:, -1], params.temperature, params.top_k, params.top_p, generator)
-    return s1_next, s2_next
+    return s1_next, draw(s2_all[:, -1])
 
 
 @torch.no_grad()
 def generate(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, pred_len: int, max_context: int,
-             sample_count: int = 1, params: SamplingParams = SamplingParams(),
+             sample_count: int | Sequence[int] = 1, params: SamplingParams = SamplingParams(),
              generator: torch.Generator | None = None, use_cache: bool = True,
-             progress: Callable[[int, int], None] | None = None) -> tuple[Tensor, Tensor]:
+             progress: Callable[[int, int], None] | None = None,
+             sampler: RowSampler | None = None) -> tuple[Tensor, Tensor]:
     """Extend each history by `pred_len` tokens, `sample_count` times.
 
     Args:
         s1, s2: history token ids (B, L).
         stamp: time stamps (B, L + pred_len, 5) of the history and the forecast.
-        sample_count: paths per series; rows are series-major (series i owns rows i*S .. i*S+S-1).
+        sample_count: paths per series (one number, or one per series); rows are series-major (series i
+            owns rows i*S .. i*S+S-1).
+        params, generator: sampling of all rows, as one draw per step over the whole batch.
         use_cache: False runs the reference's full-recompute algorithm.
+        sampler: per-series sampling instead of params/generator (see `RowSampler`).
 
     Returns:
         The full token sequences (B*S, L + pred_len) of s1 and s2 ids.
@@ -178,12 +167,22 @@ def generate(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, pred_len: int
     if pred_len <= 0:
         raise KronosError(f"pred_len must be > 0, got {pred_len}")
     batch, hist = s1.shape
-    rows, total = batch * sample_count, hist + pred_len
+    if isinstance(sample_count, int):
+        repeats: int | Tensor = sample_count
+        rows = batch * sample_count
+    else:
+        if len(sample_count) != batch:
+            raise ValueError(f"sample_count has {len(sample_count)} entries for {batch} series")
+        repeats, rows = torch.tensor(list(sample_count), device=s1.device), sum(sample_count)
+    draw = sampler or RowSampler.uniform(rows, params, generator)
+    if draw.rows != rows:
+        raise ValueError(f"the sampler covers {draw.rows} rows, the batch has {rows}")
+    total = hist + pred_len
     seq_s1 = s1.new_empty(rows, total)
     seq_s2 = s2.new_empty(rows, total)
-    seq_s1[:, :hist] = s1.repeat_interleave(sample_count, 0)
-    seq_s2[:, :hist] = s2.repeat_interleave(sample_count, 0)
-    stamps = stamp.repeat_interleave(sample_count, 0)
+    seq_s1[:, :hist] = s1.repeat_interleave(repeats, 0)
+    seq_s2[:, :hist] = s2.repeat_interleave(repeats, 0)
+    stamps = stamp.repeat_interleave(repeats, 0)
 
     cache: KVCache | None = None
     logits: Tensor | None = None  # next s1 logits when the cache is current
@@ -195,22 +194,21 @@ def generate(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, pred_len: int
         start = max(0, cur - max_context)
         if not use_cache:
             s1_next, s2_next = _full_recompute_step(model, seq_s1[:, start:cur], seq_s2[:, start:cur],
-                                                    stamps[:, start:cur], params, generator)
+                                                    stamps[:, start:cur], draw)
         else:
             if logits is None:
                 if cache is None:
                     # All paths of a series share their history: prefill each series once, then copy.
                     cache = KVCache.allocate(model, batch, min(total, max_context))
                     logits = prefill(model, cache, s1[:, start:], s2[:, start:], stamp[:, start:cur])
-                    if sample_count > 1:
-                        cache = cache.repeat_interleave(sample_count)
-                        logits = logits.repeat_interleave(sample_count, 0)
+                    if rows != batch:
+                        cache = cache.repeat_interleave(repeats)
+                        logits = logits.repeat_interleave(repeats, 0)
                 else:  # the window slid: every position's hidden state changed
                     cache.reset()
                     logits = prefill(model, cache, seq_s1[:, start:cur], seq_s2[:, start:cur], stamps[:, start:cur])
-            s1_next = sample(logits, params.temperature, params.top_k, params.top_p, generator)
-            s2_next = sample(s2_logits(model, cache, s1_next), params.temperature, params.top_k, params.top_p,
-                             generator)
+            s1_next = draw(logits)
+            s2_next = draw(s2_logits(model, cache, s1_next))
             logits = None
             if i + 1 < pred_len and cur + 1 <= max_context:
                 logits = decode_one_token(model, cache, s1_next, s2_next, stamps[:, cur], weights)

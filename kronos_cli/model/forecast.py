@@ -12,13 +12,13 @@ import torch
 
 from kronos_cli.bars import FEATURE_COLUMNS, prepare_frame
 from kronos_cli.errors import KronosError
-from kronos_cli.model.engine import SamplingParams, generate
+from kronos_cli.model.engine import generate
 from kronos_cli.model.predictor import Kronos
+from kronos_cli.model.sampling import RowSampler, SamplingParams
 from kronos_cli.model.tokenizer import KronosTokenizer
 from kronos_cli.timefeatures import time_stamps
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -33,6 +33,23 @@ class Forecast:
 
     def quantile(self, q: float) -> np.ndarray:
         return np.quantile(self.samples, q, axis=1)
+
+
+@dataclass(frozen=True)
+class SeriesJob:
+    """One series of a mixed batch: raw bars x (L, 6), stamps x_stamp (L, 5) and y_stamp (P, 5), own sampling."""
+
+    x: np.ndarray
+    x_stamp: np.ndarray
+    y_stamp: np.ndarray
+    sample_count: int = 1
+    params: SamplingParams = SamplingParams()
+    seed: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(history length, horizon): series with equal shapes batch together."""
+        return len(self.x), len(self.y_stamp)
 
 
 def check_pair(tokenizer: KronosTokenizer, model: Kronos) -> None:
@@ -102,6 +119,13 @@ class KronosPredictor:
         tok, model, norm = load_bundle(path)
         return cls(model, tok, device, max_context=norm["max_context"], clip=norm["clip"])
 
+    def _generator(self, seed: int | None) -> torch.Generator | None:
+        if seed is None:
+            return None
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed)
+        return generator
+
     @torch.no_grad()
     def forecast_normalised(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int,
                             T: float = 1.0, top_k: int = 0, top_p: float = 0.9, sample_count: int = 1,
@@ -111,26 +135,55 @@ class KronosPredictor:
         if sample_count < 1:
             raise KronosError(f"sample_count must be >= 1, got {sample_count}")
         params = SamplingParams(T, top_k, top_p)
+        batch = x.shape[0]
+        stamp = np.concatenate([x_stamp, y_stamp], axis=1)
+        rows = batch * sample_count
+        sampler = RowSampler.uniform(rows, params, self._generator(seed))
+        if use_cache:
+            bars = self._generate(x, stamp, pred_len, sample_count, sampler, True, progress)
+        else:  # the reference algorithm throughout: paths encoded separately, full recompute per step
+            bars = self._generate(np.repeat(x, sample_count, axis=0), np.repeat(stamp, sample_count, axis=0),
+                                  pred_len, 1, sampler, False, progress)
+        return bars.reshape(batch, sample_count, pred_len, -1)
+
+    def _generate(self, x: np.ndarray, stamp: np.ndarray, pred_len: int, sample_count: int | Sequence[int],
+                  sampler: RowSampler, use_cache: bool, progress: Callable[[int, int], None] | None) -> np.ndarray:
+        """Normalised bars x (B, L, 6) and stamps (B, L + P, 5) -> forecast rows (B*S or sum S, P, 6)."""
         dev = self.device
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
-        stamp = torch.from_numpy(np.concatenate([x_stamp, y_stamp], axis=1).astype(np.float32)).to(dev)
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=dev)
-            generator.manual_seed(seed)
-        batch, hist = xt.shape[:2]
-        if use_cache:
-            s1, s2 = self.tokenizer.encode(xt, half=True)
-            s1, s2 = generate(self.model, s1, s2, stamp, pred_len, self.max_context, sample_count, params,
-                              generator, use_cache=True, progress=progress)
-        else:  # the reference algorithm throughout: paths encoded separately, full recompute per step
-            s1, s2 = self.tokenizer.encode(xt.repeat_interleave(sample_count, 0), half=True)
-            s1, s2 = generate(self.model, s1, s2, stamp.repeat_interleave(sample_count, 0), pred_len,
-                              self.max_context, 1, params, generator, use_cache=False, progress=progress)
-        total = hist + pred_len
-        start = max(0, total - self.max_context)
+        st = torch.from_numpy(np.ascontiguousarray(stamp, dtype=np.float32)).to(dev)
+        hist = xt.shape[1]
+        s1, s2 = self.tokenizer.encode(xt, half=True)
+        s1, s2 = generate(self.model, s1, s2, st, pred_len, self.max_context, sample_count,
+                          use_cache=use_cache, progress=progress, sampler=sampler)
+        start = max(0, hist + pred_len - self.max_context)
         bars = self.tokenizer.decode([s1[:, start:], s2[:, start:]], half=True)[:, -pred_len:]
-        return bars.float().cpu().numpy().reshape(batch, sample_count, pred_len, -1)
+        return bars.float().cpu().numpy()
+
+    @torch.no_grad()
+    def forecast_jobs(self, jobs: Sequence[SeriesJob]) -> list[np.ndarray]:
+        """Forecast series that each carry their own sampling, seed and path count -> (S, P, 6) raw bars each.
+
+        Series of one history length and horizon run as one batch. Every series draws from its own generator,
+        so its result matches `forecast` of that series alone with the same seed (to float rounding of the
+        batched matmuls). This is what the server's dynamic batching calls.
+        """
+        out: list[np.ndarray | None] = [None] * len(jobs)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(job.shape, []).append(i)
+        for (_, pred_len), members in groups.items():
+            group = [jobs[i] for i in members]
+            xn, mean, std = normalise(np.stack([j.x for j in group]).astype(np.float32), self.clip)
+            stamp = np.stack([np.concatenate([j.x_stamp, j.y_stamp]) for j in group])
+            counts = [j.sample_count for j in group]
+            sampler = RowSampler(counts, [j.params for j in group], [self._generator(j.seed) for j in group])
+            rows = self._generate(xn, stamp, pred_len, counts, sampler, True, None)
+            offsets = np.cumsum([0, *counts])
+            for k, i in enumerate(members):
+                paths = rows[offsets[k]:offsets[k + 1]]
+                out[i] = paths * (std[k] + 1e-5) + mean[k]
+        return out  # type: ignore[return-value]
 
     def forecast(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int,
                  **kwargs) -> Forecast:

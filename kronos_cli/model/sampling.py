@@ -2,28 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from kronos_cli.errors import KronosError
 
-def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
-    """Mask logits outside the top k (when top_k > 0) or outside the nucleus (when top_p < 1) with -inf.
 
-    top_k takes precedence, as in the reference; the nucleus always keeps the most likely token and the token
-    that carries the cumulative probability over top_p.
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise KronosError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise KronosError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise KronosError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+def filter_logits(logits: Tensor, top_k: int | Tensor = 0, top_p: float | Tensor = 1.0) -> Tensor:
+    """Mask logits (B, V) outside the top k (when top_k > 0) or outside the nucleus (when top_p < 1) with -inf.
+
+    top_k and top_p are numbers, or tensors (B,) with one value per row. top_k takes precedence, as in the
+    reference; the nucleus always keeps the most likely token and the token that carries the cumulative
+    probability over top_p. Every row is filtered on its own, so a row's result does not depend on the others.
     """
-    if top_k > 0:
-        k = min(top_k, logits.shape[-1])
-        kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-        return logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
-        remove = cumulative > top_p
-        remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses the threshold
-        remove[..., 0] = False
-        return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
-    return logits
+    rows, vocab = logits.shape
+    top_k = torch.as_tensor(top_k, device=logits.device).expand(rows)
+    top_p = torch.as_tensor(top_p, device=logits.device, dtype=logits.dtype).expand(rows)
+    by_k = top_k > 0
+    by_p = ~by_k & (top_p < 1.0)
+    if not bool((by_k | by_p).any()):
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+    kth = sorted_logits.gather(-1, (top_k.clamp(1, vocab) - 1)[:, None])  # (B, 1)
+    outside_k = logits < kth
+    cumulative = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
+    remove = cumulative > top_p[:, None]
+    remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses the threshold
+    remove[..., 0] = False
+    outside_p = remove.scatter(-1, order, remove)
+    mask = torch.where(by_k[:, None], outside_k, outside_p & by_p[:, None])
+    return logits.masked_fill(mask, float("-inf"))
+
+
+def race(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One draw per row of probabilities (B, V) -> (B,): the argmax of p / q with q ~ Exp(1).
+
+    This is how torch.multinomial draws a single sample, written out so that the noise of a batch can be
+    drawn series by series from their own generators (see `RowSampler`).
+    """
+    q = torch.empty_like(probs).exponential_(1, generator=generator)
+    return (probs / q).argmax(dim=-1)
 
 
 def sample(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -32,4 +68,55 @@ def sample(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: floa
     if top_k == 1:
         return logits.argmax(dim=-1)
     probs = torch.softmax(filter_logits(logits.float() / temperature, top_k, top_p), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return race(probs, generator)
+
+
+class RowSampler:
+    """Draws the next token of every row; consecutive rows belong to one series with its own params and generator.
+
+    Filtering runs once for the whole batch with per-row parameters; the random numbers of each series come
+    from its own generator, drawn for its rows alone. So a seeded series gets the same tokens whether it is
+    forecast alone or batched with others (the server's dynamic batching relies on it). With one series
+    spanning all rows this is exactly `sample`.
+    """
+
+    def __init__(self, counts: Sequence[int], params: Sequence[SamplingParams],
+                 generators: Sequence[torch.Generator | None]):
+        if not len(counts) == len(params) == len(generators):
+            raise ValueError("counts, params and generators need one entry per series")
+        self.groups, start = [], 0
+        for n, p, g in zip(counts, params, generators):
+            self.groups.append((start, n, p, g))
+            start += n
+        self.rows = start
+        self._per_row: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+
+    @classmethod
+    def uniform(cls, rows: int, params: SamplingParams, generator: torch.Generator | None) -> RowSampler:
+        return cls([rows], [params], [generator])
+
+    def _tensors(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Per-row temperature (R, 1), top_k (R,), top_p (R,) and the greedy mask (R,)."""
+        if self._per_row is None or self._per_row[0].device != device:
+            def per_row(value) -> list:
+                return [value(p) for _, n, p, _ in self.groups for _ in range(n)]
+
+            temperature = torch.tensor(per_row(lambda p: p.temperature), dtype=torch.float32, device=device)
+            top_k = torch.tensor(per_row(lambda p: p.top_k), dtype=torch.long, device=device)
+            top_p = torch.tensor(per_row(lambda p: p.top_p), dtype=torch.float32, device=device)
+            self._per_row = (temperature[:, None], top_k, top_p, top_k == 1)
+        return self._per_row
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        """(rows, V) logits -> (rows,) token ids."""
+        if len(self.groups) == 1:
+            _, _, p, g = self.groups[0]
+            return sample(logits, p.temperature, p.top_k, p.top_p, g)
+        temperature, top_k, top_p, greedy = self._tensors(logits.device)
+        probs = torch.softmax(filter_logits(logits.float() / temperature, top_k, top_p), dim=-1)
+        noise = torch.ones_like(probs)
+        for start, n, p, g in self.groups:
+            if p.top_k != 1:  # greedy series draw nothing, as in `sample`
+                noise[start:start + n].exponential_(1, generator=g)
+        drawn = (probs / noise).argmax(dim=-1)
+        return torch.where(greedy, logits.argmax(dim=-1), drawn)

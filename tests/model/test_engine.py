@@ -101,3 +101,41 @@ def test_eval_mode_dep_layer_is_not_causal_unless_asked(tiny_pair):
     c = model(s1, s2, stamp, **kw)[1]
     d = model(changed, s2, stamp, **kw)[1]
     assert not torch.allclose(c[:, :-1], d[:, :-1])
+
+
+def test_row_sampler_draws_each_series_as_if_it_were_alone():
+    """Mixed temperature / top-k / top-p / greedy series in one batch: each gets the tokens it gets alone."""
+    import torch
+
+    from kronos_cli.model.sampling import RowSampler
+
+    torch.manual_seed(0)
+    groups = [(3, SamplingParams(1.0, 0, 0.9), 1), (2, SamplingParams(0.5, 7, 0.9), 2),
+              (1, SamplingParams(1.0, 1, 0.9), 3), (4, SamplingParams(1.7, 0, 1.0), 4),
+              (2, SamplingParams(1.0, 0, 0.3), 5)]
+    logits = torch.randn(sum(n for n, _, _ in groups), 64)
+
+    def gens():
+        return [torch.Generator().manual_seed(seed) for _, _, seed in groups]
+
+    together = RowSampler([n for n, _, _ in groups], [p for _, p, _ in groups], gens())
+    got = torch.cat([together(logits), together(logits)])  # two steps: the generators advance
+    start, want_1, want_2 = 0, [], []
+    for (n, p, _), g in zip(groups, gens()):
+        rows = logits[start:start + n]
+        want_1.append(sample(rows, p.temperature, p.top_k, p.top_p, g))
+        want_2.append(sample(rows, p.temperature, p.top_k, p.top_p, g))
+        start += n
+    assert torch.equal(got, torch.cat(want_1 + want_2))
+
+
+def test_per_row_filter_equals_per_value_filter():
+    import torch
+
+    torch.manual_seed(1)
+    logits = torch.randn(6, 50)
+    top_k = torch.tensor([0, 3, 0, 1, 0, 10])
+    top_p = torch.tensor([0.9, 0.9, 1.0, 0.5, 0.2, 0.1])
+    rows = filter_logits(logits, top_k, top_p)
+    for i in range(6):
+        assert torch.equal(rows[i:i + 1], filter_logits(logits[i:i + 1], int(top_k[i]), float(top_p[i])))

@@ -1,0 +1,98 @@
+"""`kronos serve`: an HTTP forecasting service with dynamic request batching."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import typer
+
+from kronos_cli.cli.common import ConfigOpt, DeviceOpt, console
+
+log = logging.getLogger("kronos_cli.cli")
+
+
+def _route_uvicorn_logs() -> None:
+    """uvicorn's own and access logs through the same handler and level as ours."""
+    ours = logging.getLogger("kronos_cli")
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers = list(ours.handlers) if name == "uvicorn" else []
+        lg.setLevel(ours.level)
+        lg.propagate = name != "uvicorn"
+
+
+def serve(
+    config: Path | None = ConfigOpt,
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer: Hub id or directory [default with "
+                                         "-c: the run's fine-tuned best_model]."),
+    model: str | None = typer.Option(None, "--model", help="Predictor: Hub id or directory [default with -c: the "
+                                     "run's fine-tuned best_model]."),
+    bundle: Path | None = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="Port (0 = any free port)."),
+    device: str = DeviceOpt,
+    max_context: int | None = typer.Option(None, "--max-context", help="Model context [default: the config's "
+                                           "data.max_context, else 512; a bundle carries its own]."),
+    max_batch: int = typer.Option(64, "--max-batch", help="Most series forecast together (1 = no batching)."),
+    max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", help="How long the first request of a batch waits "
+                                      "for others."),
+    min_bars: int = typer.Option(16, "--min-bars", help="Fewest history bars a request may send."),
+    max_pred_len: int = typer.Option(512, "--max-pred-len", help="Largest pred_len a request may ask for."),
+    max_samples: int = typer.Option(100, "--max-samples", help="Most sample paths a request may ask for."),
+    max_series: int = typer.Option(256, "--max-series", help="Most series in one /v1/forecast/batch call."),
+    max_body_bytes: int = typer.Option(8 * 2**20, "--max-body-bytes", help="Largest request body (413 above)."),
+    token_env: str | None = typer.Option(None, "--token-env", help="Require `Authorization: Bearer <token>` on "
+                                         "/v1, the token read from this environment variable."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
+) -> None:
+    """Serve forecasts over HTTP: POST /v1/forecast, /v1/forecast/batch; GET /v1/model, /healthz; /docs."""
+    from kronos_cli.errors import KronosError
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise KronosError(f"kronos serve needs FastAPI and uvicorn ({exc.name} is missing); "
+                          f"pip install 'kronos-cli[serve]'") from None
+    from kronos_cli.serve.server import ModelSource, bind, is_loopback
+    from kronos_cli.serve.server import serve as run_server
+    from kronos_cli.serve.service import ForecastService, Limits
+
+    token = None
+    if token_env is not None:
+        token = os.environ.get(token_env, "")
+        if not token:
+            raise KronosError(f"--token-env {token_env}: the environment variable {token_env} is not set or empty; "
+                              f"export {token_env}=<token> first")
+    limits = Limits(min_bars, max_pred_len, max_samples, max_series, max_body_bytes)
+    if bundle is None and config is not None:
+        from kronos_cli.cli.common import load_config
+        from kronos_cli.runs import best_or_configured
+
+        cfg = load_config(config, None, None)
+        tokenizer = tokenizer or best_or_configured(cfg, "tokenizer")
+        model = model or best_or_configured(cfg, "predictor")
+        max_context = max_context or cfg.data.max_context
+    if max_context is not None and max_context < 2:
+        raise KronosError(f"--max-context must be >= 2, got {max_context}")
+    source = ModelSource(tokenizer, model, str(bundle) if bundle else None, max_context or 512)
+    sock = bind(host, port)  # before loading: a taken port fails at once
+    try:
+        predictor, sources = source.load(device)
+        service = ForecastService(predictor, limits, max_batch, max_wait_ms, sources)
+        if token is None and not is_loopback(host):
+            log.warning("listening on %s without --token-env: anyone who can reach this machine can use the model",
+                        host)
+        log.info("serving tokenizer %s and model %s on %s (max batch %d, wait %g ms)", sources["tokenizer"],
+                 sources["model"], predictor.device, max_batch, max_wait_ms)
+        _route_uvicorn_logs()
+
+        def ready(url: str) -> None:
+            console.print(f"kronos serve: ready on {url} (OpenAPI: {url}/docs)", highlight=False)
+            console.file.flush()
+
+        run_server(service, sock, token, access_log, on_ready=ready)
+    finally:
+        sock.close()

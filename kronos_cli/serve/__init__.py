@@ -1,0 +1,1 @@
+"""`kronos serve`: an HTTP forecasting service with dynamic request batching (FastAPI on uvicorn)."""

@@ -1,0 +1,165 @@
+"""The FastAPI application: routes, bearer auth, the body-size limit and JSON errors that name the field."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from kronos_cli import __version__
+from kronos_cli.errors import KronosError
+from kronos_cli.serve.schema import (BatchRequest, BatchResponse, ErrorResponse, ForecastRequest, ForecastResponse,
+                                     field_path)
+from kronos_cli.serve.service import ForecastService, RequestError
+
+log = logging.getLogger(__name__)
+MAX_LISTED_ERRORS = 20
+
+
+def error_response(status: int, errors: list[tuple[str | None, str]], headers: dict[str, str] | None = None
+                   ) -> JSONResponse:
+    """`{"error": "field: message", "field": ..., "errors": [...]}` for the first of `errors`."""
+    field, message = errors[0]
+    body = {"error": f"{field}: {message}" if field else message, "field": field,
+            "errors": [{"field": f or "", "message": m} for f, m in errors[:MAX_LISTED_ERRORS]]}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """Answers 413 to a body over `limit` bytes before the app parses it (Content-Length or streamed)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def _reject(self, scope, receive, send, status: int, message: str) -> None:
+        await error_response(status, [("body", message)])(scope, receive, send)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        try:
+            too_big = length is not None and int(length) > self.limit
+        except ValueError:
+            return await self._reject(scope, receive, send, 400, "Content-Length is not a number")
+        # Read (and, when too big, discard) the body before answering: a client still sending would otherwise
+        # see the connection reset instead of the 413. A body far over the limit is cut off.
+        drain_cap = max(4 * self.limit, 16 * 2**20)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            too_big = too_big or size > self.limit
+            if not too_big:
+                chunks.append(chunk)
+            more = message.get("more_body", False) and not (too_big and size > drain_cap)
+        if too_big:
+            return await self._reject(scope, receive, send, 413, f"request body exceeds this server's limit of "
+                                                                 f"{self.limit} bytes (--max-body-bytes)")
+        body, sent = b"".join(chunks), False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[tuple[str | None, str]]:
+    out = []
+    for e in exc.errors():
+        if e.get("type") == "json_invalid":
+            out.append(("body", f"not valid JSON ({e.get('ctx', {}).get('error', e.get('msg'))})"))
+        else:
+            out.append((field_path(e.get("loc", ())), str(e.get("msg", "invalid"))))
+    return out or [("body", "invalid request")]
+
+
+def create_app(service: ForecastService, token: str | None = None,
+               on_ready: Callable[[], None] | None = None) -> FastAPI:
+    """The API over `service`; with `token`, /v1 routes need `Authorization: Bearer <token>`."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await service.start()
+        if on_ready is not None:
+            on_ready()
+        yield
+        await service.stop()
+
+    app = FastAPI(title="Kronos forecasting service", version=__version__, lifespan=lifespan,
+                  description="Forecast OHLCV bars with a (fine-tuned) Kronos model. Concurrent requests are "
+                              "batched onto the model; a seeded request gives the same answer alone or batched.")
+    app.add_middleware(BodyLimit, limit=service.limits.max_body_bytes)
+    bearer = HTTPBearer(auto_error=False, description="Set when the server runs with --token-env.")
+
+    def authorise(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if token is None:
+            return
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token; send the header `Authorization: Bearer <token>`",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        service.rejected += 1
+        return error_response(422, _validation_errors(exc))
+
+    @app.exception_handler(RequestError)
+    async def _bad_request(_request: Request, exc: RequestError) -> JSONResponse:
+        service.rejected += 1
+        return error_response(422, [(exc.field, exc.message)])
+
+    @app.exception_handler(KronosError)
+    async def _bad_input(_request: Request, exc: KronosError) -> JSONResponse:
+        service.rejected += 1
+        return error_response(422, [(None, str(exc))])
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, [(None, str(exc.detail))], getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _failure(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return error_response(500, [(None, f"forecast failed ({type(exc).__name__}: {exc}); the server keeps "
+                                           f"running")])
+
+    errors = {401: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorise)], responses=errors)
+
+    @v1.post("/forecast", response_model=ForecastResponse, summary="Forecast one series")
+    async def forecast(body: ForecastRequest) -> JSONResponse:
+        service.requests += 1
+        return JSONResponse((await service.forecast([body]))[0])
+
+    @v1.post("/forecast/batch", response_model=BatchResponse, summary="Forecast many series in one call")
+    async def forecast_batch(body: BatchRequest) -> JSONResponse:
+        service.requests += 1
+        return JSONResponse({"forecasts": await service.forecast(body.requests, batch_call=True)})
+
+    @v1.get("/model", summary="Model configs, versions, device, limits")
+    async def model() -> dict[str, Any]:
+        return service.model_info()
+
+    @app.get("/healthz", summary="Liveness and batching statistics (no auth)")
+    async def healthz() -> dict[str, Any]:
+        return service.health()
+
+    app.include_router(v1)
+    return app
+

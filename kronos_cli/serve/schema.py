@@ -1,0 +1,100 @@
+"""The JSON bodies of the forecasting API, as pydantic models (they are also the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Quantile = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
+class Bar(BaseModel):
+    """One input bar. `volume` and `amount` are optional but must be given for every bar or for none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp: datetime = Field(validation_alias=AliasChoices("timestamp", "timestamps", "date", "datetime"),
+                                description="ISO 8601 date or date-time; bars must be strictly increasing.")
+    open: Finite
+    high: Finite
+    low: Finite
+    close: Finite
+    volume: Finite | None = None
+    amount: Finite | None = None
+
+
+class ForecastRequest(BaseModel):
+    """One series to forecast and how to sample it (the defaults are the reference's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bars: list[Bar] = Field(description="The history, oldest first; the last max_context bars are used.")
+    pred_len: int = Field(ge=1, description="Bars to forecast (at most the server's max_pred_len).")
+    lookback: int | None = Field(None, ge=2, description="Use only the last `lookback` bars [default: all, up "
+                                                          "to the model's max_context].")
+    temperature: float = Field(1.0, gt=0, le=100, allow_inf_nan=False)
+    top_p: float = Field(0.9, gt=0, le=1, allow_inf_nan=False, description="Nucleus sampling threshold.")
+    top_k: int = Field(0, ge=0, description="Top-k sampling (0 = off, 1 = greedy).")
+    samples: int = Field(1, ge=1, description="Sample paths; the forecast is their mean.")
+    seed: int | None = Field(None, ge=0, lt=2**63, description="Seed for a reproducible forecast.")
+    quantiles: list[Quantile] = Field(default_factory=list, max_length=99,
+                                      description="Quantiles of the sample paths to return, e.g. [0.1, 0.9].")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[ForecastRequest] = Field(min_length=1, description="Series to forecast in one call.")
+
+
+class ForecastBar(BaseModel):
+    timestamp: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    amount: float
+
+
+class ForecastResponse(BaseModel):
+    bars: list[ForecastBar] = Field(description="The mean of the sample paths.")
+    quantiles: dict[str, list[ForecastBar]] = Field(
+        default_factory=dict, description="Per requested quantile (its number as the key), bars of that quantile "
+                                          "of the sample paths.")
+    lookback: int = Field(description="History bars the forecast used.")
+    pred_len: int
+    samples: int
+    seed: int | None
+
+
+class BatchResponse(BaseModel):
+    forecasts: list[ForecastResponse]
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="The first problem, as `field: message`.")
+    field: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """('body', 'bars', 3, 'close') -> 'bars[3].close'; the body itself is 'body'."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out or "body"

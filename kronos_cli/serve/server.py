@@ -1,0 +1,90 @@
+"""Loading the model for serving, binding the socket and running uvicorn."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kronos_cli.errors import KronosError
+from kronos_cli.model.forecast import KronosPredictor
+from kronos_cli.serve.service import ForecastService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the served weights come from: a bundle file, or a tokenizer and a predictor (Hub ids or dirs)."""
+
+    tokenizer: str | None = None
+    model: str | None = None
+    bundle: str | None = None
+    max_context: int = 512
+
+    def load(self, device: str | None) -> tuple[KronosPredictor, dict[str, str]]:
+        if self.bundle is not None:
+            if self.tokenizer or self.model:
+                raise KronosError("pass either --bundle or --tokenizer/--model, not both")
+            predictor = KronosPredictor.from_bundle(self.bundle, device=device)
+            return predictor, {"tokenizer": f"{self.bundle} (bundle)", "model": f"{self.bundle} (bundle)"}
+        if not (self.tokenizer and self.model):
+            raise KronosError("say what to serve: --tokenizer and --model (Hub ids or checkpoint directories), "
+                              "--bundle FILE from `kronos export`, or -c CONFIG for a run's fine-tuned models")
+        predictor = KronosPredictor.from_pretrained(self.tokenizer, self.model, device=device,
+                                                    max_context=self.max_context)
+        return predictor, {"tokenizer": self.tokenizer, "model": self.model}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a one-line error (port in use, unknown host); port 0 lets the OS choose."""
+    if not 0 <= port <= 65535:
+        raise KronosError(f"--port must be in 0..65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise KronosError(f"--host {host} cannot be resolved ({exc.strerror}); use an address such as 127.0.0.1"
+                          ) from None
+    family, _, _, _, address = infos[0]
+    try:
+        return socket.create_server(address, family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise KronosError(f"port {port} on {host} is already in use; stop what uses it or pick another --port"
+                              ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise KronosError(f"no permission to listen on {host}:{port}; ports below 1024 need privileges, pick "
+                              f"another --port") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise KronosError(f"--host {host} is not an address of this machine") from None
+        raise
+
+
+def serve(service: ForecastService, sock: socket.socket, token: str | None = None, access_log: bool = True,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM end it gracefully)."""
+    import uvicorn
+
+    from kronos_cli.serve.app import create_app
+
+    host, port = sock.getsockname()[:2]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    app = create_app(service, token, on_ready=(lambda: on_ready(url)) if on_ready else None)
+    config = uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="on", server_header=False,
+                            timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise RuntimeError("the server did not start; see the log above")

@@ -1,0 +1,209 @@
+"""The forecasting service behind the HTTP API: request checks, dynamic batching onto the model, responses."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kronos_cli import __version__
+from kronos_cli.bars import FEATURE_COLUMNS, features
+from kronos_cli.environment import package_version
+from kronos_cli.errors import KronosError
+from kronos_cli.model.forecast import KronosPredictor, SeriesJob
+from kronos_cli.model.sampling import SamplingParams
+from kronos_cli.serve.batcher import DynamicBatcher
+from kronos_cli.serve.schema import ForecastRequest
+from kronos_cli.timefeatures import future_timestamps, time_stamps
+
+
+class RequestError(KronosError):
+    """A request the service cannot answer; `field` names the offending part of the body."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; checked before a request joins a batch."""
+
+    min_bars: int = 16
+    max_pred_len: int = 512
+    max_samples: int = 100
+    max_series: int = 256  # per /v1/forecast/batch call
+    max_body_bytes: int = 8 * 2**20
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) < 1:
+                raise KronosError(f"--{f.name.replace('_', '-')} must be >= 1, got {getattr(self, f.name)}")
+        if self.min_bars < 2:
+            raise KronosError(f"--min-bars must be >= 2 (the bar spacing needs two bars), got {self.min_bars}")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked request: the model's job plus what its answer needs."""
+
+    request: ForecastRequest
+    job: SeriesJob
+    future: pd.DatetimeIndex
+    tz: tzinfo | None
+
+
+def _timestamps(req: ForecastRequest, where: str) -> tuple[np.ndarray, tzinfo | None]:
+    """Strictly increasing naive datetime64 stamps (aware ones in the last bar's zone) and that zone."""
+    stamps = [b.timestamp for b in req.bars]
+    tz = stamps[-1].tzinfo
+    naive = []
+    for i, t in enumerate(stamps):
+        if (t.tzinfo is None) != (tz is None):
+            raise RequestError(f"{where}bars[{i}].timestamp", "mixes timezone-aware and naive timestamps; give "
+                                                              "every bar an offset or none")
+        naive.append(t.astimezone(tz).replace(tzinfo=None) if tz is not None else t)
+    wall = np.array(naive, dtype="datetime64[us]")  # a parsed datetime carries no finer resolution
+    diffs = np.diff(wall.astype(np.int64))
+    if (diffs <= 0).any():
+        row = int(np.argmax(diffs <= 0)) + 1
+        what = "duplicates the bar before it" if diffs[row - 1] == 0 else "is earlier than the bar before it"
+        raise RequestError(f"{where}bars[{row}].timestamp", f"{pd.Timestamp(wall[row])} {what}; bars must be "
+                                                           f"sorted by time with no duplicates")
+    return wall, tz
+
+
+def _optional_column(req: ForecastRequest, name: str, where: str) -> np.ndarray | None:
+    values = [getattr(b, name) for b in req.bars]
+    missing = [v is None for v in values]
+    if all(missing):
+        return None
+    if any(missing):
+        row = missing.index(True)
+        raise RequestError(f"{where}bars[{row}].{name}", f"missing while other bars give {name}; give it for "
+                                                         f"every bar or for none")
+    return np.array(values, dtype=np.float64)
+
+
+def prepare(req: ForecastRequest, limits: Limits, max_context: int, where: str = "") -> Prepared:
+    """Check a request against the limits and turn it into a `SeriesJob`; `where` prefixes field names."""
+    n = len(req.bars)
+    if n < limits.min_bars:
+        raise RequestError(f"{where}bars", f"{n} bar(s) given; the server needs at least {limits.min_bars}")
+    if req.pred_len > limits.max_pred_len:
+        raise RequestError(f"{where}pred_len", f"{req.pred_len} is above this server's limit of "
+                                               f"{limits.max_pred_len} (--max-pred-len)")
+    if req.samples > limits.max_samples:
+        raise RequestError(f"{where}samples", f"{req.samples} is above this server's limit of {limits.max_samples} "
+                                              f"(--max-samples)")
+    if req.lookback is not None and req.lookback > n:
+        raise RequestError(f"{where}lookback", f"{req.lookback} is more than the {n} bars given")
+    wall, tz = _timestamps(req, where)
+    prices = np.array([(b.open, b.high, b.low, b.close) for b in req.bars], dtype=np.float64)
+    x = features(prices, _optional_column(req, "volume", where), _optional_column(req, "amount", where),
+                 f"{where}bars")
+    used = min(req.lookback or n, max_context)
+    hist = wall[-used:]
+    try:
+        future = future_timestamps(hist, req.pred_len)
+    except KronosError as exc:
+        raise RequestError(f"{where}bars", str(exc)) from None
+    params = SamplingParams(req.temperature, req.top_k, req.top_p)
+    job = SeriesJob(x[-used:], time_stamps(hist), time_stamps(future), req.samples, params, req.seed)
+    return Prepared(req, job, future, tz)
+
+
+def quantile_key(q: float) -> str:
+    return f"{q:g}"
+
+
+def _bars_json(stamps: list[str], values: np.ndarray) -> list[dict[str, Any]]:
+    return [dict(zip(FEATURE_COLUMNS, row), timestamp=t) for t, row in zip(stamps, values.tolist())]
+
+
+def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
+    """The JSON answer (see `ForecastResponse`) for sample paths (S, P, 6) of a prepared request."""
+    future = p.future.tz_localize(p.tz) if p.tz is not None else p.future
+    stamps = [t.isoformat() for t in future]
+    req = p.request
+    return {"bars": _bars_json(stamps, paths.mean(axis=0)),
+            "quantiles": {quantile_key(q): _bars_json(stamps, np.quantile(paths, q, axis=0)) for q in req.quantiles},
+            "lookback": len(p.job.x), "pred_len": req.pred_len, "samples": req.samples, "seed": req.seed}
+
+
+def _parameters(module) -> int:
+    return sum(t.numel() for t in module.parameters())
+
+
+class ForecastService:
+    """Owns the predictor and the batcher; the HTTP layer only parses, authenticates and answers."""
+
+    def __init__(self, predictor: KronosPredictor, limits: Limits, max_batch: int = 64, max_wait_ms: float = 10.0,
+                 sources: dict[str, str] | None = None):
+        if max_batch < 1:
+            raise KronosError(f"--max-batch must be >= 1, got {max_batch}")
+        if not (max_wait_ms >= 0 and math.isfinite(max_wait_ms)):
+            raise KronosError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
+        self.predictor, self.limits = predictor, limits
+        self.max_batch, self.max_wait_ms = max_batch, max_wait_ms
+        self.sources = sources or {}
+        self.batcher: DynamicBatcher[Prepared, np.ndarray] = DynamicBatcher(self._run, max_batch, max_wait_ms / 1e3)
+        self.started = time.time()
+        self.requests = 0
+        self.rejected = 0
+
+    def _run(self, items: list[Prepared]) -> list[np.ndarray]:
+        return self.predictor.forecast_jobs([p.job for p in items])
+
+    def warm_up(self) -> None:
+        """One small forecast, so that a broken device fails at start and the first caller waits no longer."""
+        bars = np.linspace(1.0, 2.0, 32, dtype=np.float32)[:, None].repeat(6, axis=1)
+        stamps = time_stamps(pd.date_range("2024-01-01", periods=34, freq="D"))
+        self.predictor.forecast_jobs([SeriesJob(bars, stamps[:32], stamps[32:], 1, SamplingParams(top_k=1))])
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.warm_up)
+        await self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+
+    async def forecast(self, requests: Sequence[ForecastRequest], batch_call: bool = False) -> list[dict[str, Any]]:
+        """Answers to requests, in order; a RequestError names the field (prefixed `requests[i].` in a batch call)."""
+        if batch_call and len(requests) > self.limits.max_series:
+            raise RequestError("requests", f"{len(requests)} series in one call; this server takes at most "
+                                           f"{self.limits.max_series} (--max-series)")
+        ctx = self.predictor.max_context
+        prepared = [prepare(r, self.limits, ctx, f"requests[{i}]." if batch_call else "")
+                    for i, r in enumerate(requests)]
+        paths = await self.batcher.submit(prepared)
+        return [respond(p, x) for p, x in zip(prepared, paths)]
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "uptime_s": round(time.time() - self.started, 3), "device": str(self.predictor.device),
+                "requests": self.requests, "rejected": self.rejected, "queued": self.batcher.queued,
+                "batching": self.batcher.stats.as_dict()}
+
+    def model_info(self) -> dict[str, Any]:
+        p = self.predictor
+        return {
+            "tokenizer": {"source": self.sources.get("tokenizer", ""), "parameters": _parameters(p.tokenizer),
+                          "config": dataclasses.asdict(p.tokenizer.config)},
+            "model": {"source": self.sources.get("model", ""), "parameters": _parameters(p.model),
+                      "config": dataclasses.asdict(p.model.config)},
+            "device": str(p.device), "max_context": p.max_context, "clip": p.clip,
+            "features": FEATURE_COLUMNS,
+            "batching": {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms},
+            "limits": dataclasses.asdict(self.limits),
+            "versions": {"kronos_cli": __version__, "python": sys.version.split()[0],
+                         **{d: package_version(d) for d in ("torch", "numpy", "fastapi", "uvicorn", "pydantic")}},
+        }

@@ -1,0 +1,202 @@
+"""`kronos serve` over HTTP: forecasts equal the library's, batching changes nothing, bad input gets 4xx."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kronos_cli.bars import FEATURE_COLUMNS
+from kronos_cli.predict import forecast_series
+from tests.serve.conftest import bars_json, series
+
+
+def _values(bars: list[dict]) -> np.ndarray:
+    return np.array([[b[c] for c in FEATURE_COLUMNS] for b in bars])
+
+
+def test_health_model_and_openapi(server, tiny_pair):
+    status, health = server.get("/healthz")
+    assert status == 200 and health["status"] == "ok" and health["device"] == "cpu"
+    status, info = server.get("/v1/model")
+    assert status == 200
+    tok, model = tiny_pair
+    assert info["model"]["config"]["d_model"] == model.config.d_model
+    assert info["tokenizer"]["config"]["s1_bits"] == tok.config.s1_bits
+    assert info["model"]["parameters"] == sum(p.numel() for p in model.parameters())
+    assert info["device"] == "cpu" and info["max_context"] == 64
+    assert {"kronos_cli", "torch", "fastapi", "uvicorn"} <= set(info["versions"])
+    assert info["batching"] == {"max_batch": 64, "max_wait_ms": 100.0}
+    assert info["limits"]["max_pred_len"] == 64
+    status, schema = server.get("/openapi.json")
+    assert status == 200
+    assert {"/v1/forecast", "/v1/forecast/batch", "/v1/model", "/healthz"} <= set(schema["paths"])
+    assert "ForecastRequest" in schema["components"]["schemas"]
+
+
+def test_forecast_equals_the_library_for_the_same_seed(server, library_predictor):
+    bars = series(50, seed=1)
+    req = {"bars": bars_json(bars), "pred_len": 6, "samples": 4, "seed": 11, "temperature": 0.8, "top_p": 0.95,
+           "quantiles": [0.1, 0.9]}
+    status, got = server.post("/v1/forecast", req)
+    assert status == 200, got
+    want = forecast_series(library_predictor, bars, 6, samples=4, temperature=0.8, top_p=0.95, seed=11,
+                           quantiles=(0.1, 0.9))
+    np.testing.assert_allclose(_values(got["bars"]), want.table[FEATURE_COLUMNS].to_numpy(), rtol=1e-6)
+    for q, key in ((0.1, "0.1"), (0.9, "0.9")):
+        cols = [f"{c}_q{round(q * 100):02d}" for c in FEATURE_COLUMNS]
+        np.testing.assert_allclose(_values(got["quantiles"][key]), want.table[cols].to_numpy(), rtol=1e-6)
+    stamps = pd.DatetimeIndex([b["timestamp"] for b in got["bars"]])
+    assert stamps.equals(pd.DatetimeIndex(want.table["timestamps"]))
+    assert (stamps.day_of_week < 5).all()  # business-day bars continue on weekdays
+    assert got["lookback"] == 50 and got["samples"] == 4 and got["seed"] == 11
+    assert server.post("/v1/forecast", req)[1] == got  # the same seed, the same answer
+
+
+def test_intraday_timestamps_continue_the_spacing_and_keep_the_offset(server):
+    ts = pd.date_range("2024-03-01 09:30", periods=40, freq="5min", tz="Asia/Shanghai")
+    bars = series(40, seed=2).assign(timestamps=ts)
+    status, got = server.post("/v1/forecast", {"bars": bars_json(bars), "pred_len": 3, "top_k": 1})
+    assert status == 200, got
+    # The history's last bar closes the session seen (09:30..12:45) on a Friday: the next session is Monday's.
+    assert [b["timestamp"] for b in got["bars"]] == ["2024-03-04T09:30:00+08:00", "2024-03-04T09:35:00+08:00",
+                                                     "2024-03-04T09:40:00+08:00"]
+
+
+def _mixed_requests() -> list[dict]:
+    reqs = []
+    for i in range(12):
+        n = 30 if i % 3 else 40  # two history lengths: two groups in one batch
+        reqs.append({"bars": bars_json(series(n, seed=10 + i)), "pred_len": 4 if i % 2 else 5,
+                     "samples": 1 + i % 3, "seed": 100 + i, "temperature": 1.0 + 0.05 * i,
+                     "quantiles": [0.5] if i % 4 == 0 else []})
+    return reqs
+
+
+def test_batched_equals_unbatched(server):
+    reqs = _mixed_requests()
+    before = server.get("/healthz")[1]["batching"]
+    alone = [server.post("/v1/forecast", r) for r in reqs]  # one at a time: each runs in a batch of its own
+    mid = server.get("/healthz")[1]["batching"]
+    assert mid["batches"] - before["batches"] == len(reqs)
+    with ThreadPoolExecutor(len(reqs)) as pool:
+        together = list(pool.map(lambda r: server.post("/v1/forecast", r), reqs))
+    after = server.get("/healthz")[1]["batching"]
+    assert after["batches"] - mid["batches"] < len(reqs)  # the concurrent requests shared forward passes
+    assert after["largest_batch"] > 1
+    for (s1, a), (s2, b) in zip(alone, together):
+        assert s1 == s2 == 200
+        assert a == b
+    status, batch = server.post("/v1/forecast/batch", {"requests": reqs[:4]})
+    assert status == 200
+    assert batch["forecasts"] == [a for _, a in alone[:4]]
+
+
+def _good() -> dict:
+    return {"bars": bars_json(series(30, seed=5)), "pred_len": 3, "seed": 1}
+
+
+def _mutate(fn):
+    req = _good()
+    fn(req)
+    return req
+
+
+def _drop(col):
+    def f(r):
+        for b in r["bars"]:
+            b.pop(col)
+    return f
+
+
+def _set(i, key, value):
+    def f(r):
+        r["bars"][i][key] = value
+    return f
+
+
+def _swap(r):
+    r["bars"][3], r["bars"][4] = r["bars"][4], r["bars"][3]
+
+
+def _dup(r):
+    r["bars"][7]["timestamp"] = r["bars"][6]["timestamp"]
+
+
+BAD = {
+    "missing close": (_mutate(_drop("close")), 422, "bars[0].close", "required"),
+    "missing timestamps": (_mutate(_drop("timestamp")), 422, "bars[0].timestamp", "required"),
+    "null price": (_mutate(_set(4, "low", None)), 422, "bars[4].low", "number"),
+    "text price": (_mutate(_set(4, "open", "abc")), 422, "bars[4].open", "number"),
+    "unsorted": (_mutate(_swap), 422, "bars[4].timestamp", "earlier than the bar before"),
+    "duplicate": (_mutate(_dup), 422, "bars[7].timestamp", "duplicates"),
+    "bad timestamp": (_mutate(_set(2, "timestamp", "yesterday")), 422, "bars[2].timestamp", "datetime"),
+    "volume on some bars": (_mutate(_set(9, "volume", None)), 422, "bars[9].volume", "every bar or for none"),
+    "too few bars": (_mutate(lambda r: r.update(bars=r["bars"][:10])), 422, "bars", "at least 16"),
+    "pred_len zero": (_mutate(lambda r: r.update(pred_len=0)), 422, "pred_len", "greater than or equal to 1"),
+    "pred_len above limit": (_mutate(lambda r: r.update(pred_len=65)), 422, "pred_len", "--max-pred-len"),
+    "pred_len missing": (_mutate(lambda r: r.pop("pred_len")), 422, "pred_len", "required"),
+    "samples above limit": (_mutate(lambda r: r.update(samples=9)), 422, "samples", "--max-samples"),
+    "top_p above 1": (_mutate(lambda r: r.update(top_p=1.5)), 422, "top_p", "less than or equal to 1"),
+    "temperature zero": (_mutate(lambda r: r.update(temperature=0)), 422, "temperature", "greater than 0"),
+    "quantile of 1": (_mutate(lambda r: r.update(quantiles=[0.5, 1.0])), 422, "quantiles[1]", "less than 1"),
+    "lookback above bars": (_mutate(lambda r: r.update(lookback=31)), 422, "lookback", "more than the 30 bars"),
+    "unknown field": (_mutate(lambda r: r.update(pred_length=3)), 422, "pred_length", "not permitted"),
+    "bars not a list": (_mutate(lambda r: r.update(bars={"a": 1})), 422, "bars", "list"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_gets_422_naming_the_field(server, name):
+    req, status, field, message = BAD[name]
+    got_status, got = server.post("/v1/forecast", req)
+    assert got_status == status, got
+    assert got["field"] == field
+    assert message in got["error"]
+
+
+def _raw(text: str) -> bytes:
+    return text.encode()
+
+
+def test_nan_and_infinity_literals_are_refused(server):
+    body = json.dumps(_good())
+    for literal in ("NaN", "Infinity"):
+        raw = body.replace('"open": ' + json.dumps(_good()["bars"][3]["open"]), f'"open": {literal}', 1)
+        status, got = server.post("/v1/forecast", raw=_raw(raw))
+        assert status == 422 and got["field"] == "bars[3].open" and "finite" in got["error"]
+
+
+def test_body_problems(server):
+    status, got = server.post("/v1/forecast", raw=b'{"bars": [')
+    assert status == 422 and got["field"] == "body" and "JSON" in got["error"]
+    status, got = server.post("/v1/forecast", raw=b"x" * 300_000)
+    assert status == 413 and got["field"] == "body" and "200000 bytes" in got["error"]
+    many = {"requests": [_good()] * 5}
+    status, got = server.post("/v1/forecast/batch", many)
+    assert status == 422 and got["field"] == "requests" and "--max-series" in got["error"]
+    bad = {"requests": [_good(), BAD["unsorted"][0]]}
+    status, got = server.post("/v1/forecast/batch", bad)
+    assert status == 422 and got["field"] == "requests[1].bars[4].timestamp"
+
+
+def test_bad_requests_do_not_disturb_good_ones_sent_with_them(server):
+    good = _mixed_requests()[:6]
+    expected = [server.post("/v1/forecast", r)[1] for r in good]
+    bad = [BAD[k][0] for k in ("unsorted", "missing close", "pred_len above limit", "too few bars")]
+    mixed = [(True, r) for r in good] + [(False, r) for r in bad]
+    order = [mixed[i] for i in (0, 6, 1, 7, 2, 8, 3, 9, 4, 5)]
+    with ThreadPoolExecutor(len(order)) as pool:
+        results = list(pool.map(lambda item: server.post("/v1/forecast", item[1]), order))
+    got_good = [payload for (ok, _), (status, payload) in zip(order, results) if ok]
+    assert [status for (ok, _), (status, _p) in zip(order, results) if not ok] == [422] * 4
+    assert got_good == expected
+    assert server.alive()
+    assert server.get("/healthz")[1]["status"] == "ok"
+
+
+def test_no_auth_needed_when_no_token_is_configured(server):
+    assert server.post("/v1/forecast", _good())[0] == 200
