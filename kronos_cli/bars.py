@@ -33,6 +33,9 @@ def features(prices: np.ndarray, volume: np.ndarray | None = None, amount: np.nd
         raise KronosError(f"{where} contains NaN values in price or volume columns; fill or drop those rows")
     if np.isinf(x).any():
         raise KronosError(f"{where} contains infinite values in price or volume columns")
+    if (np.abs(x) > np.finfo(np.float32).max).any():
+        raise KronosError(f"{where} has values beyond the float32 range (3.4e38) the model computes in; scale "
+                          f"them down")
     return x.astype(np.float32)
 
 

@@ -60,6 +60,7 @@ class Prepared:
     job: SeriesJob
     future: pd.DatetimeIndex
     tz: tzinfo | None
+    where: str = ""
 
 
 def _timestamps(req: ForecastRequest, where: str) -> tuple[np.ndarray, tzinfo | None]:
@@ -109,8 +110,13 @@ def prepare(req: ForecastRequest, limits: Limits, max_context: int, where: str =
         raise RequestError(f"{where}lookback", f"{req.lookback} is more than the {n} bars given")
     wall, tz = _timestamps(req, where)
     prices = np.array([(b.open, b.high, b.low, b.close) for b in req.bars], dtype=np.float64)
-    x = features(prices, _optional_column(req, "volume", where), _optional_column(req, "amount", where),
-                 f"{where}bars")
+    try:
+        x = features(prices, _optional_column(req, "volume", where), _optional_column(req, "amount", where),
+                     "the request")
+    except RequestError:
+        raise
+    except KronosError as exc:
+        raise RequestError(f"{where}bars", str(exc)) from None
     used = min(req.lookback or n, max_context)
     hist = wall[-used:]
     try:
@@ -119,7 +125,7 @@ def prepare(req: ForecastRequest, limits: Limits, max_context: int, where: str =
         raise RequestError(f"{where}bars", str(exc)) from None
     params = SamplingParams(req.temperature, req.top_k, req.top_p)
     job = SeriesJob(x[-used:], time_stamps(hist), time_stamps(future), req.samples, params, req.seed)
-    return Prepared(req, job, future, tz)
+    return Prepared(req, job, future, tz, where)
 
 
 def quantile_key(q: float) -> str:
@@ -132,6 +138,9 @@ def _bars_json(stamps: list[str], values: np.ndarray) -> list[dict[str, Any]]:
 
 def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
     """The JSON answer (see `ForecastResponse`) for sample paths (S, P, 6) of a prepared request."""
+    if not np.isfinite(paths).all():  # float32 normalisation overflows for values beyond about 1e19
+        raise RequestError(f"{p.where}bars", "the forecast overflowed float32: the values are too large to "
+                                             "normalise; scale them down (e.g. volume in lots, amount in thousands)")
     future = p.future.tz_localize(p.tz) if p.tz is not None else p.future
     stamps = [t.isoformat() for t in future]
     req = p.request

@@ -146,6 +146,8 @@ BAD = {
     "lookback above bars": (_mutate(lambda r: r.update(lookback=31)), 422, "lookback", "more than the 30 bars"),
     "unknown field": (_mutate(lambda r: r.update(pred_length=3)), 422, "pred_length", "not permitted"),
     "bars not a list": (_mutate(lambda r: r.update(bars={"a": 1})), 422, "bars", "list"),
+    "beyond float32": (_mutate(_set(5, "close", 1e39)), 422, "bars", "float32 range"),
+    "overflows normalisation": (_mutate(_set(5, "volume", -1e30)), 422, "bars", "overflowed float32"),
 }
 
 
@@ -186,13 +188,15 @@ def test_body_problems(server):
 def test_bad_requests_do_not_disturb_good_ones_sent_with_them(server):
     good = _mixed_requests()[:6]
     expected = [server.post("/v1/forecast", r)[1] for r in good]
-    bad = [BAD[k][0] for k in ("unsorted", "missing close", "pred_len above limit", "too few bars")]
+    # The last one passes the checks, joins the batch and fails there (its normalisation overflows).
+    bad = [BAD[k][0] for k in ("unsorted", "missing close", "pred_len above limit", "too few bars",
+                               "overflows normalisation")]
     mixed = [(True, r) for r in good] + [(False, r) for r in bad]
-    order = [mixed[i] for i in (0, 6, 1, 7, 2, 8, 3, 9, 4, 5)]
+    order = [mixed[i] for i in (0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5)]
     with ThreadPoolExecutor(len(order)) as pool:
         results = list(pool.map(lambda item: server.post("/v1/forecast", item[1]), order))
     got_good = [payload for (ok, _), (status, payload) in zip(order, results) if ok]
-    assert [status for (ok, _), (status, _p) in zip(order, results) if not ok] == [422] * 4
+    assert [status for (ok, _), (status, _p) in zip(order, results) if not ok] == [422] * 5
     assert got_good == expected
     assert server.alive()
     assert server.get("/healthz")[1]["status"] == "ok"
