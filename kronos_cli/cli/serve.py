@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -46,6 +48,7 @@ def serve(
     token_env: str | None = typer.Option(None, "--token-env", help="Require `Authorization: Bearer <token>` on "
                                          "/v1, the token read from this environment variable."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
+    json_out: bool = typer.Option(False, "--json", help="Announce readiness as one JSON line on stdout."),
 ) -> None:
     """Serve forecasts over HTTP: POST /v1/forecast, /v1/forecast/batch; GET /v1/model, /healthz; /docs."""
     from kronos_cli.errors import KronosError
@@ -90,6 +93,11 @@ def serve(
         _route_uvicorn_logs()
 
         def ready(url: str) -> None:
+            if json_out:
+                sys.stdout.write(json.dumps({"event": "ready", "url": url, "docs": f"{url}/docs",
+                                             "pid": os.getpid()}) + "\n")
+                sys.stdout.flush()
+                return
             console.print(f"kronos serve: ready on {url} (OpenAPI: {url}/docs)", highlight=False)
             console.file.flush()
 

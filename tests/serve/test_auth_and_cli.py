@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from kronos_cli.bars import FEATURE_COLUMNS
 from kronos_cli.export.artifacts import write_bundle
 from kronos_cli.model import KronosPredictor
 from kronos_cli.predict import forecast_series
-from tests.serve.conftest import bars_json, series, start_server, stop_server
+from tests.serve.conftest import Server, bars_json, series, start_server, stop_server
 
 TOKEN = "s3cret-test-token"
 
@@ -115,7 +116,11 @@ def test_a_config_serves_its_models_and_context(tiny_checkpoints, tmp_path):
     cfg.write_text(f"model:\n  tokenizer: {tok}\n  predictor: {model}\n"
                    f"data:\n  max_context: 48\n  lookback_window: 30\n  predict_window: 5\n"
                    f"output_dir: {tmp_path / 'out'}\n")
-    srv = start_server(["-c", cfg], tmp_path / "server.log")
+    cmd = [sys.executable, "-m", "kronos_cli", "serve", "-c", str(cfg), "--port", "0", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ready = json.loads(proc.stdout.readline())  # scripts can wait for this one line
+    assert ready["event"] == "ready" and ready["pid"] == proc.pid
+    srv = Server(ready["url"], proc, tmp_path / "unused.log")
     try:
         status, info = srv.get("/v1/model")
         assert status == 200
