@@ -37,7 +37,7 @@ def serve(
     device: str = DeviceOpt,
     max_context: int | None = typer.Option(None, "--max-context", help="Model context [default: the config's "
                                            "data.max_context, else 512; a bundle carries its own]."),
-    max_batch: int = typer.Option(64, "--max-batch", help="Most series forecast together (1 = no batching)."),
+    max_batch: int = typer.Option(64, "--max-batch", help="Most sample paths (series x samples) forecast together (1 = no batching)."),
     max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", help="How long the first request of a batch waits "
                                       "for others."),
     min_bars: int = typer.Option(16, "--min-bars", help="Fewest history bars a request may send."),

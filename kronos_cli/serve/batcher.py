@@ -1,5 +1,8 @@
 """Dynamic batching: items that arrive within `max_wait` of the first run together, up to `max_batch`.
 
+Items may weigh more than one (a forecast with 20 sample paths is 20 rows of the model's batch); a batch
+takes items in arrival order while their total weight fits, and an item heavier than `max_batch` runs alone.
+
 Runs happen one at a time on a single worker thread, so the event loop keeps accepting requests while the
 model works, and requests that arrive meanwhile form the next batch. A run that fails is retried item by
 item, so one bad item never fails the others of its batch.
@@ -52,18 +55,21 @@ class BatchStats:
 class DynamicBatcher(Generic[T, R]):
     """Collects submitted items into batches for `run(items) -> results` (one result per item, in order)."""
 
-    def __init__(self, run: Callable[[list[T]], Sequence[R]], max_batch: int, max_wait_s: float):
+    def __init__(self, run: Callable[[list[T]], Sequence[R]], max_batch: int, max_wait_s: float,
+                 weight: Callable[[T], int] = lambda _item: 1):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self._run, self.max_batch, self.max_wait_s = run, max_batch, max(0.0, max_wait_s)
+        self._weight = weight
         self._queue: asyncio.Queue[_Pending[T]] | None = None
+        self._carry: _Pending[T] | None = None  # taken from the queue but did not fit the last batch
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kronos-batch")
         self.stats = BatchStats()
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
+        return (self._queue.qsize() if self._queue is not None else 0) + (self._carry is not None)
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -92,21 +98,31 @@ class DynamicBatcher(Generic[T, R]):
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            if self._carry is not None:
+                first, self._carry = self._carry, None
+            else:
+                first = await self._queue.get()
+            batch, load = [first], self._weight(first.item)
             # Wait for company until max_wait after the first item arrived (not after it was dequeued: an
             # item that waited behind a running batch has waited long enough).
-            deadline = batch[0].arrived + self.max_wait_s
-            while len(batch) < self.max_batch:
+            deadline = first.arrived + self.max_wait_s
+            while load < self.max_batch:
                 if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                    nxt = self._queue.get_nowait()
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(self._queue.get(), remaining)
+                    except asyncio.TimeoutError:
+                        break
+                w = self._weight(nxt.item)
+                if load + w > self.max_batch:
+                    self._carry = nxt  # first of the next batch
                     break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except asyncio.TimeoutError:
-                    break
+                batch.append(nxt)
+                load += w
             live = [p for p in batch if not p.future.done()]  # a caller that went away needs no result
             if not live:
                 continue

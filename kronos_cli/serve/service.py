@@ -165,7 +165,9 @@ class ForecastService:
         self.predictor, self.limits = predictor, limits
         self.max_batch, self.max_wait_ms = max_batch, max_wait_ms
         self.sources = sources or {}
-        self.batcher: DynamicBatcher[Prepared, np.ndarray] = DynamicBatcher(self._run, max_batch, max_wait_ms / 1e3)
+        # A batch holds up to max_batch sample paths (rows of the model's batch): memory follows rows.
+        self.batcher: DynamicBatcher[Prepared, np.ndarray] = DynamicBatcher(
+            self._run, max_batch, max_wait_ms / 1e3, weight=lambda p: p.job.sample_count)
         self.started = time.time()
         self.requests = 0
         self.rejected = 0

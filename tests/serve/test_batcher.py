@@ -118,3 +118,15 @@ def test_submit_before_start_is_an_error():
     b = DynamicBatcher(Recorder(), max_batch=2, max_wait_s=0.0)
     with pytest.raises(RuntimeError):
         _run(b.submit(["x"]))
+
+
+def test_weighted_items_fill_a_batch_up_to_max_batch_and_a_heavy_one_runs_alone():
+    rec = Recorder()
+    weights = {"a": 3, "b": 2, "c": 1, "heavy": 10, "d": 1}
+    b = DynamicBatcher(rec, max_batch=4, max_wait_s=0.2, weight=weights.__getitem__)
+
+    async def body():
+        return await asyncio.gather(*(b.submit([x]) for x in ("a", "b", "c", "heavy", "d")))
+
+    assert [r[0] for r in _run(_with(b, body))] == ["A", "B", "C", "HEAVY", "D"]
+    assert rec.batches == [["a"], ["b", "c"], ["heavy"], ["d"]]
