@@ -29,6 +29,8 @@ def describe() -> dict[str, object]:
         "pandas": package_version("pandas"),
         "pyqlib": package_version("pyqlib"),
         "huggingface_hub": package_version("huggingface_hub"),
+        "fastapi": package_version("fastapi"),
+        "uvicorn": package_version("uvicorn"),
         "cpu threads": torch.get_num_threads(),
         "cuda available": torch.cuda.is_available(),
         "cuda devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
