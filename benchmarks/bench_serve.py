@@ -4,9 +4,10 @@ Random weights of the tiny preset (with the tiny tokenizer) and of Kronos-small 
 architecture), on the CPU. For each, a real server process on a free loopback port is started twice, with
 batching (`--max-batch 64 --max-wait-ms 10`, the defaults) and without (`--max-batch 1`), and driven by 32
 concurrent clients (threads with keep-alive connections, in this process) sending 200 requests between them,
-each a different series of `--lookback` daily bars with its own seed. Prints requests/s and p50/p99 latency of
-each run and the throughput ratio batched / unbatched measured in the same run; the answers of the two runs
-are compared too (the same seeds must give the same forecasts).
+each a different series of `--lookback` daily bars with its own seed. The two modes alternate for `--rounds`
+rounds (this machine is noisy), each on a fresh server. Prints the median requests/s of each mode, p50/p99
+latency over all its requests, and the throughput ratio batched / unbatched measured in the same run; the
+answers of every run are compared too (the same seeds must give the same forecasts).
 
     python benchmarks/bench_serve.py                 # tiny and small, 32 clients, 200 requests
     python benchmarks/bench_serve.py --presets tiny --requests 100
@@ -112,28 +113,33 @@ def health(port: int) -> dict:
 
 
 def run(preset: str, root: Path, args) -> dict:
+    """Rounds of (off, on), each on a fresh server: per mode the median throughput and pooled latencies."""
     tok, model = save_models(preset, root)
     bodies = request_bodies(args.requests, args.lookback, args.pred_len)
     warm = request_bodies(args.clients, args.lookback, args.pred_len)
+    runs: dict[str, list] = {"off": [], "on": []}
+    for _ in range(args.rounds):
+        for batching in (False, True):
+            proc, port = start(tok, model, batching, root / f"{preset}-{batching}.log")
+            try:
+                load(port, warm, args.clients)  # warm-up: first-call allocations, connection set-up
+                before = health(port)["batching"]
+                wall, lat, answers = load(port, bodies, args.clients)
+                after = health(port)["batching"]
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+            runs["on" if batching else "off"].append((len(bodies) / wall, lat, answers,
+                                                      len(bodies) / max(after["batches"] - before["batches"], 1)))
     result = {}
-    for batching in (False, True):
-        proc, port = start(tok, model, batching, root / f"{preset}-{batching}.log")
-        try:
-            load(port, warm, args.clients)  # warm-up: first-call allocations, connection set-up
-            before = health(port)["batching"]
-            wall, lat, answers = load(port, bodies, args.clients)
-            after = health(port)["batching"]
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-        batches = after["batches"] - before["batches"]
-        result["on" if batching else "off"] = {
-            "throughput": len(bodies) / wall, "p50_ms": 1e3 * float(np.percentile(lat, 50)),
-            "p99_ms": 1e3 * float(np.percentile(lat, 99)), "mean_batch": len(bodies) / max(batches, 1),
-            "answers": answers}
-    same = all(result["on"]["answers"][i] == result["off"]["answers"][i] for i in range(len(bodies)))
+    for mode, rs in runs.items():
+        lat = [x for r in rs for x in r[1]]
+        result[mode] = {"throughput": float(np.median([r[0] for r in rs])), "all": [r[0] for r in rs],
+                        "p50_ms": 1e3 * float(np.percentile(lat, 50)), "p99_ms": 1e3 * float(np.percentile(lat, 99)),
+                        "mean_batch": float(np.mean([r[3] for r in rs]))}
+    answers = [r[2] for rs in runs.values() for r in rs]
+    result["identical"] = all(a == answers[0] for a in answers)
     result["ratio"] = result["on"]["throughput"] / result["off"]["throughput"]
-    result["identical"] = same
     return result
 
 
@@ -144,9 +150,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--lookback", type=int, default=90)
     parser.add_argument("--pred-len", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2, help="Alternating off/on runs per preset (medians).")
     args = parser.parse_args()
     print(f"kronos serve on the CPU ({os.cpu_count()} cores, torch {torch.__version__}): {args.clients} clients, "
-          f"{args.requests} requests, lookback {args.lookback}, pred_len {args.pred_len}, 1 sample each")
+          f"{args.requests} requests, lookback {args.lookback}, pred_len {args.pred_len}, 1 sample each, "
+          f"{args.rounds} alternating rounds per mode (median req/s; latencies pooled)")
     header = f"{'preset':<7}{'batching':<10}{'req/s':>9}{'p50 ms':>10}{'p99 ms':>10}{'mean batch':>12}"
     rows, ratios = [header], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,7 +163,7 @@ def main() -> None:
             for mode in ("off", "on"):
                 m = r[mode]
                 rows.append(f"{preset:<7}{mode:<10}{m['throughput']:>9.1f}{m['p50_ms']:>10.1f}{m['p99_ms']:>10.1f}"
-                            f"{m['mean_batch']:>12.1f}")
+                            f"{m['mean_batch']:>12.1f}   rounds: {', '.join(f'{x:.1f}' for x in m['all'])}")
             ratios.append(f"{preset}: batching gives {r['ratio']:.1f}x the throughput (target >= 3x); answers "
                           f"{'identical' if r['identical'] else 'DIFFER'} with and without batching")
     print("\n".join(rows + ratios))
