@@ -36,7 +36,9 @@ def features(prices: np.ndarray, volume: np.ndarray | None = None, amount: np.nd
     if (np.abs(x) > np.finfo(np.float32).max).any():
         raise KronosError(f"{where} has values beyond the float32 range (3.4e38) the model computes in; scale "
                           f"them down")
-    return x.astype(np.float32)
+    # Column-major, as pandas' `.values` gives it to the reference: numpy's float32 mean and std over the rows
+    # then sum in the same order, so the normalisation matches the reference's to the last bit.
+    return np.asfortranarray(x, dtype=np.float32)
 
 
 def prepare_frame(df: pd.DataFrame, where: str = "input") -> np.ndarray:

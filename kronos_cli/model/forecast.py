@@ -174,7 +174,10 @@ class KronosPredictor:
             groups.setdefault(job.shape, []).append(i)
         for (_, pred_len), members in groups.items():
             group = [jobs[i] for i in members]
-            xn, mean, std = normalise(np.stack([j.x for j in group]).astype(np.float32), self.clip)
+            # Each series on its own, exactly as `forecast` normalises a single series (same summation order).
+            stats = [normalise(np.asarray(j.x, dtype=np.float32)[None], self.clip) for j in group]
+            xn = np.concatenate([st[0] for st in stats])
+            mean, std = np.concatenate([st[1] for st in stats]), np.concatenate([st[2] for st in stats])
             stamp = np.stack([np.concatenate([j.x_stamp, j.y_stamp]) for j in group])
             counts = [j.sample_count for j in group]
             sampler = RowSampler(counts, [j.params for j in group], [self._generator(j.seed) for j in group])

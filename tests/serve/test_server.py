@@ -45,10 +45,10 @@ def test_forecast_equals_the_library_for_the_same_seed(server, library_predictor
     assert status == 200, got
     want = forecast_series(library_predictor, bars, 6, samples=4, temperature=0.8, top_p=0.95, seed=11,
                            quantiles=(0.1, 0.9))
-    np.testing.assert_allclose(_values(got["bars"]), want.table[FEATURE_COLUMNS].to_numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(_values(got["bars"]), want.table[FEATURE_COLUMNS].to_numpy())
     for q, key in ((0.1, "0.1"), (0.9, "0.9")):
         cols = [f"{c}_q{round(q * 100):02d}" for c in FEATURE_COLUMNS]
-        np.testing.assert_allclose(_values(got["quantiles"][key]), want.table[cols].to_numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(_values(got["quantiles"][key]), want.table[cols].to_numpy())
     stamps = pd.DatetimeIndex([b["timestamp"] for b in got["bars"]])
     assert stamps.equals(pd.DatetimeIndex(want.table["timestamps"]))
     assert (stamps.day_of_week < 5).all()  # business-day bars continue on weekdays
