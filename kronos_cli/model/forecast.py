@@ -232,7 +232,9 @@ class KronosPredictor:
         lengths = sorted({len(x) for x in xs})
         if len(lengths) > 1:
             raise KronosError(f"batch prediction needs series of one history length, got lengths {lengths}")
-        fc = self.forecast(np.stack(xs), np.stack(xst), np.stack(yst), pred_len, T=T, top_k=top_k, top_p=top_p,
+        # One series keeps its column-major layout, as in the reference's `predict` (see `bars.features`).
+        x = xs[0][None] if len(xs) == 1 else np.stack(xs)
+        fc = self.forecast(x, np.stack(xst), np.stack(yst), pred_len, T=T, top_k=top_k, top_p=top_p,
                            sample_count=sample_count, seed=seed)
         out = []
         for i, yt in enumerate(y_timestamp_list):

@@ -139,3 +139,15 @@ def test_mixed_jobs_equal_each_series_forecast_alone(predictor):
     # The seeds matter: a different seed gives a different path.
     other = predictor.forecast_jobs([_job(make_bars(40, seed=0), 5, 1, specs[0][3], 99)])[0]
     assert not np.allclose(other, together[0])
+
+
+def test_reference_predict_and_csv_forecast_agree_bit_for_bit(tiny_pair):
+    """`predict` (the reference's API) and `kronos predict`'s path normalise a series in the same order."""
+    from kronos_cli.predict import forecast_series
+
+    predictor = KronosPredictor(tiny_pair[1], tiny_pair[0], device="cpu", max_context=256)
+    bars = make_bars(120, seed=0).drop(columns="amount")  # amount from volume x mean price: large sums
+    df, xt, yt = _split(bars, 5)
+    ref = predictor.predict(df, xt, yt, 5, sample_count=3, seed=2)
+    csv = forecast_series(predictor, bars, 5, samples=3, seed=2)
+    np.testing.assert_array_equal(ref.to_numpy(), csv.table[ref.columns].to_numpy())
