@@ -110,11 +110,9 @@ def prepare(req: ForecastRequest, limits: Limits, max_context: int, where: str =
         raise RequestError(f"{where}lookback", f"{req.lookback} is more than the {n} bars given")
     wall, tz = _timestamps(req, where)
     prices = np.array([(b.open, b.high, b.low, b.close) for b in req.bars], dtype=np.float64)
+    volume, amount = _optional_column(req, "volume", where), _optional_column(req, "amount", where)
     try:
-        x = features(prices, _optional_column(req, "volume", where), _optional_column(req, "amount", where),
-                     "the request")
-    except RequestError:
-        raise
+        x = features(prices, volume, amount, "the request")
     except KronosError as exc:
         raise RequestError(f"{where}bars", str(exc)) from None
     used = min(req.lookback or n, max_context)
