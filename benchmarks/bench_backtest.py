@@ -19,7 +19,8 @@ from kronos_cli.backtest.run import run_backtest
 from kronos_cli.data.dataset import WindowDataset
 from kronos_cli.data.prep import prepare
 from kronos_cli.data.synthetic import write_market
-from kronos_cli.model import Kronos, KronosPredictor, KronosTokenizer
+from kronos_cli.forecast import KronosPredictor
+from kronos_cli.model import Kronos, KronosTokenizer
 
 SPLITS = ["data.start_time=2021-01-01", "data.end_time=2024-12-31",
           "data.train_time_range=[2021-01-01,2023-06-30]", "data.val_time_range=[2023-07-01,2024-03-31]",

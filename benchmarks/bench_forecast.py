@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from kronos_cli.model import Kronos, KronosPredictor, KronosTokenizer
+from kronos_cli.forecast import KronosPredictor
+from kronos_cli.model import Kronos, KronosTokenizer
 
 
 def matmul_gflops(n: int = 2048, reps: int = 5) -> float:

@@ -1,4 +1,5 @@
-"""Reading and checking a CSV of bars (timestamps, open, high, low, close[, volume, amount])."""
+"""Price bars as the model sees them: the feature vocabulary, amount from volume, lookback normalisation, and
+reading and checking a CSV of bars."""
 
 from __future__ import annotations
 
@@ -11,9 +12,44 @@ import pandas as pd
 
 from kronos_cli.errors import KronosError
 
+# The six features in the order the released tokenizers expect. The reference's data scripts call the last two
+# `vol` and `amt`; those names are accepted wherever a user names a column or a feature.
+FEATURES = ("open", "high", "low", "close", "volume", "amount")
+PRICE_COLUMNS = FEATURES[:4]
+ALIASES = {"vol": "volume", "amt": "amount"}
 TIMESTAMP_ALIASES = ("timestamps", "timestamp", "datetime", "date", "time")
-PRICE_COLUMNS = ["open", "high", "low", "close"]
-FEATURE_COLUMNS = PRICE_COLUMNS + ["volume", "amount"]
+EPS = 1e-5  # added to the lookback's std before dividing (the reference's value)
+
+
+def canonical(name: str) -> str:
+    """Our name of a feature given in either vocabulary (`vol` -> `volume`)."""
+    return ALIASES.get(name, name)
+
+
+def amount_from_volume(prices: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """The traded amount when a source gives none: volume times the mean of open, high, low and close (..., 4)."""
+    return volume * prices.mean(axis=-1)
+
+
+def lookback_stats(history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std over the rows (axis -2) of the lookback bars, kept as (..., 1, F)."""
+    return history.mean(axis=-2, keepdims=True), history.std(axis=-2, keepdims=True)
+
+
+def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float) -> np.ndarray:
+    """`clip((x - mean) / (std + EPS), -clip, clip)`: the model's units."""
+    return np.clip((x - mean) / (std + EPS), -clip, clip)
+
+
+def denormalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Model units back to the bars' own: `x * (std + EPS) + mean`."""
+    return x * (std + EPS) + mean
+
+
+def normalise_lookback(x: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lookback bars (..., L, 6) in model units, with the mean and std that undo it."""
+    mean, std = lookback_stats(x)
+    return normalise(x, mean, std, clip).astype(np.float32), mean, std
 
 
 def features(prices: np.ndarray, volume: np.ndarray | None = None, amount: np.ndarray | None = None,
@@ -21,13 +57,13 @@ def features(prices: np.ndarray, volume: np.ndarray | None = None, amount: np.nd
     """The (T, 6) float32 features of prices (T, 4: open, high, low, close) with the reference's rules.
 
     Without volume, volume and amount are zero (a given amount is dropped, as in the reference); with volume
-    but no amount, amount is volume times the mean of the four prices.
+    but no amount, amount is `amount_from_volume`.
     """
     prices = np.asarray(prices, dtype=np.float64)
     if volume is None:
         volume = amount = np.zeros(len(prices))
     elif amount is None:
-        amount = np.asarray(volume, dtype=np.float64) * prices.mean(axis=1)
+        amount = amount_from_volume(prices, np.asarray(volume, dtype=np.float64))
     x = np.column_stack([prices, np.asarray(volume, dtype=np.float64), np.asarray(amount, dtype=np.float64)])
     if np.isnan(x).any():
         raise KronosError(f"{where} contains NaN values in price or volume columns; fill or drop those rows")
@@ -49,7 +85,7 @@ def prepare_frame(df: pd.DataFrame, where: str = "input") -> np.ndarray:
     if missing:
         raise KronosError(f"{where} lacks the price column(s) {', '.join(missing)}; open, high, low and close "
                           f"are required (volume and amount are optional)")
-    cols = [c for c in FEATURE_COLUMNS if c in df.columns]
+    cols = [c for c in FEATURES if c in df.columns]
     try:
         values = {c: df[c].to_numpy(dtype=np.float64) for c in cols}
     except (TypeError, ValueError) as exc:
@@ -95,14 +131,11 @@ def read_bars(path: str | os.PathLike) -> pd.DataFrame:
     ts_col = next((c for c in TIMESTAMP_ALIASES if c in df.columns), None)
     if ts_col is None:
         raise KronosError(f"{p} has no timestamps column; expected one of {', '.join(TIMESTAMP_ALIASES)}")
-    missing = [c for c in ("open", "high", "low", "close") if c not in df.columns]
+    missing = [c for c in PRICE_COLUMNS if c not in df.columns]
     if missing:
         raise KronosError(f"{p} lacks the column(s) {', '.join(missing)}; open, high, low and close are required "
                           f"(volume and amount are optional)")
-    if "vol" in df.columns and "volume" not in df.columns:
-        df = df.rename(columns={"vol": "volume"})
-    if "amt" in df.columns and "amount" not in df.columns:
-        df = df.rename(columns={"amt": "amount"})
+    df = df.rename(columns={k: v for k, v in ALIASES.items() if k in df.columns and v not in df.columns})
     df["timestamps"] = check_timestamps(df[ts_col], str(p))
     if ts_col != "timestamps":
         df = df.drop(columns=[ts_col])

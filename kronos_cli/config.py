@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import yaml
 
+from kronos_cli.bars import FEATURES, canonical
+from kronos_cli.calendar import STAMP_COLUMNS
 from kronos_cli.errors import KronosError
 
 PATH = {"path": True}  # field metadata: resolve relative to the config file, expand ~
@@ -40,7 +43,7 @@ class CsvConfig:
     path: str | None = field(default=None, metadata=PATH)  # one file with a symbol column, or a directory
     symbol_column: str = "symbol"  # in a single file; per-symbol files take the symbol from the file name
     timestamp_column: str = "timestamps"
-    columns: dict[str, str] = field(default_factory=dict)  # our name -> the file's name, e.g. {vol: volume}
+    columns: dict[str, str] = field(default_factory=dict)  # our name -> the file's name, e.g. {volume: Vol}
     max_gap: str | None = None  # a step longer than this (e.g. "3D", "15min") splits a series
 
 
@@ -56,8 +59,8 @@ class DataConfig:
     lookback_window: int = 90
     predict_window: int = 10
     max_context: int = 512
-    features: list[str] = field(default_factory=lambda: ["open", "high", "low", "close", "vol", "amt"])
-    time_features: list[str] = field(default_factory=lambda: ["minute", "hour", "weekday", "day", "month"])
+    features: list[str] = field(default_factory=lambda: list(FEATURES))  # fixed; vol/amt are accepted
+    time_features: list[str] = field(default_factory=lambda: list(STAMP_COLUMNS))  # fixed: the predictor's
     train_time_range: list[str] = field(default_factory=lambda: ["2011-01-01", "2022-12-31"])
     val_time_range: list[str] = field(default_factory=lambda: ["2022-09-01", "2024-06-30"])
     test_time_range: list[str] = field(default_factory=lambda: ["2024-04-01", "2025-06-05"])
@@ -326,8 +329,6 @@ def _describe(tp: Any) -> str:
 
 
 def _semantic_checks(cfg: Config, where: str) -> list[str]:
-    import pandas as pd
-
     d, problems = cfg.data, []
     for key in ("lookback_window", "predict_window", "max_context", "chunk_size"):
         if getattr(d, key) <= 0:
@@ -337,11 +338,12 @@ def _semantic_checks(cfg: Config, where: str) -> list[str]:
                         f"({d.lookback_window + d.predict_window + 1}) exceeds data.max_context ({d.max_context})")
     if d.clip <= 0:
         problems.append(f"{where}: data.clip must be > 0, got {d.clip}")
-    expected = ["open", "high", "low", "close", "vol", "amt"]
-    if d.features != expected:
-        problems.append(f"{where}: data.features must be {expected} (the order the released tokenizers expect)")
-    if d.time_features != ["minute", "hour", "weekday", "day", "month"]:
-        problems.append(f"{where}: data.time_features must be [minute, hour, weekday, day, month]")
+    if [canonical(f) for f in d.features] != list(FEATURES):
+        problems.append(f"{where}: data.features must be {list(FEATURES)} (the order the released tokenizers "
+                        f"expect; vol and amt are accepted for volume and amount)")
+    d.features = list(FEATURES)
+    if d.time_features != list(STAMP_COLUMNS):
+        problems.append(f"{where}: data.time_features must be [{', '.join(STAMP_COLUMNS)}]")
 
     def date(key: str, text: str):
         try:

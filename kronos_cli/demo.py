@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kronos_cli.data.synthetic import write_market
+
 
 def demo_overrides(out: Path, extra: list[str] = ()) -> list[str]:
     return [f"data.provider_uri={out / 'market'}", f"data.dataset_path={out / 'data' / 'processed_datasets'}",
@@ -15,8 +17,6 @@ def demo_overrides(out: Path, extra: list[str] = ()) -> list[str]:
 
 
 def ensure_market(out: Path) -> Path:
-    from kronos_cli.data.synthetic import write_market
-
     market = out / "market"
     if not (market / "calendars" / "day.txt").is_file():
         write_market(market)

@@ -15,10 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kronos_cli.backtest.run import run_backtest
 from kronos_cli.config import Config
+from kronos_cli.data.prep import dataset_hash, prepare
 from kronos_cli.errors import KronosError
+from kronos_cli.export.run import FORMATS, run_export
 from kronos_cli.io import write_json
-from kronos_cli.runs import run_dir
+from kronos_cli.runs import backtest_dir, export_dir, pipeline_stamps, run_dir
+from kronos_cli.train.distributed import Context, Launch
+from kronos_cli.train.launch import run_stage
+from kronos_cli.train.state import Observer, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +51,6 @@ def _sha(*parts: Any) -> str:
 
 
 def stage_hashes(cfg: Config, export_formats: list[str]) -> dict[str, str]:
-    from kronos_cli.data.prep import dataset_hash
-
     h = {"prep": dataset_hash(cfg)}
     training = dataclasses.asdict(cfg.training)
     h["train-tokenizer"] = _sha(h["prep"], cfg.model.tokenizer, training, cfg.seed, cfg.run_name)
@@ -56,10 +60,6 @@ def stage_hashes(cfg: Config, export_formats: list[str]) -> dict[str, str]:
     return h
 
 
-def export_dir(cfg: Config) -> Path:
-    return Path(cfg.output_dir) / "exported" / cfg.run_name
-
-
 def _outputs_exist(cfg: Config, stage: str) -> bool:
     if stage == "prep":
         return (Path(cfg.data.dataset_path) / "manifest.json").is_file()
@@ -67,7 +67,7 @@ def _outputs_exist(cfg: Config, stage: str) -> bool:
         d = run_dir(cfg, stage.split("-", 1)[1])
         return (d / "summary.json").is_file() and (d / "checkpoints" / "best_model" / "model.safetensors").is_file()
     if stage == "backtest":
-        return (Path(cfg.output_dir) / "backtest_results" / cfg.run_name / "backtest_results.json").is_file()
+        return (backtest_dir(cfg) / "backtest_results.json").is_file()
     return (export_dir(cfg) / "export_report.json").is_file()
 
 
@@ -82,18 +82,14 @@ def select(start: str | None, until: str | None) -> list[str]:
     return list(STAGES[lo:hi + 1])
 
 
-def run_pipeline(cfg: Config, train_stage: Callable[[str], dict | None], start: str | None = None,
-                 until: str | None = None, force: bool = False, device: str = "auto",
-                 export_formats: list[str] | None = None,
+def run_pipeline(cfg: Config, start: str | None = None, until: str | None = None, force: bool = False,
+                 device: str = "auto", export_formats: list[str] | None = None, launch_opts: Launch = Launch(),
+                 make_observer: Callable[[Context], Observer] | None = None,
                  on_stage: Callable[[str, str], None] | None = None) -> dict[str, Any]:
-    """Run the selected stages; `train_stage("tokenizer"|"predictor")` trains one (in-process or launched)."""
-    from kronos_cli.backtest.run import run_backtest
-    from kronos_cli.data.prep import prepare
-    from kronos_cli.export.run import FORMATS, run_export
-
+    """Run the selected stages; the training stages go through the launcher like `kronos train-*`."""
     formats = list(export_formats or FORMATS)
     hashes = stage_hashes(cfg, formats)
-    stamp_file = Path(cfg.output_dir) / "pipeline" / f"{cfg.run_name}.json"
+    stamp_file = pipeline_stamps(cfg)
     stamps = json.loads(stamp_file.read_text()) if stamp_file.is_file() else {}
     results: dict[str, Any] = {"stages": {}}
     for stage in select(start, until):
@@ -108,7 +104,8 @@ def run_pipeline(cfg: Config, train_stage: Callable[[str], dict | None], start: 
         if stage == "prep":
             results["prep"] = prepare(cfg)
         elif stage.startswith("train-"):
-            results[stage] = train_stage(stage.split("-", 1)[1])
+            options = TrainOptions(stage.split("-", 1)[1])
+            results[stage] = run_stage(cfg, options, device, launch_opts, make_observer).to_json()
         elif stage == "backtest":
             results["backtest"] = run_backtest(cfg, device=device)
         else:
@@ -119,9 +116,9 @@ def run_pipeline(cfg: Config, train_stage: Callable[[str], dict | None], start: 
         write_json(stamp_file, stamps)
         results["stages"][stage] = "done"
     results["paths"] = {
-        "backtest_results": str(Path(cfg.output_dir) / "backtest_results" / cfg.run_name / "backtest_results.json"),
-        "report": str(Path(cfg.output_dir) / "backtest_results" / cfg.run_name / "analysis_report.txt"),
-        "plot": str(Path(cfg.output_dir) / "backtest_results" / cfg.run_name / "performance_plot.png"),
+        "backtest_results": str(backtest_dir(cfg) / "backtest_results.json"),
+        "report": str(backtest_dir(cfg) / "analysis_report.txt"),
+        "plot": str(backtest_dir(cfg) / "performance_plot.png"),
         "exported": str(export_dir(cfg)),
     }
     return results

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from kronos_cli.io import atomic_path
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # lazy: heavy, and only the commands that draw need it
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -17,20 +18,16 @@ def _pyplot():
     return plt
 
 
-def plot_forecast(forecast, path: str | os.PathLike, title: str = "Kronos forecast") -> Path:
-    """History and forecast close, with the band between the lowest and highest quantile asked for."""
-    from kronos_cli.predict import quantile_column
-
+def plot_forecast(history_time, history_close, future_time, mean_close, band: tuple[str, Any, Any] | None,
+                  path: str | os.PathLike, title: str = "Kronos forecast") -> Path:
+    """History and forecast close, with a (label, low, high) band of the forecast when given."""
     plt = _pyplot()
-    hist, table = forecast.history, forecast.table
     fig, ax = plt.subplots(figsize=(11, 4.5))
-    ax.plot(hist["timestamps"], hist["close"], color="#1f4e79", lw=1.2, label="history close")
-    ax.plot(table["timestamps"], table["close"], color="#c0392b", lw=1.4, label="forecast close (mean)")
-    if len(forecast.quantiles) >= 2:
-        lo, hi = min(forecast.quantiles), max(forecast.quantiles)
-        ax.fill_between(table["timestamps"], table[quantile_column("close", lo)],
-                        table[quantile_column("close", hi)], color="#c0392b", alpha=0.2,
-                        label=f"q{lo:g}-q{hi:g} band")
+    ax.plot(history_time, history_close, color="#1f4e79", lw=1.2, label="history close")
+    ax.plot(future_time, mean_close, color="#c0392b", lw=1.4, label="forecast close (mean)")
+    if band is not None:
+        label, lo, hi = band
+        ax.fill_between(future_time, lo, hi, color="#c0392b", alpha=0.2, label=label)
     ax.set_ylabel("close")
     fig.autofmt_xdate()
     return _finish(plt, fig, ax, title, path)

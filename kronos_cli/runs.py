@@ -1,10 +1,24 @@
-"""Where a run's files live, and which checkpoint a later stage uses by default."""
+"""Where a run's files live, which checkpoint a later stage uses by default, and loading a model pair.
+
+Every output path of a config is built here: training runs, backtest results and their forecast cache,
+exported artifacts and the pipeline's stage stamps.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from kronos_cli.config import Config
+from kronos_cli.errors import KronosError
+from kronos_cli.forecast.predictor import KronosPredictor
+from kronos_cli.model.bundle import load_bundle
+from kronos_cli.model.checkpoint import WEIGHTS_NAME, resolve_checkpoint
+from kronos_cli.model.config import check_pair
+from kronos_cli.model.predictor import Kronos
+from kronos_cli.model.tokenizer import KronosTokenizer
+
+STAGES = ("tokenizer", "predictor")
 
 
 def run_dir(cfg: Config, stage: str) -> Path:
@@ -12,9 +26,80 @@ def run_dir(cfg: Config, stage: str) -> Path:
     return Path(cfg.output_dir) / "models" / cfg.run_name / stage
 
 
+def best_model_dir(cfg: Config, stage: str) -> Path:
+    return run_dir(cfg, stage) / "checkpoints" / "best_model"
+
+
 def best_or_configured(cfg: Config, stage: str) -> str:
     """The run's fine-tuned best_model of `stage` when it exists, else the config's model for it."""
-    best = run_dir(cfg, stage) / "checkpoints" / "best_model"
-    if (best / "model.safetensors").is_file():
+    best = best_model_dir(cfg, stage)
+    if (best / WEIGHTS_NAME).is_file():
         return str(best)
     return cfg.model.tokenizer if stage == "tokenizer" else cfg.model.predictor
+
+
+def backtest_dir(cfg: Config) -> Path:
+    """`<output_dir>/backtest_results/<run_name>/`: reports, signals, plot and the forecast cache."""
+    return Path(cfg.output_dir) / "backtest_results" / cfg.run_name
+
+
+def forecast_cache_dir(cfg: Config, key: str) -> Path:
+    return backtest_dir(cfg) / "forecast_cache" / key
+
+
+def export_dir(cfg: Config) -> Path:
+    """Where `kronos pipeline` exports the run's artifacts."""
+    return Path(cfg.output_dir) / "exported" / cfg.run_name
+
+
+def pipeline_stamps(cfg: Config) -> Path:
+    """The input hash of each completed pipeline stage."""
+    return Path(cfg.output_dir) / "pipeline" / f"{cfg.run_name}.json"
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    """A tokenizer and a predictor that fit, with where they came from.
+
+    `weights` names the files whose bytes identify the pair (the forecast cache keys on them); `conventions`
+    holds what a bundle recorded (max_context, clip), empty for checkpoint directories.
+    """
+
+    tokenizer: KronosTokenizer
+    model: Kronos
+    sources: dict[str, str]
+    weights: tuple[Path, ...]
+    conventions: dict
+
+    def predictor(self, device: str | None = None, max_context: int | None = None,
+                  clip: float | None = None) -> KronosPredictor:
+        """A predictor on `device`; max_context and clip default to the bundle's, then to the library's."""
+        ctx = max_context or self.conventions.get("max_context")
+        clip = clip if clip is not None else self.conventions.get("clip", 5.0)
+        if ctx is None:
+            return KronosPredictor(self.model, self.tokenizer, device=device, clip=clip)
+        return KronosPredictor(self.model, self.tokenizer, device=device, max_context=ctx, clip=clip)
+
+
+def load_pair(cfg: Config | None = None, tokenizer: str | None = None, model: str | None = None,
+              bundle: str | None = None) -> ModelPair:
+    """A bundle file, or a tokenizer and a predictor (Hub ids or directories; with a config, they default to the
+    run's fine-tuned best_models, else the config's models)."""
+    if bundle is not None:
+        if tokenizer or model:
+            raise KronosError("pass either a bundle or a tokenizer and a model, not both")
+        tok, mdl, conventions = load_bundle(bundle)
+        return ModelPair(tok, mdl, {"tokenizer": f"{bundle} (bundle)", "model": f"{bundle} (bundle)"},
+                         (Path(bundle).expanduser(),), conventions)
+    if cfg is not None:
+        tokenizer = tokenizer or best_or_configured(cfg, "tokenizer")
+        model = model or best_or_configured(cfg, "predictor")
+    if not (tokenizer and model):
+        raise KronosError("say which models to use: a tokenizer and a model (Hub ids or checkpoint directories), "
+                          "a bundle file from `kronos export`, or a config for a run's fine-tuned models")
+    tok_dir, model_dir = resolve_checkpoint(tokenizer), resolve_checkpoint(model)
+    tok, mdl = KronosTokenizer.from_pretrained(tok_dir), Kronos.from_pretrained(model_dir)
+    check_pair(tok.config, mdl.config)
+    return ModelPair(tok, mdl, {"tokenizer": str(tokenizer), "model": str(model), "tokenizer_dir": str(tok_dir),
+                                "model_dir": str(model_dir)},
+                     (tok_dir / WEIGHTS_NAME, model_dir / WEIGHTS_NAME), {})

@@ -26,7 +26,7 @@ def test_defaults_are_the_reference_setup():
                                                                                            512)
     assert d.provider_uri == str(Path("~/.qlib/qlib_data/cn_data").expanduser())
     assert d.train_time_range == ["2011-01-01", "2022-12-31"] and d.test_time_range == ["2024-04-01", "2025-06-05"]
-    assert d.features == ["open", "high", "low", "close", "vol", "amt"]
+    assert d.features == ["open", "high", "low", "close", "volume", "amount"]
 
 
 def test_unknown_key_suggests_and_names_file(tmp_path):

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kronos_cli.bars import EPS
 from kronos_cli.config import Config
 from kronos_cli.data.dataset import WindowDataset
+from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.io import atomic_path
-from kronos_cli.model import KronosPredictor
 
 log = logging.getLogger(__name__)
 CLOSE = 3
@@ -46,10 +47,9 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(tokenizer_dir: Path, model_dir: Path, cfg: Config, manifest_hash: str) -> str:
+def cache_key(weights: tuple[Path, ...], cfg: Config, manifest_hash: str) -> str:
     b = cfg.backtest
-    parts = {"tokenizer": file_digest(tokenizer_dir / "model.safetensors"),
-             "model": file_digest(model_dir / "model.safetensors"), "data": manifest_hash,
+    parts = {"weights": [file_digest(w) for w in weights], "data": manifest_hash,
              "sampling": [b.temperature, b.top_p, b.top_k, b.sample_count], "seed": cfg.seed,
              "max_context": cfg.data.max_context, "batch": b.batch_size}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
@@ -89,7 +89,7 @@ def forecast_test_split(cfg: Config, predictor: KronosPredictor, cache_dir: Path
     raw_close = np.asarray(ds.arrays.features[rows][..., CLOSE], dtype=np.float64)  # (N, W)
     hist = raw_close[:, :look]
     mean, std = hist.mean(axis=1), hist.std(axis=1)
-    norm = np.clip((raw_close - mean[:, None]) / (std[:, None] + 1e-5), -ds.clip, ds.clip)
+    norm = np.clip((raw_close - mean[:, None]) / (std[:, None] + EPS), -ds.clip, ds.clip)
     return TestForecasts(paths=paths, last_close=norm[:, look - 1].astype(np.float32),
                          realised=norm[:, look:look + pred].astype(np.float32), close_mean=mean, close_std=std,
                          origin=np.asarray(ds.arrays.timestamps[starts + look - 1]),

@@ -10,29 +10,22 @@ from typing import Any
 
 import pandas as pd
 
-from kronos_cli.backtest import metrics
+from kronos_cli.backtest import metrics, qlib_backtest
 from kronos_cli.backtest.forecasting import cache_key, forecast_test_split
 from kronos_cli.backtest.signals import make_signals, realised_returns
 from kronos_cli.config import Config
 from kronos_cli.data.store import read_manifest
 from kronos_cli.errors import KronosError
+from kronos_cli.forecast.device import resolve_device
 from kronos_cli.io import atomic_path, write_json, write_text
-from kronos_cli.runs import best_or_configured
+from kronos_cli.plots import plot_performance
+from kronos_cli.runs import backtest_dir, forecast_cache_dir, load_pair
 
 log = logging.getLogger(__name__)
 
 
-def results_dir(cfg: Config) -> Path:
-    return Path(cfg.output_dir) / "backtest_results" / cfg.run_name
-
-
 def run_backtest(cfg: Config, tokenizer: str | None = None, model: str | None = None, device: str = "auto",
                  progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
-    from kronos_cli.backtest import qlib_backtest
-    from kronos_cli.model import Kronos, KronosPredictor, KronosTokenizer
-    from kronos_cli.model.checkpoint import resolve_checkpoint
-    from kronos_cli.model.forecast import check_pair, resolve_device
-
     t0 = time.perf_counter()
     manifest = read_manifest(cfg.data.dataset_path)
     if manifest["splits"].get("test", {}).get("windows", 0) == 0:
@@ -41,14 +34,11 @@ def run_backtest(cfg: Config, tokenizer: str | None = None, model: str | None = 
     dev = resolve_device(device)
     bench = qlib_backtest.benchmark_for(cfg)
     qlib_backtest.check_benchmark(cfg, bench)
-    tok_dir = resolve_checkpoint(tokenizer or best_or_configured(cfg, "tokenizer"))
-    model_dir = resolve_checkpoint(model or best_or_configured(cfg, "predictor"))
-    tok, mdl = KronosTokenizer.from_pretrained(tok_dir), Kronos.from_pretrained(model_dir)
-    check_pair(tok, mdl)
-    predictor = KronosPredictor(mdl, tok, device=dev, max_context=cfg.data.max_context, clip=cfg.data.clip)
-    out = results_dir(cfg)
-    key = cache_key(tok_dir, model_dir, cfg, manifest["config_hash"])
-    fc = forecast_test_split(cfg, predictor, out / "forecast_cache" / key, progress)
+    pair = load_pair(cfg, tokenizer, model)
+    predictor = pair.predictor(dev, cfg.data.max_context, cfg.data.clip)
+    out = backtest_dir(cfg)
+    key = cache_key(pair.weights, cfg, manifest["config_hash"])
+    fc = forecast_test_split(cfg, predictor, forecast_cache_dir(cfg, key), progress)
     symbols = [s["name"] for s in manifest["symbols"]]
 
     b = cfg.backtest
@@ -83,10 +73,11 @@ def run_backtest(cfg: Config, tokenizer: str | None = None, model: str | None = 
     benchmark_stats = metrics.portfolio_stats(bench_daily) if bench_daily is not None else {}
 
     result = {
-        "run_name": cfg.run_name, "tokenizer": str(tok_dir), "predictor": str(model_dir), "device": str(dev),
+        "run_name": cfg.run_name, "tokenizer": pair.sources["tokenizer"], "predictor": pair.sources["model"],
+        "device": str(dev),
         "benchmark": bench, "backtest_range": [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"],
         "signal_range": [f"{signals['datetime'].min():%Y-%m-%d}", f"{signals['datetime'].max():%Y-%m-%d}"],
-        "notes": notes, "test_windows": int(len(fc.paths)), "forecast_cache": str(out / "forecast_cache" / key),
+        "notes": notes, "test_windows": int(len(fc.paths)), "forecast_cache": str(forecast_cache_dir(cfg, key)),
         "reused_forecast_chunks": fc.reused_chunks,
         "conventions": {"annualization_days": metrics.ANNUAL_DAYS, "accumulation": metrics.ACCUMULATION,
                         "signal_units": "normalised (z-score of each window's lookback)",
@@ -105,8 +96,6 @@ def run_backtest(cfg: Config, tokenizer: str | None = None, model: str | None = 
 
 def _write_outputs(out: Path, result: dict, signals: pd.DataFrame, daily: dict[str, pd.DataFrame],
                    cfg: Config) -> None:
-    from kronos_cli.plots import plot_performance
-
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "backtest_results.json", result)
     if cfg.backtest.signal_format == "parquet":

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli.backtest.forecasting import TestForecasts
+from kronos_cli.bars import denormalise
 from kronos_cli.errors import KronosError
 
 SIGNALS = ("last", "mean", "max", "min")
@@ -23,8 +24,8 @@ def make_signals(fc: TestForecasts, symbols: list[str], names: list[str], return
     for name in names:
         out[name] = stat[name] - fc.last_close
         if returns:  # de-normalise both ends with the window's lookback statistics
-            level = stat[name] * (fc.close_std + 1e-5) + fc.close_mean
-            last = fc.last_close * (fc.close_std + 1e-5) + fc.close_mean
+            level = denormalise(stat[name], fc.close_mean, fc.close_std)
+            last = denormalise(fc.last_close, fc.close_mean, fc.close_std)
             out[f"{name}_ret"] = level / last - 1
     out = out.sort_values(["datetime", "instrument"]).drop_duplicates(["datetime", "instrument"], keep="last")
     return out.reset_index(drop=True)
@@ -32,8 +33,8 @@ def make_signals(fc: TestForecasts, symbols: list[str], names: list[str], return
 
 def realised_returns(fc: TestForecasts, symbols: list[str]) -> pd.Series:
     """Realised close-to-close return over the predict horizon, per (datetime, instrument)."""
-    last = fc.last_close * (fc.close_std + 1e-5) + fc.close_mean
-    end = fc.realised[:, -1] * (fc.close_std + 1e-5) + fc.close_mean
+    last = denormalise(fc.last_close, fc.close_mean, fc.close_std)
+    end = denormalise(fc.realised[:, -1], fc.close_mean, fc.close_std)
     idx = pd.MultiIndex.from_arrays([pd.to_datetime(fc.origin), np.asarray(symbols)[fc.symbol]],
                                     names=["datetime", "instrument"])
     s = pd.Series(end / last - 1, index=idx)

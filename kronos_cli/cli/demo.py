@@ -14,6 +14,7 @@ def demo(ctx: typer.Context,
          overrides: list[str] | None = OverridesArg,
          force: bool = typer.Option(False, "--force", help="Redo every stage."), json_out: bool = JsonOpt) -> None:
     """Synthetic Qlib market -> prep -> tiny tokenizer and predictor from scratch -> backtest -> export."""
+    from kronos_cli.cli.common import load_config
     from kronos_cli.cli.pipeline import report, run_with_cli
     from kronos_cli.configs import shipped
     from kronos_cli.demo import demo_overrides, ensure_market
@@ -21,7 +22,6 @@ def demo(ctx: typer.Context,
 
     out = out.expanduser().resolve()
     ensure_market(out)
-    root = ctx.find_root().params
-    result = run_with_cli(shipped("demo.yaml"), demo_overrides(out, overrides or []), "cpu", Launch(), None, None,
-                          force, None, bool(root.get("debug")), bool(root.get("quiet")), json_out)
+    cfg = load_config(shipped("demo.yaml"), demo_overrides(out, overrides or []), None)
+    result = run_with_cli(ctx, cfg, "cpu", Launch(), None, None, force, None, json_out)
     report(result, json_out)

@@ -10,27 +10,20 @@ import typer
 
 from kronos_cli.cli.common import (ConfigOpt, DeviceOpt, JsonOpt, OverridesArg, SetOpt, console, load_config,
                                    print_json)
-from kronos_cli.cli.train import _ENDPOINT, _GPUS, _NNODES, _NODE_RANK, _NPROC, _RDZV_ID, _RESTARTS
+from kronos_cli.cli.train import (_ENDPOINT, _GPUS, _NNODES, _NODE_RANK, _NPROC, _RDZV_ID, _RESTARTS, launch_options,
+                                  observer_factory)
 
 
-def run_with_cli(cfg_path: Path | None, overrides: list[str], device: str, launch_opts, start: str | None,
-                 until: str | None, force: bool, export_formats: list[str] | None, debug: bool, quiet: bool,
-                 json_out: bool = False) -> dict:
-    """The library pipeline with training stages run like `kronos train-*` (progress, launcher flags)."""
-    from kronos_cli.cli.train import run_stage
+def run_with_cli(ctx: typer.Context, cfg, device: str, launch_opts, start: str | None, until: str | None,
+                 force: bool, export_formats: list[str] | None, json_out: bool = False) -> dict:
+    """The library pipeline with training stages rendered like `kronos train-*`."""
     from kronos_cli.pipeline import run_pipeline
-
-    cfg = load_config(cfg_path, overrides, None)
-
-    def train_stage(stage: str) -> dict | None:
-        return run_stage(stage, cfg_path, overrides, device, launch_opts,
-                         {"max_steps": None, "resume": None, "init": None, "tokenizer": None, "checkpoint_every": 0},
-                         debug=debug, quiet=quiet, json_out=json_out)
 
     def on_stage(stage: str, state: str) -> None:
         logging.getLogger("kronos_cli.cli").info("pipeline: %s %s", stage, state)
 
-    return run_pipeline(cfg, train_stage, start, until, force, device, export_formats, on_stage)
+    return run_pipeline(cfg, start, until, force, device, export_formats, launch_opts,
+                        observer_factory(ctx, json_out), on_stage)
 
 
 def pipeline(ctx: typer.Context, config: Path | None = ConfigOpt, overrides: list[str] | None = OverridesArg,
@@ -43,14 +36,10 @@ def pipeline(ctx: typer.Context, config: Path | None = ConfigOpt, overrides: lis
              node_rank: int | None = _NODE_RANK, rdzv_endpoint: str | None = _ENDPOINT, rdzv_id: str | None = _RDZV_ID,
              max_restarts: int = _RESTARTS, json_out: bool = JsonOpt) -> None:
     """Run the whole job; stages whose outputs exist for the same config are skipped."""
-    from kronos_cli.train.distributed import Launch
-
-    root = ctx.find_root().params
-    launch_opts = Launch(nproc=nproc, gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
-                         rdzv_id=rdzv_id, max_restarts=max_restarts)
-    result = run_with_cli(config, [*(overrides or []), *(sets or [])], device, launch_opts, start, until, force,
-                          [f.strip() for f in formats.split(",") if f.strip()], bool(root.get("debug")),
-                          bool(root.get("quiet")), json_out)
+    cfg = load_config(config, overrides, sets)
+    launch_opts = launch_options(gpus, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id, max_restarts)
+    result = run_with_cli(ctx, cfg, device, launch_opts, start, until, force,
+                          [f.strip() for f in formats.split(",") if f.strip()], json_out)
     if os.environ.get("RANK", "0") != "0":
         return
     report(result, json_out)

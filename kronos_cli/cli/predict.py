@@ -36,8 +36,8 @@ def predict(
     from kronos_cli.bars import read_bars
     from kronos_cli.errors import KronosError
     from kronos_cli.io import write_text
-    from kronos_cli.model import KronosPredictor
-    from kronos_cli.predict import forecast_series, parse_quantiles
+    from kronos_cli.forecast.predictor import KronosPredictor
+    from kronos_cli.forecast.series import forecast_series, parse_quantiles
 
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
@@ -58,5 +58,6 @@ def predict(
     if plot is not None:
         from kronos_cli.plots import plot_forecast
 
-        plot_forecast(result, plot, title=f"{csv.name}: {pred_len}-bar forecast")
+        plot_forecast(result.history["timestamps"], result.history["close"], result.table["timestamps"],
+                      result.table["close"], result.close_band(), plot, title=f"{csv.name}: {pred_len}-bar forecast")
         log.info("wrote %s", plot)

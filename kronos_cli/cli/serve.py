@@ -59,6 +59,7 @@ def serve(
     except ImportError as exc:
         raise KronosError(f"kronos serve needs FastAPI and uvicorn ({exc.name} is missing); "
                           f"pip install 'kronos-cli[serve]'") from None
+    from kronos_cli.model.config import DEFAULT_CONTEXT
     from kronos_cli.serve.server import ModelSource, bind, is_loopback
     from kronos_cli.serve.server import serve as run_server
     from kronos_cli.serve.service import ForecastService, Limits
@@ -80,7 +81,7 @@ def serve(
         max_context = max_context or cfg.data.max_context
     if max_context is not None and max_context < 2:
         raise KronosError(f"--max-context must be >= 2, got {max_context}")
-    source = ModelSource(tokenizer, model, str(bundle) if bundle else None, max_context or 512)
+    source = ModelSource(tokenizer, model, str(bundle) if bundle else None, max_context or DEFAULT_CONTEXT)
     sock = bind(host, port)  # before loading: a taken port fails at once
     try:
         predictor, sources = source.load(device)

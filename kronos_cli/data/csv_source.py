@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kronos_cli.bars import check_timestamps
+from kronos_cli.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical, check_timestamps
 from kronos_cli.config import DataConfig
 from kronos_cli.errors import KronosError
 
-OUR_COLUMNS = ("open", "high", "low", "close", "vol", "amt")
-ALIASES = {"vol": ("vol", "volume"), "amt": ("amt", "amount")}
+# A file's column for each feature when `data.csv.columns` does not map it: our name, then the reference's.
+CANDIDATES = {f: (f, *(k for k, v in ALIASES.items() if v == f)) for f in FEATURES}
 
 
 class CsvSource:
@@ -35,8 +35,8 @@ class CsvSource:
             raise KronosError(f"no rows in {self.path} between {cfg.start_time} and {cfg.end_time}")
 
     def _column(self, df: pd.DataFrame, ours: str, where: str, required: bool) -> str | None:
-        mapping = self.cfg.csv.columns
-        candidates = [mapping[ours]] if ours in mapping else list(ALIASES.get(ours, (ours,)))
+        mapping = {canonical(k): v for k, v in self.cfg.csv.columns.items()}
+        candidates = [mapping[ours]] if ours in mapping else list(CANDIDATES[ours])
         for c in candidates:
             if c in df.columns:
                 return c
@@ -49,8 +49,7 @@ class CsvSource:
         ts_col = self.cfg.csv.columns.get("timestamps", self.cfg.csv.timestamp_column)
         if ts_col not in df.columns:
             raise KronosError(f"{where} lacks the timestamp column {ts_col!r}; set data.csv.timestamp_column")
-        cols = {ours: self._column(df, ours, where, ours in ("open", "high", "low", "close"))
-                for ours in OUR_COLUMNS}
+        cols = {ours: self._column(df, ours, where, ours in PRICE_COLUMNS) for ours in FEATURES}
         out = pd.DataFrame(index=check_timestamps(df[ts_col], where))
         for ours, theirs in cols.items():
             if theirs is not None:
@@ -60,17 +59,17 @@ class CsvSource:
                     row = int(np.argmax(bad))
                     raise KronosError(f"{where}: column {theirs!r} has a missing, non-numeric or infinite value at "
                                       f"row {row + 2} of the file; clean or drop that row")
-                if ours in ("open", "high", "low", "close") and (values <= 0).any():
+                if ours in PRICE_COLUMNS and (values <= 0).any():
                     row = int(np.argmax(values <= 0))
                     raise KronosError(f"{where}: column {theirs!r} has a non-positive price at row {row + 2}")
                 out[ours] = values
-        if "vol" not in out:
-            out["vol"] = 0.0
-        if "amt" not in out:
-            out["amt"] = out[["open", "high", "low", "close"]].mean(axis=1) * out["vol"]
+        if "volume" not in out:
+            out["volume"] = 0.0
+        if "amount" not in out:
+            out["amount"] = amount_from_volume(out[list(PRICE_COLUMNS)].to_numpy(), out["volume"].to_numpy())
         start, end = pd.Timestamp(self.cfg.start_time), pd.Timestamp(self.cfg.end_time)
         end = end + pd.Timedelta(days=1) if end == end.normalize() else end  # an end date includes that day
-        return out[(out.index >= start) & (out.index < end)][list(OUR_COLUMNS)]
+        return out[(out.index >= start) & (out.index < end)][list(FEATURES)]
 
     def _read(self, file: Path) -> pd.DataFrame:
         try:

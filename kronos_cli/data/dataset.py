@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from kronos_cli.bars import lookback_stats, normalise
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.errors import KronosError
 
@@ -48,9 +49,8 @@ class WindowDataset(Dataset):
         starts = self.index[np.asarray(indices, dtype=np.int64), 0]
         rows = starts[:, None] + np.arange(self.window)  # (B, W)
         x = np.asarray(self.arrays.features[rows], dtype=np.float32)
-        hist = x[:, : self.lookback]
-        mean, std = hist.mean(axis=1, keepdims=True), hist.std(axis=1, keepdims=True)
-        x = np.clip((x - mean) / (std + 1e-5), -self.clip, self.clip)
+        mean, std = lookback_stats(x[:, : self.lookback])
+        x = normalise(x, mean, std, self.clip)
         return x, np.asarray(self.arrays.stamps[rows])  # int8: small to ship from DataLoader workers
 
 

@@ -20,26 +20,22 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli import __version__
+from kronos_cli.bars import FEATURES
+from kronos_cli.calendar import calendar_features
 from kronos_cli.config import Config, section_hash
+from kronos_cli.data.csv_source import CsvSource
+from kronos_cli.data.qlib_source import QlibSource
 from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, SPLITS, NpyAppender
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_dir, write_json
-from kronos_cli.timefeatures import time_stamps
 
 log = logging.getLogger(__name__)
 
-FEATURES = ["open", "high", "low", "close", "vol", "amt"]
 Progress = Callable[[int, int, str], None]
 
 
-def open_source(cfg: Config):
-    if cfg.data.source == "csv":
-        from kronos_cli.data.csv_source import CsvSource
-
-        return CsvSource(cfg.data)
-    from kronos_cli.data.qlib_source import QlibSource
-
-    return QlibSource(cfg.data)
+def open_source(cfg: Config) -> CsvSource | QlibSource:
+    return CsvSource(cfg.data) if cfg.data.source == "csv" else QlibSource(cfg.data)
 
 
 def segments(valid: np.ndarray) -> list[tuple[int, int]]:
@@ -81,7 +77,7 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
         row = done = 0
         for chunk in source.chunks(symbols):
             for sym, df in chunk:
-                x = df[FEATURES].to_numpy(dtype=np.float64) if len(df) else np.zeros((0, len(FEATURES)))
+                x = df[list(FEATURES)].to_numpy(dtype=np.float64) if len(df) else np.zeros((0, len(FEATURES)))
                 valid = np.isfinite(x).all(axis=1) & (x[:, :4] > 0).all(axis=1) & (x[:, 4:] >= 0).all(axis=1)
                 missing_rows += int((~valid).sum())
                 segs = segments(valid)
@@ -99,7 +95,7 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
                     n = b - a
                     ts = ts_all[a:b]
                     feats.append(x[a:b].astype(np.float32))
-                    stamps.append(time_stamps(df.index[a:b]).astype(np.int8))
+                    stamps.append(calendar_features(df.index[a:b]).astype(np.int8))
                     stamps_ts.append(ts)
                     rel = np.arange(n - window + 1)
                     first_target, last_target = ts[rel + lookback], ts[rel + window - 1]
@@ -134,7 +130,7 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
             "format": FORMAT, "version": FORMAT_VERSION, "kronos_cli": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "config_hash": dataset_hash(cfg), "data_config": dataclasses.asdict(d),
-            "features": FEATURES, "lookback_window": lookback, "predict_window": d.predict_window,
+            "features": list(FEATURES), "lookback_window": lookback, "predict_window": d.predict_window,
             "window": window, "clip": d.clip, "rows": row, "missing_rows": missing_rows,
             "short_segments_dropped": short_segments,
             "symbols": meta, "dropped": dropped,

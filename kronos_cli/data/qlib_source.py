@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kronos_cli.bars import FEATURES, amount_from_volume
 from kronos_cli.config import DataConfig
 from kronos_cli.errors import KronosError
 
@@ -82,20 +83,20 @@ class QlibSource:
         return sorted(symbols)
 
     def chunks(self, symbols: list[str]) -> Iterator[list[tuple[str, pd.DataFrame]]]:
-        """Frames with columns open, high, low, close, vol, amt (amt = mean(OHLC) x volume)."""
+        """Frames with the six feature columns; amount = `amount_from_volume` (Qlib's cn_data has none)."""
         from qlib.data import D
 
         cfg = self.cfg
         for i in range(0, len(symbols), cfg.chunk_size):
             part = symbols[i:i + cfg.chunk_size]
             raw = D.features(part, QLIB_FIELDS, start_time=cfg.start_time, end_time=cfg.end_time, freq=cfg.freq)
-            raw.columns = ["open", "high", "low", "close", "vol"]
+            raw.columns = list(FEATURES[:5])
             out = []
             for sym in part:
                 if sym not in raw.index.get_level_values(0):
                     out.append((sym, pd.DataFrame(columns=raw.columns, dtype=float)))
                     continue
                 df = raw.xs(sym, level=0).sort_index()
-                df["amt"] = df[["open", "high", "low", "close"]].mean(axis=1) * df["vol"]
+                df["amount"] = amount_from_volume(df[list(FEATURES[:4])].to_numpy(), df["volume"].to_numpy())
                 out.append((sym, df))
             yield out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
 import warnings
@@ -11,53 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import HfApi
 from torch import nn
 
-from kronos_cli import __version__
-from kronos_cli.bars import FEATURE_COLUMNS
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_path, write_text
-from kronos_cli.model import Kronos, KronosTokenizer
-from kronos_cli.model.checkpoint import load_weights
+from kronos_cli.model.bundle import payload, read_payload
 from kronos_cli.model.config import PredictorConfig, TokenizerConfig
+from kronos_cli.model.predictor import Kronos
+from kronos_cli.model.tokenizer import KronosTokenizer
 
-BUNDLE_NAME = "kronos_finetuned.pth"
 INT8_NAME = "kronos_int8.pth"
 COMPILED_NAME = "kronos_forecast.pt2"
-BUNDLE_FORMAT = "kronos-bundle"
-
-
-def _normalisation(max_context: int, clip: float) -> dict[str, Any]:
-    return {"clip": float(clip), "max_context": int(max_context), "features": FEATURE_COLUMNS,
-            "stamps": ["minute", "hour", "weekday", "day", "month"]}
-
-
-def write_bundle(tok: KronosTokenizer, model: Kronos, path: Path, max_context: int, clip: float) -> Path:
-    """One file with both state dicts and configs; plain tensors and containers, so weights_only loads it."""
-    payload = {"format": BUNDLE_FORMAT, "version": 1, "kronos_cli": __version__,
-               "tokenizer": {"config": dataclasses.asdict(tok.config), "state_dict": tok.state_dict()},
-               "model": {"config": dataclasses.asdict(model.config), "state_dict": model.state_dict()},
-               "normalisation": _normalisation(max_context, clip)}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
-
-
-def load_bundle(path: str | os.PathLike) -> tuple[KronosTokenizer, Kronos, dict[str, Any]]:
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise KronosError(f"no bundle at {path}; write one with `kronos export --format bundle`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise KronosError(f"{path} is not a readable kronos bundle ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
-        raise KronosError(f"{path} is not a kronos bundle")
-    tok = KronosTokenizer(TokenizerConfig(**payload["tokenizer"]["config"]))
-    model = Kronos(PredictorConfig(**payload["model"]["config"]))
-    load_weights(tok, payload["tokenizer"]["state_dict"], str(path))
-    load_weights(model, payload["model"]["state_dict"], str(path))
-    return tok.eval(), model.eval(), payload["normalisation"]
+INT8_FORMAT = "kronos-int8"
 
 
 def write_hub(tok: KronosTokenizer, model: Kronos, out: Path, summary: dict[str, Any]) -> dict[str, Path]:
@@ -80,8 +45,6 @@ def write_hub(tok: KronosTokenizer, model: Kronos, out: Path, summary: dict[str,
 
 def push_to_hub(folder: Path, repo_id: str, token_env: str = "HF_TOKEN") -> str:
     """Upload the Hub-layout export; the token comes from the environment only."""
-    from huggingface_hub import HfApi
-
     token = os.environ.get(token_env)
     if not token:
         raise KronosError(f"--push-to-hub needs a Hugging Face token in the environment variable {token_env}")
@@ -98,22 +61,20 @@ def quantize(model: Kronos) -> nn.Module:
 
 def write_int8(tok: KronosTokenizer, model: Kronos, path: Path, max_context: int, clip: float) -> Path:
     """Dynamic int8 quantisation of both models' Linear layers, for CPU inference."""
-    payload = {"format": "kronos-int8", "version": 1, "kronos_cli": __version__,
-               "tokenizer": {"config": dataclasses.asdict(tok.config), "state_dict": quantize(tok).state_dict()},
-               "model": {"config": dataclasses.asdict(model.config), "state_dict": quantize(model).state_dict()},
-               "normalisation": _normalisation(max_context, clip)}
+    data = payload(INT8_FORMAT, tok.config, quantize(tok).state_dict(), model.config, quantize(model).state_dict(),
+                   max_context, clip)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save(data, tmp)
     return path
 
 
 def load_int8(path: str | os.PathLike) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    tok = quantize(KronosTokenizer(TokenizerConfig(**payload["tokenizer"]["config"])))
-    model = quantize(Kronos(PredictorConfig(**payload["model"]["config"])))
-    tok.load_state_dict(payload["tokenizer"]["state_dict"])
-    model.load_state_dict(payload["model"]["state_dict"])
-    return tok.eval(), model.eval(), payload["normalisation"]
+    data = read_payload(path, INT8_FORMAT, "int8 export")
+    tok = quantize(KronosTokenizer(TokenizerConfig(**data["tokenizer"]["config"])))
+    model = quantize(Kronos(PredictorConfig(**data["model"]["config"])))
+    tok.load_state_dict(data["tokenizer"]["state_dict"])
+    model.load_state_dict(data["model"]["state_dict"])
+    return tok.eval(), model.eval(), data["normalisation"]
 
 
 class ForecastProgram(nn.Module):

@@ -13,11 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from kronos_cli.bars import normalise_lookback
 from kronos_cli.config import Config
+from kronos_cli.data.dataset import WindowDataset
 from kronos_cli.errors import KronosError
-from kronos_cli.export import artifacts
+from kronos_cli.export import artifacts, verify
+from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.io import write_json
-from kronos_cli.runs import best_or_configured, run_dir
+from kronos_cli.model.bundle import BUNDLE_NAME, write_bundle
+from kronos_cli.runs import load_pair, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -27,40 +31,9 @@ FORMATS = ("bundle", "hf", "int8", "compiled")
 TOLERANCE = {"bundle": ("max", 1e-5), "hf": ("max", 1e-5), "compiled": ("max", 1e-4), "int8": ("mean", 0.1)}
 VERIFY_WINDOWS = 16
 
-_VERIFY = r"""
-import json, sys
-kind, path, inputs, output, pred_len, max_context = sys.argv[1:7]
-pred_len, max_context = int(pred_len), int(max_context)
-import numpy as np
-data = np.load(inputs, allow_pickle=False)
-x, stamps = data["x"], data["stamps"]
-look = x.shape[1]
-if kind == "compiled":
-    sys.modules["kronos_cli"] = None  # the compiled program must run with torch alone
-    import torch
-    prog = torch.export.load(path).module()
-    with torch.no_grad():
-        out = prog(torch.from_numpy(x), torch.from_numpy(stamps).long()).numpy()
-else:
-    from kronos_cli.model import KronosPredictor
-    if kind == "bundle":
-        p = KronosPredictor.from_bundle(path, device="cpu")
-    elif kind == "hf":
-        p = KronosPredictor.from_pretrained(path + "/tokenizer", path + "/model", device="cpu", max_context=max_context)
-    else:
-        from kronos_cli.export.artifacts import load_int8
-        tok, model, norm = load_int8(path)
-        p = KronosPredictor(model, tok, device="cpu", max_context=norm["max_context"], clip=norm["clip"])
-    out = p.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred_len, top_k=1)[:, 0]
-np.save(output, out.astype(np.float32), allow_pickle=False)
-"""
-
-
 def _sample_windows(cfg: Config, lookback: int, pred_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Held-out test windows of the configured dataset when there is one, else seeded random walks."""
     try:
-        from kronos_cli.data.dataset import WindowDataset
-
         ds = WindowDataset(cfg.data.dataset_path, "test")
         if ds.lookback == lookback and ds.window >= lookback + pred_len:
             idx = np.linspace(0, len(ds) - 1, VERIFY_WINDOWS).astype(int)
@@ -68,21 +41,15 @@ def _sample_windows(cfg: Config, lookback: int, pred_len: int) -> tuple[np.ndarr
             return np.ascontiguousarray(x[:, :lookback]), np.ascontiguousarray(stamps[:, :lookback + pred_len])
     except KronosError:
         pass
-    from kronos_cli.model.forecast import normalise
-
     rng = np.random.default_rng(0)
     bars = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (VERIFY_WINDOWS, lookback, 6)), axis=1))
     days = np.arange(lookback + pred_len)
     stamps = np.stack([np.zeros_like(days), np.zeros_like(days), days % 5, days % 28 + 1, days // 28 % 12 + 1], -1)
-    return normalise(bars.astype(np.float32), cfg.data.clip)[0], np.repeat(stamps[None], VERIFY_WINDOWS, 0).astype(np.int8)
+    return normalise_lookback(bars.astype(np.float32), cfg.data.clip)[0], np.repeat(stamps[None], VERIFY_WINDOWS, 0).astype(np.int8)
 
 
 def run_export(cfg: Config, out: Path, formats: list[str] | None = None, tokenizer: str | None = None,
                model: str | None = None, force: bool = False, push_to_hub: str | None = None) -> dict[str, Any]:
-    from kronos_cli.model import Kronos, KronosPredictor, KronosTokenizer
-    from kronos_cli.model.checkpoint import resolve_checkpoint
-    from kronos_cli.model.forecast import check_pair
-
     formats = list(formats or FORMATS)
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
@@ -92,10 +59,8 @@ def run_export(cfg: Config, out: Path, formats: list[str] | None = None, tokeniz
         if not force:
             raise KronosError(f"{out} exists and is not empty; pass --force to replace it")
         shutil.rmtree(out)
-    tok_dir = resolve_checkpoint(tokenizer or best_or_configured(cfg, "tokenizer"))
-    model_dir = resolve_checkpoint(model or best_or_configured(cfg, "predictor"))
-    tok, mdl = KronosTokenizer.from_pretrained(tok_dir), Kronos.from_pretrained(model_dir)
-    check_pair(tok, mdl)
+    pair = load_pair(cfg, tokenizer, model)
+    tok, mdl = pair.tokenizer, pair.model
     out.mkdir(parents=True)
     d = cfg.data
     look, pred, ctx = d.lookback_window, d.predict_window, d.max_context
@@ -106,7 +71,7 @@ def run_export(cfg: Config, out: Path, formats: list[str] | None = None, tokeniz
     for fmt in formats:
         t = time.perf_counter()
         if fmt == "bundle":
-            written[fmt] = artifacts.write_bundle(tok, mdl, out / artifacts.BUNDLE_NAME, ctx, d.clip)
+            written[fmt] = write_bundle(tok, mdl, out / BUNDLE_NAME, ctx, d.clip)
         elif fmt == "hf":
             artifacts.write_hub(tok, mdl, out / "hf", summary)
             written[fmt] = out / "hf"
@@ -129,11 +94,11 @@ def run_export(cfg: Config, out: Path, formats: list[str] | None = None, tokeniz
         rows.append({"format": fmt, "path": str(path), "bytes": _size(path), "max_abs_diff": float(diff.max()),
                      "mean_abs_diff": float(diff.mean()), "tolerance": f"{stat} |diff| <= {limit:g}",
                      "ok": bool(value <= limit)})
-    report: dict[str, Any] = {"out": str(out), "tokenizer": str(tok_dir), "predictor": str(model_dir),
+    report: dict[str, Any] = {"out": str(out), "tokenizer": pair.sources["tokenizer"], "predictor": pair.sources["model"],
                               "verify_windows": int(len(x)), "lookback": look, "pred_len": pred,
                               "tolerance_units": "normalised (z-score of the lookback)", "artifacts": rows}
     if "int8" in written:
-        report["int8"] = _int8_figures(written["int8"], eager, x, stamps, look, pred, model_dir, tok_dir)
+        report["int8"] = _int8_figures(written["int8"], eager, x, stamps, look, pred, pair.weights)
     if push_to_hub and "hf" in written:
         report["pushed"] = artifacts.push_to_hub(written["hf"], push_to_hub)
     write_json(out / "export_report.json", report)
@@ -146,8 +111,10 @@ def run_export(cfg: Config, out: Path, formats: list[str] | None = None, tokeniz
 
 def _reload(fmt: str, path: Path, out: Path, pred: int, ctx: int) -> np.ndarray:
     result = out / f".verify_{fmt}.npy"
-    proc = subprocess.run([sys.executable, "-c", _VERIFY, fmt, str(path), str(out / "verify_inputs.npz"),
-                           str(result), str(pred), str(ctx)], capture_output=True, text=True, timeout=900)
+    # The compiled program is checked with kronos_cli unimportable, so verify.py runs as a plain script there.
+    entry = [verify.__file__] if fmt == "compiled" else ["-m", "kronos_cli.export.verify"]
+    proc = subprocess.run([sys.executable, *entry, fmt, str(path), str(out / "verify_inputs.npz"), str(result),
+                           str(pred), str(ctx)], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"reloading the {fmt} artifact in a fresh process failed: "
                            f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
@@ -160,10 +127,8 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def _int8_figures(path: Path, eager, x, stamps, look: int, pred: int, model_dir: Path, tok_dir: Path) -> dict:
+def _int8_figures(path: Path, eager, x, stamps, look: int, pred: int, weights: tuple[Path, ...]) -> dict:
     """Size against the fp32 weights, and CPU speed against the fp32 model on the same windows."""
-    from kronos_cli.model import KronosPredictor
-
     tok, model, norm = artifacts.load_int8(path)
     quant = KronosPredictor(model, tok, device="cpu", max_context=norm["max_context"], clip=norm["clip"])
 
@@ -175,7 +140,7 @@ def _int8_figures(path: Path, eager, x, stamps, look: int, pred: int, model_dir:
             best = min(best, time.perf_counter() - t)
         return best
 
-    fp32_bytes = (model_dir / "model.safetensors").stat().st_size + (tok_dir / "model.safetensors").stat().st_size
+    fp32_bytes = sum(w.stat().st_size for w in weights)
     t32, t8 = timed(eager), timed(quant)
     return {"bytes": path.stat().st_size, "fp32_bytes": fp32_bytes, "size_ratio": path.stat().st_size / fp32_bytes,
             "fp32_seconds": t32, "int8_seconds": t8, "cpu_speedup": t32 / t8}

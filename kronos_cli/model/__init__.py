@@ -1,8 +1,7 @@
-"""The Kronos model: tokenizer, predictor, forecasting engine and the reference-style predictor API."""
+"""The Kronos model in tokens: tokenizer, predictor, KV-cached generation, sampling, checkpoints and presets."""
 
 from kronos_cli.model.config import PredictorConfig, TokenizerConfig
-from kronos_cli.model.forecast import Forecast, KronosPredictor
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
 
-__all__ = ["Forecast", "Kronos", "KronosPredictor", "KronosTokenizer", "PredictorConfig", "TokenizerConfig"]
+__all__ = ["Kronos", "KronosTokenizer", "PredictorConfig", "TokenizerConfig"]

@@ -11,10 +11,12 @@ import shutil
 from pathlib import Path
 
 import torch
+from huggingface_hub import snapshot_download
+from safetensors.torch import load_file, save_file
 
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_dir
-from kronos_cli.model.config import config_from_dict
+from kronos_cli.model.config import config_from_dict, preset
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,6 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 
 
 def _download(repo_id: str) -> Path:
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
-        raise KronosError("huggingface_hub is not installed; pip install huggingface_hub") from exc
     try:
         local = snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md"])
     except Exception as exc:  # offline, unknown repo, gated repo, no space...
@@ -76,7 +74,6 @@ def read_config(directory: Path, config_class: type):
 def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     weights = directory / WEIGHTS_NAME
     if weights.is_file():
-        from safetensors.torch import load_file
         try:
             return load_file(str(weights))
         except Exception as exc:
@@ -109,8 +106,6 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
 
 def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
     """Write config.json and model.safetensors atomically (a temporary sibling directory, then a rename)."""
-    from safetensors.torch import save_file
-
     target = Path(directory).expanduser()
     with atomic_dir(target) as tmp:
         (tmp / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(model.config), indent=2, sort_keys=True))
@@ -139,8 +134,6 @@ class PretrainedMixin:
     @classmethod
     def from_preset(cls, name: str):
         """A randomly initialised model of a named architecture."""
-        from kronos_cli.model.config import preset
-
         cfg = preset(name).config
         if not isinstance(cfg, cls.config_class):
             raise KronosError(f"preset {name!r} is not a {cls.__name__} preset")

@@ -81,6 +81,9 @@ def config_from_dict(cls: type, fields: dict, source: str) -> TokenizerConfig | 
     return cls(**{k: fields[k] for k in names})
 
 
+DEFAULT_CONTEXT = 512  # the reference predictor's max_context, and Kronos-small's and -base's
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named architecture: its config, its usual context length and the released Hub id, if any."""
@@ -95,18 +98,19 @@ _TINY_TOKENIZER = TokenizerConfig(d_model=32, n_heads=2, ff_dim=64, n_enc_layers
 _BASE_TOKENIZER = TokenizerConfig()
 
 TOKENIZER_PRESETS: dict[str, Preset] = {
-    "tokenizer-tiny": Preset(_TINY_TOKENIZER, 512),
-    "tokenizer-base": Preset(_BASE_TOKENIZER, 512, "NeoQuasar/Kronos-Tokenizer-base"),
+    "tokenizer-tiny": Preset(_TINY_TOKENIZER, DEFAULT_CONTEXT),
+    "tokenizer-base": Preset(_BASE_TOKENIZER, DEFAULT_CONTEXT, "NeoQuasar/Kronos-Tokenizer-base"),
     "tokenizer-2k": Preset(_BASE_TOKENIZER, 2048, "NeoQuasar/Kronos-Tokenizer-2k"),
 }
 
 PREDICTOR_PRESETS: dict[str, Preset] = {
     "tiny": Preset(PredictorConfig(s1_bits=4, s2_bits=4, n_layers=2, d_model=32, n_heads=2, ff_dim=64,
                                    ffn_dropout_p=0.0, attn_dropout_p=0.0, resid_dropout_p=0.0,
-                                   token_dropout_p=0.0), 512),
+                                   token_dropout_p=0.0), DEFAULT_CONTEXT),
     "mini": Preset(PredictorConfig(n_layers=4, d_model=256, n_heads=4, ff_dim=512), 2048, "NeoQuasar/Kronos-mini"),
-    "small": Preset(PredictorConfig(), 512, "NeoQuasar/Kronos-small"),
-    "base": Preset(PredictorConfig(n_layers=12, d_model=832, n_heads=16, ff_dim=2048), 512, "NeoQuasar/Kronos-base"),
+    "small": Preset(PredictorConfig(), DEFAULT_CONTEXT, "NeoQuasar/Kronos-small"),
+    "base": Preset(PredictorConfig(n_layers=12, d_model=832, n_heads=16, ff_dim=2048), DEFAULT_CONTEXT,
+                   "NeoQuasar/Kronos-base"),
 }
 
 # Which tokenizer each predictor preset was released with.
@@ -120,3 +124,21 @@ def preset(name: str) -> Preset:
     if name not in table:
         raise KronosError(f"unknown preset {name!r}; choose one of {', '.join(table)}")
     return table[name]
+
+
+def released_context(source: str | None = None, config: PredictorConfig | None = None) -> int | None:
+    """The context length of a released predictor, known by its Hub id or by its architecture, else None."""
+    for p in PREDICTOR_PRESETS.values():
+        if p.hub_id is not None and (source == p.hub_id or (config is not None and config == p.config)):
+            return p.max_context
+    return None
+
+
+def check_pair(tokenizer: TokenizerConfig, predictor: PredictorConfig) -> None:
+    """A tokenizer and a predictor fit when their bit widths agree."""
+    t, m = tokenizer, predictor
+    if (t.s1_bits, t.s2_bits) != (m.s1_bits, m.s2_bits):
+        raise KronosError(
+            f"tokenizer (s1_bits={t.s1_bits}, s2_bits={t.s2_bits}) and predictor (s1_bits={m.s1_bits}, "
+            f"s2_bits={m.s2_bits}) do not fit; use the tokenizer the predictor was trained with"
+        )

@@ -9,8 +9,13 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import uvicorn
+
 from kronos_cli.errors import KronosError
-from kronos_cli.model.forecast import KronosPredictor
+from kronos_cli.forecast.predictor import KronosPredictor
+from kronos_cli.model.config import DEFAULT_CONTEXT
+from kronos_cli.runs import load_pair
+from kronos_cli.serve.app import create_app
 from kronos_cli.serve.service import ForecastService
 
 log = logging.getLogger(__name__)
@@ -23,20 +28,17 @@ class ModelSource:
     tokenizer: str | None = None
     model: str | None = None
     bundle: str | None = None
-    max_context: int = 512
+    max_context: int = DEFAULT_CONTEXT
 
     def load(self, device: str | None) -> tuple[KronosPredictor, dict[str, str]]:
-        if self.bundle is not None:
-            if self.tokenizer or self.model:
-                raise KronosError("pass either --bundle or --tokenizer/--model, not both")
-            predictor = KronosPredictor.from_bundle(self.bundle, device=device)
-            return predictor, {"tokenizer": f"{self.bundle} (bundle)", "model": f"{self.bundle} (bundle)"}
-        if not (self.tokenizer and self.model):
+        if self.bundle is not None and (self.tokenizer or self.model):
+            raise KronosError("pass either --bundle or --tokenizer/--model, not both")
+        if self.bundle is None and not (self.tokenizer and self.model):
             raise KronosError("say what to serve: --tokenizer and --model (Hub ids or checkpoint directories), "
                               "--bundle FILE from `kronos export`, or -c CONFIG for a run's fine-tuned models")
-        predictor = KronosPredictor.from_pretrained(self.tokenizer, self.model, device=device,
-                                                    max_context=self.max_context)
-        return predictor, {"tokenizer": self.tokenizer, "model": self.model}
+        pair = load_pair(None, self.tokenizer, self.model, self.bundle)
+        max_context = None if self.bundle is not None else self.max_context  # a bundle carries its own
+        return pair.predictor(device, max_context), {k: pair.sources[k] for k in ("tokenizer", "model")}
 
 
 def is_loopback(host: str) -> bool:
@@ -75,10 +77,6 @@ def bind(host: str, port: int) -> socket.socket:
 def serve(service: ForecastService, sock: socket.socket, token: str | None = None, access_log: bool = True,
           on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted (SIGINT/SIGTERM end it gracefully)."""
-    import uvicorn
-
-    from kronos_cli.serve.app import create_app
-
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     app = create_app(service, token, on_ready=(lambda: on_ready(url)) if on_ready else None)

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli import __version__
-from kronos_cli.bars import FEATURE_COLUMNS, features
+from kronos_cli.bars import FEATURES, features
+from kronos_cli.calendar import calendar_features, future_timestamps
 from kronos_cli.environment import package_version
 from kronos_cli.errors import KronosError
-from kronos_cli.model.forecast import KronosPredictor, SeriesJob
+from kronos_cli.forecast.predictor import KronosPredictor, SeriesJob
 from kronos_cli.model.sampling import SamplingParams
 from kronos_cli.serve.batcher import DynamicBatcher
 from kronos_cli.serve.schema import ForecastRequest
-from kronos_cli.timefeatures import future_timestamps, time_stamps
 
 
 class RequestError(KronosError):
@@ -122,7 +122,7 @@ def prepare(req: ForecastRequest, limits: Limits, max_context: int, where: str =
     except KronosError as exc:
         raise RequestError(f"{where}bars", str(exc)) from None
     params = SamplingParams(req.temperature, req.top_k, req.top_p)
-    job = SeriesJob(x[-used:], time_stamps(hist), time_stamps(future), req.samples, params, req.seed)
+    job = SeriesJob(x[-used:], calendar_features(hist), calendar_features(future), req.samples, params, req.seed)
     return Prepared(req, job, future, tz, where)
 
 
@@ -131,7 +131,7 @@ def quantile_key(q: float) -> str:
 
 
 def _bars_json(stamps: list[str], values: np.ndarray) -> list[dict[str, Any]]:
-    return [dict(zip(FEATURE_COLUMNS, row), timestamp=t) for t, row in zip(stamps, values.tolist())]
+    return [dict(zip(FEATURES, row), timestamp=t) for t, row in zip(stamps, values.tolist())]
 
 
 def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
@@ -176,7 +176,7 @@ class ForecastService:
     def warm_up(self) -> None:
         """One small forecast, so that a broken device fails at start and the first caller waits no longer."""
         bars = np.linspace(1.0, 2.0, 32, dtype=np.float32)[:, None].repeat(6, axis=1)
-        stamps = time_stamps(pd.date_range("2024-01-01", periods=34, freq="D"))
+        stamps = calendar_features(pd.date_range("2024-01-01", periods=34, freq="D"))
         self.predictor.forecast_jobs([SeriesJob(bars, stamps[:32], stamps[32:], 1, SamplingParams(top_k=1))])
 
     async def start(self) -> None:
@@ -210,7 +210,7 @@ class ForecastService:
             "model": {"source": self.sources.get("model", ""), "parameters": _parameters(p.model),
                       "config": dataclasses.asdict(p.model.config)},
             "device": str(p.device), "max_context": p.max_context, "clip": p.clip,
-            "features": FEATURE_COLUMNS,
+            "features": list(FEATURES),
             "batching": {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms},
             "limits": dataclasses.asdict(self.limits),
             "versions": {"kronos_cli": __version__, "python": sys.version.split()[0],

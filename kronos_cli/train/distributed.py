@@ -13,9 +13,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.api import DefaultLogsSpecs
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from kronos_cli.errors import KronosError
 
@@ -64,11 +67,8 @@ class Launch:
             raise KronosError(f"--max-restarts must be >= 0, got {self.max_restarts}")
 
 
-def launch(entry: Callable, payload: dict, opts: Launch) -> dict:
+def launch(entry: Callable, payload: Any, opts: Launch) -> dict:
     """Run `entry(payload)` in every worker through torch elastic; returns rank -> return value."""
-    from torch.distributed.elastic.multiprocessing.api import DefaultLogsSpecs
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
     opts.check()
     endpoint = opts.rdzv_endpoint or "localhost:0"  # standalone: c10d store on a free local port
     rdzv_configs: dict = {"timeout": 900}
@@ -80,7 +80,6 @@ def launch(entry: Callable, payload: dict, opts: Launch) -> dict:
         rdzv_configs=rdzv_configs, max_restarts=opts.max_restarts, monitor_interval=0.5, start_method="spawn",
         logs_specs=DefaultLogsSpecs(),
     )
-    payload = {**payload, "backend": "nccl" if opts.gpus else "gloo"}
     return elastic_launch(config, entry)(payload)
 
 

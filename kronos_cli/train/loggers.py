@@ -1,4 +1,7 @@
-"""Where training metrics go: always a local `metrics.jsonl`; Comet ML when enabled (key from the environment)."""
+"""Where training metrics go: always a local `metrics.jsonl`; Comet ML when enabled (key from the environment).
+
+Only rank 0 writes: `MetricSink` is the one object the training loop talks to.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kronos_cli.config import CometConfig
+from kronos_cli.config import CometConfig, Config
 from kronos_cli.errors import KronosError
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,7 @@ class CometLogger:
 
     def __init__(self, cfg: CometConfig, run_name: str, params: dict[str, Any]):
         try:
-            import comet_ml
+            import comet_ml  # lazy: optional (the comet extra), and slow to import
         except ImportError as exc:
             raise KronosError("logging.comet.enabled needs comet_ml: pip install comet_ml") from exc
         # Only what we log explicitly: no captured console, environment, code or git details.
@@ -70,3 +73,37 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+class MetricSink:
+    """Rank 0's metrics: `logs/metrics.jsonl` and, when enabled, Comet (names as in the reference's scripts)."""
+
+    def __init__(self, cfg: Config, out: Path, stage: str, active: bool):
+        self.stage, self.active = stage, active
+        self.jsonl = JsonlLogger(out / "logs" / "metrics.jsonl") if active else None
+        self.comet = None
+        if active and cfg.logging.comet.enabled:
+            self.comet = CometLogger(cfg.logging.comet, f"{cfg.run_name}-{stage}", cfg.to_dict())
+
+    def step(self, record: dict[str, Any], step: int, epoch: int) -> None:
+        if not self.active:
+            return
+        self.jsonl.log({"type": "step", "stage": self.stage, **record})
+        if self.comet:
+            self.comet.log_metrics({f"train_{self.stage}_loss_batch": record["loss"], f"{self.stage}_lr": record["lr"]},
+                                   step=step, epoch=epoch)
+
+    def epoch(self, record: dict[str, Any], step: int) -> None:
+        if not self.active:
+            return
+        self.jsonl.log({"type": "epoch", "stage": self.stage, **record})
+        if self.comet:
+            self.comet.log_metrics({f"val_{self.stage}_loss_epoch": record["val_loss"],
+                                    f"train_{self.stage}_loss_epoch": record["train_loss"]}, step=step,
+                                   epoch=record["epoch"])
+
+    def close(self) -> None:
+        if self.jsonl:
+            self.jsonl.close()
+        if self.comet:
+            self.comet.close()

@@ -15,7 +15,9 @@ from torch import Tensor, nn
 
 from kronos_cli.config import Config
 from kronos_cli.errors import KronosError
-from kronos_cli.model import Kronos, KronosTokenizer
+from kronos_cli.model.config import check_pair
+from kronos_cli.model.predictor import Kronos
+from kronos_cli.model.tokenizer import KronosTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +89,7 @@ class PredictorStage:
         for p in tok.parameters():
             p.requires_grad_(False)
         model = load_model(Kronos, init or cfg.model.predictor)
-        t, m = tok.config, model.config
-        if (t.s1_bits, t.s2_bits) != (m.s1_bits, m.s2_bits):
-            raise KronosError(f"tokenizer {tok_spec} (s1_bits={t.s1_bits}, s2_bits={t.s2_bits}) does not fit the "
-                              f"predictor (s1_bits={m.s1_bits}, s2_bits={m.s2_bits})")
+        check_pair(tok.config, model.config)
         freeze_first(model.transformer, cfg.training.freeze_layers)
         return cls(model, tok, cfg.training.teacher_forcing, cfg.training.predictor_grad_clip,
                    cfg.training.predictor_learning_rate)

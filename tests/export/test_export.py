@@ -38,7 +38,8 @@ def test_all_formats_round_trip_and_verify(export_args, tmp_path):
     # the bundle is plain tensors and containers
     payload = torch.load(out / "kronos_finetuned.pth", weights_only=True)
     assert payload["normalisation"]["features"] == ["open", "high", "low", "close", "volume", "amount"]
-    from kronos_cli.model import Kronos, KronosPredictor
+    from kronos_cli.forecast import KronosPredictor
+    from kronos_cli.model import Kronos
     assert KronosPredictor.from_bundle(str(out / "kronos_finetuned.pth"), device="cpu").max_context == 512
     # the Hub layout loads as a checkpoint and carries a model card
     Kronos.from_pretrained(out / "hf" / "model")
@@ -58,7 +59,7 @@ def test_all_formats_round_trip_and_verify(export_args, tmp_path):
 
 
 def test_push_to_hub_uses_the_token_from_the_environment(export_args, tmp_path, monkeypatch):
-    import huggingface_hub
+    from kronos_cli.export import artifacts
     calls = {}
 
     class FakeApi:
@@ -72,7 +73,7 @@ def test_push_to_hub_uses_the_token_from_the_environment(export_args, tmp_path, 
             calls["folder"] = folder_path
             return f"https://huggingface.co/{repo_id}/commit/abc"
 
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(artifacts, "HfApi", FakeApi)  # the network is the one thing faked
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "e"), "--format", "hf", "--push-to-hub",
                               "me/kronos-ft", "--json"])

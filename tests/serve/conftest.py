@@ -120,7 +120,7 @@ def server(tiny_checkpoints, tmp_path_factory):
 
 @pytest.fixture(scope="package")
 def library_predictor(tiny_checkpoints):
-    from kronos_cli.model import KronosPredictor
+    from kronos_cli.forecast import KronosPredictor
 
     tok, model = tiny_checkpoints
     return KronosPredictor.from_pretrained(str(tok), str(model), device="cpu", max_context=64)

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from kronos_cli.bars import FEATURE_COLUMNS
-from kronos_cli.export.artifacts import write_bundle
-from kronos_cli.model import KronosPredictor
-from kronos_cli.predict import forecast_series
+from kronos_cli.bars import FEATURES
+from kronos_cli.model.bundle import write_bundle
+from kronos_cli.forecast import KronosPredictor
+from kronos_cli.forecast.series import forecast_series
 from tests.serve.conftest import Server, bars_json, series, start_server, stop_server
 
 TOKEN = "s3cret-test-token"
@@ -62,8 +62,8 @@ def test_bundle_server_forecasts_equal_the_library(secured, bundle):
     assert status == 200, got
     predictor = KronosPredictor.from_bundle(str(bundle), device="cpu")
     want = forecast_series(predictor, series(40, seed=3), 4, samples=2, seed=5)
-    values = np.array([[b[c] for c in FEATURE_COLUMNS] for b in got["bars"]])
-    np.testing.assert_array_equal(values, want.table[FEATURE_COLUMNS].to_numpy())
+    values = np.array([[b[c] for c in list(FEATURES)] for b in got["bars"]])
+    np.testing.assert_array_equal(values, want.table[list(FEATURES)].to_numpy())
 
 
 def _serve(*args, env=None):

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kronos_cli.bars import FEATURE_COLUMNS
-from kronos_cli.predict import forecast_series
+from kronos_cli.bars import FEATURES
+from kronos_cli.forecast.series import forecast_series
 from tests.serve.conftest import bars_json, series
 
 
 def _values(bars: list[dict]) -> np.ndarray:
-    return np.array([[b[c] for c in FEATURE_COLUMNS] for b in bars])
+    return np.array([[b[c] for c in list(FEATURES)] for b in bars])
 
 
 def test_health_model_and_openapi(server, tiny_pair):
@@ -45,9 +45,9 @@ def test_forecast_equals_the_library_for_the_same_seed(server, library_predictor
     assert status == 200, got
     want = forecast_series(library_predictor, bars, 6, samples=4, temperature=0.8, top_p=0.95, seed=11,
                            quantiles=(0.1, 0.9))
-    np.testing.assert_array_equal(_values(got["bars"]), want.table[FEATURE_COLUMNS].to_numpy())
+    np.testing.assert_array_equal(_values(got["bars"]), want.table[list(FEATURES)].to_numpy())
     for q, key in ((0.1, "0.1"), (0.9, "0.9")):
-        cols = [f"{c}_q{round(q * 100):02d}" for c in FEATURE_COLUMNS]
+        cols = [f"{c}_q{round(q * 100):02d}" for c in list(FEATURES)]
         np.testing.assert_array_equal(_values(got["quantiles"][key]), want.table[cols].to_numpy())
     stamps = pd.DatetimeIndex([b["timestamp"] for b in got["bars"]])
     assert stamps.equals(pd.DatetimeIndex(want.table["timestamps"]))

@@ -80,8 +80,7 @@ def test_no_space_left_keeps_previous_best_model(train_overrides, tmp_path, monk
     def full_disk(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    import safetensors.torch
-    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    monkeypatch.setattr(checkpoint, "save_file", full_disk)
     res = runner.invoke(app, ["train-tokenizer", *ov, "--device", "cpu"])
     assert res.exit_code == 1 and "no space left" in res.output
     assert (best / "model.safetensors").read_bytes() == before

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from kronos_cli.bars import FEATURES, prepare_frame
+from kronos_cli.calendar import calendar_features, future_timestamps
 from kronos_cli.errors import KronosError
-from kronos_cli.model.forecast import FEATURE_COLUMNS, KronosPredictor, prepare_frame
-from kronos_cli.timefeatures import future_timestamps, time_stamps
+from kronos_cli.forecast.predictor import KronosPredictor
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,14 @@ class SeriesForecast:
     table: pd.DataFrame  # timestamps, mean columns, then one column per (feature, quantile)
     samples: np.ndarray  # (samples, pred_len, 6)
     quantiles: tuple[float, ...]
+
+    def close_band(self) -> tuple[str, np.ndarray, np.ndarray] | None:
+        """(label, low, high) of the close between the lowest and highest quantile asked for, if two or more."""
+        if len(self.quantiles) < 2:
+            return None
+        lo, hi = min(self.quantiles), max(self.quantiles)
+        return (f"q{lo:g}-q{hi:g} band", self.table[quantile_column("close", lo)].to_numpy(),
+                self.table[quantile_column("close", hi)].to_numpy())
 
 
 def parse_quantiles(text: str | None) -> tuple[float, ...]:
@@ -71,13 +80,14 @@ def forecast_series(predictor: KronosPredictor, bars: pd.DataFrame, pred_len: in
     hist = bars.iloc[-n:].reset_index(drop=True)
     x = prepare_frame(hist)
     future = future_timestamps(hist["timestamps"], pred_len)
-    fc = predictor.forecast(x[None], time_stamps(hist["timestamps"])[None], time_stamps(future)[None], pred_len,
+    fc = predictor.forecast(x[None], calendar_features(hist["timestamps"])[None],
+                            calendar_features(future)[None], pred_len,
                             T=temperature, top_k=top_k, top_p=top_p, sample_count=samples, seed=seed,
                             progress=progress)
-    table = pd.DataFrame(fc.mean[0], columns=FEATURE_COLUMNS)
+    table = pd.DataFrame(fc.mean[0], columns=list(FEATURES))
     for q in quantiles:
         qv = fc.quantile(q)[0]
-        for j, col in enumerate(FEATURE_COLUMNS):
+        for j, col in enumerate(FEATURES):
             table[quantile_column(col, q)] = qv[:, j]
     table.insert(0, "timestamps", future)
     return SeriesForecast(hist, table, fc.samples[0], tuple(quantiles))

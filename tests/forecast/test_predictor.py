@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from kronos_cli.errors import KronosError
-from kronos_cli.model import Kronos, KronosPredictor, KronosTokenizer
+from kronos_cli.forecast import KronosPredictor
+from kronos_cli.model import Kronos, KronosTokenizer
 from kronos_cli.model.config import PredictorConfig, TokenizerConfig
-from kronos_cli.timefeatures import future_timestamps
+from kronos_cli.calendar import future_timestamps
 from tests.conftest import make_bars
 
 
@@ -44,9 +45,9 @@ def test_greedy_cached_equals_full_recompute_in_prices(predictor, bars, max_cont
     predictor.max_context = max_context
     x = bars[["open", "high", "low", "close", "volume", "amount"]].to_numpy()[None, :40].repeat(2, 0)
     x[1] *= 1.5
-    from kronos_cli.timefeatures import time_stamps
-    xs = time_stamps(bars["timestamps"][:40])[None].repeat(2, 0)
-    ys = time_stamps(future_timestamps(bars["timestamps"][:40], 12))[None].repeat(2, 0)
+    from kronos_cli.calendar import calendar_features
+    xs = calendar_features(bars["timestamps"][:40])[None].repeat(2, 0)
+    ys = calendar_features(future_timestamps(bars["timestamps"][:40], 12))[None].repeat(2, 0)
     a = predictor.forecast(x, xs, ys, 12, top_k=1, sample_count=2)
     b = predictor.forecast(x, xs, ys, 12, top_k=1, sample_count=2, use_cache=False)
     np.testing.assert_allclose(a.samples, b.samples, rtol=1e-5)
@@ -114,11 +115,11 @@ def test_unavailable_cuda_is_a_user_error(tiny_pair):
 
 def _job(bars: pd.DataFrame, pred_len: int, samples: int, params, seed):
     from kronos_cli.bars import prepare_frame
-    from kronos_cli.model.forecast import SeriesJob
-    from kronos_cli.timefeatures import time_stamps
+    from kronos_cli.forecast.predictor import SeriesJob
+    from kronos_cli.calendar import calendar_features
 
     future = future_timestamps(bars["timestamps"], pred_len)
-    return SeriesJob(prepare_frame(bars), time_stamps(bars["timestamps"]), time_stamps(future), samples, params, seed)
+    return SeriesJob(prepare_frame(bars), calendar_features(bars["timestamps"]), calendar_features(future), samples, params, seed)
 
 
 def test_mixed_jobs_equal_each_series_forecast_alone(predictor):
@@ -143,7 +144,7 @@ def test_mixed_jobs_equal_each_series_forecast_alone(predictor):
 
 def test_reference_predict_and_csv_forecast_agree_bit_for_bit(tiny_pair):
     """`predict` (the reference's API) and `kronos predict`'s path normalise a series in the same order."""
-    from kronos_cli.predict import forecast_series
+    from kronos_cli.forecast.series import forecast_series
 
     predictor = KronosPredictor(tiny_pair[1], tiny_pair[0], device="cpu", max_context=256)
     bars = make_bars(120, seed=0).drop(columns="amount")  # amount from volume x mean price: large sums

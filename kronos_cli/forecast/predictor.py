@@ -1,4 +1,8 @@
-"""KronosPredictor: price bars in, forecast bars out (normalisation, stamps, tokenizer, engine)."""
+"""KronosPredictor: price bars in, forecast bars out (normalisation, stamps, tokenizer, engine).
+
+The reference's `KronosPredictor` API (`predict`, `predict_batch`) plus sample paths, normalised-unit forecasts for
+prepared windows, and `forecast_jobs` for series that each carry their own sampling and seed.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kronos_cli.bars import FEATURE_COLUMNS, prepare_frame
+from kronos_cli.bars import FEATURES, denormalise, normalise_lookback, prepare_frame
+from kronos_cli.calendar import calendar_features
 from kronos_cli.errors import KronosError
+from kronos_cli.forecast.device import resolve_device
+from kronos_cli.model.bundle import load_bundle
+from kronos_cli.model.config import DEFAULT_CONTEXT, check_pair
 from kronos_cli.model.engine import generate
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
 from kronos_cli.model.tokenizer import KronosTokenizer
-from kronos_cli.timefeatures import time_stamps
 
 log = logging.getLogger(__name__)
 
@@ -52,53 +59,12 @@ class SeriesJob:
         return len(self.x), len(self.y_stamp)
 
 
-def check_pair(tokenizer: KronosTokenizer, model: Kronos) -> None:
-    """A tokenizer and a predictor fit when their bit widths agree."""
-    t, m = tokenizer.config, model.config
-    if (t.s1_bits, t.s2_bits) != (m.s1_bits, m.s2_bits):
-        raise KronosError(
-            f"tokenizer (s1_bits={t.s1_bits}, s2_bits={t.s2_bits}) and predictor (s1_bits={m.s1_bits}, "
-            f"s2_bits={m.s2_bits}) do not fit; use the tokenizer the predictor was trained with"
-        )
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """auto/None picks cuda:0, then mps, then cpu; an unavailable device is a user error."""
-    name = "auto" if device is None else str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda:0")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise KronosError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise KronosError(f"device {name} was asked for but CUDA is not available here; use --device cpu "
-                              f"(or install a CUDA build of torch)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise KronosError(f"device {name} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise KronosError(f"device {name} was asked for but MPS is not available here; use --device cpu")
-    return dev
-
-
-def normalise(x: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-series z-score over the lookback rows (axis -2), clipped; returns (x, mean, std)."""
-    mean = x.mean(axis=-2, keepdims=True)
-    std = x.std(axis=-2, keepdims=True)
-    return np.clip((x - mean) / (std + 1e-5), -clip, clip).astype(np.float32), mean, std
-
-
 class KronosPredictor:
     """Forecast OHLCV bars with a tokenizer and a predictor (the reference's API, plus sample paths)."""
 
     def __init__(self, model: Kronos, tokenizer: KronosTokenizer, device: str | torch.device | None = None,
-                 max_context: int = 512, clip: float = 5):
-        check_pair(tokenizer, model)
+                 max_context: int = DEFAULT_CONTEXT, clip: float = 5):
+        check_pair(tokenizer.config, model.config)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer.to(self.device).eval()
@@ -106,7 +72,7 @@ class KronosPredictor:
         self.clip = clip
 
     @classmethod
-    def from_pretrained(cls, tokenizer: str, model: str, device: str | None = None, max_context: int = 512,
+    def from_pretrained(cls, tokenizer: str, model: str, device: str | None = None, max_context: int = DEFAULT_CONTEXT,
                         clip: float = 5) -> KronosPredictor:
         tok = KronosTokenizer.from_pretrained(tokenizer)
         return cls(Kronos.from_pretrained(model), tok, device, max_context, clip)
@@ -114,8 +80,6 @@ class KronosPredictor:
     @classmethod
     def from_bundle(cls, path: str, device: str | None = None) -> KronosPredictor:
         """A predictor from a `kronos export` bundle (one file, loaded with weights_only=True)."""
-        from kronos_cli.export.artifacts import load_bundle
-
         tok, model, norm = load_bundle(path)
         return cls(model, tok, device, max_context=norm["max_context"], clip=norm["clip"])
 
@@ -175,7 +139,7 @@ class KronosPredictor:
         for (_, pred_len), members in groups.items():
             group = [jobs[i] for i in members]
             # Each series on its own, exactly as `forecast` normalises a single series (same summation order).
-            stats = [normalise(np.asarray(j.x, dtype=np.float32)[None], self.clip) for j in group]
+            stats = [normalise_lookback(np.asarray(j.x, dtype=np.float32)[None], self.clip) for j in group]
             xn = np.concatenate([st[0] for st in stats])
             mean, std = np.concatenate([st[1] for st in stats]), np.concatenate([st[2] for st in stats])
             stamp = np.stack([np.concatenate([j.x_stamp, j.y_stamp]) for j in group])
@@ -185,15 +149,15 @@ class KronosPredictor:
             offsets = np.cumsum([0, *counts])
             for k, i in enumerate(members):
                 paths = rows[offsets[k]:offsets[k + 1]]
-                out[i] = paths * (std[k] + 1e-5) + mean[k]
+                out[i] = denormalise(paths, mean[k], std[k])
         return out  # type: ignore[return-value]
 
     def forecast(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int,
                  **kwargs) -> Forecast:
         """Forecasts of raw bars x (B, L, 6): normalise on the lookback, generate, de-normalise."""
-        xn, mean, std = normalise(np.asarray(x, dtype=np.float32), self.clip)
+        xn, mean, std = normalise_lookback(np.asarray(x, dtype=np.float32), self.clip)
         out = self.forecast_normalised(xn, x_stamp, y_stamp, pred_len, **kwargs)
-        return Forecast(out * (std[:, None] + 1e-5) + mean[:, None])
+        return Forecast(denormalise(out, mean[:, None], std[:, None]))
 
     def predict(self, df: pd.DataFrame, x_timestamp, y_timestamp, pred_len: int, T: float = 1.0, top_k: int = 0,
                 top_p: float = 0.9, sample_count: int = 1, verbose: bool = True, seed: int | None = None,
@@ -223,7 +187,7 @@ class KronosPredictor:
         for i, (df, xt, yt) in enumerate(zip(df_list, x_timestamp_list, y_timestamp_list)):
             where = "input" if len(df_list) == 1 else f"DataFrame at index {i}"
             x = prepare_frame(df, where)
-            xs_i, ys_i = time_stamps(xt), time_stamps(yt)
+            xs_i, ys_i = calendar_features(xt), calendar_features(yt)
             if len(xs_i) != len(x):
                 raise KronosError(f"{where}: x_timestamp has {len(xs_i)} entries for {len(x)} rows")
             if len(ys_i) != pred_len:
@@ -238,6 +202,6 @@ class KronosPredictor:
                            sample_count=sample_count, seed=seed)
         out = []
         for i, yt in enumerate(y_timestamp_list):
-            frame = pd.DataFrame(fc.mean[i], columns=FEATURE_COLUMNS, index=yt)
+            frame = pd.DataFrame(fc.mean[i], columns=list(FEATURES), index=yt)
             out.append((frame, fc.samples[i]) if return_samples else frame)
         return out

@@ -1,4 +1,4 @@
-"""Calendar features of bar timestamps (the model's stamps) and future timestamps that continue a series."""
+"""Calendar features of bar timestamps (the predictor's stamps) and future timestamps that continue a series."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 
 from kronos_cli.errors import KronosError
 
-STAMP_COLUMNS = ("minute", "hour", "weekday", "day", "month")
+STAMP_COLUMNS = ("minute", "hour", "weekday", "day", "month")  # the order the predictor embeds them
 NS_PER_DAY = 86_400 * 10**9
 
 
@@ -18,8 +18,8 @@ def _wall_ns(timestamps) -> tuple[np.ndarray, pd.DatetimeIndex]:
     return wall.values.astype("datetime64[ns]").view(np.int64), idx
 
 
-def time_stamps(timestamps) -> np.ndarray:
-    """(T, 5) float32 array of minute, hour, weekday (Monday = 0), day, month."""
+def calendar_features(timestamps) -> np.ndarray:
+    """(T, 5) float32 array of the stamp columns: minute, hour, weekday (Monday = 0), day, month."""
     ns, _ = _wall_ns(timestamps)
     days = ns // NS_PER_DAY
     tod = ns - days * NS_PER_DAY

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from kronos_cli.errors import KronosError
-from kronos_cli.timefeatures import future_timestamps, time_stamps
+from kronos_cli.calendar import calendar_features, future_timestamps
 
 
 def test_stamp_columns_minute_hour_weekday_day_month():
-    s = time_stamps(pd.to_datetime(["2024-03-15 09:35"]))  # a Friday
+    s = calendar_features(pd.to_datetime(["2024-03-15 09:35"]))  # a Friday
     assert s.tolist() == [[35, 9, 4, 15, 3]]
 
 

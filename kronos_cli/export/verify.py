@@ -1,0 +1,53 @@
+"""Reload one exported artifact in a fresh process and forecast held-out windows greedily.
+
+`python -m kronos_cli.export.verify KIND PATH INPUTS OUTPUT PRED_LEN MAX_CONTEXT` for the bundle, hf and int8
+formats. The compiled program must run with torch alone, so `kronos export` runs this file as a script with
+KIND `compiled`, which makes `kronos_cli` unimportable before anything else is loaded.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+
+
+def forecast_compiled(path: str, x: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    sys.modules["kronos_cli"] = None  # type: ignore[assignment]  # the program must not need kronos-cli
+    program = torch.export.load(path).module()
+    with torch.no_grad():
+        return program(torch.from_numpy(x), torch.from_numpy(stamps).long()).numpy()
+
+
+def forecast_with_library(kind: str, path: str, x: np.ndarray, stamps: np.ndarray, pred_len: int,
+                          max_context: int) -> np.ndarray:
+    # lazy: this module also runs without kronos_cli importable (the compiled check)
+    from kronos_cli.export.artifacts import load_int8
+    from kronos_cli.forecast.predictor import KronosPredictor
+
+    if kind == "bundle":
+        predictor = KronosPredictor.from_bundle(path, device="cpu")
+    elif kind == "hf":
+        predictor = KronosPredictor.from_pretrained(f"{path}/tokenizer", f"{path}/model", device="cpu",
+                                                    max_context=max_context)
+    else:
+        tok, model, conv = load_int8(path)
+        predictor = KronosPredictor(model, tok, device="cpu", max_context=conv["max_context"], clip=conv["clip"])
+    look = x.shape[1]
+    return predictor.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred_len, top_k=1)[:, 0]
+
+
+def main(argv: list[str]) -> None:
+    kind, path, inputs, output, pred_len, max_context = argv
+    data = np.load(inputs, allow_pickle=False)
+    x, stamps = data["x"], data["stamps"]
+    if kind == "compiled":
+        out = forecast_compiled(path, x, stamps)
+    else:
+        out = forecast_with_library(kind, path, x, stamps, int(pred_len), int(max_context))
+    np.save(output, out.astype(np.float32), allow_pickle=False)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

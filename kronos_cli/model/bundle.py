@@ -1,0 +1,73 @@
+"""The single-file bundle: both models' configs and state dicts plus the data conventions they expect.
+
+Plain tensors and containers only, so `torch.load(path, weights_only=True)` reads it and nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kronos_cli import __version__
+from kronos_cli.bars import FEATURES
+from kronos_cli.calendar import STAMP_COLUMNS
+from kronos_cli.errors import KronosError
+from kronos_cli.io import atomic_path
+from kronos_cli.model.checkpoint import load_weights
+from kronos_cli.model.config import PredictorConfig, TokenizerConfig
+from kronos_cli.model.predictor import Kronos
+from kronos_cli.model.tokenizer import KronosTokenizer
+
+BUNDLE_NAME = "kronos_finetuned.pth"
+BUNDLE_FORMAT = "kronos-bundle"
+
+
+def conventions(max_context: int, clip: float) -> dict[str, Any]:
+    """What a bundle's user must do to the bars: context, clip, feature and stamp order."""
+    return {"clip": float(clip), "max_context": int(max_context), "features": list(FEATURES),
+            "stamps": list(STAMP_COLUMNS)}
+
+
+def payload(fmt: str, tok_cfg: TokenizerConfig, tok_state: dict, model_cfg: PredictorConfig, model_state: dict,
+            max_context: int, clip: float) -> dict[str, Any]:
+    """The dictionary a bundle-like file holds (the int8 export uses it with quantised state dicts)."""
+    return {"format": fmt, "version": 1, "kronos_cli": __version__,
+            "tokenizer": {"config": dataclasses.asdict(tok_cfg), "state_dict": tok_state},
+            "model": {"config": dataclasses.asdict(model_cfg), "state_dict": model_state},
+            "normalisation": conventions(max_context, clip)}
+
+
+def write_bundle(tok: KronosTokenizer, model: Kronos, path: Path, max_context: int, clip: float) -> Path:
+    """One file with both state dicts and configs."""
+    data = payload(BUNDLE_FORMAT, tok.config, tok.state_dict(), model.config, model.state_dict(), max_context, clip)
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+    return path
+
+
+def read_payload(path: str | os.PathLike, fmt: str, what: str = "bundle") -> dict[str, Any]:
+    """A bundle-like file's dictionary, read with weights_only=True, or a one-line error naming `what` it is."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise KronosError(f"no {what} at {path}; write one with `kronos export`")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise KronosError(f"{path} is not a readable kronos {what} ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise KronosError(f"{path} is not a kronos {what} (written by `kronos export`)")
+    return data
+
+
+def load_bundle(path: str | os.PathLike) -> tuple[KronosTokenizer, Kronos, dict[str, Any]]:
+    """The tokenizer, the predictor (eval mode) and the conventions of a bundle."""
+    data = read_payload(path, BUNDLE_FORMAT)
+    tok = KronosTokenizer(TokenizerConfig(**data["tokenizer"]["config"]))
+    model = Kronos(PredictorConfig(**data["model"]["config"]))
+    load_weights(tok, data["tokenizer"]["state_dict"], str(path))
+    load_weights(model, data["model"]["state_dict"], str(path))
+    return tok.eval(), model.eval(), data["normalisation"]

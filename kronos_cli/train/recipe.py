@@ -1,0 +1,438 @@
+"""The fine-tuning recipe shared by both stages and by 1..N processes; the stage supplies the step function.
+
+Read top to bottom: `train` sets up the data, the model and the optimiser, resumes, then runs `train_epoch` and
+`end_epoch` until the schedule or early stopping ends it, and writes the summary.
+
+Reproducibility: the sampler's order is fixed by (seed, epoch) and every batch reseeds the RNG from
+(seed, rank, epoch, batch), so dropout and sampling depend only on the position in training. A run resumed
+from `checkpoints/last` therefore ends with the same weights as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from kronos_cli import __version__
+from kronos_cli.config import Config
+from kronos_cli.data.dataset import EpochSampler, WindowDataset, collate, to_tensors
+from kronos_cli.errors import KronosError
+from kronos_cli.io import write_json
+from kronos_cli.plots import plot_loss_curve
+from kronos_cli.runs import best_or_configured, run_dir
+from kronos_cli.train import checkpoints
+from kronos_cli.train.augment import augment
+from kronos_cli.train.distributed import Context, all_reduce_sum, barrier
+from kronos_cli.train.loggers import MetricSink
+from kronos_cli.train.stages import PredictorStage, TokenizerStage
+from kronos_cli.train.state import EpochEvent, Observer, StepEvent, TrainOptions, TrainState, TrainSummary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Data:
+    train: WindowDataset
+    val: WindowDataset
+    train_sampler: EpochSampler
+    val_sampler: EpochSampler
+    batch_size: int
+    workers: int
+    pin_memory: bool
+
+    def loader(self, split: str) -> DataLoader:
+        ds, sampler = (self.train, self.train_sampler) if split == "train" else (self.val, self.val_sampler)
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
+                          collate_fn=collate, persistent_workers=False, pin_memory=self.pin_memory)
+
+
+@dataclass
+class Run:
+    """Everything a run works with once set up."""
+
+    cfg: Config
+    opts: TrainOptions
+    ctx: Context
+    stage: TokenizerStage | PredictorStage
+    net: nn.Module  # the model, wrapped in DDP when distributed
+    params: list[nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    data: Data
+    batches_per_epoch: int
+    epochs: int
+    total_steps: int
+    out: Path
+
+    @property
+    def model(self) -> nn.Module:
+        return self.stage.model
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+
+def train(cfg: Config, opts: TrainOptions, ctx: Context, observer: Observer | None = None) -> TrainSummary:
+    """Train one stage; returns the run summary (also written to summary.json). Rank 0 logs to logs/train.log."""
+    handler = _attach_file_log(run_dir(cfg, opts.stage) / "logs" / "train.log") if ctx.is_main else None
+    try:
+        return _train(cfg, opts, ctx, observer or Observer())
+    finally:
+        if handler is not None:
+            logging.getLogger("kronos_cli").removeHandler(handler)
+            handler.close()
+
+
+def _train(cfg: Config, opts: TrainOptions, ctx: Context, obs: Observer) -> TrainSummary:
+    t0 = time.perf_counter()
+    run = setup(cfg, opts, ctx)
+    state = TrainState()
+    resumed_from = resume(run, state)
+    sink = MetricSink(cfg, run.out, run.stage.name, active=ctx.is_main)
+    if ctx.is_main:
+        write_json(run.out / "config.json", cfg.to_dict())
+    obs.on_start({"stage": run.stage.name, "run_dir": str(run.out), "epochs": run.epochs,
+                  "total_steps": run.total_steps, "world_size": ctx.world_size, "device": str(ctx.device),
+                  "train_windows": len(run.data.train), "val_windows": len(run.data.val),
+                  "params": sum(p.numel() for p in run.params), "resumed_from": resumed_from})
+    samples_seen, stopped_early = 0, False
+    try:
+        for epoch in range(state.epoch, run.epochs):
+            if state.step >= run.total_steps:
+                break
+            epoch_t0 = time.perf_counter()
+            train_loss, samples = train_epoch(run, state, epoch, sink, obs)
+            samples_seen += samples
+            stopped_early = end_epoch(run, state, epoch, train_loss, epoch_t0, sink, obs)
+            if stopped_early:
+                break
+    finally:
+        sink.close()
+    summary = _summary(run, state, stopped_early, time.perf_counter() - t0, samples_seen)
+    if ctx.is_main:
+        write_json(run.out / "summary.json", summary.to_json())
+        if state.history:
+            plot_loss_curve(state.history, run.out / "loss_curve.png", title=f"{cfg.run_name}: {run.stage.name}")
+    obs.on_end(summary)
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------ set-up
+
+
+def setup(cfg: Config, opts: TrainOptions, ctx: Context) -> Run:
+    torch.manual_seed(cfg.seed)  # scratch initialisation is reproducible, and the same on every rank
+    stage = setup_model(cfg, opts, ctx)
+    data = setup_data(cfg, ctx)
+    net = stage.model
+    if ctx.distributed:
+        net = DistributedDataParallel(stage.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    params = [p for p in stage.model.parameters() if p.requires_grad]
+    batches_per_epoch = len(data.train_sampler) // cfg.training.batch_size
+    if batches_per_epoch == 0:
+        raise KronosError("an epoch has no full batch; raise training.n_train_iter or lower training.batch_size")
+    t = cfg.training
+    epochs = (t.tokenizer_epochs or t.epochs) if stage.name == "tokenizer" else t.epochs
+    total_steps = epochs * math.ceil(batches_per_epoch / t.accumulation_steps)
+    if opts.max_steps is not None:
+        total_steps = min(total_steps, opts.max_steps)
+    opt, sched, scaler = setup_optimizer(cfg, stage, params, total_steps, ctx.device)
+    return Run(cfg, opts, ctx, stage, net, params, opt, sched, scaler, data, batches_per_epoch, epochs,
+               total_steps, run_dir(cfg, stage.name))
+
+
+def setup_model(cfg: Config, opts: TrainOptions, ctx: Context) -> TokenizerStage | PredictorStage:
+    if opts.stage == "tokenizer":
+        stage = TokenizerStage.build(cfg, opts.init)
+    else:
+        stage = PredictorStage.build(cfg, opts.init, opts.tokenizer or best_or_configured(cfg, "tokenizer"))
+    for m in stage.modules():
+        m.to(ctx.device)
+    return stage
+
+
+def setup_data(cfg: Config, ctx: Context) -> Data:
+    d, t = cfg.data, cfg.training
+    train_ds = WindowDataset(d.dataset_path, "train", d.lookback_window, d.predict_window)
+    val_ds = WindowDataset(d.dataset_path, "val", d.lookback_window, d.predict_window)
+    for name, ds in (("train", train_ds), ("val", val_ds)):
+        if t.batch_size * ctx.world_size > len(ds):
+            raise KronosError(f"training.batch_size {t.batch_size} x {ctx.world_size} process(es) exceeds the "
+                              f"{len(ds)} windows of the {name} split; lower the batch size")
+    train_sampler = EpochSampler(len(train_ds), t.n_train_iter * t.batch_size, cfg.seed, ctx.rank, ctx.world_size)
+    val_sampler = EpochSampler(len(val_ds), min(t.n_val_iter * t.batch_size, len(val_ds)), cfg.seed + 1, ctx.rank,
+                               ctx.world_size)
+    val_sampler.set_epoch(0)  # the same validation windows every epoch
+    workers = t.num_workers if t.num_workers >= 0 else (2 if ctx.device.type == "cuda" else 0)
+    return Data(train_ds, val_ds, train_sampler, val_sampler, t.batch_size, workers, ctx.device.type == "cuda")
+
+
+def setup_optimizer(cfg: Config, stage, params: list[nn.Parameter], total_steps: int, device: torch.device):
+    t = cfg.training
+    opt = torch.optim.AdamW(params, lr=stage.lr, betas=(t.adam_beta1, t.adam_beta2), weight_decay=t.adam_weight_decay)
+    sched = _scheduler(cfg, opt, stage.lr, total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+    return opt, sched, scaler
+
+
+def _scheduler(cfg: Config, opt: torch.optim.Optimizer, lr: float, total: int):
+    t = cfg.training
+    if t.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 1), pct_start=t.warmup_ratio,
+                                                   div_factor=10)
+    warmup = max(1, int(t.warmup_ratio * total))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _autocast(cfg: Config, device: torch.device):
+    p = cfg.training.precision
+    if p == "fp32":
+        return nullcontext()
+    if p == "fp16" and device.type != "cuda":
+        raise KronosError("training.precision=fp16 needs CUDA; use bf16 or fp32 on this device")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if p == "bf16" else torch.float16)
+
+
+# ------------------------------------------------------------------------------------------------ resume
+
+
+def resume(run: Run, state: TrainState) -> str | None:
+    """Restore `state`, the weights and the optimiser from checkpoints/last when asked (or after an elastic
+    restart); returns where from."""
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    path = _resume_path(run.opts, run.out, restarted)
+    if path is None:
+        if run.ctx.is_main and run.ckpt_dir.exists() and run.opts.resume is None:
+            log.warning("%s already has checkpoints; they will be replaced (use --resume auto to continue)", run.out)
+        return None
+    saved = checkpoints.load_last(path, run.model)
+    run.opt.load_state_dict(saved["optimizer"])
+    run.sched.load_state_dict(saved["scheduler"])
+    run.scaler.load_state_dict(saved["scaler"])
+    checkpoints.restore_rng(saved["rng"])
+    restored = TrainState.from_saved(saved)
+    for name, value in vars(restored).items():
+        setattr(state, name, value)
+    log.info("resumed from %s at epoch %d, step %d", path, state.epoch + 1, state.step)
+    old_cfg = run.out / "config.json"
+    if old_cfg.is_file():
+        diff = _config_diff(json.loads(old_cfg.read_text()), run.cfg.to_dict())
+        if diff:
+            log.warning("resuming with a config that differs from the run's: %s", "; ".join(diff))
+    return str(path)
+
+
+def _resume_path(opts: TrainOptions, out: Path, restarted: bool) -> Path | None:
+    last = out / "checkpoints" / "last"
+    if restarted or opts.resume == "auto":  # an elastic restart after a worker failure resumes too
+        return last if last.is_dir() else None
+    if opts.resume is None:
+        return None
+    path = Path(opts.resume).expanduser()
+    if not path.is_dir():
+        raise KronosError(f"--resume {opts.resume}: no checkpoint there; pass --resume auto or a checkpoints/last "
+                          f"directory")
+    return path
+
+
+def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ epochs
+
+
+def seed_for(*parts: int) -> int:
+    """A seed fixed by a position in training (seed, rank, epoch, batch)."""
+    h = 0
+    for p in parts:
+        h = (h * 1_000_003 + int(p)) % (2 ** 63 - 1)
+    return h
+
+
+def train_epoch(run: Run, state: TrainState, epoch: int, sink: MetricSink, obs: Observer) -> tuple[float, int]:
+    """One epoch's optimiser steps from `state.batches_done`; returns (mean train loss across ranks, samples)."""
+    cfg, ctx, t = run.cfg, run.ctx, run.cfg.training
+    run.model.train()
+    skip = state.batches_done
+    run.data.train_sampler.set_epoch(epoch, skip=skip * t.batch_size)
+    loss_sum, loss_n, samples = 0.0, 0, 0
+    window_t0, window_samples = time.perf_counter(), 0
+    for b, batch in enumerate(run.data.loader("train"), start=skip):
+        loss, parts, n = _forward_backward(run, batch, epoch, b)
+        loss_sum, loss_n = loss_sum + loss, loss_n + 1
+        window_samples, samples = window_samples + n * ctx.world_size, samples + n * ctx.world_size
+        if not _is_boundary(run, b):
+            continue
+        lr = _optimiser_step(run, state, b)
+        rate = window_samples / max(time.perf_counter() - window_t0, 1e-9)
+        obs.on_step(StepEvent(epoch + 1, run.epochs, state.step, run.total_steps, loss, lr, rate))
+        if state.step % cfg.logging.log_interval == 0 or state.step == run.total_steps:
+            sink.step({"epoch": epoch + 1, "step": state.step, "loss": loss, "lr": lr, "samples_per_s": rate,
+                       **parts}, state.step, epoch + 1)
+            window_t0, window_samples = time.perf_counter(), 0
+        if run.opts.checkpoint_every and state.step % run.opts.checkpoint_every == 0 and ctx.is_main:
+            _save_last(run, state, epoch)
+        if state.step >= run.total_steps:
+            break
+    return _mean_across(loss_sum, loss_n, ctx), samples
+
+
+def _is_boundary(run: Run, b: int) -> bool:
+    """Whether batch b ends an accumulation group (or the epoch)."""
+    return (b + 1) % run.cfg.training.accumulation_steps == 0 or b + 1 == run.batches_per_epoch
+
+
+def _forward_backward(run: Run, batch, epoch: int, b: int) -> tuple[float, dict[str, float], int]:
+    cfg, ctx, t = run.cfg, run.ctx, run.cfg.training
+    torch.manual_seed(seed_for(cfg.seed, ctx.rank, epoch, b))
+    x, stamp = to_tensors(batch, ctx.device)
+    if t.augment:
+        x = augment(x, t.augment, torch.Generator().manual_seed(seed_for(cfg.seed + 7, ctx.rank, epoch, b)))
+    sync = run.net.no_sync() if (ctx.distributed and not _is_boundary(run, b)) else nullcontext()
+    with sync:
+        with _autocast(cfg, ctx.device):
+            loss, parts = run.stage.train_loss(run.net, x, stamp)
+        run.scaler.scale(loss / t.accumulation_steps).backward()
+    return loss.item(), parts, x.shape[0]
+
+
+def _optimiser_step(run: Run, state: TrainState, b: int) -> float:
+    run.scaler.unscale_(run.opt)
+    torch.nn.utils.clip_grad_norm_(run.params, run.stage.grad_clip)
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    run.opt.zero_grad(set_to_none=True)
+    run.sched.step()
+    state.step += 1
+    state.batches_done = b + 1
+    return run.opt.param_groups[0]["lr"]
+
+
+def end_epoch(run: Run, state: TrainState, epoch: int, train_loss: float, epoch_t0: float, sink: MetricSink,
+              obs: Observer) -> bool:
+    """Validate, keep the best model, checkpoint, log; returns whether early stopping ends the run."""
+    ctx, t = run.ctx, run.cfg.training
+    state.rank_weight_spread = _weight_spread(run.model, ctx)
+    if state.rank_weight_spread > 0:
+        log.warning("weights differ across ranks (spread %.3g): gradients were not synchronised",
+                    state.rank_weight_spread)
+    val_loss = validate(run)
+    improved = val_loss < state.best_val_loss
+    if improved:
+        state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch + 1, 0
+    else:
+        state.bad_epochs += 1
+    seconds = time.perf_counter() - epoch_t0
+    state.train_seconds += seconds
+    lr = run.opt.param_groups[0]["lr"]
+    state.history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
+                          "seconds": seconds})
+    state.epoch, state.batches_done = epoch + 1, 0
+    if ctx.is_main:
+        if improved:
+            checkpoints.save_model_dir(run.model, run.ckpt_dir / "best_model")
+        if t.save_every and (epoch + 1) % t.save_every == 0:
+            checkpoints.save_model_dir(run.model, run.ckpt_dir / f"epoch_{epoch + 1}")
+        _save_last(run, state, epoch + 1)
+        sink.epoch({**state.history[-1], "best_val_loss": state.best_val_loss}, state.step)
+    barrier(ctx)
+    obs.on_epoch(EpochEvent(epoch + 1, train_loss, val_loss, state.best_val_loss, improved, lr, seconds))
+    if t.patience is not None and state.bad_epochs >= t.patience:
+        log.info("early stopping: no validation improvement for %d epoch(s)", t.patience)
+        return True
+    return False
+
+
+@torch.no_grad()
+def validate(run: Run) -> float:
+    """Sample-weighted mean validation loss over every rank's windows."""
+    ctx = run.ctx
+    run.model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=ctx.device)
+    for batch in run.data.loader("val"):
+        x, stamp = to_tensors(batch, ctx.device)
+        with _autocast(run.cfg, ctx.device):
+            loss = run.stage.val_loss(run.model, x, stamp)
+        total += torch.tensor([loss.item() * x.shape[0], x.shape[0]], dtype=torch.float64, device=ctx.device)
+    total = all_reduce_sum(total, ctx)
+    run.model.train()
+    return float(total[0] / max(total[1], 1))
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _save_last(run: Run, state: TrainState, epoch: int) -> None:
+    trainer_state = {**state.to_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+                     "scaler": run.scaler.state_dict(), "rng": checkpoints.rng_state(), "saved_epoch": epoch}
+    checkpoints.save_last(run.ckpt_dir / "last", run.model, trainer_state)
+
+
+def _summary(run: Run, state: TrainState, stopped_early: bool, wall: float, samples: int) -> TrainSummary:
+    return TrainSummary(
+        stage=run.stage.name, run_dir=str(run.out), best_model=str(run.ckpt_dir / "best_model"),
+        best_val_loss=state.best_val_loss, best_epoch=state.best_epoch, epochs_completed=state.epoch,
+        steps=state.step, stopped_early=stopped_early, wall_time_s=round(wall, 2), world_size=run.ctx.world_size,
+        rank_weight_spread=state.rank_weight_spread,
+        samples_per_s=round(samples / max(state.train_seconds, 1e-9), 2) if samples else None,
+        device=str(run.ctx.device), kronos_cli=__version__)
+
+
+def _weight_spread(model: nn.Module, ctx: Context) -> float:
+    """Largest difference of a weight checksum between ranks: 0 when gradients really are all-reduced."""
+    if not ctx.distributed:
+        return 0.0
+    with torch.no_grad():
+        flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+        index = torch.arange(flat.numel(), dtype=flat.dtype, device=flat.device)
+        probe = torch.stack([flat.sum(), (flat * flat).sum(), (flat * index).sum()])
+    hi, lo = probe.clone(), -probe.clone()
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lo, op=dist.ReduceOp.MAX)
+    return float((hi + lo).abs().max())
+
+
+def _mean_across(total: float, n: int, ctx: Context) -> float:
+    v = all_reduce_sum(torch.tensor([total, float(n)], dtype=torch.float64, device=ctx.device), ctx)
+    return float(v[0] / max(v[1], 1))
+
+
+def _attach_file_log(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("kronos_cli")
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler
