@@ -22,18 +22,27 @@ from kronos_cli.data.synthetic import write_market
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.model import Kronos, KronosTokenizer
 
-SPLITS = ["data.start_time=2021-01-01", "data.end_time=2024-12-31",
-          "data.train_time_range=[2021-01-01,2023-06-30]", "data.val_time_range=[2023-07-01,2024-03-31]",
-          "data.test_time_range=[2024-04-01,2024-12-31]", "backtest.start_time=2024-07-01",
-          "backtest.end_time=2024-12-31", "backtest.topk=10", "backtest.n_drop=2"]
+SPLITS = [
+    "data.start_time=2021-01-01",
+    "data.end_time=2024-12-31",
+    "data.train_time_range=[2021-01-01,2023-06-30]",
+    "data.val_time_range=[2023-07-01,2024-03-31]",
+    "data.test_time_range=[2024-04-01,2024-12-31]",
+    "backtest.start_time=2024-07-01",
+    "backtest.end_time=2024-12-31",
+    "backtest.topk=10",
+    "backtest.n_drop=2",
+]
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         market = write_market(tmp / "market")
-        cfg = config.load(None, [f"data.provider_uri={market}", f"data.dataset_path={tmp / 'ds'}",
-                                 f"output_dir={tmp / 'out'}", *SPLITS])
+        cfg = config.load(
+            None,
+            [f"data.provider_uri={market}", f"data.dataset_path={tmp / 'ds'}", f"output_dir={tmp / 'out'}", *SPLITS],
+        )
         prepare(cfg)
         tok, model = KronosTokenizer.from_preset("tokenizer-tiny"), Kronos.from_preset("tiny")
         tok.save_pretrained(tmp / "tok")
@@ -41,9 +50,11 @@ def main() -> None:
         t = time.perf_counter()
         result = run_backtest(cfg, str(tmp / "tok"), str(tmp / "model"), "cpu")
         elapsed = time.perf_counter() - t
-        print(f"kronos backtest, default synthetic market, tiny preset, {result['test_windows']:,} test windows x "
-              f"{cfg.backtest.sample_count} samples, 4 Qlib backtests: {elapsed:.1f} s "
-              f"({elapsed / 120:.2f} of the 120 s target)")
+        print(
+            f"kronos backtest, default synthetic market, tiny preset, {result['test_windows']:,} test windows x "
+            f"{cfg.backtest.sample_count} samples, 4 Qlib backtests: {elapsed:.1f} s "
+            f"({elapsed / 120:.2f} of the 120 s target)"
+        )
 
         ds = WindowDataset(cfg.data.dataset_path, "test")
         x, stamp = ds.__getitems__(np.arange(256))
@@ -52,12 +63,23 @@ def main() -> None:
         rates = {}
         for use_cache in (True, False):
             t = time.perf_counter()
-            predictor.forecast_normalised(x[:, :look], stamp[:, :look], stamp[:, look:look + pred], pred, T=0.6,
-                                          top_p=0.9, sample_count=5, seed=0, use_cache=use_cache)
+            predictor.forecast_normalised(
+                x[:, :look],
+                stamp[:, :look],
+                stamp[:, look : look + pred],
+                pred,
+                T=0.6,
+                top_p=0.9,
+                sample_count=5,
+                seed=0,
+                use_cache=use_cache,
+            )
             rates[use_cache] = 256 / (time.perf_counter() - t)
-        print(f"tiny preset, 256 windows x 5 samples: cached {rates[True]:.0f} windows/s, full recompute "
-              f"{rates[False]:.0f} windows/s, {rates[True] / rates[False]:.1f}x (Kronos-small-sized: see "
-              f"bench_forecast.py)")
+        print(
+            f"tiny preset, 256 windows x 5 samples: cached {rates[True]:.0f} windows/s, full recompute "
+            f"{rates[False]:.0f} windows/s, {rates[True] / rates[False]:.1f}x (Kronos-small-sized: see "
+            f"bench_forecast.py)"
+        )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,13 @@ from kronos_cli.data.dataset import EpochSampler, WindowDataset, collate
 from kronos_cli.data.prep import prepare
 from kronos_cli.data.synthetic import MarketSpec, write_market
 
-SPLITS = ["data.start_time=2021-01-01", "data.end_time=2024-12-31",
-          "data.train_time_range=[2021-01-01,2023-06-30]", "data.val_time_range=[2023-07-01,2024-03-31]",
-          "data.test_time_range=[2024-04-01,2024-12-31]"]
+SPLITS = [
+    "data.start_time=2021-01-01",
+    "data.end_time=2024-12-31",
+    "data.train_time_range=[2021-01-01,2023-06-30]",
+    "data.val_time_range=[2023-07-01,2024-03-31]",
+    "data.test_time_range=[2024-04-01,2024-12-31]",
+]
 FEATS = ["open", "high", "low", "close", "vol", "amt"]
 STAMPS = ["minute", "hour", "weekday", "day", "month"]
 
@@ -46,7 +50,7 @@ def pandas_baseline(ds: WindowDataset, order: np.ndarray) -> float:
     for i in order:
         start, sym = ds.index[i]
         lo, df = frames[int(sym)]
-        win = df.iloc[start - lo:start - lo + ds.window]
+        win = df.iloc[start - lo : start - lo + ds.window]
         x = win[FEATS].values.astype(np.float32)
         _ = win[STAMPS].values  # the reference reads the stamps too
         mean, std = x[: ds.lookback].mean(axis=0), x[: ds.lookback].std(axis=0)
@@ -57,7 +61,7 @@ def pandas_baseline(ds: WindowDataset, order: np.ndarray) -> float:
 def dataset_rate(ds: WindowDataset, order: np.ndarray, batch: int) -> float:
     t = time.perf_counter()
     for i in range(0, len(order), batch):
-        ds.__getitems__(order[i:i + batch])
+        ds.__getitems__(order[i : i + batch])
     return len(order) / (time.perf_counter() - t)
 
 
@@ -65,8 +69,9 @@ def loader_rate(ds: WindowDataset, samples: int, batch: int, workers: int) -> fl
     from torch.utils.data import DataLoader
 
     sampler = EpochSampler(len(ds), samples=samples, seed=0)
-    loader = DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate,
-                        persistent_workers=False)
+    loader = DataLoader(
+        ds, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate, persistent_workers=False
+    )
     n = 0
     t = time.perf_counter()
     for x, _ in loader:
@@ -88,10 +93,16 @@ print(tracemalloc.get_traced_memory()[1] / 2**20)
 
 
 def prep_peak_mb(market: Path, out: Path, chunk: int) -> float:
-    overrides = [f"data.provider_uri={market}", f"data.dataset_path={out}", f"data.chunk_size={chunk}",
-                 "data.instrument=all", *SPLITS]
-    proc = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, json.dumps(overrides)], capture_output=True,
-                          text=True, check=True)
+    overrides = [
+        f"data.provider_uri={market}",
+        f"data.dataset_path={out}",
+        f"data.chunk_size={chunk}",
+        "data.instrument=all",
+        *SPLITS,
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT, json.dumps(overrides)], capture_output=True, text=True, check=True
+    )
     return float(proc.stdout.strip().splitlines()[-1])
 
 
@@ -103,8 +114,10 @@ def main() -> None:
         t = time.perf_counter()
         manifest = prepare(cfg)
         prep_s = time.perf_counter() - t
-        print(f"kronos prep, default synthetic market ({len(manifest['symbols'])} csi300 symbols, "
-              f"{manifest['rows']:,} rows): {prep_s:.1f} s (target < 20 s)")
+        print(
+            f"kronos prep, default synthetic market ({len(manifest['symbols'])} csi300 symbols, "
+            f"{manifest['rows']:,} rows): {prep_s:.1f} s (target < 20 s)"
+        )
 
         ds = WindowDataset(tmp / "ds", "train")
         order = np.random.default_rng(0).permutation(len(ds))[:5000]
@@ -122,8 +135,12 @@ def main() -> None:
 
         big = write_market(tmp / "big", MarketSpec(stocks=400))
         small = write_market(tmp / "small", MarketSpec(stocks=100))
-        rows = [("100 stocks, chunk 20", small, 20), ("400 stocks, chunk 20", big, 20),
-                ("400 stocks, chunk 100", big, 100), ("400 stocks, chunk 400", big, 400)]
+        rows = [
+            ("100 stocks, chunk 20", small, 20),
+            ("400 stocks, chunk 20", big, 20),
+            ("400 stocks, chunk 100", big, 100),
+            ("400 stocks, chunk 400", big, 400),
+        ]
         print(f"\n{'prep peak traced memory':<28} {'MB':>8}   (numpy/pandas allocations during prepare())")
         base_mb = None
         for label, mkt, chunk in rows:

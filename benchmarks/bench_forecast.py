@@ -27,7 +27,7 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
     t = time.perf_counter()
     for _ in range(reps):
         a @ b
-    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
 def inputs(series: int, lookback: int, pred_len: int, seed: int = 0):
@@ -47,13 +47,15 @@ def timed(fn, repeat: int) -> float:
     return best
 
 
-def run_regime(predictor: KronosPredictor, lookback: int, pred_len: int, series: int, samples: int,
-               repeat: int) -> dict:
+def run_regime(
+    predictor: KronosPredictor, lookback: int, pred_len: int, series: int, samples: int, repeat: int
+) -> dict:
     x, xs, ys = inputs(series, lookback, pred_len)
 
     def call(use_cache: bool):
-        return lambda: predictor.forecast(x, xs, ys, pred_len, T=0.6, top_p=0.9, sample_count=samples, seed=0,
-                                          use_cache=use_cache)
+        return lambda: predictor.forecast(
+            x, xs, ys, pred_len, T=0.6, top_p=0.9, sample_count=samples, seed=0, use_cache=use_cache
+        )
 
     call(True)()  # warm-up
     cached = timed(call(True), repeat)
@@ -61,9 +63,15 @@ def run_regime(predictor: KronosPredictor, lookback: int, pred_len: int, series:
     with FlopCounterMode(display=False) as counter:
         call(True)()
     flops = counter.get_total_flops()
-    return {"regime": f"lookback {lookback}, predict {pred_len}, {series} series x {samples} samples",
-            "cached_s": cached, "full_s": full, "cached_fps": series / cached, "full_fps": series / full,
-            "speedup": full / cached, "gflops": flops / cached / 1e9}
+    return {
+        "regime": f"lookback {lookback}, predict {pred_len}, {series} series x {samples} samples",
+        "cached_s": cached,
+        "full_s": full,
+        "cached_fps": series / cached,
+        "full_fps": series / full,
+        "speedup": full / cached,
+        "gflops": flops / cached / 1e9,
+    }
 
 
 def main() -> None:
@@ -74,22 +82,26 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    predictor = KronosPredictor(Kronos.from_preset("small"), KronosTokenizer.from_preset("tokenizer-base"),
-                                device="cpu", max_context=512)
+    predictor = KronosPredictor(
+        Kronos.from_preset("small"), KronosTokenizer.from_preset("tokenizer-base"), device="cpu", max_context=512
+    )
     regimes = [(384, 120, 1, 1, 15.0), (90, 10, 64, 5, 8.0)]
     if args.quick:
         regimes = [(96, 24, 1, 1, 15.0), (90, 10, 8, 5, 8.0)]
     peak = matmul_gflops()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; plain fp32 matmul 2048^3: "
-          f"{peak:.1f} GFLOP/s")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; plain fp32 matmul 2048^3: {peak:.1f} GFLOP/s")
     print(f"{'regime':<52} {'cached/s':>9} {'full/s':>9} {'speedup':>8} {'target':>7} {'GFLOP/s':>8} {'of mm':>6}")
     for lookback, pred_len, series, samples, target in regimes:
         r = run_regime(predictor, lookback, pred_len, series, samples, repeat=2)
         ok = "ok" if r["speedup"] >= target else "MISS"
-        print(f"{r['regime']:<52} {r['cached_fps']:>9.3f} {r['full_fps']:>9.3f} {r['speedup']:>7.1f}x "
-              f"{target:>5.0f}x {r['gflops']:>8.1f} {r['gflops'] / peak:>5.0%}  {ok}")
-    print("forecasts/s count series forecast per second (each with all its sample paths); 'of mm' is the cached "
-          "engine's achieved GFLOP/s as a share of the plain matmul.")
+        print(
+            f"{r['regime']:<52} {r['cached_fps']:>9.3f} {r['full_fps']:>9.3f} {r['speedup']:>7.1f}x "
+            f"{target:>5.0f}x {r['gflops']:>8.1f} {r['gflops'] / peak:>5.0%}  {ok}"
+        )
+    print(
+        "forecasts/s count series forecast per second (each with all its sample paths); 'of mm' is the cached "
+        "engine's achieved GFLOP/s as a share of the plain matmul."
+    )
 
 
 if __name__ == "__main__":

@@ -50,16 +50,38 @@ def request_bodies(n: int, lookback: int, pred_len: int) -> list[bytes]:
         rng = np.random.default_rng(i)
         close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, lookback)))
         ts = pd.bdate_range("2024-01-01", periods=lookback)
-        bars = [{"timestamp": t.isoformat(), "open": c * 1.001, "high": c * 1.01, "low": c * 0.99, "close": c,
-                 "volume": 1e5} for t, c in zip(ts, close.tolist())]
+        bars = [
+            {
+                "timestamp": t.isoformat(),
+                "open": c * 1.001,
+                "high": c * 1.01,
+                "low": c * 0.99,
+                "close": c,
+                "volume": 1e5,
+            }
+            for t, c in zip(ts, close.tolist())
+        ]
         out.append(json.dumps({"bars": bars, "pred_len": pred_len, "seed": i, "top_p": 0.9}).encode())
     return out
 
 
 def start(tok: Path, model: Path, batching: bool, log: Path) -> tuple[subprocess.Popen, int]:
     flags = ["--max-batch", "64", "--max-wait-ms", "10"] if batching else ["--max-batch", "1"]
-    cmd = [sys.executable, "-m", "kronos_cli", "serve", "--tokenizer", str(tok), "--model", str(model),
-           "--device", "cpu", "--port", "0", *flags]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kronos_cli",
+        "serve",
+        "--tokenizer",
+        str(tok),
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+        "--port",
+        "0",
+        *flags,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
     line = proc.stdout.readline()
     if "ready on " not in line:
@@ -129,14 +151,19 @@ def run(preset: str, root: Path, args) -> dict:
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
-            runs["on" if batching else "off"].append((len(bodies) / wall, lat, answers,
-                                                      len(bodies) / max(after["batches"] - before["batches"], 1)))
+            runs["on" if batching else "off"].append(
+                (len(bodies) / wall, lat, answers, len(bodies) / max(after["batches"] - before["batches"], 1))
+            )
     result = {}
     for mode, rs in runs.items():
         lat = [x for r in rs for x in r[1]]
-        result[mode] = {"throughput": float(np.median([r[0] for r in rs])), "all": [r[0] for r in rs],
-                        "p50_ms": 1e3 * float(np.percentile(lat, 50)), "p99_ms": 1e3 * float(np.percentile(lat, 99)),
-                        "mean_batch": float(np.mean([r[3] for r in rs]))}
+        result[mode] = {
+            "throughput": float(np.median([r[0] for r in rs])),
+            "all": [r[0] for r in rs],
+            "p50_ms": 1e3 * float(np.percentile(lat, 50)),
+            "p99_ms": 1e3 * float(np.percentile(lat, 99)),
+            "mean_batch": float(np.mean([r[3] for r in rs])),
+        }
     answers = [r[2] for rs in runs.values() for r in rs]
     result["identical"] = all(a == answers[0] for a in answers)
     result["ratio"] = result["on"]["throughput"] / result["off"]["throughput"]
@@ -152,9 +179,11 @@ def main() -> None:
     parser.add_argument("--pred-len", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2, help="Alternating off/on runs per preset (medians).")
     args = parser.parse_args()
-    print(f"kronos serve on the CPU ({os.cpu_count()} cores, torch {torch.__version__}): {args.clients} clients, "
-          f"{args.requests} requests, lookback {args.lookback}, pred_len {args.pred_len}, 1 sample each, "
-          f"{args.rounds} alternating rounds per mode (median req/s; latencies pooled)")
+    print(
+        f"kronos serve on the CPU ({os.cpu_count()} cores, torch {torch.__version__}): {args.clients} clients, "
+        f"{args.requests} requests, lookback {args.lookback}, pred_len {args.pred_len}, 1 sample each, "
+        f"{args.rounds} alternating rounds per mode (median req/s; latencies pooled)"
+    )
     header = f"{'preset':<7}{'batching':<10}{'req/s':>9}{'p50 ms':>10}{'p99 ms':>10}{'mean batch':>12}"
     rows, ratios = [header], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,10 +191,14 @@ def main() -> None:
             r = run(preset, Path(tmp), args)
             for mode in ("off", "on"):
                 m = r[mode]
-                rows.append(f"{preset:<7}{mode:<10}{m['throughput']:>9.1f}{m['p50_ms']:>10.1f}{m['p99_ms']:>10.1f}"
-                            f"{m['mean_batch']:>12.1f}   rounds: {', '.join(f'{x:.1f}' for x in m['all'])}")
-            ratios.append(f"{preset}: batching gives {r['ratio']:.1f}x the throughput (target >= 3x); answers "
-                          f"{'identical' if r['identical'] else 'DIFFER'} with and without batching")
+                rows.append(
+                    f"{preset:<7}{mode:<10}{m['throughput']:>9.1f}{m['p50_ms']:>10.1f}{m['p99_ms']:>10.1f}"
+                    f"{m['mean_batch']:>12.1f}   rounds: {', '.join(f'{x:.1f}' for x in m['all'])}"
+                )
+            ratios.append(
+                f"{preset}: batching gives {r['ratio']:.1f}x the throughput (target >= 3x); answers "
+                f"{'identical' if r['identical'] else 'DIFFER'} with and without batching"
+            )
     print("\n".join(rows + ratios))
 
 

@@ -24,9 +24,13 @@ from kronos_cli.data.prep import prepare
 from kronos_cli.data.synthetic import write_market
 from kronos_cli.train.stages import PredictorStage
 
-SPLITS = ["data.start_time=2021-01-01", "data.end_time=2024-12-31",
-          "data.train_time_range=[2021-01-01,2023-06-30]", "data.val_time_range=[2023-07-01,2024-03-31]",
-          "data.test_time_range=[2024-04-01,2024-12-31]"]
+SPLITS = [
+    "data.start_time=2021-01-01",
+    "data.end_time=2024-12-31",
+    "data.train_time_range=[2021-01-01,2023-06-30]",
+    "data.val_time_range=[2023-07-01,2024-03-31]",
+    "data.test_time_range=[2024-04-01,2024-12-31]",
+]
 PRESETS = {"tiny": ("preset:tokenizer-tiny", "preset:tiny", 50), "small": ("preset:tokenizer-base", "preset:small", 16)}
 
 
@@ -39,6 +43,7 @@ def step_fn(stage: PredictorStage, opt: torch.optim.Optimizer):
         torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
+
     return step
 
 
@@ -52,7 +57,7 @@ def measure(cfg, preset: str, steps: int, workers: int) -> tuple[float, float]:
     ds = WindowDataset(cfg.data.dataset_path, "train")
     sampler = EpochSampler(len(ds), samples=steps * batch, seed=0)
     order = list(sampler)
-    cached = [to_tensors(ds.__getitems__(order[i * batch:(i + 1) * batch])) for i in range(steps)]
+    cached = [to_tensors(ds.__getitems__(order[i * batch : (i + 1) * batch])) for i in range(steps)]
     for x, stamp in cached[:2]:  # warm-up
         step(x, stamp)
 

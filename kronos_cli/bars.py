@@ -52,8 +52,9 @@ def normalise_lookback(x: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarr
     return normalise(x, mean, std, clip).astype(np.float32), mean, std
 
 
-def features(prices: np.ndarray, volume: np.ndarray | None = None, amount: np.ndarray | None = None,
-             where: str = "input") -> np.ndarray:
+def features(
+    prices: np.ndarray, volume: np.ndarray | None = None, amount: np.ndarray | None = None, where: str = "input"
+) -> np.ndarray:
     """The (T, 6) float32 features of prices (T, 4: open, high, low, close) with the reference's rules.
 
     Without volume, volume and amount are zero (a given amount is dropped, as in the reference); with volume
@@ -70,8 +71,9 @@ def features(prices: np.ndarray, volume: np.ndarray | None = None, amount: np.nd
     if np.isinf(x).any():
         raise KronosError(f"{where} contains infinite values in price or volume columns")
     if (np.abs(x) > np.finfo(np.float32).max).any():
-        raise KronosError(f"{where} has values beyond the float32 range (3.4e38) the model computes in; scale "
-                          f"them down")
+        raise KronosError(
+            f"{where} has values beyond the float32 range (3.4e38) the model computes in; scale them down"
+        )
     # Column-major, as pandas' `.values` gives it to the reference: numpy's float32 mean and std over the rows
     # then sum in the same order, so the normalisation matches the reference's to the last bit.
     return np.asfortranarray(x, dtype=np.float32)
@@ -83,8 +85,10 @@ def prepare_frame(df: pd.DataFrame, where: str = "input") -> np.ndarray:
         raise KronosError(f"{where} must be a pandas DataFrame")
     missing = [c for c in PRICE_COLUMNS if c not in df.columns]
     if missing:
-        raise KronosError(f"{where} lacks the price column(s) {', '.join(missing)}; open, high, low and close "
-                          f"are required (volume and amount are optional)")
+        raise KronosError(
+            f"{where} lacks the price column(s) {', '.join(missing)}; open, high, low and close "
+            f"are required (volume and amount are optional)"
+        )
     cols = [c for c in FEATURES if c in df.columns]
     try:
         values = {c: df[c].to_numpy(dtype=np.float64) for c in cols}
@@ -101,8 +105,9 @@ def check_timestamps(ts: pd.Series | pd.DatetimeIndex, where: str) -> pd.Datetim
             warnings.simplefilter("ignore", UserWarning)  # pandas' "could not infer format" note
             idx = pd.DatetimeIndex(pd.to_datetime(ts))
     except (ValueError, TypeError) as exc:
-        raise KronosError(f"{where}: timestamps could not be parsed ({exc}); use ISO dates such as "
-                          f"2024-01-31 or 2024-01-31 09:35:00") from exc
+        raise KronosError(
+            f"{where}: timestamps could not be parsed ({exc}); use ISO dates such as 2024-01-31 or 2024-01-31 09:35:00"
+        ) from exc
     if idx.hasnans:
         raise KronosError(f"{where}: empty timestamp at row {int(np.argmax(idx.isna()))}")
     if idx.tz is not None:
@@ -113,8 +118,10 @@ def check_timestamps(ts: pd.Series | pd.DatetimeIndex, where: str) -> pd.Datetim
         raise KronosError(f"{where}: duplicate timestamp {idx[row]} at row {row}; drop duplicate bars")
     if (diffs < 0).any():
         row = int(np.argmax(diffs < 0)) + 1
-        raise KronosError(f"{where}: timestamps are not sorted (row {row}, {idx[row]}, comes before the row above "
-                          f"it); sort the file by time")
+        raise KronosError(
+            f"{where}: timestamps are not sorted (row {row}, {idx[row]}, comes before the row above "
+            f"it); sort the file by time"
+        )
     return idx
 
 
@@ -133,8 +140,10 @@ def read_bars(path: str | os.PathLike) -> pd.DataFrame:
         raise KronosError(f"{p} has no timestamps column; expected one of {', '.join(TIMESTAMP_ALIASES)}")
     missing = [c for c in PRICE_COLUMNS if c not in df.columns]
     if missing:
-        raise KronosError(f"{p} lacks the column(s) {', '.join(missing)}; open, high, low and close are required "
-                          f"(volume and amount are optional)")
+        raise KronosError(
+            f"{p} lacks the column(s) {', '.join(missing)}; open, high, low and close are required "
+            f"(volume and amount are optional)"
+        )
     df = df.rename(columns={k: v for k, v in ALIASES.items() if k in df.columns and v not in df.columns})
     df["timestamps"] = check_timestamps(df[ts_col], str(p))
     if ts_col != "timestamps":

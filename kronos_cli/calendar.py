@@ -28,8 +28,9 @@ def calendar_features(timestamps) -> np.ndarray:
     day = (d - m.astype("datetime64[D]")).astype(np.int64) + 1
     month = m.astype(np.int64) % 12 + 1
     weekday = (days + 3) % 7  # 1970-01-01 was a Thursday
-    return np.stack([tod // 60_000_000_000 % 60, tod // 3_600_000_000_000, weekday, day, month],
-                    axis=-1).astype(np.float32)
+    return np.stack([tod // 60_000_000_000 % 60, tod // 3_600_000_000_000, weekday, day, month], axis=-1).astype(
+        np.float32
+    )
 
 
 def future_timestamps(history, n: int) -> pd.DatetimeIndex:

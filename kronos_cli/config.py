@@ -222,8 +222,7 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str
     return cfg
 
 
-def _build(cls: type, data: Any, prefix: str, where: str, base: Path, overridden: set[str],
-           problems: list[str]) -> Any:
+def _build(cls: type, data: Any, prefix: str, where: str, base: Path, overridden: set[str], problems: list[str]) -> Any:
     if not isinstance(data, dict):
         problems.append(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
         return cls()
@@ -235,8 +234,10 @@ def _build(cls: type, data: Any, prefix: str, where: str, base: Path, overridden
         name = f"{prefix}{key}"
         where = "command-line override" if name in overridden else file_where
         if str(key).lower() in SECRET_KEYS:
-            problems.append(f"{where}: {name}: secrets are never read from config files; set them in the "
-                            f"environment (COMET_API_KEY for Comet) and remove this key")
+            problems.append(
+                f"{where}: {name}: secrets are never read from config files; set them in the "
+                f"environment (COMET_API_KEY for Comet) and remove this key"
+            )
             continue
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
@@ -334,13 +335,17 @@ def _semantic_checks(cfg: Config, where: str) -> list[str]:
         if getattr(d, key) <= 0:
             problems.append(f"{where}: data.{key} must be > 0, got {getattr(d, key)}")
     if d.lookback_window + d.predict_window + 1 > d.max_context:
-        problems.append(f"{where}: data.lookback_window + data.predict_window + 1 "
-                        f"({d.lookback_window + d.predict_window + 1}) exceeds data.max_context ({d.max_context})")
+        problems.append(
+            f"{where}: data.lookback_window + data.predict_window + 1 "
+            f"({d.lookback_window + d.predict_window + 1}) exceeds data.max_context ({d.max_context})"
+        )
     if d.clip <= 0:
         problems.append(f"{where}: data.clip must be > 0, got {d.clip}")
     if [canonical(f) for f in d.features] != list(FEATURES):
-        problems.append(f"{where}: data.features must be {list(FEATURES)} (the order the released tokenizers "
-                        f"expect; vol and amt are accepted for volume and amount)")
+        problems.append(
+            f"{where}: data.features must be {list(FEATURES)} (the order the released tokenizers "
+            f"expect; vol and amt are accepted for volume and amount)"
+        )
     d.features = list(FEATURES)
     if d.time_features != list(STAMP_COLUMNS):
         problems.append(f"{where}: data.time_features must be [{', '.join(STAMP_COLUMNS)}]")
@@ -367,16 +372,16 @@ def _semantic_checks(cfg: Config, where: str) -> list[str]:
         if a >= b:
             problems.append(f"{where}: {key} starts ({rng[0]}) after it ends ({rng[1]})")
         if start is not None and end is not None and (b < start or a > end):
-            problems.append(f"{where}: {key} {rng} lies outside data.start_time..data.end_time "
-                            f"({d.start_time}..{d.end_time})")
+            problems.append(
+                f"{where}: {key} {rng} lies outside data.start_time..data.end_time ({d.start_time}..{d.end_time})"
+            )
     if d.source == "csv" and not d.csv.path:
         problems.append(f"{where}: data.csv.path is required when data.source is csv")
     if d.csv.max_gap is not None:
         try:
             pd.Timedelta(d.csv.max_gap)
         except ValueError:
-            problems.append(f"{where}: data.csv.max_gap must be a duration such as 3D or 15min, got "
-                            f"{d.csv.max_gap!r}")
+            problems.append(f"{where}: data.csv.max_gap must be a duration such as 3D or 15min, got {d.csv.max_gap!r}")
     t = cfg.training
     for key in ("epochs", "batch_size", "accumulation_steps", "n_train_iter", "n_val_iter"):
         if getattr(t, key) <= 0:

@@ -12,8 +12,12 @@ from kronos_cli.data.synthetic import write_market
 
 
 def demo_overrides(out: Path, extra: list[str] = ()) -> list[str]:
-    return [f"data.provider_uri={out / 'market'}", f"data.dataset_path={out / 'data' / 'processed_datasets'}",
-            f"output_dir={out / 'outputs'}", *extra]
+    return [
+        f"data.provider_uri={out / 'market'}",
+        f"data.dataset_path={out / 'data' / 'processed_datasets'}",
+        f"output_dir={out / 'outputs'}",
+        *extra,
+    ]
 
 
 def ensure_market(out: Path) -> Path:

@@ -18,7 +18,7 @@ def package_version(dist: str) -> str:
 
 
 def describe() -> dict[str, object]:
-    import torch
+    import torch  # lazy: `kronos env` should answer even when torch is broken enough to fail at import
 
     info: dict[str, object] = {
         "kronos-cli": __version__,

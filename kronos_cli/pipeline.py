@@ -29,8 +29,12 @@ from kronos_cli.train.state import Observer, TrainOptions
 log = logging.getLogger(__name__)
 
 STAGES = ("prep", "train-tokenizer", "train-predictor", "backtest", "export")
-DEPENDS_ON = {"train-tokenizer": "prep", "train-predictor": "train-tokenizer", "backtest": "train-predictor",
-              "export": "train-predictor"}
+DEPENDS_ON = {
+    "train-tokenizer": "prep",
+    "train-predictor": "train-tokenizer",
+    "backtest": "train-predictor",
+    "export": "train-predictor",
+}
 
 
 def downstream(stage: str) -> list[str]:
@@ -79,13 +83,20 @@ def select(start: str | None, until: str | None) -> list[str]:
     hi = STAGES.index(until) if until else len(STAGES) - 1
     if lo > hi:
         raise KronosError(f"--from {start} comes after --until {until}")
-    return list(STAGES[lo:hi + 1])
+    return list(STAGES[lo : hi + 1])
 
 
-def run_pipeline(cfg: Config, start: str | None = None, until: str | None = None, force: bool = False,
-                 device: str = "auto", export_formats: list[str] | None = None, launch_opts: Launch = Launch(),
-                 make_observer: Callable[[Context], Observer] | None = None,
-                 on_stage: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+def run_pipeline(
+    cfg: Config,
+    start: str | None = None,
+    until: str | None = None,
+    force: bool = False,
+    device: str = "auto",
+    export_formats: list[str] | None = None,
+    launch_opts: Launch = Launch(),
+    make_observer: Callable[[Context], Observer] | None = None,
+    on_stage: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
     """Run the selected stages; the training stages go through the launcher like `kronos train-*`."""
     formats = list(export_formats or FORMATS)
     hashes = stage_hashes(cfg, formats)

@@ -13,13 +13,20 @@ def _pyplot():
     import matplotlib  # lazy: heavy, and only the commands that draw need it
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after choosing the Agg backend
 
     return plt
 
 
-def plot_forecast(history_time, history_close, future_time, mean_close, band: tuple[str, Any, Any] | None,
-                  path: str | os.PathLike, title: str = "Kronos forecast") -> Path:
+def plot_forecast(
+    history_time,
+    history_close,
+    future_time,
+    mean_close,
+    band: tuple[str, Any, Any] | None,
+    path: str | os.PathLike,
+    title: str = "Kronos forecast",
+) -> Path:
     """History and forecast close, with a (label, low, high) band of the forecast when given."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(11, 4.5))

@@ -71,8 +71,9 @@ class ModelPair:
     weights: tuple[Path, ...]
     conventions: dict
 
-    def predictor(self, device: str | None = None, max_context: int | None = None,
-                  clip: float | None = None) -> KronosPredictor:
+    def predictor(
+        self, device: str | None = None, max_context: int | None = None, clip: float | None = None
+    ) -> KronosPredictor:
         """A predictor on `device`; max_context and clip default to the bundle's, then to the library's."""
         ctx = max_context or self.conventions.get("max_context")
         clip = clip if clip is not None else self.conventions.get("clip", 5.0)
@@ -81,25 +82,37 @@ class ModelPair:
         return KronosPredictor(self.model, self.tokenizer, device=device, max_context=ctx, clip=clip)
 
 
-def load_pair(cfg: Config | None = None, tokenizer: str | None = None, model: str | None = None,
-              bundle: str | None = None) -> ModelPair:
+def load_pair(
+    cfg: Config | None = None, tokenizer: str | None = None, model: str | None = None, bundle: str | None = None
+) -> ModelPair:
     """A bundle file, or a tokenizer and a predictor (Hub ids or directories; with a config, they default to the
     run's fine-tuned best_models, else the config's models)."""
     if bundle is not None:
         if tokenizer or model:
             raise KronosError("pass either a bundle or a tokenizer and a model, not both")
         tok, mdl, conventions = load_bundle(bundle)
-        return ModelPair(tok, mdl, {"tokenizer": f"{bundle} (bundle)", "model": f"{bundle} (bundle)"},
-                         (Path(bundle).expanduser(),), conventions)
+        return ModelPair(
+            tok,
+            mdl,
+            {"tokenizer": f"{bundle} (bundle)", "model": f"{bundle} (bundle)"},
+            (Path(bundle).expanduser(),),
+            conventions,
+        )
     if cfg is not None:
         tokenizer = tokenizer or best_or_configured(cfg, "tokenizer")
         model = model or best_or_configured(cfg, "predictor")
     if not (tokenizer and model):
-        raise KronosError("say which models to use: a tokenizer and a model (Hub ids or checkpoint directories), "
-                          "a bundle file from `kronos export`, or a config for a run's fine-tuned models")
+        raise KronosError(
+            "say which models to use: a tokenizer and a model (Hub ids or checkpoint directories), "
+            "a bundle file from `kronos export`, or a config for a run's fine-tuned models"
+        )
     tok_dir, model_dir = resolve_checkpoint(tokenizer), resolve_checkpoint(model)
     tok, mdl = KronosTokenizer.from_pretrained(tok_dir), Kronos.from_pretrained(model_dir)
     check_pair(tok.config, mdl.config)
-    return ModelPair(tok, mdl, {"tokenizer": str(tokenizer), "model": str(model), "tokenizer_dir": str(tok_dir),
-                                "model_dir": str(model_dir)},
-                     (tok_dir / WEIGHTS_NAME, model_dir / WEIGHTS_NAME), {})
+    return ModelPair(
+        tok,
+        mdl,
+        {"tokenizer": str(tokenizer), "model": str(model), "tokenizer_dir": str(tok_dir), "model_dir": str(model_dir)},
+        (tok_dir / WEIGHTS_NAME, model_dir / WEIGHTS_NAME),
+        {},
+    )

@@ -33,8 +33,17 @@ def make_bars(n: int = 160, freq: str = "B", seed: int = 0, start: str = "2024-0
     high = np.maximum(open_, close) * 1.005
     low = np.minimum(open_, close) * 0.995
     vol = rng.uniform(1e5, 2e5, n)
-    return pd.DataFrame({"timestamps": ts, "open": open_, "high": high, "low": low, "close": close,
-                         "volume": vol, "amount": vol * close})
+    return pd.DataFrame(
+        {
+            "timestamps": ts,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": vol,
+            "amount": vol * close,
+        }
+    )
 
 
 @pytest.fixture
@@ -49,15 +58,20 @@ def bars_csv(tmp_path, bars):
     return path
 
 
-DEMO_SPLITS = ["data.start_time=2021-01-01", "data.end_time=2024-12-31",
-               "data.train_time_range=[2021-01-01,2023-06-30]", "data.val_time_range=[2023-07-01,2024-03-31]",
-               "data.test_time_range=[2024-04-01,2024-12-31]"]
+DEMO_SPLITS = [
+    "data.start_time=2021-01-01",
+    "data.end_time=2024-12-31",
+    "data.train_time_range=[2021-01-01,2023-06-30]",
+    "data.val_time_range=[2023-07-01,2024-03-31]",
+    "data.test_time_range=[2024-04-01,2024-12-31]",
+]
 
 
 @pytest.fixture(scope="session")
 def market(tmp_path_factory):
     """The default synthetic market, written once per test session and read through real pyqlib."""
     from kronos_cli.data.synthetic import write_market
+
     return write_market(tmp_path_factory.mktemp("qlib") / "market")
 
 
@@ -66,7 +80,17 @@ def prepared(tmp_path_factory, market):
     """A dataset prepared from the synthetic market (lookback 30, predict 5)."""
     from kronos_cli import config
     from kronos_cli.data.prep import prepare
+
     out = tmp_path_factory.mktemp("ds") / "dataset"
-    cfg = config.load(None, [f"data.provider_uri={market}", f"data.dataset_path={out}", "data.lookback_window=30",
-                             "data.predict_window=5", "data.chunk_size=16", *DEMO_SPLITS])
+    cfg = config.load(
+        None,
+        [
+            f"data.provider_uri={market}",
+            f"data.dataset_path={out}",
+            "data.lookback_window=30",
+            "data.predict_window=5",
+            "data.chunk_size=16",
+            *DEMO_SPLITS,
+        ],
+    )
     return cfg, prepare(cfg)

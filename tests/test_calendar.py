@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kronos_cli.errors import KronosError
 from kronos_cli.calendar import calendar_features, future_timestamps
+from kronos_cli.errors import KronosError
 
 
 def test_stamp_columns_minute_hour_weekday_day_month():
@@ -28,8 +28,9 @@ def test_crypto_daily_bars_keep_weekends():
 
 def test_five_minute_bars_stay_five_minute_and_roll_to_next_session():
     days = pd.bdate_range("2024-01-01", periods=3)
-    hist = pd.DatetimeIndex([d + pd.Timedelta(hours=9, minutes=30) + i * pd.Timedelta(minutes=5)
-                             for d in days for i in range(12)])  # 09:30 .. 10:25
+    hist = pd.DatetimeIndex(
+        [d + pd.Timedelta(hours=9, minutes=30) + i * pd.Timedelta(minutes=5) for d in days for i in range(12)]
+    )  # 09:30 .. 10:25
     fut = future_timestamps(hist, 14)
     assert fut[0] == hist[-1].normalize() + pd.Timedelta(days=1, hours=9, minutes=30)
     assert (fut[1:12] - fut[:11] == pd.Timedelta(minutes=5)).all()

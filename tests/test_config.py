@@ -22,8 +22,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_defaults_are_the_reference_setup():
     cfg = config.load()
     d = cfg.data
-    assert (d.instrument, d.region, d.lookback_window, d.predict_window, d.max_context) == ("csi300", "cn", 90, 10,
-                                                                                           512)
+    assert (d.instrument, d.region, d.lookback_window, d.predict_window, d.max_context) == ("csi300", "cn", 90, 10, 512)
     assert d.provider_uri == str(Path("~/.qlib/qlib_data/cn_data").expanduser())
     assert d.train_time_range == ["2011-01-01", "2022-12-31"] and d.test_time_range == ["2024-04-01", "2025-06-05"]
     assert d.features == ["open", "high", "low", "close", "volume", "amount"]
@@ -33,7 +32,9 @@ def test_unknown_key_suggests_and_names_file(tmp_path):
     p = _write(tmp_path, "data:\n  instrment: csi800\n")
     with pytest.raises(ConfigError) as e:
         config.load(p)
-    assert str(p) in str(e.value) and "data.instrment" in str(e.value) and "did you mean data.instrument" in str(e.value)
+    assert (
+        str(p) in str(e.value) and "data.instrment" in str(e.value) and "did you mean data.instrument" in str(e.value)
+    )
 
 
 def test_all_errors_reported_at_once(tmp_path):
@@ -74,12 +75,15 @@ def test_secrets_are_refused_in_yaml(tmp_path):
         config.load(p)
 
 
-@pytest.mark.parametrize("override,message", [
-    ("data.train_time_range=[2023-01-01,2022-01-01]", "starts"),
-    ("data.test_time_range=[2030-01-01,2031-01-01]", "outside"),
-    ("data.lookback_window=600", "exceeds data.max_context"),
-    ("data.freq=2min", "one of"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("data.train_time_range=[2023-01-01,2022-01-01]", "starts"),
+        ("data.test_time_range=[2030-01-01,2031-01-01]", "outside"),
+        ("data.lookback_window=600", "exceeds data.max_context"),
+        ("data.freq=2min", "one of"),
+    ],
+)
 def test_semantic_errors(override, message):
     with pytest.raises(ConfigError, match=message):
         config.load(None, [override])
@@ -98,6 +102,7 @@ def test_config_cli_show_and_validate(tmp_path):
     res = runner.invoke(app, ["config", "show", str(p), "training.epochs=7", "--json"])
     assert res.exit_code == 0
     import json
+
     shown = json.loads(res.stdout)
     assert shown["data"]["instrument"] == "csi800" and shown["training"]["epochs"] == 7
     bad = tmp_path / "bad.yaml"
@@ -112,6 +117,7 @@ def test_packaged_configs_are_the_shipped_ones():
     from pathlib import Path
 
     import kronos_cli.configs as pkg
+
     root = Path(pkg.__file__).resolve().parent.parent.parent / "configs"
     for path in root.glob("*.yaml"):
         assert (Path(pkg.__file__).parent / path.name).read_text() == path.read_text(), path.name

@@ -49,14 +49,20 @@ def file_digest(path: Path) -> str:
 
 def cache_key(weights: tuple[Path, ...], cfg: Config, manifest_hash: str) -> str:
     b = cfg.backtest
-    parts = {"weights": [file_digest(w) for w in weights], "data": manifest_hash,
-             "sampling": [b.temperature, b.top_p, b.top_k, b.sample_count], "seed": cfg.seed,
-             "max_context": cfg.data.max_context, "batch": b.batch_size}
+    parts = {
+        "weights": [file_digest(w) for w in weights],
+        "data": manifest_hash,
+        "sampling": [b.temperature, b.top_p, b.top_k, b.sample_count],
+        "seed": cfg.seed,
+        "max_context": cfg.data.max_context,
+        "batch": b.batch_size,
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def forecast_test_split(cfg: Config, predictor: KronosPredictor, cache_dir: Path,
-                        progress: Callable[[int, int, str], None] | None = None) -> TestForecasts:
+def forecast_test_split(
+    cfg: Config, predictor: KronosPredictor, cache_dir: Path, progress: Callable[[int, int, str], None] | None = None
+) -> TestForecasts:
     b = cfg.backtest
     ds = WindowDataset(cfg.data.dataset_path, "test", cfg.data.lookback_window, cfg.data.predict_window)
     look, pred = ds.lookback, cfg.data.predict_window
@@ -73,9 +79,17 @@ def forecast_test_split(cfg: Config, predictor: KronosPredictor, cache_dir: Path
             reused += 1
         else:
             x, stamp = ds.__getitems__(idx)
-            out = predictor.forecast_normalised(x[:, :look], stamp[:, :look], stamp[:, look:look + pred], pred,
-                                                T=b.temperature, top_k=b.top_k, top_p=b.top_p,
-                                                sample_count=b.sample_count, seed=cfg.seed + k)
+            out = predictor.forecast_normalised(
+                x[:, :look],
+                stamp[:, :look],
+                stamp[:, look : look + pred],
+                pred,
+                T=b.temperature,
+                top_k=b.top_k,
+                top_p=b.top_p,
+                sample_count=b.sample_count,
+                seed=cfg.seed + k,
+            )
             paths[idx] = out[..., CLOSE]
             with atomic_path(file) as tmp:
                 with open(tmp, "wb") as f:
@@ -90,7 +104,13 @@ def forecast_test_split(cfg: Config, predictor: KronosPredictor, cache_dir: Path
     hist = raw_close[:, :look]
     mean, std = hist.mean(axis=1), hist.std(axis=1)
     norm = np.clip((raw_close - mean[:, None]) / (std[:, None] + EPS), -ds.clip, ds.clip)
-    return TestForecasts(paths=paths, last_close=norm[:, look - 1].astype(np.float32),
-                         realised=norm[:, look:look + pred].astype(np.float32), close_mean=mean, close_std=std,
-                         origin=np.asarray(ds.arrays.timestamps[starts + look - 1]),
-                         symbol=np.asarray(ds.index[:, 1]), reused_chunks=reused)
+    return TestForecasts(
+        paths=paths,
+        last_close=norm[:, look - 1].astype(np.float32),
+        realised=norm[:, look : look + pred].astype(np.float32),
+        close_mean=mean,
+        close_std=std,
+        origin=np.asarray(ds.arrays.timestamps[starts + look - 1]),
+        symbol=np.asarray(ds.index[:, 1]),
+        reused_chunks=reused,
+    )

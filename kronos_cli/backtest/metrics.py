@@ -23,20 +23,28 @@ def ic_table(signal: pd.Series, realised: pd.Series) -> dict[str, float]:
     def ir(x: pd.Series) -> float:
         return float(x.mean() / x.std()) if len(x) > 1 and x.std() > 0 else float("nan")
 
-    return {"IC": float(ic.mean()) if len(ic) else float("nan"), "ICIR": ir(ic),
-            "Rank IC": float(ric.mean()) if len(ric) else float("nan"), "Rank ICIR": ir(ric), "days": int(len(ic))}
+    return {
+        "IC": float(ic.mean()) if len(ic) else float("nan"),
+        "ICIR": ir(ic),
+        "Rank IC": float(ric.mean()) if len(ric) else float("nan"),
+        "Rank ICIR": ir(ric),
+        "days": int(len(ic)),
+    }
 
 
 def accuracy(forecast: np.ndarray, realised: np.ndarray, last: np.ndarray) -> dict[str, float]:
     """Forecast close against realised close (normalised units), per bar of the horizon, pooled."""
     f, r = forecast.ravel().astype(np.float64), realised.ravel().astype(np.float64)
     err = f - r
-    ss_res, ss_tot = float((err ** 2).sum()), float(((r - r.mean()) ** 2).sum())
+    ss_res, ss_tot = float((err**2).sum()), float(((r - r.mean()) ** 2).sum())
     direction = np.sign(forecast[:, -1] - last) == np.sign(realised[:, -1] - last)
-    return {"MAE": float(np.abs(err).mean()), "MSE": float((err ** 2).mean()),
-            "R2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
-            "directional_accuracy": float(direction.mean()),
-            "correlation": float(np.corrcoef(f, r)[0, 1]) if f.std() > 0 and r.std() > 0 else float("nan")}
+    return {
+        "MAE": float(np.abs(err).mean()),
+        "MSE": float((err**2).mean()),
+        "R2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+        "directional_accuracy": float(direction.mean()),
+        "correlation": float(np.corrcoef(f, r)[0, 1]) if f.std() > 0 and r.std() > 0 else float("nan"),
+    }
 
 
 def portfolio_stats(daily: pd.Series, turnover: pd.Series | None = None) -> dict[str, float]:
@@ -47,11 +55,15 @@ def portfolio_stats(daily: pd.Series, turnover: pd.Series | None = None) -> dict
         return {}
     curve = daily.cumsum()
     std = daily.std()
-    out = {"annualized_return": float(daily.mean() * ANNUAL_DAYS),
-           "volatility": float(std * np.sqrt(ANNUAL_DAYS)),
-           "information_ratio": float(daily.mean() / std * np.sqrt(ANNUAL_DAYS)) if std > 0 else float("nan"),
-           "max_drawdown": float((curve - curve.cummax()).min()), "win_rate": float((daily > 0).mean()),
-           "total_return": float(curve.iloc[-1]), "days": int(len(daily))}
+    out = {
+        "annualized_return": float(daily.mean() * ANNUAL_DAYS),
+        "volatility": float(std * np.sqrt(ANNUAL_DAYS)),
+        "information_ratio": float(daily.mean() / std * np.sqrt(ANNUAL_DAYS)) if std > 0 else float("nan"),
+        "max_drawdown": float((curve - curve.cummax()).min()),
+        "win_rate": float((daily > 0).mean()),
+        "total_return": float(curve.iloc[-1]),
+        "days": int(len(daily)),
+    }
     if turnover is not None:
         out["turnover"] = float(turnover.mean())
     return out

@@ -24,13 +24,20 @@ from kronos_cli.runs import backtest_dir, forecast_cache_dir, load_pair
 log = logging.getLogger(__name__)
 
 
-def run_backtest(cfg: Config, tokenizer: str | None = None, model: str | None = None, device: str = "auto",
-                 progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+def run_backtest(
+    cfg: Config,
+    tokenizer: str | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     manifest = read_manifest(cfg.data.dataset_path)
     if manifest["splits"].get("test", {}).get("windows", 0) == 0:
-        raise KronosError(f"the dataset at {cfg.data.dataset_path} has no test windows; set data.test_time_range "
-                          f"and run `kronos prep` again")
+        raise KronosError(
+            f"the dataset at {cfg.data.dataset_path} has no test windows; set data.test_time_range "
+            f"and run `kronos prep` again"
+        )
     dev = resolve_device(device)
     bench = qlib_backtest.benchmark_for(cfg)
     qlib_backtest.check_benchmark(cfg, bench)
@@ -67,35 +74,52 @@ def run_backtest(cfg: Config, tokenizer: str | None = None, model: str | None = 
             "qlib_risk_excess_with_cost": qlib_backtest.qlib_risk(excess_cost),
             "qlib_risk_excess_without_cost": qlib_backtest.qlib_risk(excess),
         }
-        daily[name] = pd.DataFrame({"return": report["return"], "cost": report["cost"], "bench": report["bench"],
-                                    "turnover": report["turnover"]})
+        daily[name] = pd.DataFrame(
+            {
+                "return": report["return"],
+                "cost": report["cost"],
+                "bench": report["bench"],
+                "turnover": report["turnover"],
+            }
+        )
         bench_daily = report["bench"]
     benchmark_stats = metrics.portfolio_stats(bench_daily) if bench_daily is not None else {}
 
     result = {
-        "run_name": cfg.run_name, "tokenizer": pair.sources["tokenizer"], "predictor": pair.sources["model"],
+        "run_name": cfg.run_name,
+        "tokenizer": pair.sources["tokenizer"],
+        "predictor": pair.sources["model"],
         "device": str(dev),
-        "benchmark": bench, "backtest_range": [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"],
+        "benchmark": bench,
+        "backtest_range": [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"],
         "signal_range": [f"{signals['datetime'].min():%Y-%m-%d}", f"{signals['datetime'].max():%Y-%m-%d}"],
-        "notes": notes, "test_windows": int(len(fc.paths)), "forecast_cache": str(forecast_cache_dir(cfg, key)),
+        "notes": notes,
+        "test_windows": int(len(fc.paths)),
+        "forecast_cache": str(forecast_cache_dir(cfg, key)),
         "reused_forecast_chunks": fc.reused_chunks,
-        "conventions": {"annualization_days": metrics.ANNUAL_DAYS, "accumulation": metrics.ACCUMULATION,
-                        "signal_units": "normalised (z-score of each window's lookback)",
-                        "realised_return": f"close after {cfg.data.predict_window} bars / last observed close - 1"},
-        "signal_quality": signal_quality, "forecast_accuracy": accuracy, "portfolio": portfolio,
+        "conventions": {
+            "annualization_days": metrics.ANNUAL_DAYS,
+            "accumulation": metrics.ACCUMULATION,
+            "signal_units": "normalised (z-score of each window's lookback)",
+            "realised_return": f"close after {cfg.data.predict_window} bars / last observed close - 1",
+        },
+        "signal_quality": signal_quality,
+        "forecast_accuracy": accuracy,
+        "portfolio": portfolio,
         "benchmark_stats": benchmark_stats,
-        "daily_returns": {name: {"date": [f"{d:%Y-%m-%d}" for d in df.index], **{c: df[c].round(8).tolist()
-                                                                                for c in df.columns}}
-                          for name, df in daily.items()},
-        "config": cfg.to_dict(), "elapsed_s": None,
+        "daily_returns": {
+            name: {"date": [f"{d:%Y-%m-%d}" for d in df.index], **{c: df[c].round(8).tolist() for c in df.columns}}
+            for name, df in daily.items()
+        },
+        "config": cfg.to_dict(),
+        "elapsed_s": None,
     }
     result["elapsed_s"] = round(time.perf_counter() - t0, 2)
     _write_outputs(out, result, signals, daily, cfg)
     return result
 
 
-def _write_outputs(out: Path, result: dict, signals: pd.DataFrame, daily: dict[str, pd.DataFrame],
-                   cfg: Config) -> None:
+def _write_outputs(out: Path, result: dict, signals: pd.DataFrame, daily: dict[str, pd.DataFrame], cfg: Config) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "backtest_results.json", result)
     if cfg.backtest.signal_format == "parquet":
@@ -108,40 +132,60 @@ def _write_outputs(out: Path, result: dict, signals: pd.DataFrame, daily: dict[s
         result["signals_file"] = str(out / "signals.csv")
     plot_performance(daily, out / "performance_plot.png", title=f"{cfg.run_name}: TopkDropout backtest")
     write_text(out / "analysis_report.txt", render_report(result))
-    result["outputs"] = {"results": str(out / "backtest_results.json"), "plot": str(out / "performance_plot.png"),
-                         "report": str(out / "analysis_report.txt"), "signals": result["signals_file"]}
+    result["outputs"] = {
+        "results": str(out / "backtest_results.json"),
+        "plot": str(out / "performance_plot.png"),
+        "report": str(out / "analysis_report.txt"),
+        "signals": result["signals_file"],
+    }
 
 
 def render_report(r: dict) -> str:
-    lines = [f"Kronos backtest: {r['run_name']}", "=" * 60,
-             f"tokenizer  {r['tokenizer']}", f"predictor  {r['predictor']}",
-             f"benchmark  {r['benchmark']}    backtest {r['backtest_range'][0]}..{r['backtest_range'][1]}    "
-             f"signals {r['signal_range'][0]}..{r['signal_range'][1]}",
-             f"test windows {r['test_windows']}", ""]
+    lines = [
+        f"Kronos backtest: {r['run_name']}",
+        "=" * 60,
+        f"tokenizer  {r['tokenizer']}",
+        f"predictor  {r['predictor']}",
+        f"benchmark  {r['benchmark']}    backtest {r['backtest_range'][0]}..{r['backtest_range'][1]}    "
+        f"signals {r['signal_range'][0]}..{r['signal_range'][1]}",
+        f"test windows {r['test_windows']}",
+        "",
+    ]
     for note in r["notes"]:
         lines.append(f"note: {note}")
     c = r["conventions"]
-    lines += [f"Returns are daily, annualised with {c['annualization_days']} trading days and accumulated by "
-              f"{c['accumulation']} (Qlib's conventions). Signals are in {c['signal_units']}.", "",
-              "Signal quality (against the realised return over the predict horizon)",
-              f"{'signal':<8}{'IC':>9}{'ICIR':>9}{'Rank IC':>9}{'RankICIR':>10}"]
+    lines += [
+        f"Returns are daily, annualised with {c['annualization_days']} trading days and accumulated by "
+        f"{c['accumulation']} (Qlib's conventions). Signals are in {c['signal_units']}.",
+        "",
+        "Signal quality (against the realised return over the predict horizon)",
+        f"{'signal':<8}{'IC':>9}{'ICIR':>9}{'Rank IC':>9}{'RankICIR':>10}",
+    ]
     for name, q in r["signal_quality"].items():
         lines.append(f"{name:<8}{q['IC']:>9.4f}{q['ICIR']:>9.4f}{q['Rank IC']:>9.4f}{q['Rank ICIR']:>10.4f}")
     a = r["forecast_accuracy"]
-    lines += ["", "Forecast accuracy (close, normalised units)",
-              f"MAE {a['MAE']:.4f}  MSE {a['MSE']:.4f}  R2 {a['R2']:.4f}  directional accuracy "
-              f"{a['directional_accuracy']:.1%}  correlation {a['correlation']:.4f}", "",
-              "Portfolio (TopkDropout)",
-              f"{'signal':<8}{'ann.ret':>9}{'vol':>8}{'IR':>8}{'maxDD':>9}{'win':>7}{'turn':>7}{'excess':>9}"
-              f"{'exc.IR':>8}  (with cost)"]
+    lines += [
+        "",
+        "Forecast accuracy (close, normalised units)",
+        f"MAE {a['MAE']:.4f}  MSE {a['MSE']:.4f}  R2 {a['R2']:.4f}  directional accuracy "
+        f"{a['directional_accuracy']:.1%}  correlation {a['correlation']:.4f}",
+        "",
+        "Portfolio (TopkDropout)",
+        f"{'signal':<8}{'ann.ret':>9}{'vol':>8}{'IR':>8}{'maxDD':>9}{'win':>7}{'turn':>7}{'excess':>9}"
+        f"{'exc.IR':>8}  (with cost)",
+    ]
     for name, p in r["portfolio"].items():
         w, e = p["with_cost"], p["excess_with_cost"]
-        lines.append(f"{name:<8}{w['annualized_return']:>9.2%}{w['volatility']:>8.2%}{w['information_ratio']:>8.2f}"
-                     f"{w['max_drawdown']:>9.2%}{w['win_rate']:>7.0%}{w.get('turnover', float('nan')):>7.2f}"
-                     f"{e['annualized_return']:>9.2%}{e['information_ratio']:>8.2f}")
+        lines.append(
+            f"{name:<8}{w['annualized_return']:>9.2%}{w['volatility']:>8.2%}{w['information_ratio']:>8.2f}"
+            f"{w['max_drawdown']:>9.2%}{w['win_rate']:>7.0%}{w.get('turnover', float('nan')):>7.2f}"
+            f"{e['annualized_return']:>9.2%}{e['information_ratio']:>8.2f}"
+        )
     bst = r["benchmark_stats"]
     if bst:
-        lines.append(f"{'bench':<8}{bst['annualized_return']:>9.2%}{bst['volatility']:>8.2%}"
-                     f"{bst['information_ratio']:>8.2f}{bst['max_drawdown']:>9.2%}{bst['win_rate']:>7.0%}")
+        lines.append(
+            f"{'bench':<8}{bst['annualized_return']:>9.2%}{bst['volatility']:>8.2%}"
+            f"{bst['information_ratio']:>8.2f}{bst['max_drawdown']:>9.2%}{bst['win_rate']:>7.0%}"
+        )
     lines.append("")
     return "\n".join(lines)

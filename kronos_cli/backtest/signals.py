@@ -18,8 +18,12 @@ def make_signals(fc: TestForecasts, symbols: list[str], names: list[str], return
     if bad:
         raise KronosError(f"backtest.signals has unknown {bad}; choose from {', '.join(SIGNALS)}")
     mean_path = fc.paths.mean(axis=1)  # (N, P), averaged over sample paths
-    stat = {"last": mean_path[:, -1], "mean": mean_path.mean(axis=1), "max": mean_path.max(axis=1),
-            "min": mean_path.min(axis=1)}
+    stat = {
+        "last": mean_path[:, -1],
+        "mean": mean_path.mean(axis=1),
+        "max": mean_path.max(axis=1),
+        "min": mean_path.min(axis=1),
+    }
     out = pd.DataFrame({"datetime": pd.to_datetime(fc.origin), "instrument": np.asarray(symbols)[fc.symbol]})
     for name in names:
         out[name] = stat[name] - fc.last_close
@@ -35,7 +39,8 @@ def realised_returns(fc: TestForecasts, symbols: list[str]) -> pd.Series:
     """Realised close-to-close return over the predict horizon, per (datetime, instrument)."""
     last = denormalise(fc.last_close, fc.close_mean, fc.close_std)
     end = denormalise(fc.realised[:, -1], fc.close_mean, fc.close_std)
-    idx = pd.MultiIndex.from_arrays([pd.to_datetime(fc.origin), np.asarray(symbols)[fc.symbol]],
-                                    names=["datetime", "instrument"])
+    idx = pd.MultiIndex.from_arrays(
+        [pd.to_datetime(fc.origin), np.asarray(symbols)[fc.symbol]], names=["datetime", "instrument"]
+    )
     s = pd.Series(end / last - 1, index=idx)
     return s[~s.index.duplicated(keep="last")].sort_index()

@@ -14,20 +14,19 @@ from kronos_cli.cli import demo as demo_cmd
 from kronos_cli.cli import demo_data as demo_data_cmd
 from kronos_cli.cli import env as env_cmd
 from kronos_cli.cli import export as export_cmd
-from kronos_cli.cli import predict as predict_cmd
 from kronos_cli.cli import pipeline as pipeline_cmd
+from kronos_cli.cli import predict as predict_cmd
 from kronos_cli.cli import prep as prep_cmd
 from kronos_cli.cli import serve as serve_cmd
 from kronos_cli.cli import train as train_cmd
-from kronos_cli.cli.config_cmd import config_app
 from kronos_cli.cli.common import err_console, setup_logging
+from kronos_cli.cli.config_cmd import config_app
 from kronos_cli.errors import KronosError
 
 
 def _is_cli_control(exc: BaseException) -> bool:
     """Exits, aborts and usage errors belong to the CLI framework (typer vendors click in newer releases)."""
-    return isinstance(exc, (typer.Exit, typer.Abort)) or any(
-        c.__name__ == "ClickException" for c in type(exc).__mro__)
+    return isinstance(exc, (typer.Exit, typer.Abort)) or any(c.__name__ == "ClickException" for c in type(exc).__mro__)
 
 
 def _debug(ctx) -> bool:
@@ -54,13 +53,20 @@ class KronosGroup(TyperGroup):
             if _debug(ctx):
                 traceback.print_exc()
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {msg} (run with --debug for the traceback)",
-                              highlight=False)
+            err_console.print(
+                f"[bold red]error:[/] {type(exc).__name__}: {msg} (run with --debug for the traceback)", highlight=False
+            )
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(cls=KronosGroup, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False,
-                  help="Fine-tune Kronos on your market data, backtest it and ship it.")
+app = typer.Typer(
+    cls=KronosGroup,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    help="Fine-tune Kronos on your market data, backtest it and ship it.",
+)
 
 
 def _version(value: bool) -> None:

@@ -17,8 +17,9 @@ err_console = Console(stderr=True, soft_wrap=True)  # logs, progress and errors 
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON summary on stdout (logs stay on stderr).")
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file [default: built-in defaults].")
-OverridesArg = typer.Argument(None, help="Dotted overrides, e.g. data.instrument=csi800 training.epochs=5.",
-                              show_default=False)
+OverridesArg = typer.Argument(
+    None, help="Dotted overrides, e.g. data.instrument=csi800 training.epochs=5.", show_default=False
+)
 SetOpt = typer.Option(None, "--set", help="An override (key=value); may be repeated.", show_default=False)
 
 
@@ -42,9 +43,15 @@ class StepProgress:
         if err_console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[note]}"), console=err_console,
-                                transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[note]}"),
+                console=err_console,
+                transient=True,
+            )
             self.bar.start()
             self.task = self.bar.add_task(self.description, total=self.total, note="")
         return self

@@ -12,8 +12,12 @@ config_app = typer.Typer(help="Show, validate and list configs.", no_args_is_hel
 
 
 @config_app.command("show")
-def show(config: Path = typer.Argument(..., help="YAML config file."), overrides: list[str] | None = OverridesArg,
-         sets: list[str] | None = SetOpt, json_out: bool = JsonOpt) -> None:
+def show(
+    config: Path = typer.Argument(..., help="YAML config file."),
+    overrides: list[str] | None = OverridesArg,
+    sets: list[str] | None = SetOpt,
+    json_out: bool = JsonOpt,
+) -> None:
     """Print the resolved config (defaults, file and overrides merged; paths absolute)."""
     import yaml
 
@@ -27,8 +31,11 @@ def show(config: Path = typer.Argument(..., help="YAML config file."), overrides
 
 
 @config_app.command("validate")
-def validate(config: Path = typer.Argument(..., help="YAML config file."),
-             overrides: list[str] | None = OverridesArg, sets: list[str] | None = SetOpt) -> None:
+def validate(
+    config: Path = typer.Argument(..., help="YAML config file."),
+    overrides: list[str] | None = OverridesArg,
+    sets: list[str] | None = SetOpt,
+) -> None:
     """Check a config and report every error at once."""
     from kronos_cli.config import load
 

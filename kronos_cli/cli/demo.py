@@ -9,10 +9,13 @@ import typer
 from kronos_cli.cli.common import JsonOpt, OverridesArg
 
 
-def demo(ctx: typer.Context,
-         out: Path = typer.Option(Path("kronos-demo"), "--out", help="Where the market, data and runs go."),
-         overrides: list[str] | None = OverridesArg,
-         force: bool = typer.Option(False, "--force", help="Redo every stage."), json_out: bool = JsonOpt) -> None:
+def demo(
+    ctx: typer.Context,
+    out: Path = typer.Option(Path("kronos-demo"), "--out", help="Where the market, data and runs go."),
+    overrides: list[str] | None = OverridesArg,
+    force: bool = typer.Option(False, "--force", help="Redo every stage."),
+    json_out: bool = JsonOpt,
+) -> None:
     """Synthetic Qlib market -> prep -> tiny tokenizer and predictor from scratch -> backtest -> export."""
     from kronos_cli.cli.common import load_config
     from kronos_cli.cli.pipeline import report, run_with_cli

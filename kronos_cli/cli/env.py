@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from kronos_cli.cli.common import JsonOpt, console, print_json
 
 

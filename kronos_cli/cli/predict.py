@@ -17,8 +17,9 @@ def predict(
     csv: Path = typer.Argument(..., help="CSV with columns timestamps, open, high, low, close[, volume, amount]."),
     tokenizer: str = typer.Option("NeoQuasar/Kronos-Tokenizer-base", "--tokenizer", help="Hub id or directory."),
     model: str = typer.Option("NeoQuasar/Kronos-small", "--model", help="Hub id or directory."),
-    lookback: int | None = typer.Option(None, "--lookback", help="History rows to use [default: all, up to "
-                                                                 "--max-context]."),
+    lookback: int | None = typer.Option(
+        None, "--lookback", help="History rows to use [default: all, up to --max-context]."
+    ),
     pred_len: int = typer.Option(120, "--pred-len", help="Bars to forecast."),
     samples: int = typer.Option(1, "--samples", help="Sample paths, averaged (and used for quantiles)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
@@ -27,17 +28,16 @@ def predict(
     seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
     device: str = DeviceOpt,
     max_context: int = typer.Option(512, "--max-context", help="Model context (2048 for Kronos-mini)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the forecast CSV here [default: "
-                                                                    "stdout]."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the forecast CSV here [default: stdout]."),
     quantiles: str | None = typer.Option(None, "--quantiles", help="Comma-separated, e.g. 0.1,0.9."),
     plot: Path | None = typer.Option(None, "--plot", help="Save a PNG of history and forecast."),
 ) -> None:
     """Forecast the next bars of a series from a CSV file."""
     from kronos_cli.bars import read_bars
     from kronos_cli.errors import KronosError
-    from kronos_cli.io import write_text
     from kronos_cli.forecast.predictor import KronosPredictor
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
+    from kronos_cli.io import write_text
 
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
@@ -46,8 +46,9 @@ def predict(
     predictor = KronosPredictor.from_pretrained(tokenizer, model, device=device, max_context=max_context)
     log.info("forecasting %d bars of %s on %s", pred_len, csv, predictor.device)
     with StepProgress("forecasting", pred_len) as bar:
-        result = forecast_series(predictor, bars, pred_len, lookback, samples, temperature, top_k, top_p, seed, qs,
-                                 progress=bar.update)
+        result = forecast_series(
+            predictor, bars, pred_len, lookback, samples, temperature, top_k, top_p, seed, qs, progress=bar.update
+        )
     buf = io.StringIO()
     result.table.to_csv(buf, index=False)
     if output is None:
@@ -58,6 +59,13 @@ def predict(
     if plot is not None:
         from kronos_cli.plots import plot_forecast
 
-        plot_forecast(result.history["timestamps"], result.history["close"], result.table["timestamps"],
-                      result.table["close"], result.close_band(), plot, title=f"{csv.name}: {pred_len}-bar forecast")
+        plot_forecast(
+            result.history["timestamps"],
+            result.history["close"],
+            result.table["timestamps"],
+            result.table["close"],
+            result.close_band(),
+            plot,
+            title=f"{csv.name}: {pred_len}-bar forecast",
+        )
         log.info("wrote %s", plot)

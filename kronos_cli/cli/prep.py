@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kronos_cli.cli.common import (ConfigOpt, JsonOpt, OverridesArg, SetOpt, StepProgress, console, load_config,
-                                   print_json)
+from kronos_cli.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    OverridesArg,
+    SetOpt,
+    StepProgress,
+    console,
+    load_config,
+    print_json,
+)
 
 
-def prep(config: Path | None = ConfigOpt, overrides: list[str] | None = OverridesArg,
-         sets: list[str] | None = SetOpt, json_out: bool = JsonOpt) -> None:
+def prep(
+    config: Path | None = ConfigOpt,
+    overrides: list[str] | None = OverridesArg,
+    sets: list[str] | None = SetOpt,
+    json_out: bool = JsonOpt,
+) -> None:
     """Turn Qlib (or CSV) bars into leak-free, gap-aware train/val/test windows."""
     from kronos_cli.data.prep import prepare
 
@@ -30,8 +42,10 @@ def prep(config: Path | None = ConfigOpt, overrides: list[str] | None = Override
         table.add_row(split, f"{info['windows']:,}", str(info["first_target"])[:19], str(info["last_target"])[:19])
     console.print(table)
     kept, dropped = len(manifest["symbols"]), len(manifest["dropped"])
-    console.print(f"symbols kept {kept}, dropped {dropped}; rows {manifest['rows']:,}; missing bars "
-                  f"{manifest['missing_rows']:,}; short segments dropped {manifest['short_segments_dropped']:,}; "
-                  f"{manifest['elapsed_s']:.1f} s")
+    console.print(
+        f"symbols kept {kept}, dropped {dropped}; rows {manifest['rows']:,}; missing bars "
+        f"{manifest['missing_rows']:,}; short segments dropped {manifest['short_segments_dropped']:,}; "
+        f"{manifest['elapsed_s']:.1f} s"
+    )
     for d in manifest["dropped"][:10]:
         console.print(f"  dropped {d['symbol']}: {d['reason']}")

@@ -27,26 +27,37 @@ def _route_uvicorn_logs() -> None:
 
 def serve(
     config: Path | None = ConfigOpt,
-    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer: Hub id or directory [default with "
-                                         "-c: the run's fine-tuned best_model]."),
-    model: str | None = typer.Option(None, "--model", help="Predictor: Hub id or directory [default with -c: the "
-                                     "run's fine-tuned best_model]."),
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer", help="Tokenizer: Hub id or directory [default with -c: the run's fine-tuned best_model]."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Predictor: Hub id or directory [default with -c: the run's fine-tuned best_model]."
+    ),
     bundle: Path | None = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, "--port", help="Port (0 = any free port)."),
     device: str = DeviceOpt,
-    max_context: int | None = typer.Option(None, "--max-context", help="Model context [default: the config's "
-                                           "data.max_context, else 512; a bundle carries its own]."),
-    max_batch: int = typer.Option(64, "--max-batch", help="Most sample paths (series x samples) forecast together (1 = no batching)."),
-    max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", help="How long the first request of a batch waits "
-                                      "for others."),
+    max_context: int | None = typer.Option(
+        None,
+        "--max-context",
+        help="Model context [default: the config's data.max_context, else 512; a bundle carries its own].",
+    ),
+    max_batch: int = typer.Option(
+        64, "--max-batch", help="Most sample paths (series x samples) forecast together (1 = no batching)."
+    ),
+    max_wait_ms: float = typer.Option(
+        10.0, "--max-wait-ms", help="How long the first request of a batch waits for others."
+    ),
     min_bars: int = typer.Option(16, "--min-bars", help="Fewest history bars a request may send."),
     max_pred_len: int = typer.Option(512, "--max-pred-len", help="Largest pred_len a request may ask for."),
     max_samples: int = typer.Option(100, "--max-samples", help="Most sample paths a request may ask for."),
     max_series: int = typer.Option(256, "--max-series", help="Most series in one /v1/forecast/batch call."),
     max_body_bytes: int = typer.Option(8 * 2**20, "--max-body-bytes", help="Largest request body (413 above)."),
-    token_env: str | None = typer.Option(None, "--token-env", help="Require `Authorization: Bearer <token>` on "
-                                         "/v1, the token read from this environment variable."),
+    token_env: str | None = typer.Option(
+        None,
+        "--token-env",
+        help="Require `Authorization: Bearer <token>` on /v1, the token read from this environment variable.",
+    ),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
     json_out: bool = typer.Option(False, "--json", help="Announce readiness as one JSON line on stdout."),
 ) -> None:
@@ -57,8 +68,9 @@ def serve(
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise KronosError(f"kronos serve needs FastAPI and uvicorn ({exc.name} is missing); "
-                          f"pip install 'kronos-cli[serve]'") from None
+        raise KronosError(
+            f"kronos serve needs FastAPI and uvicorn ({exc.name} is missing); pip install 'kronos-cli[serve]'"
+        ) from None
     from kronos_cli.model.config import DEFAULT_CONTEXT
     from kronos_cli.serve.server import ModelSource, bind, is_loopback
     from kronos_cli.serve.server import serve as run_server
@@ -68,8 +80,10 @@ def serve(
     if token_env is not None:
         token = os.environ.get(token_env, "")
         if not token:
-            raise KronosError(f"--token-env {token_env}: the environment variable {token_env} is not set or empty; "
-                              f"export {token_env}=<token> first")
+            raise KronosError(
+                f"--token-env {token_env}: the environment variable {token_env} is not set or empty; "
+                f"export {token_env}=<token> first"
+            )
     limits = Limits(min_bars, max_pred_len, max_samples, max_series, max_body_bytes)
     if bundle is None and config is not None:
         from kronos_cli.cli.common import load_config
@@ -87,16 +101,24 @@ def serve(
         predictor, sources = source.load(device)
         service = ForecastService(predictor, limits, max_batch, max_wait_ms, sources)
         if token is None and not is_loopback(host):
-            log.warning("listening on %s without --token-env: anyone who can reach this machine can use the model",
-                        host)
-        log.info("serving tokenizer %s and model %s on %s (max batch %d, wait %g ms)", sources["tokenizer"],
-                 sources["model"], predictor.device, max_batch, max_wait_ms)
+            log.warning(
+                "listening on %s without --token-env: anyone who can reach this machine can use the model", host
+            )
+        log.info(
+            "serving tokenizer %s and model %s on %s (max batch %d, wait %g ms)",
+            sources["tokenizer"],
+            sources["model"],
+            predictor.device,
+            max_batch,
+            max_wait_ms,
+        )
         _route_uvicorn_logs()
 
         def ready(url: str) -> None:
             if json_out:
-                sys.stdout.write(json.dumps({"event": "ready", "url": url, "docs": f"{url}/docs",
-                                             "pid": os.getpid()}) + "\n")
+                sys.stdout.write(
+                    json.dumps({"event": "ready", "url": url, "docs": f"{url}/docs", "pid": os.getpid()}) + "\n"
+                )
                 sys.stdout.flush()
                 return
             console.print(f"kronos serve: ready on {url} (OpenAPI: {url}/docs)", highlight=False)

@@ -10,8 +10,18 @@ from typing import Any
 
 import typer
 
-from kronos_cli.cli.common import (ConfigOpt, DeviceOpt, JsonOpt, OverridesArg, SetOpt, console, err_console,
-                                   load_config, print_json, setup_logging)
+from kronos_cli.cli.common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    OverridesArg,
+    SetOpt,
+    console,
+    err_console,
+    load_config,
+    print_json,
+    setup_logging,
+)
 
 log = logging.getLogger("kronos_cli.cli")
 
@@ -21,8 +31,9 @@ _NNODES = typer.Option(1, "--nnodes", help="Number of nodes (torchrun's --nnodes
 _NODE_RANK = typer.Option(None, "--node-rank", help="This node's rank (torchrun's --node-rank).")
 _ENDPOINT = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous (multi-node).")
 _RDZV_ID = typer.Option(None, "--rdzv-id", help="Job id shared by all nodes.")
-_RESTARTS = typer.Option(0, "--max-restarts", help="Restart failed workers this often; they resume from "
-                                                   "checkpoints/last.")
+_RESTARTS = typer.Option(
+    0, "--max-restarts", help="Restart failed workers this often; they resume from checkpoints/last."
+)
 _MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps.")
 _RESUME = typer.Option(None, "--resume", help="'auto' (checkpoints/last if any) or a checkpoints/last directory.")
 _CKPT_EVERY = typer.Option(0, "--checkpoint-every", help="Also save checkpoints/last every N steps.")
@@ -40,17 +51,36 @@ class ConsoleObserver:
         self.log_every = 1
 
     def on_start(self, info: dict[str, Any]) -> None:
-        log.info("training the %s on %s (world size %d): %d epochs, %d optimiser steps, %s trainable parameters; "
-                 "run dir %s", info["stage"], info["device"], info["world_size"], info["epochs"],
-                 info["total_steps"], f"{info['params']:,}", info["run_dir"])
+        log.info(
+            "training the %s on %s (world size %d): %d epochs, %d optimiser steps, %s trainable parameters; run dir %s",
+            info["stage"],
+            info["device"],
+            info["world_size"],
+            info["epochs"],
+            info["total_steps"],
+            f"{info['params']:,}",
+            info["run_dir"],
+        )
         self.log_every = max(1, info["total_steps"] // 20)
         if err_console.is_terminal and not self.quiet:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                console=err_console)
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+            )
             self.bar.start()
             self.task = self.bar.add_task(info["stage"], total=info["total_steps"], stats="")
 
@@ -63,8 +93,10 @@ class ConsoleObserver:
 
     def on_epoch(self, e) -> None:
         self.rows.append((e.epoch, e.train_loss, e.val_loss, e.improved, e.seconds))
-        msg = (f"epoch {e.epoch}: train {e.train_loss:.4f}, val {e.val_loss:.4f}"
-               f"{' (best)' if e.improved else ''}, {e.seconds:.1f} s")
+        msg = (
+            f"epoch {e.epoch}: train {e.train_loss:.4f}, val {e.val_loss:.4f}"
+            f"{' (best)' if e.improved else ''}, {e.seconds:.1f} s"
+        )
         if self.bar is not None:
             self.bar.console.print(msg)
         else:
@@ -109,13 +141,32 @@ def observer_factory(ctx: typer.Context, json_out: bool):
 def launch_options(gpus, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id, max_restarts):
     from kronos_cli.train.distributed import Launch
 
-    return Launch(nproc=nproc, gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
-                  rdzv_id=rdzv_id, max_restarts=max_restarts)
+    return Launch(
+        nproc=nproc,
+        gpus=gpus,
+        nnodes=nnodes,
+        node_rank=node_rank,
+        rdzv_endpoint=rdzv_endpoint,
+        rdzv_id=rdzv_id,
+        max_restarts=max_restarts,
+    )
 
 
-def _train(ctx: typer.Context, stage: str, config: Path | None, overrides: list[str] | None, sets: list[str] | None,
-           device: str, max_steps: int | None, resume: str | None, init: str | None, tokenizer: str | None,
-           checkpoint_every: int, launch_opts, json_out: bool) -> None:
+def _train(
+    ctx: typer.Context,
+    stage: str,
+    config: Path | None,
+    overrides: list[str] | None,
+    sets: list[str] | None,
+    device: str,
+    max_steps: int | None,
+    resume: str | None,
+    init: str | None,
+    tokenizer: str | None,
+    checkpoint_every: int,
+    launch_opts,
+    json_out: bool,
+) -> None:
     from kronos_cli.errors import KronosError
     from kronos_cli.train.launch import run_stage
     from kronos_cli.train.state import TrainOptions
@@ -130,35 +181,92 @@ def _train(ctx: typer.Context, stage: str, config: Path | None, overrides: list[
     if json_out:
         print_json(summary.to_json())
     else:
-        console.print(f"best validation loss {summary.best_val_loss:.4f} (epoch {summary.best_epoch}); "
-                      f"best model: {summary.best_model}")
+        console.print(
+            f"best validation loss {summary.best_val_loss:.4f} (epoch {summary.best_epoch}); "
+            f"best model: {summary.best_model}"
+        )
 
 
-def train_tokenizer(ctx: typer.Context, config: Path | None = ConfigOpt, overrides: list[str] | None = OverridesArg,
-                    sets: list[str] | None = SetOpt, device: str = DeviceOpt, max_steps: int | None = _MAX_STEPS,
-                    resume: str | None = _RESUME,
-                    init: str | None = typer.Option(None, "--init", help="Start from this checkpoint or preset:NAME "
-                                                                          "[default: model.tokenizer]."),
-                    checkpoint_every: int = _CKPT_EVERY, gpus: int | None = _GPUS, nproc: int | None = _NPROC,
-                    nnodes: int = _NNODES, node_rank: int | None = _NODE_RANK, rdzv_endpoint: str | None = _ENDPOINT,
-                    rdzv_id: str | None = _RDZV_ID, max_restarts: int = _RESTARTS, json_out: bool = JsonOpt) -> None:
+def train_tokenizer(
+    ctx: typer.Context,
+    config: Path | None = ConfigOpt,
+    overrides: list[str] | None = OverridesArg,
+    sets: list[str] | None = SetOpt,
+    device: str = DeviceOpt,
+    max_steps: int | None = _MAX_STEPS,
+    resume: str | None = _RESUME,
+    init: str | None = typer.Option(
+        None, "--init", help="Start from this checkpoint or preset:NAME [default: model.tokenizer]."
+    ),
+    checkpoint_every: int = _CKPT_EVERY,
+    gpus: int | None = _GPUS,
+    nproc: int | None = _NPROC,
+    nnodes: int = _NNODES,
+    node_rank: int | None = _NODE_RANK,
+    rdzv_endpoint: str | None = _ENDPOINT,
+    rdzv_id: str | None = _RDZV_ID,
+    max_restarts: int = _RESTARTS,
+    json_out: bool = JsonOpt,
+) -> None:
     """Fine-tune the tokenizer (reconstruction + BSQ loss)."""
     launch_opts = launch_options(gpus, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id, max_restarts)
-    _train(ctx, "tokenizer", config, overrides, sets, device, max_steps, resume, init, None, checkpoint_every,
-           launch_opts, json_out)
+    _train(
+        ctx,
+        "tokenizer",
+        config,
+        overrides,
+        sets,
+        device,
+        max_steps,
+        resume,
+        init,
+        None,
+        checkpoint_every,
+        launch_opts,
+        json_out,
+    )
 
 
-def train_predictor(ctx: typer.Context, config: Path | None = ConfigOpt, overrides: list[str] | None = OverridesArg,
-                    sets: list[str] | None = SetOpt, device: str = DeviceOpt, max_steps: int | None = _MAX_STEPS,
-                    resume: str | None = _RESUME,
-                    init: str | None = typer.Option(None, "--init", help="Start from this checkpoint or preset:NAME "
-                                                                          "[default: model.predictor]."),
-                    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer checkpoint [default: "
-                                                         "this run's train-tokenizer best_model, else model.tokenizer]."),
-                    checkpoint_every: int = _CKPT_EVERY, gpus: int | None = _GPUS, nproc: int | None = _NPROC,
-                    nnodes: int = _NNODES, node_rank: int | None = _NODE_RANK, rdzv_endpoint: str | None = _ENDPOINT,
-                    rdzv_id: str | None = _RDZV_ID, max_restarts: int = _RESTARTS, json_out: bool = JsonOpt) -> None:
+def train_predictor(
+    ctx: typer.Context,
+    config: Path | None = ConfigOpt,
+    overrides: list[str] | None = OverridesArg,
+    sets: list[str] | None = SetOpt,
+    device: str = DeviceOpt,
+    max_steps: int | None = _MAX_STEPS,
+    resume: str | None = _RESUME,
+    init: str | None = typer.Option(
+        None, "--init", help="Start from this checkpoint or preset:NAME [default: model.predictor]."
+    ),
+    tokenizer: str | None = typer.Option(
+        None,
+        "--tokenizer",
+        help="Tokenizer checkpoint [default: this run's train-tokenizer best_model, else model.tokenizer].",
+    ),
+    checkpoint_every: int = _CKPT_EVERY,
+    gpus: int | None = _GPUS,
+    nproc: int | None = _NPROC,
+    nnodes: int = _NNODES,
+    node_rank: int | None = _NODE_RANK,
+    rdzv_endpoint: str | None = _ENDPOINT,
+    rdzv_id: str | None = _RDZV_ID,
+    max_restarts: int = _RESTARTS,
+    json_out: bool = JsonOpt,
+) -> None:
     """Fine-tune the predictor (next-token cross-entropy over the tokenizer's tokens)."""
     launch_opts = launch_options(gpus, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id, max_restarts)
-    _train(ctx, "predictor", config, overrides, sets, device, max_steps, resume, init, tokenizer, checkpoint_every,
-           launch_opts, json_out)
+    _train(
+        ctx,
+        "predictor",
+        config,
+        overrides,
+        sets,
+        device,
+        max_steps,
+        resume,
+        init,
+        tokenizer,
+        checkpoint_every,
+        launch_opts,
+        json_out,
+    )

@@ -41,8 +41,9 @@ class CsvSource:
             if c in df.columns:
                 return c
         if required:
-            raise KronosError(f"{where} lacks the column {candidates[0]!r} for {ours}; map it with "
-                              f"data.csv.columns.{ours}=NAME")
+            raise KronosError(
+                f"{where} lacks the column {candidates[0]!r} for {ours}; map it with data.csv.columns.{ours}=NAME"
+            )
         return None
 
     def _clean(self, df: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -57,8 +58,10 @@ class CsvSource:
                 bad = ~np.isfinite(values)
                 if bad.any():
                     row = int(np.argmax(bad))
-                    raise KronosError(f"{where}: column {theirs!r} has a missing, non-numeric or infinite value at "
-                                      f"row {row + 2} of the file; clean or drop that row")
+                    raise KronosError(
+                        f"{where}: column {theirs!r} has a missing, non-numeric or infinite value at "
+                        f"row {row + 2} of the file; clean or drop that row"
+                    )
                 if ours in PRICE_COLUMNS and (values <= 0).any():
                     row = int(np.argmax(values <= 0))
                     raise KronosError(f"{where}: column {theirs!r} has a non-positive price at row {row + 2}")
@@ -100,7 +103,7 @@ class CsvSource:
         max_gap = pd.Timedelta(self.cfg.csv.max_gap) if self.cfg.csv.max_gap else None
         for i in range(0, len(symbols), self.cfg.chunk_size):
             out = []
-            for sym in symbols[i:i + self.cfg.chunk_size]:
+            for sym in symbols[i : i + self.cfg.chunk_size]:
                 f = self.frames[sym]
                 span = calendar[(calendar >= f.index[0]) & (calendar <= f.index[-1])]
                 g = f.reindex(span)  # bars other symbols have and this one lacks become NaN rows

@@ -20,14 +20,21 @@ class WindowDataset(Dataset):
     No pandas, no randomness: the same index always gives the same window.
     """
 
-    def __init__(self, path: str | os.PathLike | DatasetArrays, split: str, lookback: int | None = None,
-                 predict: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike | DatasetArrays,
+        split: str,
+        lookback: int | None = None,
+        predict: int | None = None,
+    ):
         self.arrays = path if isinstance(path, DatasetArrays) else DatasetArrays(path)
         m = self.arrays.manifest
         for name, want in (("lookback_window", lookback), ("predict_window", predict)):
             if want is not None and m[name] != want:
-                raise KronosError(f"the dataset at {self.arrays.path} was built with {name}={m[name]}, but the "
-                                  f"config asks for {want}; run `kronos prep` again with this config")
+                raise KronosError(
+                    f"the dataset at {self.arrays.path} was built with {name}={m[name]}, but the "
+                    f"config asks for {want}; run `kronos prep` again with this config"
+                )
         if split not in self.arrays.windows:
             raise KronosError(f"unknown split {split!r}")
         self.split = split
@@ -78,13 +85,13 @@ class EpochSampler(Sampler[int]):
         rng = np.random.default_rng([self.seed, self.epoch])
         reps = -(-self.total // self.n)
         perm = np.concatenate([rng.permutation(self.n) for _ in range(reps)])[: self.total]
-        return perm[self.rank::self.world_size]
+        return perm[self.rank :: self.world_size]
 
     def __len__(self) -> int:
         return self.total // self.world_size - self.skip
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.order()[self.skip:].tolist())
+        return iter(self.order()[self.skip :].tolist())
 
 
 def collate(batch) -> tuple[np.ndarray, np.ndarray]:
@@ -98,8 +105,11 @@ def collate(batch) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
 
 
-def to_tensors(batch: tuple[np.ndarray, np.ndarray], device: torch.device | str = "cpu"
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def to_tensors(
+    batch: tuple[np.ndarray, np.ndarray], device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     x, stamp = batch
-    return (torch.from_numpy(np.ascontiguousarray(x)).to(device, non_blocking=True),
-            torch.from_numpy(np.ascontiguousarray(stamp)).long().to(device, non_blocking=True))
+    return (
+        torch.from_numpy(np.ascontiguousarray(x)).to(device, non_blocking=True),
+        torch.from_numpy(np.ascontiguousarray(stamp)).long().to(device, non_blocking=True),
+    )

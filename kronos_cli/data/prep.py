@@ -58,8 +58,10 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
     lookback, window = d.lookback_window, d.lookback_window + d.predict_window + 1
     ranges = {s: tuple(pd.Timestamp(x).value for x in getattr(d, f"{s}_time_range")) for s in SPLITS}
     # An end date names a whole day: 2022-12-31 includes that day's intraday bars.
-    ranges = {s: (a, b + (pd.Timedelta(days=1).value - 1 if pd.Timestamp(b).normalize().value == b else 0))
-              for s, (a, b) in ranges.items()}
+    ranges = {
+        s: (a, b + (pd.Timedelta(days=1).value - 1 if pd.Timestamp(b).normalize().value == b else 0))
+        for s, (a, b) in ranges.items()
+    }
     source = open_source(cfg)
     symbols = source.symbols()
     log.info("preparing %d instruments (%s source)", len(symbols), d.source)
@@ -84,8 +86,11 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
                 kept = [(a, b) for a, b in segs if b - a >= window]
                 short_segments += len(segs) - len(kept)
                 if not kept:
-                    reason = ("no bars in range" if not valid.any() else
-                              f"no run of {window} consecutive bars (longest {max((b - a for a, b in segs), default=0)})")
+                    reason = (
+                        "no bars in range"
+                        if not valid.any()
+                        else f"no run of {window} consecutive bars (longest {max((b - a for a, b in segs), default=0)})"
+                    )
                     dropped.append({"symbol": sym, "reason": reason})
                     continue
                 sym_idx = len(meta)
@@ -108,36 +113,59 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
                             spans[s] += [int(first_target[sel][0]), int(last_target[sel][-1])]
                     row += n
                     sym_rows += n
-                meta.append({"name": sym, "rows": sym_rows, "segments": len(kept),
-                             "first": str(pd.Timestamp(ts_all[kept[0][0]])),
-                             "last": str(pd.Timestamp(ts_all[kept[-1][1] - 1]))})
+                meta.append(
+                    {
+                        "name": sym,
+                        "rows": sym_rows,
+                        "segments": len(kept),
+                        "first": str(pd.Timestamp(ts_all[kept[0][0]])),
+                        "last": str(pd.Timestamp(ts_all[kept[-1][1] - 1])),
+                    }
+                )
             done += len(chunk)
             if progress:
                 progress(done, len(symbols), f"{done}/{len(symbols)} instruments")
         for appender in (feats, stamps, stamps_ts, *wins.values()):
             appender.close()
         if not meta:
-            raise KronosError(f"no instrument has {window} consecutive bars between {d.start_time} and "
-                              f"{d.end_time}; widen the date range or shorten lookback/predict windows")
+            raise KronosError(
+                f"no instrument has {window} consecutive bars between {d.start_time} and "
+                f"{d.end_time}; widen the date range or shorten lookback/predict windows"
+            )
         empty = [s for s in SPLITS if counts[s] == 0]
         if empty:
             raise KronosError(
                 f"no windows fall in the {', '.join(empty)} split(s): "
                 + "; ".join(f"{s}_time_range {getattr(d, f'{s}_time_range')}" for s in empty)
                 + f" lies outside the data ({meta[0]['first'][:10]}..{max(m['last'] for m in meta)[:10]}) or is "
-                  f"shorter than the predict window; adjust the ranges")
+                f"shorter than the predict window; adjust the ranges"
+            )
         manifest = {
-            "format": FORMAT, "version": FORMAT_VERSION, "kronos_cli": __version__,
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "kronos_cli": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "config_hash": dataset_hash(cfg), "data_config": dataclasses.asdict(d),
-            "features": list(FEATURES), "lookback_window": lookback, "predict_window": d.predict_window,
-            "window": window, "clip": d.clip, "rows": row, "missing_rows": missing_rows,
+            "config_hash": dataset_hash(cfg),
+            "data_config": dataclasses.asdict(d),
+            "features": list(FEATURES),
+            "lookback_window": lookback,
+            "predict_window": d.predict_window,
+            "window": window,
+            "clip": d.clip,
+            "rows": row,
+            "missing_rows": missing_rows,
             "short_segments_dropped": short_segments,
-            "symbols": meta, "dropped": dropped,
-            "splits": {s: {"windows": counts[s], "range": getattr(d, f"{s}_time_range"),
-                           "first_target": str(pd.Timestamp(min(spans[s]))) if spans[s] else None,
-                           "last_target": str(pd.Timestamp(max(spans[s]))) if spans[s] else None}
-                       for s in SPLITS},
+            "symbols": meta,
+            "dropped": dropped,
+            "splits": {
+                s: {
+                    "windows": counts[s],
+                    "range": getattr(d, f"{s}_time_range"),
+                    "first_target": str(pd.Timestamp(min(spans[s]))) if spans[s] else None,
+                    "last_target": str(pd.Timestamp(max(spans[s]))) if spans[s] else None,
+                }
+                for s in SPLITS
+            },
             "elapsed_s": round(time.perf_counter() - t0, 2),
         }
         write_json(tmp / MANIFEST, manifest)
@@ -151,5 +179,4 @@ def _warn_overlaps(d) -> None:
         ra, rb = getattr(d, f"{a}_time_range"), getattr(d, f"{b}_time_range")
         lo, hi = max(ra[0], rb[0]), min(ra[1], rb[1])
         if lo <= hi:
-            log.warning("the %s and %s target ranges overlap (%s..%s): windows there are in both splits", a, b,
-                        lo, hi)
+            log.warning("the %s and %s target ranges overlap (%s..%s): windows there are in both splits", a, b, lo, hi)

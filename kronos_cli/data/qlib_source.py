@@ -19,8 +19,10 @@ from kronos_cli.errors import KronosError
 log = logging.getLogger(__name__)
 
 QLIB_FIELDS = ["$open", "$high", "$low", "$close", "$volume"]
-HOW_TO_GET = ("get Qlib's cn_data with `python -m qlib.run.get_data qlib_data --target_dir "
-              "~/.qlib/qlib_data/cn_data --region cn`, or try `kronos demo-data DIR` for a synthetic market")
+HOW_TO_GET = (
+    "get Qlib's cn_data with `python -m qlib.run.get_data qlib_data --target_dir "
+    "~/.qlib/qlib_data/cn_data --region cn`, or try `kronos demo-data DIR` for a synthetic market"
+)
 _initialised: tuple[str, str] | None = None
 
 
@@ -29,8 +31,10 @@ def check_provider(uri: str, freq: str) -> Path:
     if not path.is_dir():
         raise KronosError(f"no Qlib provider directory at {path}; {HOW_TO_GET}")
     if not (path / "calendars" / f"{freq}.txt").is_file() or not any((path / "features").glob("*")):
-        raise KronosError(f"{path} is not a Qlib provider directory with {freq} data (calendars/{freq}.txt and "
-                          f"features/ are missing or empty); {HOW_TO_GET}")
+        raise KronosError(
+            f"{path} is not a Qlib provider directory with {freq} data (calendars/{freq}.txt and "
+            f"features/ are missing or empty); {HOW_TO_GET}"
+        )
     return path
 
 
@@ -41,10 +45,16 @@ def init_qlib(uri: str, region: str) -> None:
         return
     # Qlib's own progress bars (tqdm) and routine warnings would bury ours; its errors still show.
     os.environ.setdefault("TQDM_DISABLE", "1")
-    import qlib
+    import qlib  # lazy: qlib is an optional extra and slow to import
 
-    qlib.init(provider_uri=uri, region=region, logging_level=logging.ERROR, kernels=1,
-              expression_cache=None, dataset_cache=None)
+    qlib.init(
+        provider_uri=uri,
+        region=region,
+        logging_level=logging.ERROR,
+        kernels=1,
+        expression_cache=None,
+        dataset_cache=None,
+    )
     logging.getLogger("qlib").setLevel(logging.WARNING)
     _initialised = (uri, region)
 
@@ -62,7 +72,7 @@ class QlibSource:
         init_qlib(str(self.path), cfg.region)
 
     def symbols(self) -> list[str]:
-        from qlib.data import D
+        from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
         cfg = self.cfg
         if isinstance(cfg.instrument, list):
@@ -72,23 +82,28 @@ class QlibSource:
                 raise KronosError(f"data.instrument lists symbols the provider does not have: {', '.join(missing)}")
             return [s.upper() for s in cfg.instrument]
         if cfg.instrument not in pools(self.path):
-            raise KronosError(f"unknown pool {cfg.instrument!r}: {self.path}/instruments has "
-                              f"{', '.join(pools(self.path)) or 'no pools'}")
+            raise KronosError(
+                f"unknown pool {cfg.instrument!r}: {self.path}/instruments has "
+                f"{', '.join(pools(self.path)) or 'no pools'}"
+            )
         inst = D.instruments(market=cfg.instrument)
-        symbols = D.list_instruments(inst, start_time=cfg.start_time, end_time=cfg.end_time, freq=cfg.freq,
-                                     as_list=True)
+        symbols = D.list_instruments(
+            inst, start_time=cfg.start_time, end_time=cfg.end_time, freq=cfg.freq, as_list=True
+        )
         if not symbols:
-            raise KronosError(f"pool {cfg.instrument!r} has no instruments between {cfg.start_time} and "
-                              f"{cfg.end_time}; check data.start_time/end_time against the provider's calendar")
+            raise KronosError(
+                f"pool {cfg.instrument!r} has no instruments between {cfg.start_time} and "
+                f"{cfg.end_time}; check data.start_time/end_time against the provider's calendar"
+            )
         return sorted(symbols)
 
     def chunks(self, symbols: list[str]) -> Iterator[list[tuple[str, pd.DataFrame]]]:
         """Frames with the six feature columns; amount = `amount_from_volume` (Qlib's cn_data has none)."""
-        from qlib.data import D
+        from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
         cfg = self.cfg
         for i in range(0, len(symbols), cfg.chunk_size):
-            part = symbols[i:i + cfg.chunk_size]
+            part = symbols[i : i + cfg.chunk_size]
             raw = D.features(part, QLIB_FIELDS, start_time=cfg.start_time, end_time=cfg.end_time, freq=cfg.freq)
             raw.columns = list(FEATURES[:5])
             out = []

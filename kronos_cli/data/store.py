@@ -35,8 +35,13 @@ class NpyAppender:
         self.rows += arr.shape[0]
 
     def close(self) -> None:
-        header = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                       "shape": (self.rows, *self.row_shape)}).encode("latin1")
+        header = repr(
+            {
+                "descr": np.lib.format.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": (self.rows, *self.row_shape),
+            }
+        ).encode("latin1")
         pad = _HEADER - 10 - len(header) - 1
         if pad < 0:
             raise ValueError("npy header too long")
@@ -55,8 +60,9 @@ def read_manifest(path: str | os.PathLike) -> dict:
     except json.JSONDecodeError as exc:
         raise KronosError(f"{mf} is corrupt ({exc}); run `kronos prep` again") from exc
     if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise KronosError(f"{directory} is not a kronos dataset of format version {FORMAT_VERSION}; rebuild it "
-                          f"with `kronos prep`")
+        raise KronosError(
+            f"{directory} is not a kronos dataset of format version {FORMAT_VERSION}; rebuild it with `kronos prep`"
+        )
     return manifest
 
 

@@ -41,8 +41,9 @@ class MarketSpec:
 def _calendar(spec: MarketSpec, rng: np.random.Generator) -> pd.DatetimeIndex:
     days = pd.bdate_range(spec.start, spec.end)
     if len(days) < 60:
-        raise KronosError(f"the synthetic market needs at least 60 trading days; {spec.start}..{spec.end} has "
-                          f"{len(days)}")
+        raise KronosError(
+            f"the synthetic market needs at least 60 trading days; {spec.start}..{spec.end} has {len(days)}"
+        )
     holidays = rng.choice(len(days), size=len(days) // 40, replace=False)  # a few closed weekdays
     return days.delete(np.sort(holidays))
 
@@ -64,8 +65,16 @@ def _series_fields(close: np.ndarray, rng: np.random.Generator, base_volume: flo
     vwap = (open_ + high + low + close) / 4
     change = close / prev - 1
     change[0] = 0.0
-    return {"open": open_, "close": close, "high": high, "low": low, "volume": volume, "vwap": vwap,
-            "factor": np.ones(n), "change": change}
+    return {
+        "open": open_,
+        "close": close,
+        "high": high,
+        "low": low,
+        "volume": volume,
+        "vwap": vwap,
+        "factor": np.ones(n),
+        "change": change,
+    }
 
 
 def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force: bool = False) -> Path:
@@ -105,23 +114,27 @@ def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force:
             if i % 7 == 3:  # limit-up days
                 r[rng.choice(n, 3, replace=False)] = LIMIT
             valid = np.zeros(n, dtype=bool)
-            valid[first:last + 1] = True
+            valid[first : last + 1] = True
             if i % 5 == 0 and last - first > 100:  # a suspension of 5 to 20 days
                 s = rng.integers(first + 30, last - 40)
-                valid[s:s + rng.integers(5, 21)] = False
+                valid[s : s + rng.integers(5, 21)] = False
             close = 10 * rng.uniform(0.5, 5) * np.exp(np.cumsum(np.where(valid, np.log1p(r), 0.0)))
             fields = _series_fields(close, rng, rng.uniform(2e6, 2e7))
             sym_dir = tmp / "features" / sym.lower()
             sym_dir.mkdir(parents=True)
             for name in FIELDS:
-                values = np.where(valid, fields[name], np.nan)[first:last + 1]
+                values = np.where(valid, fields[name], np.nan)[first : last + 1]
                 _write_bin(sym_dir / f"{name}.day.bin", first, values)
             spans[sym] = (first, last)
             returns[i] = np.where(valid, r, 0.0)
             alive[i] = valid
 
-        pools = {"all": symbols, "csi300": symbols[: max(3, 2 * spec.stocks // 3)], "csi800": symbols,
-                 "csi1000": symbols}
+        pools = {
+            "all": symbols,
+            "csi300": symbols[: max(3, 2 * spec.stocks // 3)],
+            "csi800": symbols,
+            "csi1000": symbols,
+        }
         for pool, members in pools.items():
             lines = [f"{s}\t{cal[spans[s][0]]:%Y-%m-%d}\t{cal[spans[s][1]]:%Y-%m-%d}" for s in members]
             if pool == "all":  # the benchmark indices are instruments too, as in Qlib's cn_data

@@ -32,11 +32,25 @@ def write_hub(tok: KronosTokenizer, model: Kronos, out: Path, summary: dict[str,
     model.save_pretrained(dirs["model"])
     for name, d in dirs.items():
         cfg = json.loads((d / "config.json").read_text())
-        lines = ["---", "library_name: kronos-cli", "tags: [kronos, time-series, finance, forecasting]", "---", "",
-                 f"# Fine-tuned Kronos {name}", "",
-                 "Written by kronos-cli in the released checkpoint layout (`config.json`, `model.safetensors`); "
-                 "it loads with `from_pretrained` in kronos-cli and in the reference implementation "
-                 "(shiyu-coder/Kronos).", "", "## Configuration", "", "```json", json.dumps(cfg, indent=2), "```", ""]
+        lines = [
+            "---",
+            "library_name: kronos-cli",
+            "tags: [kronos, time-series, finance, forecasting]",
+            "---",
+            "",
+            f"# Fine-tuned Kronos {name}",
+            "",
+            "Written by kronos-cli in the released checkpoint layout (`config.json`, `model.safetensors`); "
+            "it loads with `from_pretrained` in kronos-cli and in the reference implementation "
+            "(shiyu-coder/Kronos).",
+            "",
+            "## Configuration",
+            "",
+            "```json",
+            json.dumps(cfg, indent=2),
+            "```",
+            "",
+        ]
         if summary:
             lines += ["## Training summary", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
         write_text(d / "README.md", "\n".join(lines))
@@ -61,8 +75,15 @@ def quantize(model: Kronos) -> nn.Module:
 
 def write_int8(tok: KronosTokenizer, model: Kronos, path: Path, max_context: int, clip: float) -> Path:
     """Dynamic int8 quantisation of both models' Linear layers, for CPU inference."""
-    data = payload(INT8_FORMAT, tok.config, quantize(tok).state_dict(), model.config, quantize(model).state_dict(),
-                   max_context, clip)
+    data = payload(
+        INT8_FORMAT,
+        tok.config,
+        quantize(tok).state_dict(),
+        model.config,
+        quantize(model).state_dict(),
+        max_context,
+        clip,
+    )
     with atomic_path(path) as tmp:
         torch.save(data, tmp)
     return path
@@ -99,11 +120,12 @@ class ForecastProgram(nn.Module):
             n2 = self.model.decode_s2(context, n1[:, None])[:, -1].argmax(-1)
             s1, s2 = torch.cat([s1, n1[:, None]], 1), torch.cat([s2, n2[:, None]], 1)
         start = max(0, hist + self.pred_len - self.max_context)
-        return self.tok.decode([s1[:, start:], s2[:, start:]], half=True)[:, -self.pred_len:]
+        return self.tok.decode([s1[:, start:], s2[:, start:]], half=True)[:, -self.pred_len :]
 
 
-def write_compiled(tok: KronosTokenizer, model: Kronos, path: Path, lookback: int, pred_len: int,
-                   max_context: int) -> Path:
+def write_compiled(
+    tok: KronosTokenizer, model: Kronos, path: Path, lookback: int, pred_len: int, max_context: int
+) -> Path:
     """A torch.export program with a dynamic batch size (lookback and pred_len are fixed at export)."""
     prog = ForecastProgram(tok.eval(), model.eval(), pred_len, max_context).eval()
     x = torch.zeros(2, lookback, 6)

@@ -31,6 +31,7 @@ FORMATS = ("bundle", "hf", "int8", "compiled")
 TOLERANCE = {"bundle": ("max", 1e-5), "hf": ("max", 1e-5), "compiled": ("max", 1e-4), "int8": ("mean", 0.1)}
 VERIFY_WINDOWS = 16
 
+
 def _sample_windows(cfg: Config, lookback: int, pred_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Held-out test windows of the configured dataset when there is one, else seeded random walks."""
     try:
@@ -38,18 +39,27 @@ def _sample_windows(cfg: Config, lookback: int, pred_len: int) -> tuple[np.ndarr
         if ds.lookback == lookback and ds.window >= lookback + pred_len:
             idx = np.linspace(0, len(ds) - 1, VERIFY_WINDOWS).astype(int)
             x, stamps = ds.__getitems__(idx)
-            return np.ascontiguousarray(x[:, :lookback]), np.ascontiguousarray(stamps[:, :lookback + pred_len])
+            return np.ascontiguousarray(x[:, :lookback]), np.ascontiguousarray(stamps[:, : lookback + pred_len])
     except KronosError:
         pass
     rng = np.random.default_rng(0)
     bars = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (VERIFY_WINDOWS, lookback, 6)), axis=1))
     days = np.arange(lookback + pred_len)
     stamps = np.stack([np.zeros_like(days), np.zeros_like(days), days % 5, days % 28 + 1, days // 28 % 12 + 1], -1)
-    return normalise_lookback(bars.astype(np.float32), cfg.data.clip)[0], np.repeat(stamps[None], VERIFY_WINDOWS, 0).astype(np.int8)
+    return normalise_lookback(bars.astype(np.float32), cfg.data.clip)[0], np.repeat(
+        stamps[None], VERIFY_WINDOWS, 0
+    ).astype(np.int8)
 
 
-def run_export(cfg: Config, out: Path, formats: list[str] | None = None, tokenizer: str | None = None,
-               model: str | None = None, force: bool = False, push_to_hub: str | None = None) -> dict[str, Any]:
+def run_export(
+    cfg: Config,
+    out: Path,
+    formats: list[str] | None = None,
+    tokenizer: str | None = None,
+    model: str | None = None,
+    force: bool = False,
+    push_to_hub: str | None = None,
+) -> dict[str, Any]:
     formats = list(formats or FORMATS)
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
@@ -91,12 +101,27 @@ def run_export(cfg: Config, out: Path, formats: list[str] | None = None, tokeniz
         diff = np.abs(got - reference)
         stat, limit = TOLERANCE[fmt]
         value = diff.max() if stat == "max" else diff.mean()
-        rows.append({"format": fmt, "path": str(path), "bytes": _size(path), "max_abs_diff": float(diff.max()),
-                     "mean_abs_diff": float(diff.mean()), "tolerance": f"{stat} |diff| <= {limit:g}",
-                     "ok": bool(value <= limit)})
-    report: dict[str, Any] = {"out": str(out), "tokenizer": pair.sources["tokenizer"], "predictor": pair.sources["model"],
-                              "verify_windows": int(len(x)), "lookback": look, "pred_len": pred,
-                              "tolerance_units": "normalised (z-score of the lookback)", "artifacts": rows}
+        rows.append(
+            {
+                "format": fmt,
+                "path": str(path),
+                "bytes": _size(path),
+                "max_abs_diff": float(diff.max()),
+                "mean_abs_diff": float(diff.mean()),
+                "tolerance": f"{stat} |diff| <= {limit:g}",
+                "ok": bool(value <= limit),
+            }
+        )
+    report: dict[str, Any] = {
+        "out": str(out),
+        "tokenizer": pair.sources["tokenizer"],
+        "predictor": pair.sources["model"],
+        "verify_windows": int(len(x)),
+        "lookback": look,
+        "pred_len": pred,
+        "tolerance_units": "normalised (z-score of the lookback)",
+        "artifacts": rows,
+    }
     if "int8" in written:
         report["int8"] = _int8_figures(written["int8"], eager, x, stamps, look, pred, pair.weights)
     if push_to_hub and "hf" in written:
@@ -113,11 +138,17 @@ def _reload(fmt: str, path: Path, out: Path, pred: int, ctx: int) -> np.ndarray:
     result = out / f".verify_{fmt}.npy"
     # The compiled program is checked with kronos_cli unimportable, so verify.py runs as a plain script there.
     entry = [verify.__file__] if fmt == "compiled" else ["-m", "kronos_cli.export.verify"]
-    proc = subprocess.run([sys.executable, *entry, fmt, str(path), str(out / "verify_inputs.npz"), str(result),
-                           str(pred), str(ctx)], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, *entry, fmt, str(path), str(out / "verify_inputs.npz"), str(result), str(pred), str(ctx)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"reloading the {fmt} artifact in a fresh process failed: "
-                           f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        raise RuntimeError(
+            f"reloading the {fmt} artifact in a fresh process failed: "
+            f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+        )
     got = np.load(result, allow_pickle=False)
     result.unlink()
     return got
@@ -142,5 +173,11 @@ def _int8_figures(path: Path, eager, x, stamps, look: int, pred: int, weights: t
 
     fp32_bytes = sum(w.stat().st_size for w in weights)
     t32, t8 = timed(eager), timed(quant)
-    return {"bytes": path.stat().st_size, "fp32_bytes": fp32_bytes, "size_ratio": path.stat().st_size / fp32_bytes,
-            "fp32_seconds": t32, "int8_seconds": t8, "cpu_speedup": t32 / t8}
+    return {
+        "bytes": path.stat().st_size,
+        "fp32_bytes": fp32_bytes,
+        "size_ratio": path.stat().st_size / fp32_bytes,
+        "fp32_seconds": t32,
+        "int8_seconds": t8,
+        "cpu_speedup": t32 / t8,
+    }

@@ -20,17 +20,19 @@ def forecast_compiled(path: str, x: np.ndarray, stamps: np.ndarray) -> np.ndarra
         return program(torch.from_numpy(x), torch.from_numpy(stamps).long()).numpy()
 
 
-def forecast_with_library(kind: str, path: str, x: np.ndarray, stamps: np.ndarray, pred_len: int,
-                          max_context: int) -> np.ndarray:
-    # lazy: this module also runs without kronos_cli importable (the compiled check)
-    from kronos_cli.export.artifacts import load_int8
-    from kronos_cli.forecast.predictor import KronosPredictor
+def forecast_with_library(
+    kind: str, path: str, x: np.ndarray, stamps: np.ndarray, pred_len: int, max_context: int
+) -> np.ndarray:
+    # lazy: this module also runs where kronos_cli must not be importable (the compiled check)
+    from kronos_cli.export.artifacts import load_int8  # lazy: see above
+    from kronos_cli.forecast.predictor import KronosPredictor  # lazy: see above
 
     if kind == "bundle":
         predictor = KronosPredictor.from_bundle(path, device="cpu")
     elif kind == "hf":
-        predictor = KronosPredictor.from_pretrained(f"{path}/tokenizer", f"{path}/model", device="cpu",
-                                                    max_context=max_context)
+        predictor = KronosPredictor.from_pretrained(
+            f"{path}/tokenizer", f"{path}/model", device="cpu", max_context=max_context
+        )
     else:
         tok, model, conv = load_int8(path)
         predictor = KronosPredictor(model, tok, device="cpu", max_context=conv["max_context"], clip=conv["clip"])

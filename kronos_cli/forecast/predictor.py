@@ -62,8 +62,14 @@ class SeriesJob:
 class KronosPredictor:
     """Forecast OHLCV bars with a tokenizer and a predictor (the reference's API, plus sample paths)."""
 
-    def __init__(self, model: Kronos, tokenizer: KronosTokenizer, device: str | torch.device | None = None,
-                 max_context: int = DEFAULT_CONTEXT, clip: float = 5):
+    def __init__(
+        self,
+        model: Kronos,
+        tokenizer: KronosTokenizer,
+        device: str | torch.device | None = None,
+        max_context: int = DEFAULT_CONTEXT,
+        clip: float = 5,
+    ):
         check_pair(tokenizer.config, model.config)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -72,8 +78,9 @@ class KronosPredictor:
         self.clip = clip
 
     @classmethod
-    def from_pretrained(cls, tokenizer: str, model: str, device: str | None = None, max_context: int = DEFAULT_CONTEXT,
-                        clip: float = 5) -> KronosPredictor:
+    def from_pretrained(
+        cls, tokenizer: str, model: str, device: str | None = None, max_context: int = DEFAULT_CONTEXT, clip: float = 5
+    ) -> KronosPredictor:
         tok = KronosTokenizer.from_pretrained(tokenizer)
         return cls(Kronos.from_pretrained(model), tok, device, max_context, clip)
 
@@ -91,10 +98,20 @@ class KronosPredictor:
         return generator
 
     @torch.no_grad()
-    def forecast_normalised(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int,
-                            T: float = 1.0, top_k: int = 0, top_p: float = 0.9, sample_count: int = 1,
-                            seed: int | None = None, use_cache: bool = True,
-                            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    def forecast_normalised(
+        self,
+        x: np.ndarray,
+        x_stamp: np.ndarray,
+        y_stamp: np.ndarray,
+        pred_len: int,
+        T: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 0.9,
+        sample_count: int = 1,
+        seed: int | None = None,
+        use_cache: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
         """Forecasts in normalised units: x (B, L, 6) already normalised and clipped -> (B, S, P, 6)."""
         if sample_count < 1:
             raise KronosError(f"sample_count must be >= 1, got {sample_count}")
@@ -106,20 +123,45 @@ class KronosPredictor:
         if use_cache:
             bars = self._generate(x, stamp, pred_len, sample_count, sampler, True, progress)
         else:  # the reference algorithm throughout: paths encoded separately, full recompute per step
-            bars = self._generate(np.repeat(x, sample_count, axis=0), np.repeat(stamp, sample_count, axis=0),
-                                  pred_len, 1, sampler, False, progress)
+            bars = self._generate(
+                np.repeat(x, sample_count, axis=0),
+                np.repeat(stamp, sample_count, axis=0),
+                pred_len,
+                1,
+                sampler,
+                False,
+                progress,
+            )
         return bars.reshape(batch, sample_count, pred_len, -1)
 
-    def _generate(self, x: np.ndarray, stamp: np.ndarray, pred_len: int, sample_count: int | Sequence[int],
-                  sampler: RowSampler, use_cache: bool, progress: Callable[[int, int], None] | None) -> np.ndarray:
+    def _generate(
+        self,
+        x: np.ndarray,
+        stamp: np.ndarray,
+        pred_len: int,
+        sample_count: int | Sequence[int],
+        sampler: RowSampler,
+        use_cache: bool,
+        progress: Callable[[int, int], None] | None,
+    ) -> np.ndarray:
         """Normalised bars x (B, L, 6) and stamps (B, L + P, 5) -> forecast rows (B*S or sum S, P, 6)."""
         dev = self.device
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
         st = torch.from_numpy(np.ascontiguousarray(stamp, dtype=np.float32)).to(dev)
         hist = xt.shape[1]
         s1, s2 = self.tokenizer.encode(xt, half=True)
-        s1, s2 = generate(self.model, s1, s2, st, pred_len, self.max_context, sample_count,
-                          use_cache=use_cache, progress=progress, sampler=sampler)
+        s1, s2 = generate(
+            self.model,
+            s1,
+            s2,
+            st,
+            pred_len,
+            self.max_context,
+            sample_count,
+            use_cache=use_cache,
+            progress=progress,
+            sampler=sampler,
+        )
         start = max(0, hist + pred_len - self.max_context)
         bars = self.tokenizer.decode([s1[:, start:], s2[:, start:]], half=True)[:, -pred_len:]
         return bars.float().cpu().numpy()
@@ -148,32 +190,53 @@ class KronosPredictor:
             rows = self._generate(xn, stamp, pred_len, counts, sampler, True, None)
             offsets = np.cumsum([0, *counts])
             for k, i in enumerate(members):
-                paths = rows[offsets[k]:offsets[k + 1]]
+                paths = rows[offsets[k] : offsets[k + 1]]
                 out[i] = denormalise(paths, mean[k], std[k])
         return out  # type: ignore[return-value]
 
-    def forecast(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int,
-                 **kwargs) -> Forecast:
+    def forecast(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int, **kwargs) -> Forecast:
         """Forecasts of raw bars x (B, L, 6): normalise on the lookback, generate, de-normalise."""
         xn, mean, std = normalise_lookback(np.asarray(x, dtype=np.float32), self.clip)
         out = self.forecast_normalised(xn, x_stamp, y_stamp, pred_len, **kwargs)
         return Forecast(denormalise(out, mean[:, None], std[:, None]))
 
-    def predict(self, df: pd.DataFrame, x_timestamp, y_timestamp, pred_len: int, T: float = 1.0, top_k: int = 0,
-                top_p: float = 0.9, sample_count: int = 1, verbose: bool = True, seed: int | None = None,
-                return_samples: bool = False):
+    def predict(
+        self,
+        df: pd.DataFrame,
+        x_timestamp,
+        y_timestamp,
+        pred_len: int,
+        T: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 0.9,
+        sample_count: int = 1,
+        verbose: bool = True,
+        seed: int | None = None,
+        return_samples: bool = False,
+    ):
         """Forecast one series; a DataFrame of open..amount indexed by `y_timestamp`.
 
         With `return_samples`, returns (mean frame, samples array (sample_count, pred_len, 6)).
         """
-        frames = self.predict_batch([df], [x_timestamp], [y_timestamp], pred_len, T, top_k, top_p, sample_count,
-                                    verbose, seed, return_samples)
+        frames = self.predict_batch(
+            [df], [x_timestamp], [y_timestamp], pred_len, T, top_k, top_p, sample_count, verbose, seed, return_samples
+        )
         return frames[0]
 
-    def predict_batch(self, df_list: Sequence[pd.DataFrame], x_timestamp_list: Sequence,
-                      y_timestamp_list: Sequence, pred_len: int, T: float = 1.0, top_k: int = 0,
-                      top_p: float = 0.9, sample_count: int = 1, verbose: bool = True, seed: int | None = None,
-                      return_samples: bool = False) -> list:
+    def predict_batch(
+        self,
+        df_list: Sequence[pd.DataFrame],
+        x_timestamp_list: Sequence,
+        y_timestamp_list: Sequence,
+        pred_len: int,
+        T: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 0.9,
+        sample_count: int = 1,
+        verbose: bool = True,
+        seed: int | None = None,
+        return_samples: bool = False,
+    ) -> list:
         """Forecast several series of equal history length in one batch (the reference's rules)."""
         if not all(isinstance(v, (list, tuple)) for v in (df_list, x_timestamp_list, y_timestamp_list)):
             raise KronosError("df_list, x_timestamp_list and y_timestamp_list must be lists or tuples")
@@ -198,8 +261,17 @@ class KronosPredictor:
             raise KronosError(f"batch prediction needs series of one history length, got lengths {lengths}")
         # One series keeps its column-major layout, as in the reference's `predict` (see `bars.features`).
         x = xs[0][None] if len(xs) == 1 else np.stack(xs)
-        fc = self.forecast(x, np.stack(xst), np.stack(yst), pred_len, T=T, top_k=top_k, top_p=top_p,
-                           sample_count=sample_count, seed=seed)
+        fc = self.forecast(
+            x,
+            np.stack(xst),
+            np.stack(yst),
+            pred_len,
+            T=T,
+            top_k=top_k,
+            top_p=top_p,
+            sample_count=sample_count,
+            seed=seed,
+        )
         out = []
         for i, yt in enumerate(y_timestamp_list):
             frame = pd.DataFrame(fc.mean[i], columns=list(FEATURES), index=yt)

@@ -29,8 +29,11 @@ class SeriesForecast:
         if len(self.quantiles) < 2:
             return None
         lo, hi = min(self.quantiles), max(self.quantiles)
-        return (f"q{lo:g}-q{hi:g} band", self.table[quantile_column("close", lo)].to_numpy(),
-                self.table[quantile_column("close", hi)].to_numpy())
+        return (
+            f"q{lo:g}-q{hi:g} band",
+            self.table[quantile_column("close", lo)].to_numpy(),
+            self.table[quantile_column("close", hi)].to_numpy(),
+        )
 
 
 def parse_quantiles(text: str | None) -> tuple[float, ...]:
@@ -57,19 +60,30 @@ def choose_lookback(rows: int, lookback: int | None, max_context: int) -> int:
     if lookback < 2:
         raise KronosError(f"--lookback must be at least 2, got {lookback}")
     if lookback > rows:
-        raise KronosError(f"the CSV has {rows} rows, fewer than --lookback {lookback}; lower --lookback or "
-                          f"provide more history")
+        raise KronosError(
+            f"the CSV has {rows} rows, fewer than --lookback {lookback}; lower --lookback or provide more history"
+        )
     if lookback > max_context:
-        log.warning("lookback %d exceeds the model's max_context %d: using the last %d rows", lookback,
-                    max_context, max_context)
+        log.warning(
+            "lookback %d exceeds the model's max_context %d: using the last %d rows", lookback, max_context, max_context
+        )
         return max_context
     return lookback
 
 
-def forecast_series(predictor: KronosPredictor, bars: pd.DataFrame, pred_len: int, lookback: int | None = None,
-                    samples: int = 1, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.9,
-                    seed: int | None = None, quantiles: Sequence[float] = (),
-                    progress: Callable[[int, int], None] | None = None) -> SeriesForecast:
+def forecast_series(
+    predictor: KronosPredictor,
+    bars: pd.DataFrame,
+    pred_len: int,
+    lookback: int | None = None,
+    samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 0.9,
+    seed: int | None = None,
+    quantiles: Sequence[float] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> SeriesForecast:
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
     if samples < 1:
@@ -80,10 +94,18 @@ def forecast_series(predictor: KronosPredictor, bars: pd.DataFrame, pred_len: in
     hist = bars.iloc[-n:].reset_index(drop=True)
     x = prepare_frame(hist)
     future = future_timestamps(hist["timestamps"], pred_len)
-    fc = predictor.forecast(x[None], calendar_features(hist["timestamps"])[None],
-                            calendar_features(future)[None], pred_len,
-                            T=temperature, top_k=top_k, top_p=top_p, sample_count=samples, seed=seed,
-                            progress=progress)
+    fc = predictor.forecast(
+        x[None],
+        calendar_features(hist["timestamps"])[None],
+        calendar_features(future)[None],
+        pred_len,
+        T=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        sample_count=samples,
+        seed=seed,
+        progress=progress,
+    )
     table = pd.DataFrame(fc.mean[0], columns=list(FEATURES))
     for q in quantiles:
         qv = fc.quantile(q)[0]

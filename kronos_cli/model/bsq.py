@@ -22,13 +22,13 @@ class BinarySphericalQuantizer(nn.Module):
         self.register_buffer("basis", 2 ** torch.arange(embed_dim - 1, -1, -1))
         self.register_buffer("group_basis", 2 ** torch.arange(group_size - 1, -1, -1))
         # Every code of one group, most significant bit first, in {-1, +1}: (2^g, g).
-        codes = torch.arange(2 ** group_size).unsqueeze(-1)
+        codes = torch.arange(2**group_size).unsqueeze(-1)
         group_codebook = (torch.remainder(torch.floor_divide(codes, self.group_basis), 2) * 2 - 1).float()
         self.register_buffer("group_codebook", group_codebook, persistent=False)
 
     @property
     def scale(self) -> float:
-        return 1.0 / self.embed_dim ** 0.5
+        return 1.0 / self.embed_dim**0.5
 
     def quantize(self, z: Tensor) -> Tensor:
         """sign(z) with a straight-through gradient, scaled onto the unit sphere."""
@@ -52,8 +52,9 @@ class BinarySphericalQuantizer(nn.Module):
 class BSQuantizer(nn.Module):
     """Normalise, quantise and split the code into the coarse (s1) and fine (s2) token ids."""
 
-    def __init__(self, s1_bits: int, s2_bits: int, beta: float, gamma0: float, gamma: float, zeta: float,
-                 group_size: int):
+    def __init__(
+        self, s1_bits: int, s2_bits: int, beta: float, gamma0: float, gamma: float, zeta: float, group_size: int
+    ):
         super().__init__()
         self.s1_bits, self.s2_bits = s1_bits, s2_bits
         self.codebook_dim = s1_bits + s2_bits
@@ -71,7 +72,7 @@ class BSQuantizer(nn.Module):
         zq = self.bsq.quantize(z)
         loss = self.bsq.loss(z, zq) if with_loss else zq.new_zeros(())
         if half:
-            ids = [self.bits_to_indices(zq[..., : self.s1_bits]), self.bits_to_indices(zq[..., self.s1_bits:])]
+            ids = [self.bits_to_indices(zq[..., : self.s1_bits]), self.bits_to_indices(zq[..., self.s1_bits :])]
         else:
             ids = self.bits_to_indices(zq)
         return loss, zq, ids

@@ -28,17 +28,32 @@ BUNDLE_FORMAT = "kronos-bundle"
 
 def conventions(max_context: int, clip: float) -> dict[str, Any]:
     """What a bundle's user must do to the bars: context, clip, feature and stamp order."""
-    return {"clip": float(clip), "max_context": int(max_context), "features": list(FEATURES),
-            "stamps": list(STAMP_COLUMNS)}
+    return {
+        "clip": float(clip),
+        "max_context": int(max_context),
+        "features": list(FEATURES),
+        "stamps": list(STAMP_COLUMNS),
+    }
 
 
-def payload(fmt: str, tok_cfg: TokenizerConfig, tok_state: dict, model_cfg: PredictorConfig, model_state: dict,
-            max_context: int, clip: float) -> dict[str, Any]:
+def payload(
+    fmt: str,
+    tok_cfg: TokenizerConfig,
+    tok_state: dict,
+    model_cfg: PredictorConfig,
+    model_state: dict,
+    max_context: int,
+    clip: float,
+) -> dict[str, Any]:
     """The dictionary a bundle-like file holds (the int8 export uses it with quantised state dicts)."""
-    return {"format": fmt, "version": 1, "kronos_cli": __version__,
-            "tokenizer": {"config": dataclasses.asdict(tok_cfg), "state_dict": tok_state},
-            "model": {"config": dataclasses.asdict(model_cfg), "state_dict": model_state},
-            "normalisation": conventions(max_context, clip)}
+    return {
+        "format": fmt,
+        "version": 1,
+        "kronos_cli": __version__,
+        "tokenizer": {"config": dataclasses.asdict(tok_cfg), "state_dict": tok_state},
+        "model": {"config": dataclasses.asdict(model_cfg), "state_dict": model_state},
+        "normalisation": conventions(max_context, clip),
+    }
 
 
 def write_bundle(tok: KronosTokenizer, model: Kronos, path: Path, max_context: int, clip: float) -> Path:

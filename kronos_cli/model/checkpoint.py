@@ -33,11 +33,14 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     if path.is_dir():
         return path
     if path.exists():
-        raise KronosError(f"{name} is a file; pass the checkpoint directory that holds {CONFIG_NAME} and "
-                          f"{WEIGHTS_NAME}")
+        raise KronosError(
+            f"{name} is a file; pass the checkpoint directory that holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
     if name.startswith((".", "~")) or not _HUB_ID.match(name):
-        raise KronosError(f"no checkpoint directory at {name} (taken for a local path); check the path, or pass a "
-                          f"Hugging Face Hub id such as NeoQuasar/Kronos-small")
+        raise KronosError(
+            f"no checkpoint directory at {name} (taken for a local path); check the path, or pass a "
+            f"Hugging Face Hub id such as NeoQuasar/Kronos-small"
+        )
     return _download(name)
 
 
@@ -77,8 +80,10 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(weights))
         except Exception as exc:
-            raise KronosError(f"{weights} is not a readable safetensors file ({exc}); the download or copy is "
-                              f"probably truncated: delete it and fetch the checkpoint again") from exc
+            raise KronosError(
+                f"{weights} is not a readable safetensors file ({exc}); the download or copy is "
+                f"probably truncated: delete it and fetch the checkpoint again"
+            ) from exc
     legacy = directory / LEGACY_WEIGHTS_NAME
     if legacy.is_file():
         try:
@@ -99,8 +104,10 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
             if keys:
                 parts.append(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
-        raise KronosError(f"weights in {source} do not fit its config.json ({'; '.join(parts)}); "
-                          f"the checkpoint is corrupt or its config was edited")
+        raise KronosError(
+            f"weights in {source} do not fit its config.json ({'; '.join(parts)}); "
+            f"the checkpoint is corrupt or its config was edited"
+        )
     model.load_state_dict(state, strict=True)
 
 

@@ -93,8 +93,9 @@ class Preset:
     hub_id: str | None = None
 
 
-_TINY_TOKENIZER = TokenizerConfig(d_model=32, n_heads=2, ff_dim=64, n_enc_layers=2, n_dec_layers=2,
-                                  s1_bits=4, s2_bits=4, group_size=4)
+_TINY_TOKENIZER = TokenizerConfig(
+    d_model=32, n_heads=2, ff_dim=64, n_enc_layers=2, n_dec_layers=2, s1_bits=4, s2_bits=4, group_size=4
+)
 _BASE_TOKENIZER = TokenizerConfig()
 
 TOKENIZER_PRESETS: dict[str, Preset] = {
@@ -104,18 +105,35 @@ TOKENIZER_PRESETS: dict[str, Preset] = {
 }
 
 PREDICTOR_PRESETS: dict[str, Preset] = {
-    "tiny": Preset(PredictorConfig(s1_bits=4, s2_bits=4, n_layers=2, d_model=32, n_heads=2, ff_dim=64,
-                                   ffn_dropout_p=0.0, attn_dropout_p=0.0, resid_dropout_p=0.0,
-                                   token_dropout_p=0.0), DEFAULT_CONTEXT),
+    "tiny": Preset(
+        PredictorConfig(
+            s1_bits=4,
+            s2_bits=4,
+            n_layers=2,
+            d_model=32,
+            n_heads=2,
+            ff_dim=64,
+            ffn_dropout_p=0.0,
+            attn_dropout_p=0.0,
+            resid_dropout_p=0.0,
+            token_dropout_p=0.0,
+        ),
+        DEFAULT_CONTEXT,
+    ),
     "mini": Preset(PredictorConfig(n_layers=4, d_model=256, n_heads=4, ff_dim=512), 2048, "NeoQuasar/Kronos-mini"),
     "small": Preset(PredictorConfig(), DEFAULT_CONTEXT, "NeoQuasar/Kronos-small"),
-    "base": Preset(PredictorConfig(n_layers=12, d_model=832, n_heads=16, ff_dim=2048), DEFAULT_CONTEXT,
-                   "NeoQuasar/Kronos-base"),
+    "base": Preset(
+        PredictorConfig(n_layers=12, d_model=832, n_heads=16, ff_dim=2048), DEFAULT_CONTEXT, "NeoQuasar/Kronos-base"
+    ),
 }
 
 # Which tokenizer each predictor preset was released with.
-PAIRED_TOKENIZER = {"tiny": "tokenizer-tiny", "mini": "tokenizer-2k", "small": "tokenizer-base",
-                    "base": "tokenizer-base"}
+PAIRED_TOKENIZER = {
+    "tiny": "tokenizer-tiny",
+    "mini": "tokenizer-2k",
+    "small": "tokenizer-base",
+    "base": "tokenizer-base",
+}
 
 
 def preset(name: str) -> Preset:

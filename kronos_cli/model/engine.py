@@ -29,8 +29,8 @@ class LayerKV:
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         end = self.length + k.shape[-2]
-        self.k[:, :, self.length:end] = k
-        self.v[:, :, self.length:end] = v
+        self.k[:, :, self.length : end] = k
+        self.v[:, :, self.length : end] = v
         self.length = end
         return self.k[:, :, :end], self.v[:, :, :end]
 
@@ -60,6 +60,7 @@ class KVCache:
 
     def repeat_interleave(self, n: int | Tensor) -> KVCache:
         """The cache of each row repeated n times (row i becomes rows i*n .. i*n+n-1); n may vary per row."""
+
         def rep(s: LayerKV) -> LayerKV:
             out = LayerKV(s.k.repeat_interleave(n, 0), s.v.repeat_interleave(n, 0))
             out.length = s.length
@@ -104,8 +105,9 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
-def decode_one_token(model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor,
-                     weights: DecodeWeights | None = None) -> Tensor:
+def decode_one_token(
+    model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor, weights: DecodeWeights | None = None
+) -> Tensor:
     """Append one token per row (B,) with its stamp (B, 5); returns the next s1 logits (B, V1)."""
     if weights is None:
         return prefill(model, cache, s1[:, None], s2[:, None], stamp[:, None])
@@ -135,8 +137,9 @@ def s2_logits(model: Kronos, cache: KVCache, s1_next: Tensor) -> Tensor:
     return model.head.cond_forward(model.dep_layer.norm(cache.h_last[:, None] + attn))[:, 0]
 
 
-def _full_recompute_step(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor,
-                         draw: RowSampler) -> tuple[Tensor, Tensor]:
+def _full_recompute_step(
+    model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, draw: RowSampler
+) -> tuple[Tensor, Tensor]:
     """One step of the reference algorithm: the whole window through the model, logits at every position."""
     s1_logits, context = model.decode_s1(s1, s2, stamp)
     s1_next = draw(s1_logits[:, -1])
@@ -145,11 +148,20 @@ def _full_recompute_step(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor,
 
 
 @torch.no_grad()
-def generate(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, pred_len: int, max_context: int,
-             sample_count: int | Sequence[int] = 1, params: SamplingParams = SamplingParams(),
-             generator: torch.Generator | None = None, use_cache: bool = True,
-             progress: Callable[[int, int], None] | None = None,
-             sampler: RowSampler | None = None) -> tuple[Tensor, Tensor]:
+def generate(
+    model: Kronos,
+    s1: Tensor,
+    s2: Tensor,
+    stamp: Tensor,
+    pred_len: int,
+    max_context: int,
+    sample_count: int | Sequence[int] = 1,
+    params: SamplingParams = SamplingParams(),
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    sampler: RowSampler | None = None,
+) -> tuple[Tensor, Tensor]:
     """Extend each history by `pred_len` tokens, `sample_count` times.
 
     Args:
@@ -187,14 +199,18 @@ def generate(model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, pred_len: int
     cache: KVCache | None = None
     logits: Tensor | None = None  # next s1 logits when the cache is current
     plain = isinstance(model.transformer[0].self_attn.q_proj.weight, torch.Tensor)  # not an int8-quantised copy
-    weights = (DecodeWeights(model, min(total, max_context))
-               if use_cache and pred_len > 1 and not model.training and plain else None)
+    weights = (
+        DecodeWeights(model, min(total, max_context))
+        if use_cache and pred_len > 1 and not model.training and plain
+        else None
+    )
     for i in range(pred_len):
         cur = hist + i
         start = max(0, cur - max_context)
         if not use_cache:
-            s1_next, s2_next = _full_recompute_step(model, seq_s1[:, start:cur], seq_s2[:, start:cur],
-                                                    stamps[:, start:cur], draw)
+            s1_next, s2_next = _full_recompute_step(
+                model, seq_s1[:, start:cur], seq_s2[:, start:cur], stamps[:, start:cur], draw
+            )
         else:
             if logits is None:
                 if cache is None:

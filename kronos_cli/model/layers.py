@@ -149,8 +149,15 @@ class CrossAttention(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm block: x + attn(norm1 x), then x + ffn(norm2 x)."""
 
-    def __init__(self, d_model: int, n_heads: int, ff_dim: int, ffn_dropout_p: float = 0.0,
-                 attn_dropout_p: float = 0.0, resid_dropout_p: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        ff_dim: int,
+        ffn_dropout_p: float = 0.0,
+        attn_dropout_p: float = 0.0,
+        resid_dropout_p: float = 0.0,
+    ):
         super().__init__()
         self.norm1 = RMSNorm(d_model)
         self.self_attn = SelfAttention(d_model, n_heads, attn_dropout_p, resid_dropout_p)
@@ -168,8 +175,8 @@ class HierarchicalEmbedding(nn.Module):
     def __init__(self, s1_bits: int, s2_bits: int, d_model: int):
         super().__init__()
         self.d_model = d_model
-        self.emb_s1 = nn.Embedding(2 ** s1_bits, d_model)
-        self.emb_s2 = nn.Embedding(2 ** s2_bits, d_model)
+        self.emb_s1 = nn.Embedding(2**s1_bits, d_model)
+        self.emb_s2 = nn.Embedding(2**s2_bits, d_model)
         self.fusion_proj = nn.Linear(2 * d_model, d_model)
 
     def forward(self, s1_ids: Tensor, s2_ids: Tensor) -> Tensor:
@@ -229,8 +236,8 @@ class DependencyAwareLayer(nn.Module):
 class DualHead(nn.Module):
     def __init__(self, s1_bits: int, s2_bits: int, d_model: int):
         super().__init__()
-        self.proj_s1 = nn.Linear(d_model, 2 ** s1_bits)
-        self.proj_s2 = nn.Linear(d_model, 2 ** s2_bits)
+        self.proj_s1 = nn.Linear(d_model, 2**s1_bits)
+        self.proj_s2 = nn.Linear(d_model, 2**s2_bits)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj_s1(x)

@@ -10,8 +10,15 @@ from torch import Tensor, nn
 
 from kronos_cli.model.checkpoint import PretrainedMixin
 from kronos_cli.model.config import PredictorConfig
-from kronos_cli.model.layers import (DependencyAwareLayer, DualHead, HierarchicalEmbedding, KVSlot, RMSNorm,
-                                     TemporalEmbedding, TransformerBlock)
+from kronos_cli.model.layers import (
+    DependencyAwareLayer,
+    DualHead,
+    HierarchicalEmbedding,
+    KVSlot,
+    RMSNorm,
+    TemporalEmbedding,
+    TransformerBlock,
+)
 
 
 class Kronos(PretrainedMixin, nn.Module):
@@ -24,10 +31,12 @@ class Kronos(PretrainedMixin, nn.Module):
         self.embedding = HierarchicalEmbedding(c.s1_bits, c.s2_bits, c.d_model)
         self.time_emb = TemporalEmbedding(c.d_model, c.learn_te)
         self.token_drop = nn.Dropout(c.token_dropout_p)
-        self.transformer = nn.ModuleList([
-            TransformerBlock(c.d_model, c.n_heads, c.ff_dim, c.ffn_dropout_p, c.attn_dropout_p, c.resid_dropout_p)
-            for _ in range(c.n_layers)
-        ])
+        self.transformer = nn.ModuleList(
+            [
+                TransformerBlock(c.d_model, c.n_heads, c.ff_dim, c.ffn_dropout_p, c.attn_dropout_p, c.resid_dropout_p)
+                for _ in range(c.n_layers)
+            ]
+        )
         self.norm = RMSNorm(c.d_model)
         self.dep_layer = DependencyAwareLayer(c.d_model)
         self.head = DualHead(c.s1_bits, c.s2_bits, c.d_model)
@@ -40,10 +49,11 @@ class Kronos(PretrainedMixin, nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding) and module.weight.requires_grad:
             # Frozen sinusoidal time tables keep their values.
-            nn.init.normal_(module.weight, mean=0, std=self.d_model ** -0.5)
+            nn.init.normal_(module.weight, mean=0, std=self.d_model**-0.5)
 
-    def hidden(self, s1_ids: Tensor, s2_ids: Tensor, stamp: Tensor | None = None,
-               kv: Sequence[KVSlot] | None = None) -> Tensor:
+    def hidden(
+        self, s1_ids: Tensor, s2_ids: Tensor, stamp: Tensor | None = None, kv: Sequence[KVSlot] | None = None
+    ) -> Tensor:
         """Normalised hidden states (B, T, d_model); with `kv`, the tokens continue the cached ones."""
         x = self.embedding(s1_ids, s2_ids)
         if stamp is not None:
@@ -53,9 +63,16 @@ class Kronos(PretrainedMixin, nn.Module):
             x = layer(x, None if kv is None else kv[i])
         return self.norm(x)
 
-    def forward(self, s1_ids: Tensor, s2_ids: Tensor, stamp: Tensor | None = None, padding_mask: Tensor | None = None,
-                use_teacher_forcing: bool = False, s1_targets: Tensor | None = None,
-                causal_dep: bool | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        s1_ids: Tensor,
+        s2_ids: Tensor,
+        stamp: Tensor | None = None,
+        padding_mask: Tensor | None = None,
+        use_teacher_forcing: bool = False,
+        s1_targets: Tensor | None = None,
+        causal_dep: bool | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """s1 and s2 logits (B, T, vocab).
 
         s2 is conditioned on `s1_targets` with teacher forcing, else on s1 ids sampled from the s1 logits.

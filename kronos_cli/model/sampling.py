@@ -62,8 +62,13 @@ def race(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return (probs / q).argmax(dim=-1)
 
 
-def sample(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           generator: torch.Generator | None = None) -> Tensor:
+def sample(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Draw one token id per row of logits (B, V) -> (B,). top_k == 1 is greedy and deterministic."""
     if top_k == 1:
         return logits.argmax(dim=-1)
@@ -80,8 +85,9 @@ class RowSampler:
     spanning all rows this is exactly `sample`.
     """
 
-    def __init__(self, counts: Sequence[int], params: Sequence[SamplingParams],
-                 generators: Sequence[torch.Generator | None]):
+    def __init__(
+        self, counts: Sequence[int], params: Sequence[SamplingParams], generators: Sequence[torch.Generator | None]
+    ):
         if not len(counts) == len(params) == len(generators):
             raise ValueError("counts, params and generators need one entry per series")
         self.groups, start = [], 0
@@ -98,6 +104,7 @@ class RowSampler:
     def _tensors(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Per-row temperature (R, 1), top_k (R,), top_p (R,) and the greedy mask (R,)."""
         if self._per_row is None or self._per_row[0].device != device:
+
             def per_row(value) -> list:
                 return [value(p) for _, n, p, _ in self.groups for _ in range(n)]
 
@@ -117,6 +124,6 @@ class RowSampler:
         noise = torch.ones_like(probs)
         for start, n, p, g in self.groups:
             if p.top_k != 1:  # greedy series draw nothing, as in `sample`
-                noise[start:start + n].exponential_(1, generator=g)
+                noise[start : start + n].exponential_(1, generator=g)
         drawn = (probs / noise).argmax(dim=-1)
         return torch.where(greedy, logits.argmax(dim=-1), drawn)

@@ -21,8 +21,9 @@ class KronosTokenizer(PretrainedMixin, nn.Module):
         self.codebook_dim = c.s1_bits + c.s2_bits
 
         def block() -> TransformerBlock:
-            return TransformerBlock(c.d_model, c.n_heads, c.ff_dim, c.ffn_dropout_p, c.attn_dropout_p,
-                                    c.resid_dropout_p)
+            return TransformerBlock(
+                c.d_model, c.n_heads, c.ff_dim, c.ffn_dropout_p, c.attn_dropout_p, c.resid_dropout_p
+            )
 
         self.embed = nn.Linear(c.d_in, c.d_model)
         self.head = nn.Linear(c.d_model, c.d_in)
@@ -71,7 +72,7 @@ class KronosTokenizer(PretrainedMixin, nn.Module):
             bits = torch.cat(parts, dim=-1)
         else:
             bits = self._unpack(ids, self.codebook_dim)
-        return (bits.float() * 2 - 1) * (1.0 / self.codebook_dim ** 0.5)
+        return (bits.float() * 2 - 1) * (1.0 / self.codebook_dim**0.5)
 
     @staticmethod
     def _unpack(ids: Tensor, n_bits: int) -> Tensor:

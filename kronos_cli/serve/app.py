@@ -16,20 +16,30 @@ from starlette.exceptions import HTTPException
 
 from kronos_cli import __version__
 from kronos_cli.errors import KronosError
-from kronos_cli.serve.schema import (BatchRequest, BatchResponse, ErrorResponse, ForecastRequest, ForecastResponse,
-                                     field_path)
+from kronos_cli.serve.schema import (
+    BatchRequest,
+    BatchResponse,
+    ErrorResponse,
+    ForecastRequest,
+    ForecastResponse,
+    field_path,
+)
 from kronos_cli.serve.service import ForecastService, RequestError
 
 log = logging.getLogger(__name__)
 MAX_LISTED_ERRORS = 20
 
 
-def error_response(status: int, errors: list[tuple[str | None, str]], headers: dict[str, str] | None = None
-                   ) -> JSONResponse:
+def error_response(
+    status: int, errors: list[tuple[str | None, str]], headers: dict[str, str] | None = None
+) -> JSONResponse:
     """`{"error": "field: message", "field": ..., "errors": [...]}` for the first of `errors`."""
     field, message = errors[0]
-    body = {"error": f"{field}: {message}" if field else message, "field": field,
-            "errors": [{"field": f or "", "message": m} for f, m in errors[:MAX_LISTED_ERRORS]]}
+    body = {
+        "error": f"{field}: {message}" if field else message,
+        "field": field,
+        "errors": [{"field": f or "", "message": m} for f, m in errors[:MAX_LISTED_ERRORS]],
+    }
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -65,8 +75,13 @@ class BodyLimit:
                 chunks.append(chunk)
             more = message.get("more_body", False) and not (too_big and size > drain_cap)
         if too_big:
-            return await self._reject(scope, receive, send, 413, f"request body exceeds this server's limit of "
-                                                                 f"{self.limit} bytes (--max-body-bytes)")
+            return await self._reject(
+                scope,
+                receive,
+                send,
+                413,
+                f"request body exceeds this server's limit of {self.limit} bytes (--max-body-bytes)",
+            )
         body, sent = b"".join(chunks), False
 
         async def replay() -> dict[str, Any]:
@@ -89,8 +104,9 @@ def _validation_errors(exc: RequestValidationError) -> list[tuple[str | None, st
     return out or [("body", "invalid request")]
 
 
-def create_app(service: ForecastService, token: str | None = None,
-               on_ready: Callable[[], None] | None = None) -> FastAPI:
+def create_app(
+    service: ForecastService, token: str | None = None, on_ready: Callable[[], None] | None = None
+) -> FastAPI:
     """The API over `service`; with `token`, /v1 routes need `Authorization: Bearer <token>`."""
 
     @asynccontextmanager
@@ -101,9 +117,13 @@ def create_app(service: ForecastService, token: str | None = None,
         yield
         await service.stop()
 
-    app = FastAPI(title="Kronos forecasting service", version=__version__, lifespan=lifespan,
-                  description="Forecast OHLCV bars with a (fine-tuned) Kronos model. Concurrent requests are "
-                              "batched onto the model; a seeded request gives the same answer alone or batched.")
+    app = FastAPI(
+        title="Kronos forecasting service",
+        version=__version__,
+        lifespan=lifespan,
+        description="Forecast OHLCV bars with a (fine-tuned) Kronos model. Concurrent requests are "
+        "batched onto the model; a seeded request gives the same answer alone or batched.",
+    )
     app.add_middleware(BodyLimit, limit=service.limits.max_body_bytes)
     bearer = HTTPBearer(auto_error=False, description="Set when the server runs with --token-env.")
 
@@ -111,8 +131,11 @@ def create_app(service: ForecastService, token: str | None = None,
         if token is None:
             return
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token; send the header `Authorization: Bearer <token>`",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "missing or wrong bearer token; send the header `Authorization: Bearer <token>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -136,8 +159,7 @@ def create_app(service: ForecastService, token: str | None = None,
     @app.exception_handler(Exception)
     async def _failure(_request: Request, exc: Exception) -> JSONResponse:
         log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-        return error_response(500, [(None, f"forecast failed ({type(exc).__name__}: {exc}); the server keeps "
-                                           f"running")])
+        return error_response(500, [(None, f"forecast failed ({type(exc).__name__}: {exc}); the server keeps running")])
 
     errors = {401: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorise)], responses=errors)
@@ -162,4 +184,3 @@ def create_app(service: ForecastService, token: str | None = None,
 
     app.include_router(v1)
     return app
-

@@ -46,17 +46,26 @@ class BatchStats:
         self.sizes[size] = self.sizes.get(size, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"batches": self.batches, "items": self.items, "failed_items": self.failed_items,
-                "largest_batch": self.largest,
-                "mean_batch": round(self.items / self.batches, 3) if self.batches else 0.0,
-                "batch_sizes": {str(k): v for k, v in sorted(self.sizes.items())}}
+        return {
+            "batches": self.batches,
+            "items": self.items,
+            "failed_items": self.failed_items,
+            "largest_batch": self.largest,
+            "mean_batch": round(self.items / self.batches, 3) if self.batches else 0.0,
+            "batch_sizes": {str(k): v for k, v in sorted(self.sizes.items())},
+        }
 
 
 class DynamicBatcher(Generic[T, R]):
     """Collects submitted items into batches for `run(items) -> results` (one result per item, in order)."""
 
-    def __init__(self, run: Callable[[list[T]], Sequence[R]], max_batch: int, max_wait_s: float,
-                 weight: Callable[[T], int] = lambda _item: 1):
+    def __init__(
+        self,
+        run: Callable[[list[T]], Sequence[R]],
+        max_batch: int,
+        max_wait_s: float,
+        weight: Callable[[T], int] = lambda _item: 1,
+    ):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self._run, self.max_batch, self.max_wait_s = run, max_batch, max(0.0, max_wait_s)
@@ -147,8 +156,9 @@ class DynamicBatcher(Generic[T, R]):
         except Exception as exc:
             if len(items) == 1:
                 return [(False, exc)]
-            log.warning("a batch of %d failed (%s: %s); running its items one by one", len(items),
-                        type(exc).__name__, exc)
+            log.warning(
+                "a batch of %d failed (%s: %s); running its items one by one", len(items), type(exc).__name__, exc
+            )
         out: list[tuple[bool, Any]] = []
         for it in items:
             try:

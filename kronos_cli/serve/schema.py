@@ -16,8 +16,10 @@ class Bar(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timestamp: datetime = Field(validation_alias=AliasChoices("timestamp", "timestamps", "date", "datetime"),
-                                description="ISO 8601 date or date-time; bars must be strictly increasing.")
+    timestamp: datetime = Field(
+        validation_alias=AliasChoices("timestamp", "timestamps", "date", "datetime"),
+        description="ISO 8601 date or date-time; bars must be strictly increasing.",
+    )
     open: Finite
     high: Finite
     low: Finite
@@ -33,15 +35,17 @@ class ForecastRequest(BaseModel):
 
     bars: list[Bar] = Field(description="The history, oldest first; the last max_context bars are used.")
     pred_len: int = Field(ge=1, description="Bars to forecast (at most the server's max_pred_len).")
-    lookback: int | None = Field(None, ge=2, description="Use only the last `lookback` bars [default: all, up "
-                                                          "to the model's max_context].")
+    lookback: int | None = Field(
+        None, ge=2, description="Use only the last `lookback` bars [default: all, up to the model's max_context]."
+    )
     temperature: float = Field(1.0, gt=0, le=100, allow_inf_nan=False)
     top_p: float = Field(0.9, gt=0, le=1, allow_inf_nan=False, description="Nucleus sampling threshold.")
     top_k: int = Field(0, ge=0, description="Top-k sampling (0 = off, 1 = greedy).")
     samples: int = Field(1, ge=1, description="Sample paths; the forecast is their mean.")
     seed: int | None = Field(None, ge=0, lt=2**63, description="Seed for a reproducible forecast.")
-    quantiles: list[Quantile] = Field(default_factory=list, max_length=99,
-                                      description="Quantiles of the sample paths to return, e.g. [0.1, 0.9].")
+    quantiles: list[Quantile] = Field(
+        default_factory=list, max_length=99, description="Quantiles of the sample paths to return, e.g. [0.1, 0.9]."
+    )
 
 
 class BatchRequest(BaseModel):
@@ -63,8 +67,9 @@ class ForecastBar(BaseModel):
 class ForecastResponse(BaseModel):
     bars: list[ForecastBar] = Field(description="The mean of the sample paths.")
     quantiles: dict[str, list[ForecastBar]] = Field(
-        default_factory=dict, description="Per requested quantile (its number as the key), bars of that quantile "
-                                          "of the sample paths.")
+        default_factory=dict,
+        description="Per requested quantile (its number as the key), bars of that quantile of the sample paths.",
+    )
     lookback: int = Field(description="History bars the forecast used.")
     pred_len: int
     samples: int

@@ -34,8 +34,10 @@ class ModelSource:
         if self.bundle is not None and (self.tokenizer or self.model):
             raise KronosError("pass either --bundle or --tokenizer/--model, not both")
         if self.bundle is None and not (self.tokenizer and self.model):
-            raise KronosError("say what to serve: --tokenizer and --model (Hub ids or checkpoint directories), "
-                              "--bundle FILE from `kronos export`, or -c CONFIG for a run's fine-tuned models")
+            raise KronosError(
+                "say what to serve: --tokenizer and --model (Hub ids or checkpoint directories), "
+                "--bundle FILE from `kronos export`, or -c CONFIG for a run's fine-tuned models"
+            )
         pair = load_pair(None, self.tokenizer, self.model, self.bundle)
         max_context = None if self.bundle is not None else self.max_context  # a bundle carries its own
         return pair.predictor(device, max_context), {k: pair.sources[k] for k in ("tokenizer", "model")}
@@ -57,31 +59,40 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise KronosError(f"--host {host} cannot be resolved ({exc.strerror}); use an address such as 127.0.0.1"
-                          ) from None
+        raise KronosError(
+            f"--host {host} cannot be resolved ({exc.strerror}); use an address such as 127.0.0.1"
+        ) from None
     family, _, _, _, address = infos[0]
     try:
         return socket.create_server(address, family=family, backlog=2048)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise KronosError(f"port {port} on {host} is already in use; stop what uses it or pick another --port"
-                              ) from None
+            raise KronosError(
+                f"port {port} on {host} is already in use; stop what uses it or pick another --port"
+            ) from None
         if exc.errno in (errno.EACCES, errno.EPERM):
-            raise KronosError(f"no permission to listen on {host}:{port}; ports below 1024 need privileges, pick "
-                              f"another --port") from None
+            raise KronosError(
+                f"no permission to listen on {host}:{port}; ports below 1024 need privileges, pick another --port"
+            ) from None
         if exc.errno == errno.EADDRNOTAVAIL:
             raise KronosError(f"--host {host} is not an address of this machine") from None
         raise
 
 
-def serve(service: ForecastService, sock: socket.socket, token: str | None = None, access_log: bool = True,
-          on_ready: Callable[[str], None] | None = None) -> None:
+def serve(
+    service: ForecastService,
+    sock: socket.socket,
+    token: str | None = None,
+    access_log: bool = True,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
     """Serve until interrupted (SIGINT/SIGTERM end it gracefully)."""
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     app = create_app(service, token, on_ready=(lambda: on_ready(url)) if on_ready else None)
-    config = uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="on", server_header=False,
-                            timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app, log_config=None, access_log=access_log, lifespan="on", server_header=False, timeout_graceful_shutdown=10
+    )
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     if not server.started:

@@ -70,16 +70,20 @@ def _timestamps(req: ForecastRequest, where: str) -> tuple[np.ndarray, tzinfo | 
     naive = []
     for i, t in enumerate(stamps):
         if (t.tzinfo is None) != (tz is None):
-            raise RequestError(f"{where}bars[{i}].timestamp", "mixes timezone-aware and naive timestamps; give "
-                                                              "every bar an offset or none")
+            raise RequestError(
+                f"{where}bars[{i}].timestamp",
+                "mixes timezone-aware and naive timestamps; give every bar an offset or none",
+            )
         naive.append(t.astimezone(tz).replace(tzinfo=None) if tz is not None else t)
     wall = np.array(naive, dtype="datetime64[us]")  # a parsed datetime carries no finer resolution
     diffs = np.diff(wall.astype(np.int64))
     if (diffs <= 0).any():
         row = int(np.argmax(diffs <= 0)) + 1
         what = "duplicates the bar before it" if diffs[row - 1] == 0 else "is earlier than the bar before it"
-        raise RequestError(f"{where}bars[{row}].timestamp", f"{pd.Timestamp(wall[row])} {what}; bars must be "
-                                                           f"sorted by time with no duplicates")
+        raise RequestError(
+            f"{where}bars[{row}].timestamp",
+            f"{pd.Timestamp(wall[row])} {what}; bars must be sorted by time with no duplicates",
+        )
     return wall, tz
 
 
@@ -90,8 +94,9 @@ def _optional_column(req: ForecastRequest, name: str, where: str) -> np.ndarray 
         return None
     if any(missing):
         row = missing.index(True)
-        raise RequestError(f"{where}bars[{row}].{name}", f"missing while other bars give {name}; give it for "
-                                                         f"every bar or for none")
+        raise RequestError(
+            f"{where}bars[{row}].{name}", f"missing while other bars give {name}; give it for every bar or for none"
+        )
     return np.array(values, dtype=np.float64)
 
 
@@ -101,11 +106,13 @@ def prepare(req: ForecastRequest, limits: Limits, max_context: int, where: str =
     if n < limits.min_bars:
         raise RequestError(f"{where}bars", f"{n} bar(s) given; the server needs at least {limits.min_bars}")
     if req.pred_len > limits.max_pred_len:
-        raise RequestError(f"{where}pred_len", f"{req.pred_len} is above this server's limit of "
-                                               f"{limits.max_pred_len} (--max-pred-len)")
+        raise RequestError(
+            f"{where}pred_len", f"{req.pred_len} is above this server's limit of {limits.max_pred_len} (--max-pred-len)"
+        )
     if req.samples > limits.max_samples:
-        raise RequestError(f"{where}samples", f"{req.samples} is above this server's limit of {limits.max_samples} "
-                                              f"(--max-samples)")
+        raise RequestError(
+            f"{where}samples", f"{req.samples} is above this server's limit of {limits.max_samples} (--max-samples)"
+        )
     if req.lookback is not None and req.lookback > n:
         raise RequestError(f"{where}lookback", f"{req.lookback} is more than the {n} bars given")
     wall, tz = _timestamps(req, where)
@@ -137,14 +144,22 @@ def _bars_json(stamps: list[str], values: np.ndarray) -> list[dict[str, Any]]:
 def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
     """The JSON answer (see `ForecastResponse`) for sample paths (S, P, 6) of a prepared request."""
     if not np.isfinite(paths).all():  # float32 normalisation overflows for values beyond about 1e19
-        raise RequestError(f"{p.where}bars", "the forecast overflowed float32: the values are too large to "
-                                             "normalise; scale them down (e.g. volume in lots, amount in thousands)")
+        raise RequestError(
+            f"{p.where}bars",
+            "the forecast overflowed float32: the values are too large to "
+            "normalise; scale them down (e.g. volume in lots, amount in thousands)",
+        )
     future = p.future.tz_localize(p.tz) if p.tz is not None else p.future
     stamps = [t.isoformat() for t in future]
     req = p.request
-    return {"bars": _bars_json(stamps, paths.mean(axis=0)),
-            "quantiles": {quantile_key(q): _bars_json(stamps, np.quantile(paths, q, axis=0)) for q in req.quantiles},
-            "lookback": len(p.job.x), "pred_len": req.pred_len, "samples": req.samples, "seed": req.seed}
+    return {
+        "bars": _bars_json(stamps, paths.mean(axis=0)),
+        "quantiles": {quantile_key(q): _bars_json(stamps, np.quantile(paths, q, axis=0)) for q in req.quantiles},
+        "lookback": len(p.job.x),
+        "pred_len": req.pred_len,
+        "samples": req.samples,
+        "seed": req.seed,
+    }
 
 
 def _parameters(module) -> int:
@@ -154,8 +169,14 @@ def _parameters(module) -> int:
 class ForecastService:
     """Owns the predictor and the batcher; the HTTP layer only parses, authenticates and answers."""
 
-    def __init__(self, predictor: KronosPredictor, limits: Limits, max_batch: int = 64, max_wait_ms: float = 10.0,
-                 sources: dict[str, str] | None = None):
+    def __init__(
+        self,
+        predictor: KronosPredictor,
+        limits: Limits,
+        max_batch: int = 64,
+        max_wait_ms: float = 10.0,
+        sources: dict[str, str] | None = None,
+    ):
         if max_batch < 1:
             raise KronosError(f"--max-batch must be >= 1, got {max_batch}")
         if not (max_wait_ms >= 0 and math.isfinite(max_wait_ms)):
@@ -165,7 +186,8 @@ class ForecastService:
         self.sources = sources or {}
         # A batch holds up to max_batch sample paths (rows of the model's batch): memory follows rows.
         self.batcher: DynamicBatcher[Prepared, np.ndarray] = DynamicBatcher(
-            self._run, max_batch, max_wait_ms / 1e3, weight=lambda p: p.job.sample_count)
+            self._run, max_batch, max_wait_ms / 1e3, weight=lambda p: p.job.sample_count
+        )
         self.started = time.time()
         self.requests = 0
         self.rejected = 0
@@ -189,30 +211,51 @@ class ForecastService:
     async def forecast(self, requests: Sequence[ForecastRequest], batch_call: bool = False) -> list[dict[str, Any]]:
         """Answers to requests, in order; a RequestError names the field (prefixed `requests[i].` in a batch call)."""
         if batch_call and len(requests) > self.limits.max_series:
-            raise RequestError("requests", f"{len(requests)} series in one call; this server takes at most "
-                                           f"{self.limits.max_series} (--max-series)")
+            raise RequestError(
+                "requests",
+                f"{len(requests)} series in one call; this server takes at most "
+                f"{self.limits.max_series} (--max-series)",
+            )
         ctx = self.predictor.max_context
-        prepared = [prepare(r, self.limits, ctx, f"requests[{i}]." if batch_call else "")
-                    for i, r in enumerate(requests)]
+        prepared = [
+            prepare(r, self.limits, ctx, f"requests[{i}]." if batch_call else "") for i, r in enumerate(requests)
+        ]
         paths = await self.batcher.submit(prepared)
         return [respond(p, x) for p, x in zip(prepared, paths)]
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "uptime_s": round(time.time() - self.started, 3), "device": str(self.predictor.device),
-                "requests": self.requests, "rejected": self.rejected, "queued": self.batcher.queued,
-                "batching": self.batcher.stats.as_dict()}
+        return {
+            "status": "ok",
+            "uptime_s": round(time.time() - self.started, 3),
+            "device": str(self.predictor.device),
+            "requests": self.requests,
+            "rejected": self.rejected,
+            "queued": self.batcher.queued,
+            "batching": self.batcher.stats.as_dict(),
+        }
 
     def model_info(self) -> dict[str, Any]:
         p = self.predictor
         return {
-            "tokenizer": {"source": self.sources.get("tokenizer", ""), "parameters": _parameters(p.tokenizer),
-                          "config": dataclasses.asdict(p.tokenizer.config)},
-            "model": {"source": self.sources.get("model", ""), "parameters": _parameters(p.model),
-                      "config": dataclasses.asdict(p.model.config)},
-            "device": str(p.device), "max_context": p.max_context, "clip": p.clip,
+            "tokenizer": {
+                "source": self.sources.get("tokenizer", ""),
+                "parameters": _parameters(p.tokenizer),
+                "config": dataclasses.asdict(p.tokenizer.config),
+            },
+            "model": {
+                "source": self.sources.get("model", ""),
+                "parameters": _parameters(p.model),
+                "config": dataclasses.asdict(p.model.config),
+            },
+            "device": str(p.device),
+            "max_context": p.max_context,
+            "clip": p.clip,
             "features": list(FEATURES),
             "batching": {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms},
             "limits": dataclasses.asdict(self.limits),
-            "versions": {"kronos_cli": __version__, "python": sys.version.split()[0],
-                         **{d: package_version(d) for d in ("torch", "numpy", "fastapi", "uvicorn", "pydantic")}},
+            "versions": {
+                "kronos_cli": __version__,
+                "python": sys.version.split()[0],
+                **{d: package_version(d) for d in ("torch", "numpy", "fastapi", "uvicorn", "pydantic")},
+            },
         }

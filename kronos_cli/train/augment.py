@@ -25,7 +25,7 @@ def augment(x: Tensor, kinds: list[str], g: torch.Generator) -> Tensor:
     if "slice" in kinds:
         keep = int(w * (0.8 + 0.2 * torch.rand(1, generator=g).item()))
         start = int(torch.randint(0, w - keep + 1, (1,), generator=g))
-        x = _resample(x[:, start:start + keep], w, 1.0)
+        x = _resample(x[:, start : start + keep], w, 1.0)
     return x
 
 

@@ -30,8 +30,11 @@ STATE_NAME = "trainer_state.pt"
 
 def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-             "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])}}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])},
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -47,15 +50,19 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def _write_guard(name: str):
     """Turn a full disk into a clear runtime error that says the previous checkpoint is intact."""
+
     class Guard:
         def __enter__(self):
             return self
 
         def __exit__(self, kind, exc, tb):
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise RuntimeError(f"no space left on the device while writing {name}; the previous {name} is "
-                                   f"intact. Free space and resume with --resume auto") from exc
+                raise RuntimeError(
+                    f"no space left on the device while writing {name}; the previous {name} is "
+                    f"intact. Free space and resume with --resume auto"
+                ) from exc
             return False
+
     return Guard()
 
 
@@ -76,8 +83,10 @@ def save_last(directory: Path, model: nn.Module, trainer_state: dict[str, Any]) 
 def load_last(directory: Path, model: nn.Module) -> dict[str, Any]:
     state_path = directory / STATE_NAME
     if not state_path.is_file():
-        raise KronosError(f"{directory} is not a resumable checkpoint (no {STATE_NAME}); pass a checkpoints/last "
-                          f"directory or --resume auto")
+        raise KronosError(
+            f"{directory} is not a resumable checkpoint (no {STATE_NAME}); pass a checkpoints/last "
+            f"directory or --resume auto"
+        )
     load_weights(model, read_state_dict(directory / "model"), str(directory / "model"))
     try:
         return torch.load(state_path, map_location="cpu", weights_only=True)

@@ -54,8 +54,10 @@ class Launch:
                 raise KronosError(f"--{name} must be >= 1, got {v}")
         if self.gpus:
             if not torch.cuda.is_available():
-                raise KronosError(f"--gpus {self.gpus} needs CUDA (NCCL), but CUDA is not available here; use "
-                                  f"--nproc N for CPU workers")
+                raise KronosError(
+                    f"--gpus {self.gpus} needs CUDA (NCCL), but CUDA is not available here; use "
+                    f"--nproc N for CPU workers"
+                )
             have = torch.cuda.device_count()
             if self.gpus > have:
                 raise KronosError(f"--gpus {self.gpus} asks for more GPUs than this machine has ({have})")
@@ -75,9 +77,16 @@ def launch(entry: Callable, payload: Any, opts: Launch) -> dict:
     if opts.node_rank is not None:
         rdzv_configs["rank"] = opts.node_rank
     config = LaunchConfig(
-        min_nodes=opts.nnodes, max_nodes=opts.nnodes, nproc_per_node=opts.workers_per_node,
-        run_id=opts.rdzv_id or f"kronos-{uuid.uuid4().hex[:8]}", rdzv_backend="c10d", rdzv_endpoint=endpoint,
-        rdzv_configs=rdzv_configs, max_restarts=opts.max_restarts, monitor_interval=0.5, start_method="spawn",
+        min_nodes=opts.nnodes,
+        max_nodes=opts.nnodes,
+        nproc_per_node=opts.workers_per_node,
+        run_id=opts.rdzv_id or f"kronos-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint=endpoint,
+        rdzv_configs=rdzv_configs,
+        max_restarts=opts.max_restarts,
+        monitor_interval=0.5,
+        start_method="spawn",
         logs_specs=DefaultLogsSpecs(),
     )
     return elastic_launch(config, entry)(payload)
@@ -125,8 +134,9 @@ def setup(device: torch.device, backend: str | None = None) -> Context:
         if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
             # The agent's store outlives a restart; keys of the failed attempt (old peers' addresses) would
             # still be there, so each attempt gets its own key prefix.
-            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
-                                  is_master=False, timeout=timeout)
+            store = dist.TCPStore(
+                os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False, timeout=timeout
+            )
             attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
             store = dist.PrefixStore(f"/kronos/attempt_{attempt}", store)
             dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world, timeout=timeout)
@@ -149,3 +159,22 @@ def barrier(ctx: Context) -> None:
 def teardown(ctx: Context) -> None:
     if ctx.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def weight_spread(model: torch.nn.Module, ctx: Context) -> float:
+    """Largest difference of a weight checksum between ranks: 0 when gradients really are all-reduced."""
+    if not ctx.distributed:
+        return 0.0
+    with torch.no_grad():
+        flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+        index = torch.arange(flat.numel(), dtype=flat.dtype, device=flat.device)
+        probe = torch.stack([flat.sum(), (flat * flat).sum(), (flat * index).sum()])
+    hi, lo = probe.clone(), -probe.clone()
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lo, op=dist.ReduceOp.MAX)
+    return float((hi + lo).abs().max())
+
+
+def mean_across(total: float, n: int, ctx: Context) -> float:
+    v = all_reduce_sum(torch.tensor([total, float(n)], dtype=torch.float64, device=ctx.device), ctx)
+    return float(v[0] / max(v[1], 1))

@@ -83,14 +83,22 @@ def worker_entry(payload: WorkerPayload) -> TrainSummary:
         teardown(ctx)
 
 
-def run_stage(cfg: Config, options: TrainOptions, device: str = "auto", launch_opts: Launch = Launch(),
-              make_observer: Callable[[Context], Observer] | None = None) -> TrainSummary:
+def run_stage(
+    cfg: Config,
+    options: TrainOptions,
+    device: str = "auto",
+    launch_opts: Launch = Launch(),
+    make_observer: Callable[[Context], Observer] | None = None,
+) -> TrainSummary:
     """Train one stage in-process, under torchrun/srun, or through torch elastic; rank 0's summary."""
     launch_opts.check()
     payload = WorkerPayload(cfg, options, device, make_observer=make_observer)
     if launch_opts.uses_launcher and "RANK" not in os.environ:
-        log.info("launching %d worker(s) per node on %d node(s) through torch elastic", launch_opts.workers_per_node,
-                 launch_opts.nnodes)
+        log.info(
+            "launching %d worker(s) per node on %d node(s) through torch elastic",
+            launch_opts.workers_per_node,
+            launch_opts.nnodes,
+        )
         payload = replace(payload, backend="nccl" if launch_opts.gpus else "gloo")
         results = launch(worker_entry, payload, launch_opts)
         return results.get(0) or next(iter(results.values()))

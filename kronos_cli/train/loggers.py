@@ -38,21 +38,35 @@ class CometLogger:
         except ImportError as exc:
             raise KronosError("logging.comet.enabled needs comet_ml: pip install comet_ml") from exc
         # Only what we log explicitly: no captured console, environment, code or git details.
-        quiet = dict(display_summary_level=0, log_code=False, log_graph=False, auto_param_logging=False,
-                     auto_metric_logging=False, auto_output_logging=False, log_env_details=False,
-                     log_git_metadata=False, log_git_patch=False, log_env_gpu=False, log_env_host=False,
-                     log_env_cpu=False, log_env_network=False, log_env_disk=False)
+        quiet = dict(
+            display_summary_level=0,
+            log_code=False,
+            log_graph=False,
+            auto_param_logging=False,
+            auto_metric_logging=False,
+            auto_output_logging=False,
+            log_env_details=False,
+            log_git_metadata=False,
+            log_git_patch=False,
+            log_env_gpu=False,
+            log_env_host=False,
+            log_env_cpu=False,
+            log_env_network=False,
+            log_env_disk=False,
+        )
         if cfg.offline:
             Path(cfg.offline_directory).mkdir(parents=True, exist_ok=True)
-            self.exp = comet_ml.OfflineExperiment(project_name=cfg.project_name, workspace=cfg.workspace,
-                                                  offline_directory=cfg.offline_directory, **quiet)
+            self.exp = comet_ml.OfflineExperiment(
+                project_name=cfg.project_name, workspace=cfg.workspace, offline_directory=cfg.offline_directory, **quiet
+            )
         else:
             key = os.environ.get("COMET_API_KEY")
             if not key:
-                raise KronosError("Comet logging is enabled but COMET_API_KEY is not set; export it, or set "
-                                  "logging.comet.offline=true to write an offline archive")
-            self.exp = comet_ml.Experiment(api_key=key, project_name=cfg.project_name, workspace=cfg.workspace,
-                                           **quiet)
+                raise KronosError(
+                    "Comet logging is enabled but COMET_API_KEY is not set; export it, or set "
+                    "logging.comet.offline=true to write an offline archive"
+                )
+            self.exp = comet_ml.Experiment(api_key=key, project_name=cfg.project_name, workspace=cfg.workspace, **quiet)
         self.exp.set_name(run_name)
         if cfg.tags:
             self.exp.add_tags(cfg.tags)
@@ -90,20 +104,40 @@ class MetricSink:
             return
         self.jsonl.log({"type": "step", "stage": self.stage, **record})
         if self.comet:
-            self.comet.log_metrics({f"train_{self.stage}_loss_batch": record["loss"], f"{self.stage}_lr": record["lr"]},
-                                   step=step, epoch=epoch)
+            self.comet.log_metrics(
+                {f"train_{self.stage}_loss_batch": record["loss"], f"{self.stage}_lr": record["lr"]},
+                step=step,
+                epoch=epoch,
+            )
 
     def epoch(self, record: dict[str, Any], step: int) -> None:
         if not self.active:
             return
         self.jsonl.log({"type": "epoch", "stage": self.stage, **record})
         if self.comet:
-            self.comet.log_metrics({f"val_{self.stage}_loss_epoch": record["val_loss"],
-                                    f"train_{self.stage}_loss_epoch": record["train_loss"]}, step=step,
-                                   epoch=record["epoch"])
+            self.comet.log_metrics(
+                {
+                    f"val_{self.stage}_loss_epoch": record["val_loss"],
+                    f"train_{self.stage}_loss_epoch": record["train_loss"],
+                },
+                step=step,
+                epoch=record["epoch"],
+            )
 
     def close(self) -> None:
         if self.jsonl:
             self.jsonl.close()
         if self.comet:
             self.comet.close()
+
+
+def attach_file_log(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("kronos_cli")
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler

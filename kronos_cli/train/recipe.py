@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -34,8 +33,9 @@ from kronos_cli.plots import plot_loss_curve
 from kronos_cli.runs import best_or_configured, run_dir
 from kronos_cli.train import checkpoints
 from kronos_cli.train.augment import augment
-from kronos_cli.train.distributed import Context, all_reduce_sum, barrier
-from kronos_cli.train.loggers import MetricSink
+from kronos_cli.train.distributed import Context, all_reduce_sum, barrier, mean_across, weight_spread
+from kronos_cli.train.loggers import MetricSink, attach_file_log
+from kronos_cli.train.optim import autocast, setup_optimizer
 from kronos_cli.train.stages import PredictorStage, TokenizerStage
 from kronos_cli.train.state import EpochEvent, Observer, StepEvent, TrainOptions, TrainState, TrainSummary
 
@@ -54,8 +54,15 @@ class Data:
 
     def loader(self, split: str) -> DataLoader:
         ds, sampler = (self.train, self.train_sampler) if split == "train" else (self.val, self.val_sampler)
-        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
-                          collate_fn=collate, persistent_workers=False, pin_memory=self.pin_memory)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.workers,
+            collate_fn=collate,
+            persistent_workers=False,
+            pin_memory=self.pin_memory,
+        )
 
 
 @dataclass
@@ -88,7 +95,7 @@ class Run:
 
 def train(cfg: Config, opts: TrainOptions, ctx: Context, observer: Observer | None = None) -> TrainSummary:
     """Train one stage; returns the run summary (also written to summary.json). Rank 0 logs to logs/train.log."""
-    handler = _attach_file_log(run_dir(cfg, opts.stage) / "logs" / "train.log") if ctx.is_main else None
+    handler = attach_file_log(run_dir(cfg, opts.stage) / "logs" / "train.log") if ctx.is_main else None
     try:
         return _train(cfg, opts, ctx, observer or Observer())
     finally:
@@ -105,10 +112,20 @@ def _train(cfg: Config, opts: TrainOptions, ctx: Context, obs: Observer) -> Trai
     sink = MetricSink(cfg, run.out, run.stage.name, active=ctx.is_main)
     if ctx.is_main:
         write_json(run.out / "config.json", cfg.to_dict())
-    obs.on_start({"stage": run.stage.name, "run_dir": str(run.out), "epochs": run.epochs,
-                  "total_steps": run.total_steps, "world_size": ctx.world_size, "device": str(ctx.device),
-                  "train_windows": len(run.data.train), "val_windows": len(run.data.val),
-                  "params": sum(p.numel() for p in run.params), "resumed_from": resumed_from})
+    obs.on_start(
+        {
+            "stage": run.stage.name,
+            "run_dir": str(run.out),
+            "epochs": run.epochs,
+            "total_steps": run.total_steps,
+            "world_size": ctx.world_size,
+            "device": str(ctx.device),
+            "train_windows": len(run.data.train),
+            "val_windows": len(run.data.val),
+            "params": sum(p.numel() for p in run.params),
+            "resumed_from": resumed_from,
+        }
+    )
     samples_seen, stopped_early = 0, False
     try:
         for epoch in range(state.epoch, run.epochs):
@@ -151,8 +168,22 @@ def setup(cfg: Config, opts: TrainOptions, ctx: Context) -> Run:
     if opts.max_steps is not None:
         total_steps = min(total_steps, opts.max_steps)
     opt, sched, scaler = setup_optimizer(cfg, stage, params, total_steps, ctx.device)
-    return Run(cfg, opts, ctx, stage, net, params, opt, sched, scaler, data, batches_per_epoch, epochs,
-               total_steps, run_dir(cfg, stage.name))
+    return Run(
+        cfg,
+        opts,
+        ctx,
+        stage,
+        net,
+        params,
+        opt,
+        sched,
+        scaler,
+        data,
+        batches_per_epoch,
+        epochs,
+        total_steps,
+        run_dir(cfg, stage.name),
+    )
 
 
 def setup_model(cfg: Config, opts: TrainOptions, ctx: Context) -> TokenizerStage | PredictorStage:
@@ -171,47 +202,17 @@ def setup_data(cfg: Config, ctx: Context) -> Data:
     val_ds = WindowDataset(d.dataset_path, "val", d.lookback_window, d.predict_window)
     for name, ds in (("train", train_ds), ("val", val_ds)):
         if t.batch_size * ctx.world_size > len(ds):
-            raise KronosError(f"training.batch_size {t.batch_size} x {ctx.world_size} process(es) exceeds the "
-                              f"{len(ds)} windows of the {name} split; lower the batch size")
+            raise KronosError(
+                f"training.batch_size {t.batch_size} x {ctx.world_size} process(es) exceeds the "
+                f"{len(ds)} windows of the {name} split; lower the batch size"
+            )
     train_sampler = EpochSampler(len(train_ds), t.n_train_iter * t.batch_size, cfg.seed, ctx.rank, ctx.world_size)
-    val_sampler = EpochSampler(len(val_ds), min(t.n_val_iter * t.batch_size, len(val_ds)), cfg.seed + 1, ctx.rank,
-                               ctx.world_size)
+    val_sampler = EpochSampler(
+        len(val_ds), min(t.n_val_iter * t.batch_size, len(val_ds)), cfg.seed + 1, ctx.rank, ctx.world_size
+    )
     val_sampler.set_epoch(0)  # the same validation windows every epoch
     workers = t.num_workers if t.num_workers >= 0 else (2 if ctx.device.type == "cuda" else 0)
     return Data(train_ds, val_ds, train_sampler, val_sampler, t.batch_size, workers, ctx.device.type == "cuda")
-
-
-def setup_optimizer(cfg: Config, stage, params: list[nn.Parameter], total_steps: int, device: torch.device):
-    t = cfg.training
-    opt = torch.optim.AdamW(params, lr=stage.lr, betas=(t.adam_beta1, t.adam_beta2), weight_decay=t.adam_weight_decay)
-    sched = _scheduler(cfg, opt, stage.lr, total_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
-    return opt, sched, scaler
-
-
-def _scheduler(cfg: Config, opt: torch.optim.Optimizer, lr: float, total: int):
-    t = cfg.training
-    if t.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 1), pct_start=t.warmup_ratio,
-                                                   div_factor=10)
-    warmup = max(1, int(t.warmup_ratio * total))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def _autocast(cfg: Config, device: torch.device):
-    p = cfg.training.precision
-    if p == "fp32":
-        return nullcontext()
-    if p == "fp16" and device.type != "cuda":
-        raise KronosError("training.precision=fp16 needs CUDA; use bf16 or fp32 on this device")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if p == "bf16" else torch.float16)
 
 
 # ------------------------------------------------------------------------------------------------ resume
@@ -251,8 +252,9 @@ def _resume_path(opts: TrainOptions, out: Path, restarted: bool) -> Path | None:
         return None
     path = Path(opts.resume).expanduser()
     if not path.is_dir():
-        raise KronosError(f"--resume {opts.resume}: no checkpoint there; pass --resume auto or a checkpoints/last "
-                          f"directory")
+        raise KronosError(
+            f"--resume {opts.resume}: no checkpoint there; pass --resume auto or a checkpoints/last directory"
+        )
     return path
 
 
@@ -274,7 +276,7 @@ def seed_for(*parts: int) -> int:
     """A seed fixed by a position in training (seed, rank, epoch, batch)."""
     h = 0
     for p in parts:
-        h = (h * 1_000_003 + int(p)) % (2 ** 63 - 1)
+        h = (h * 1_000_003 + int(p)) % (2**63 - 1)
     return h
 
 
@@ -296,14 +298,17 @@ def train_epoch(run: Run, state: TrainState, epoch: int, sink: MetricSink, obs: 
         rate = window_samples / max(time.perf_counter() - window_t0, 1e-9)
         obs.on_step(StepEvent(epoch + 1, run.epochs, state.step, run.total_steps, loss, lr, rate))
         if state.step % cfg.logging.log_interval == 0 or state.step == run.total_steps:
-            sink.step({"epoch": epoch + 1, "step": state.step, "loss": loss, "lr": lr, "samples_per_s": rate,
-                       **parts}, state.step, epoch + 1)
+            sink.step(
+                {"epoch": epoch + 1, "step": state.step, "loss": loss, "lr": lr, "samples_per_s": rate, **parts},
+                state.step,
+                epoch + 1,
+            )
             window_t0, window_samples = time.perf_counter(), 0
         if run.opts.checkpoint_every and state.step % run.opts.checkpoint_every == 0 and ctx.is_main:
             _save_last(run, state, epoch)
         if state.step >= run.total_steps:
             break
-    return _mean_across(loss_sum, loss_n, ctx), samples
+    return mean_across(loss_sum, loss_n, ctx), samples
 
 
 def _is_boundary(run: Run, b: int) -> bool:
@@ -319,7 +324,7 @@ def _forward_backward(run: Run, batch, epoch: int, b: int) -> tuple[float, dict[
         x = augment(x, t.augment, torch.Generator().manual_seed(seed_for(cfg.seed + 7, ctx.rank, epoch, b)))
     sync = run.net.no_sync() if (ctx.distributed and not _is_boundary(run, b)) else nullcontext()
     with sync:
-        with _autocast(cfg, ctx.device):
+        with autocast(cfg, ctx.device):
             loss, parts = run.stage.train_loss(run.net, x, stamp)
         run.scaler.scale(loss / t.accumulation_steps).backward()
     return loss.item(), parts, x.shape[0]
@@ -337,14 +342,16 @@ def _optimiser_step(run: Run, state: TrainState, b: int) -> float:
     return run.opt.param_groups[0]["lr"]
 
 
-def end_epoch(run: Run, state: TrainState, epoch: int, train_loss: float, epoch_t0: float, sink: MetricSink,
-              obs: Observer) -> bool:
+def end_epoch(
+    run: Run, state: TrainState, epoch: int, train_loss: float, epoch_t0: float, sink: MetricSink, obs: Observer
+) -> bool:
     """Validate, keep the best model, checkpoint, log; returns whether early stopping ends the run."""
     ctx, t = run.ctx, run.cfg.training
-    state.rank_weight_spread = _weight_spread(run.model, ctx)
+    state.rank_weight_spread = weight_spread(run.model, ctx)
     if state.rank_weight_spread > 0:
-        log.warning("weights differ across ranks (spread %.3g): gradients were not synchronised",
-                    state.rank_weight_spread)
+        log.warning(
+            "weights differ across ranks (spread %.3g): gradients were not synchronised", state.rank_weight_spread
+        )
     val_loss = validate(run)
     improved = val_loss < state.best_val_loss
     if improved:
@@ -354,8 +361,9 @@ def end_epoch(run: Run, state: TrainState, epoch: int, train_loss: float, epoch_
     seconds = time.perf_counter() - epoch_t0
     state.train_seconds += seconds
     lr = run.opt.param_groups[0]["lr"]
-    state.history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
-                          "seconds": seconds})
+    state.history.append(
+        {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "seconds": seconds}
+    )
     state.epoch, state.batches_done = epoch + 1, 0
     if ctx.is_main:
         if improved:
@@ -380,7 +388,7 @@ def validate(run: Run) -> float:
     total = torch.zeros(2, dtype=torch.float64, device=ctx.device)
     for batch in run.data.loader("val"):
         x, stamp = to_tensors(batch, ctx.device)
-        with _autocast(run.cfg, ctx.device):
+        with autocast(run.cfg, ctx.device):
             loss = run.stage.val_loss(run.model, x, stamp)
         total += torch.tensor([loss.item() * x.shape[0], x.shape[0]], dtype=torch.float64, device=ctx.device)
     total = all_reduce_sum(total, ctx)
@@ -392,47 +400,31 @@ def validate(run: Run) -> float:
 
 
 def _save_last(run: Run, state: TrainState, epoch: int) -> None:
-    trainer_state = {**state.to_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
-                     "scaler": run.scaler.state_dict(), "rng": checkpoints.rng_state(), "saved_epoch": epoch}
+    trainer_state = {
+        **state.to_dict(),
+        "optimizer": run.opt.state_dict(),
+        "scheduler": run.sched.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "rng": checkpoints.rng_state(),
+        "saved_epoch": epoch,
+    }
     checkpoints.save_last(run.ckpt_dir / "last", run.model, trainer_state)
 
 
 def _summary(run: Run, state: TrainState, stopped_early: bool, wall: float, samples: int) -> TrainSummary:
     return TrainSummary(
-        stage=run.stage.name, run_dir=str(run.out), best_model=str(run.ckpt_dir / "best_model"),
-        best_val_loss=state.best_val_loss, best_epoch=state.best_epoch, epochs_completed=state.epoch,
-        steps=state.step, stopped_early=stopped_early, wall_time_s=round(wall, 2), world_size=run.ctx.world_size,
+        stage=run.stage.name,
+        run_dir=str(run.out),
+        best_model=str(run.ckpt_dir / "best_model"),
+        best_val_loss=state.best_val_loss,
+        best_epoch=state.best_epoch,
+        epochs_completed=state.epoch,
+        steps=state.step,
+        stopped_early=stopped_early,
+        wall_time_s=round(wall, 2),
+        world_size=run.ctx.world_size,
         rank_weight_spread=state.rank_weight_spread,
         samples_per_s=round(samples / max(state.train_seconds, 1e-9), 2) if samples else None,
-        device=str(run.ctx.device), kronos_cli=__version__)
-
-
-def _weight_spread(model: nn.Module, ctx: Context) -> float:
-    """Largest difference of a weight checksum between ranks: 0 when gradients really are all-reduced."""
-    if not ctx.distributed:
-        return 0.0
-    with torch.no_grad():
-        flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
-        index = torch.arange(flat.numel(), dtype=flat.dtype, device=flat.device)
-        probe = torch.stack([flat.sum(), (flat * flat).sum(), (flat * index).sum()])
-    hi, lo = probe.clone(), -probe.clone()
-    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
-    dist.all_reduce(lo, op=dist.ReduceOp.MAX)
-    return float((hi + lo).abs().max())
-
-
-def _mean_across(total: float, n: int, ctx: Context) -> float:
-    v = all_reduce_sum(torch.tensor([total, float(n)], dtype=torch.float64, device=ctx.device), ctx)
-    return float(v[0] / max(v[1], 1))
-
-
-def _attach_file_log(path: Path) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger("kronos_cli")
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    return handler
+        device=str(run.ctx.device),
+        kronos_cli=__version__,
+    )

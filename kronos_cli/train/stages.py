@@ -91,8 +91,13 @@ class PredictorStage:
         model = load_model(Kronos, init or cfg.model.predictor)
         check_pair(tok.config, model.config)
         freeze_first(model.transformer, cfg.training.freeze_layers)
-        return cls(model, tok, cfg.training.teacher_forcing, cfg.training.predictor_grad_clip,
-                   cfg.training.predictor_learning_rate)
+        return cls(
+            model,
+            tok,
+            cfg.training.teacher_forcing,
+            cfg.training.predictor_grad_clip,
+            cfg.training.predictor_learning_rate,
+        )
 
     def modules(self) -> list[nn.Module]:
         return [self.model, self.tokenizer]
@@ -102,12 +107,14 @@ class PredictorStage:
             s1, s2 = self.tokenizer.encode(x, half=True)
         return s1, s2
 
-    def _loss(self, net: nn.Module, x: Tensor, stamp: Tensor, teacher_forcing: bool, causal: bool
-              ) -> tuple[Tensor, Tensor, Tensor]:
+    def _loss(
+        self, net: nn.Module, x: Tensor, stamp: Tensor, teacher_forcing: bool, causal: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
         s1, s2 = self._tokens(x)
         s1_in, s2_in, s1_tgt, s2_tgt = s1[:, :-1], s2[:, :-1], s1[:, 1:], s2[:, 1:]
-        s1_logits, s2_logits = net(s1_in, s2_in, stamp[:, :-1], use_teacher_forcing=teacher_forcing,
-                                   s1_targets=s1_tgt, causal_dep=causal)
+        s1_logits, s2_logits = net(
+            s1_in, s2_in, stamp[:, :-1], use_teacher_forcing=teacher_forcing, s1_targets=s1_tgt, causal_dep=causal
+        )
         ce1 = F.cross_entropy(s1_logits.reshape(-1, s1_logits.shape[-1]).float(), s1_tgt.reshape(-1))
         ce2 = F.cross_entropy(s2_logits.reshape(-1, s2_logits.shape[-1]).float(), s2_tgt.reshape(-1))
         return (ce1 + ce2) / 2, ce1, ce2
@@ -123,8 +130,9 @@ class PredictorStage:
     def per_position_val_loss(self, x: Tensor, stamp: Tensor) -> Tensor:
         """Validation cross-entropy at each position (B, T-1), for causality checks."""
         s1, s2 = self._tokens(x)
-        s1_logits, s2_logits = self.model(s1[:, :-1], s2[:, :-1], stamp[:, :-1], use_teacher_forcing=True,
-                                          s1_targets=s1[:, 1:], causal_dep=True)
+        s1_logits, s2_logits = self.model(
+            s1[:, :-1], s2[:, :-1], stamp[:, :-1], use_teacher_forcing=True, s1_targets=s1[:, 1:], causal_dep=True
+        )
         ce1 = F.cross_entropy(s1_logits.transpose(1, 2), s1[:, 1:], reduction="none")
         ce2 = F.cross_entropy(s2_logits.transpose(1, 2), s2[:, 1:], reduction="none")
         return (ce1 + ce2) / 2

@@ -22,15 +22,34 @@ def bt_args(prepared, tiny_checkpoints, tmp_path):
     tok, model = tiny_checkpoints
 
     def make(*extra, dataset=None):
-        return ["backtest", f"data.dataset_path={dataset or cfg.data.dataset_path}",
-                f"data.provider_uri={cfg.data.provider_uri}", "data.lookback_window=30", "data.predict_window=5",
-                f"output_dir={tmp_path / 'out'}", "run_name=bt", "backtest.start_time=2024-06-01",
-                "backtest.end_time=2024-12-31", "backtest.topk=8", "backtest.n_drop=2", "backtest.sample_count=2",
-                "backtest.batch_size=2048", "backtest.returns_signals=true", "--tokenizer", str(tok),
-                "--model", str(model), "--device", "cpu", *extra]
+        return [
+            "backtest",
+            f"data.dataset_path={dataset or cfg.data.dataset_path}",
+            f"data.provider_uri={cfg.data.provider_uri}",
+            "data.lookback_window=30",
+            "data.predict_window=5",
+            f"output_dir={tmp_path / 'out'}",
+            "run_name=bt",
+            "backtest.start_time=2024-06-01",
+            "backtest.end_time=2024-12-31",
+            "backtest.topk=8",
+            "backtest.n_drop=2",
+            "backtest.sample_count=2",
+            "backtest.batch_size=2048",
+            "backtest.returns_signals=true",
+            "--tokenizer",
+            str(tok),
+            "--model",
+            str(model),
+            "--device",
+            "cpu",
+            *extra,
+        ]
+
     return make
 
 
+@pytest.mark.slow
 def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
     res = runner.invoke(app, [*bt_args(), "--json"])
     assert res.exit_code == 0, res.output
@@ -68,8 +87,10 @@ def test_bad_backtest_input(bt_args, tmp_path, prepared):
 
     from kronos_cli.model import Kronos
     from kronos_cli.model.config import PredictorConfig
+
     Kronos(PredictorConfig(s1_bits=5, s2_bits=5, n_layers=1, d_model=16, n_heads=2, ff_dim=16)).save_pretrained(
-        tmp_path / "m5")
+        tmp_path / "m5"
+    )
     res = runner.invoke(app, [*bt_args(), "--model", str(tmp_path / "m5")])
     assert res.exit_code == 2 and "do not fit" in res.output
 

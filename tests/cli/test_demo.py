@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
@@ -12,6 +13,7 @@ runner = CliRunner()
 SMALL = ["training.n_train_iter=10", "training.epochs=1"]
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_then_skips_what_is_done(tmp_path):
     out = tmp_path / "demo"
     res = runner.invoke(app, ["demo", "--out", str(out), "--json", *SMALL])
@@ -31,13 +33,19 @@ def test_demo_end_to_end_then_skips_what_is_done(tmp_path):
     # a changed backtest setting redoes the backtest only
     changed = runner.invoke(app, ["demo", "--out", str(out), "--json", *SMALL, "backtest.topk=5"])
     stages = json.loads(changed.stdout)["stages"]
-    assert stages == {"prep": "skipped", "train-tokenizer": "skipped", "train-predictor": "skipped",
-                      "backtest": "done", "export": "skipped"}
+    assert stages == {
+        "prep": "skipped",
+        "train-tokenizer": "skipped",
+        "train-predictor": "skipped",
+        "backtest": "done",
+        "export": "skipped",
+    }
 
 
 def test_pipeline_from_until_and_bad_stage(tmp_path):
     from kronos_cli.configs import shipped
     from kronos_cli.demo import demo_overrides, ensure_market
+
     out = tmp_path / "p"
     ensure_market(out)
     args = ["pipeline", "-c", str(shipped("demo.yaml")), *demo_overrides(out, SMALL), "--json"]

@@ -30,8 +30,23 @@ def ck(tiny_checkpoints):
 
 def test_predict_writes_csv_with_quantiles_and_plot(tmp_path, bars_csv, ck):
     out, png = tmp_path / "fc.csv", tmp_path / "fc.png"
-    res = _run("predict", bars_csv, *ck, "--pred-len", 6, "--samples", 5, "--seed", 3, "--quantiles", "0.1,0.9",
-               "--output", out, "--plot", png)
+    res = _run(
+        "predict",
+        bars_csv,
+        *ck,
+        "--pred-len",
+        6,
+        "--samples",
+        5,
+        "--seed",
+        3,
+        "--quantiles",
+        "0.1,0.9",
+        "--output",
+        out,
+        "--plot",
+        png,
+    )
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out, parse_dates=["timestamps"])
     assert len(table) == 6
@@ -62,8 +77,10 @@ def _write(tmp_path, df, name="bad.csv"):
 
 BAD_INPUTS = {
     "missing column": (lambda d: d.drop(columns="low"), "lacks the column(s) low"),
-    "unparsable timestamps": (lambda d: d.assign(timestamps=["yesterday"] + list(d["timestamps"][1:])),
-                              "could not be parsed"),
+    "unparsable timestamps": (
+        lambda d: d.assign(timestamps=["yesterday"] + list(d["timestamps"][1:])),
+        "could not be parsed",
+    ),
     "unsorted": (lambda d: d.iloc[::-1], "not sorted"),
     "duplicate": (lambda d: pd.concat([d.iloc[:5], d.iloc[4:]]), "duplicate timestamp"),
     "nan": (lambda d: d.assign(close=np.where(np.arange(len(d)) == 7, np.nan, d["close"])), "NaN"),
@@ -81,11 +98,14 @@ def test_bad_csv_gets_one_line_and_exit_2(tmp_path, bars, ck, case):
     assert len(res.output.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--lookback", "500"], "fewer than --lookback 500"),
-    (["--pred-len", "0"], "--pred-len must be > 0"),
-    (["--quantiles", "0.1,1.5"], "strictly between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--lookback", "500"], "fewer than --lookback 500"),
+        (["--pred-len", "0"], "--pred-len must be > 0"),
+        (["--quantiles", "0.1,1.5"], "strictly between 0 and 1"),
+    ],
+)
 def test_bad_options(bars_csv, ck, args, message):
     res = _run("predict", bars_csv, *ck, *args)
     assert res.exit_code == 2 and message in res.output
@@ -101,6 +121,7 @@ def test_missing_checkpoint_and_missing_csv(tmp_path, bars_csv, tiny_checkpoints
 
 def test_corrupt_safetensors(tmp_path, bars_csv, tiny_checkpoints):
     import shutil
+
     tok, model = tiny_checkpoints
     broken = tmp_path / "broken"
     shutil.copytree(model, broken)
@@ -112,15 +133,18 @@ def test_corrupt_safetensors(tmp_path, bars_csv, tiny_checkpoints):
 def test_mismatched_bit_widths(tmp_path, bars_csv, tiny_checkpoints):
     from kronos_cli.model import Kronos
     from kronos_cli.model.config import PredictorConfig
+
     tok, _ = tiny_checkpoints
     Kronos(PredictorConfig(s1_bits=5, s2_bits=5, n_layers=1, d_model=16, n_heads=2, ff_dim=16)).save_pretrained(
-        tmp_path / "m5")
+        tmp_path / "m5"
+    )
     res = _run("predict", bars_csv, "--tokenizer", tok, "--model", tmp_path / "m5")
     assert res.exit_code == 2 and "do not fit" in res.output
 
 
 def test_cuda_on_a_machine_without_it(bars_csv, tiny_checkpoints):
     import torch
+
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     tok, model = tiny_checkpoints
@@ -130,6 +154,7 @@ def test_cuda_on_a_machine_without_it(bars_csv, tiny_checkpoints):
 
 def test_version_and_help():
     from kronos_cli import __version__
+
     assert __version__ in _run("--version").output
     res = _run("predict", "--help")
     assert res.exit_code == 0 and "--quantiles" in res.output
@@ -138,15 +163,51 @@ def test_version_and_help():
 def test_real_subprocess_pipes_csv(bars_csv, tiny_checkpoints):
     tok, model = tiny_checkpoints
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "kronos_cli", "predict", str(bars_csv), "--tokenizer", str(tok),
-                           "--model", str(model), "--pred-len", "4", "--seed", "1", "--samples", "2"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kronos_cli",
+            "predict",
+            str(bars_csv),
+            "--tokenizer",
+            str(tok),
+            "--model",
+            str(model),
+            "--pred-len",
+            "4",
+            "--seed",
+            "1",
+            "--samples",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(io.StringIO(proc.stdout))
     assert len(table) == 4 and np.isfinite(table["close"]).all()
-    bad = subprocess.run([sys.executable, "-m", "kronos_cli", "predict", str(bars_csv), "--tokenizer", str(tok),
-                          "--model", str(model), "--pred-len", "-1"], capture_output=True, text=True, env=env,
-                         timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kronos_cli",
+            "predict",
+            str(bars_csv),
+            "--tokenizer",
+            str(tok),
+            "--model",
+            str(model),
+            "--pred-len",
+            "-1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["error: --pred-len must be > 0, got -1"]
 

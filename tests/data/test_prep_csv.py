@@ -12,17 +12,24 @@ from kronos_cli.data.prep import prepare
 from kronos_cli.errors import KronosError
 from tests.conftest import make_bars
 
-SPLITS = ["data.start_time=2024-01-01", "data.end_time=2024-01-31",
-          "data.train_time_range=[2024-01-01,2024-01-19]", "data.val_time_range=[2024-01-20,2024-01-25]",
-          "data.test_time_range=[2024-01-26,2024-01-31]", "data.lookback_window=20", "data.predict_window=4",
-          "data.freq=5min"]
+SPLITS = [
+    "data.start_time=2024-01-01",
+    "data.end_time=2024-01-31",
+    "data.train_time_range=[2024-01-01,2024-01-19]",
+    "data.val_time_range=[2024-01-20,2024-01-25]",
+    "data.test_time_range=[2024-01-26,2024-01-31]",
+    "data.lookback_window=20",
+    "data.predict_window=4",
+    "data.freq=5min",
+]
 
 
 def minute_bars(symbol: str, seed: int) -> pd.DataFrame:
     """5-minute bars, 09:30-14:55, weekdays of January 2024."""
     days = pd.bdate_range("2024-01-01", "2024-01-31")
-    ts = pd.DatetimeIndex([d + pd.Timedelta(hours=9, minutes=30) + i * pd.Timedelta(minutes=5)
-                           for d in days for i in range(66)])
+    ts = pd.DatetimeIndex(
+        [d + pd.Timedelta(hours=9, minutes=30) + i * pd.Timedelta(minutes=5) for d in days for i in range(66)]
+    )
     df = make_bars(len(ts), seed=seed)
     df["timestamps"] = ts
     df.insert(0, "symbol", symbol)
@@ -30,8 +37,9 @@ def minute_bars(symbol: str, seed: int) -> pd.DataFrame:
 
 
 def _cfg(path, tmp_path, *extra):
-    return config.load(None, ["data.source=csv", f"data.csv.path={path}", f"data.dataset_path={tmp_path / 'ds'}",
-                              *SPLITS, *extra])
+    return config.load(
+        None, ["data.source=csv", f"data.csv.path={path}", f"data.dataset_path={tmp_path / 'ds'}", *SPLITS, *extra]
+    )
 
 
 def test_single_file_with_symbol_column(tmp_path):
@@ -65,14 +73,17 @@ def _bad(df: pd.DataFrame, tmp_path) -> pd.DataFrame:
     return _cfg(tmp_path / "bad.csv", tmp_path)
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda d: d.assign(close=np.where(np.arange(len(d)) == 9, np.nan, d["close"])), "missing, non-numeric"),
-    (lambda d: d.assign(open=np.where(np.arange(len(d)) == 9, np.inf, d["open"])), "infinite"),
-    (lambda d: d.assign(low=np.where(np.arange(len(d)) == 9, -1.0, d["low"])), "non-positive price"),
-    (lambda d: d.drop(columns="high"), "lacks the column 'high'"),
-    (lambda d: pd.concat([d.iloc[:10], d.iloc[9:]]), "duplicate timestamp"),
-    (lambda d: d.iloc[::-1], "not sorted"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda d: d.assign(close=np.where(np.arange(len(d)) == 9, np.nan, d["close"])), "missing, non-numeric"),
+        (lambda d: d.assign(open=np.where(np.arange(len(d)) == 9, np.inf, d["open"])), "infinite"),
+        (lambda d: d.assign(low=np.where(np.arange(len(d)) == 9, -1.0, d["low"])), "non-positive price"),
+        (lambda d: d.drop(columns="high"), "lacks the column 'high'"),
+        (lambda d: pd.concat([d.iloc[:10], d.iloc[9:]]), "duplicate timestamp"),
+        (lambda d: d.iloc[::-1], "not sorted"),
+    ],
+)
 def test_bad_csv(tmp_path, mutate, message):
     with pytest.raises(KronosError, match=message):
         prepare(_bad(mutate(minute_bars("AAA", 1)), tmp_path))

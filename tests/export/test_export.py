@@ -21,10 +21,19 @@ runner = CliRunner()
 def export_args(prepared, tiny_checkpoints):
     cfg, _ = prepared
     tok, model = tiny_checkpoints
-    return ["export", f"data.dataset_path={cfg.data.dataset_path}", "data.lookback_window=30",
-            "data.predict_window=5", "--tokenizer", str(tok), "--model", str(model)]
+    return [
+        "export",
+        f"data.dataset_path={cfg.data.dataset_path}",
+        "data.lookback_window=30",
+        "data.predict_window=5",
+        "--tokenizer",
+        str(tok),
+        "--model",
+        str(model),
+    ]
 
 
+@pytest.mark.slow
 def test_all_formats_round_trip_and_verify(export_args, tmp_path):
     out = tmp_path / "exp"
     res = runner.invoke(app, [*export_args, "--out", str(out), "--json"])
@@ -40,26 +49,31 @@ def test_all_formats_round_trip_and_verify(export_args, tmp_path):
     assert payload["normalisation"]["features"] == ["open", "high", "low", "close", "volume", "amount"]
     from kronos_cli.forecast import KronosPredictor
     from kronos_cli.model import Kronos
+
     assert KronosPredictor.from_bundle(str(out / "kronos_finetuned.pth"), device="cpu").max_context == 512
     # the Hub layout loads as a checkpoint and carries a model card
     Kronos.from_pretrained(out / "hf" / "model")
     assert "Fine-tuned Kronos model" in (out / "hf" / "model" / "README.md").read_text()
 
     # the compiled program runs where kronos_cli cannot be imported
-    script = ("import sys; sys.modules['kronos_cli'] = None\n"
-              "import torch\n"
-              f"prog = torch.export.load({str(out / 'kronos_forecast.pt2')!r}).module()\n"
-              "y = prog(torch.zeros(3, 30, 6), torch.zeros(3, 35, 5, dtype=torch.long))\n"
-              "print(tuple(y.shape))\n")
+    script = (
+        "import sys; sys.modules['kronos_cli'] = None\n"
+        "import torch\n"
+        f"prog = torch.export.load({str(out / 'kronos_forecast.pt2')!r}).module()\n"
+        "y = prog(torch.zeros(3, 30, 6), torch.zeros(3, 35, 5, dtype=torch.long))\n"
+        "print(tuple(y.shape))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(3, 5, 6)"
 
 
 def test_push_to_hub_uses_the_token_from_the_environment(export_args, tmp_path, monkeypatch):
     from kronos_cli.export import artifacts
+
     calls = {}
 
     class FakeApi:
@@ -75,8 +89,9 @@ def test_push_to_hub_uses_the_token_from_the_environment(export_args, tmp_path, 
 
     monkeypatch.setattr(artifacts, "HfApi", FakeApi)  # the network is the one thing faked
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
-    res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "e"), "--format", "hf", "--push-to-hub",
-                              "me/kronos-ft", "--json"])
+    res = runner.invoke(
+        app, [*export_args, "--out", str(tmp_path / "e"), "--format", "hf", "--push-to-hub", "me/kronos-ft", "--json"]
+    )
     assert res.exit_code == 0, res.output
     assert calls == {"token": "hf_secret", "repo": "me/kronos-ft", "folder": str(tmp_path / "e" / "hf")}
     assert "hf_secret" not in (tmp_path / "e" / "export_report.json").read_text()

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kronos_cli.calendar import future_timestamps
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.model import Kronos, KronosTokenizer
 from kronos_cli.model.config import PredictorConfig, TokenizerConfig
-from kronos_cli.calendar import future_timestamps
 from tests.conftest import make_bars
 
 
@@ -46,6 +46,7 @@ def test_greedy_cached_equals_full_recompute_in_prices(predictor, bars, max_cont
     x = bars[["open", "high", "low", "close", "volume", "amount"]].to_numpy()[None, :40].repeat(2, 0)
     x[1] *= 1.5
     from kronos_cli.calendar import calendar_features
+
     xs = calendar_features(bars["timestamps"][:40])[None].repeat(2, 0)
     ys = calendar_features(future_timestamps(bars["timestamps"][:40], 12))[None].repeat(2, 0)
     a = predictor.forecast(x, xs, ys, 12, top_k=1, sample_count=2)
@@ -68,11 +69,14 @@ def test_missing_volume_and_amount_follow_reference(predictor, bars):
     assert np.isfinite(predictor.predict(df.drop(columns="amount"), xt, yt, 3).to_numpy()).all()
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda d: d.drop(columns="close"), "lacks the price column"),
-    (lambda d: d.assign(open=np.where(np.arange(len(d)) == 3, np.nan, d["open"])), "NaN"),
-    (lambda d: d.assign(high=np.where(np.arange(len(d)) == 5, np.inf, d["high"])), "infinite"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda d: d.drop(columns="close"), "lacks the price column"),
+        (lambda d: d.assign(open=np.where(np.arange(len(d)) == 3, np.nan, d["open"])), "NaN"),
+        (lambda d: d.assign(high=np.where(np.arange(len(d)) == 5, np.inf, d["high"])), "infinite"),
+    ],
+)
 def test_bad_frames(predictor, bars, mutate, message):
     df, xt, yt = _split(bars.iloc[:30], 3)
     with pytest.raises(KronosError, match=message):
@@ -97,8 +101,9 @@ def test_reference_code_catching_value_error_still_works(predictor, bars):
 
 
 def test_mismatched_bit_widths_are_refused():
-    tok = KronosTokenizer(TokenizerConfig(d_model=16, n_heads=2, ff_dim=16, n_enc_layers=1, n_dec_layers=1,
-                                          s1_bits=4, s2_bits=4))
+    tok = KronosTokenizer(
+        TokenizerConfig(d_model=16, n_heads=2, ff_dim=16, n_enc_layers=1, n_dec_layers=1, s1_bits=4, s2_bits=4)
+    )
     model = Kronos(PredictorConfig(s1_bits=6, s2_bits=6, n_layers=1, d_model=16, n_heads=2, ff_dim=16))
     with pytest.raises(KronosError, match="do not fit"):
         KronosPredictor(model, tok, device="cpu")
@@ -106,6 +111,7 @@ def test_mismatched_bit_widths_are_refused():
 
 def test_unavailable_cuda_is_a_user_error(tiny_pair):
     import torch
+
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     tok, model = tiny_pair
@@ -115,26 +121,41 @@ def test_unavailable_cuda_is_a_user_error(tiny_pair):
 
 def _job(bars: pd.DataFrame, pred_len: int, samples: int, params, seed):
     from kronos_cli.bars import prepare_frame
-    from kronos_cli.forecast.predictor import SeriesJob
     from kronos_cli.calendar import calendar_features
+    from kronos_cli.forecast.predictor import SeriesJob
 
     future = future_timestamps(bars["timestamps"], pred_len)
-    return SeriesJob(prepare_frame(bars), calendar_features(bars["timestamps"]), calendar_features(future), samples, params, seed)
+    return SeriesJob(
+        prepare_frame(bars), calendar_features(bars["timestamps"]), calendar_features(future), samples, params, seed
+    )
 
 
 def test_mixed_jobs_equal_each_series_forecast_alone(predictor):
     """Different lengths, horizons, path counts, sampling and seeds in one call: each as if it ran alone."""
     from kronos_cli.model.sampling import SamplingParams
 
-    specs = [(40, 5, 1, SamplingParams(1.0, 0, 0.9), 1), (40, 5, 3, SamplingParams(0.7, 5, 1.0), 2),
-             (30, 5, 2, SamplingParams(1.3, 0, 0.8), 3), (40, 5, 1, SamplingParams(1.0, 1, 0.9), 4),
-             (40, 8, 1, SamplingParams(1.0, 0, 0.9), 5), (80, 6, 2, SamplingParams(1.0, 0, 0.95), 6)]  # 80 > ctx 64
+    specs = [
+        (40, 5, 1, SamplingParams(1.0, 0, 0.9), 1),
+        (40, 5, 3, SamplingParams(0.7, 5, 1.0), 2),
+        (30, 5, 2, SamplingParams(1.3, 0, 0.8), 3),
+        (40, 5, 1, SamplingParams(1.0, 1, 0.9), 4),
+        (40, 8, 1, SamplingParams(1.0, 0, 0.9), 5),
+        (80, 6, 2, SamplingParams(1.0, 0, 0.95), 6),
+    ]  # 80 > ctx 64
     jobs = [_job(make_bars(n, seed=i)[-n:], p, s, prm, seed) for i, (n, p, s, prm, seed) in enumerate(specs)]
     together = predictor.forecast_jobs(jobs)
     for job, got in zip(jobs, together):
-        alone = predictor.forecast(job.x[None], job.x_stamp[None], job.y_stamp[None], len(job.y_stamp),
-                                   T=job.params.temperature, top_k=job.params.top_k, top_p=job.params.top_p,
-                                   sample_count=job.sample_count, seed=job.seed).samples[0]
+        alone = predictor.forecast(
+            job.x[None],
+            job.x_stamp[None],
+            job.y_stamp[None],
+            len(job.y_stamp),
+            T=job.params.temperature,
+            top_k=job.params.top_k,
+            top_p=job.params.top_p,
+            sample_count=job.sample_count,
+            seed=job.seed,
+        ).samples[0]
         assert got.shape == alone.shape
         np.testing.assert_array_equal(got, alone)  # bit for bit on the CPU
     # The seeds matter: a different seed gives a different path.

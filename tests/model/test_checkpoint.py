@@ -12,18 +12,48 @@ from kronos_cli.errors import KronosError
 from kronos_cli.model import Kronos, KronosTokenizer
 from kronos_cli.model.checkpoint import resolve_checkpoint
 
-TOK_CFG = {"d_in": 6, "d_model": 32, "n_heads": 2, "ff_dim": 48, "n_enc_layers": 3, "n_dec_layers": 2,
-           "ffn_dropout_p": 0.0, "attn_dropout_p": 0.0, "resid_dropout_p": 0.0, "s1_bits": 4, "s2_bits": 4,
-           "beta": 0.05, "gamma0": 1.0, "gamma": 1.1, "zeta": 0.05, "group_size": 4}
-MODEL_CFG = {"s1_bits": 4, "s2_bits": 4, "n_layers": 2, "d_model": 32, "n_heads": 4, "ff_dim": 48,
-             "ffn_dropout_p": 0.1, "attn_dropout_p": 0.0, "resid_dropout_p": 0.1, "token_dropout_p": 0.0,
-             "learn_te": True}
+TOK_CFG = {
+    "d_in": 6,
+    "d_model": 32,
+    "n_heads": 2,
+    "ff_dim": 48,
+    "n_enc_layers": 3,
+    "n_dec_layers": 2,
+    "ffn_dropout_p": 0.0,
+    "attn_dropout_p": 0.0,
+    "resid_dropout_p": 0.0,
+    "s1_bits": 4,
+    "s2_bits": 4,
+    "beta": 0.05,
+    "gamma0": 1.0,
+    "gamma": 1.1,
+    "zeta": 0.05,
+    "group_size": 4,
+}
+MODEL_CFG = {
+    "s1_bits": 4,
+    "s2_bits": 4,
+    "n_layers": 2,
+    "d_model": 32,
+    "n_heads": 4,
+    "ff_dim": 48,
+    "ffn_dropout_p": 0.1,
+    "attn_dropout_p": 0.0,
+    "resid_dropout_p": 0.1,
+    "token_dropout_p": 0.0,
+    "learn_te": True,
+}
 
 
 def _block(prefix: str, d: int, ff: int, heads: int) -> dict[str, tuple]:
-    keys = {f"{prefix}.norm1.weight": (d,), f"{prefix}.norm2.weight": (d,),
-            f"{prefix}.self_attn.rotary.inv_freq": (d // heads // 2,),
-            f"{prefix}.ffn.w1.weight": (ff, d), f"{prefix}.ffn.w3.weight": (ff, d), f"{prefix}.ffn.w2.weight": (d, ff)}
+    keys = {
+        f"{prefix}.norm1.weight": (d,),
+        f"{prefix}.norm2.weight": (d,),
+        f"{prefix}.self_attn.rotary.inv_freq": (d // heads // 2,),
+        f"{prefix}.ffn.w1.weight": (ff, d),
+        f"{prefix}.ffn.w3.weight": (ff, d),
+        f"{prefix}.ffn.w2.weight": (d, ff),
+    }
     for p in ("q_proj", "k_proj", "v_proj", "out_proj"):
         keys[f"{prefix}.self_attn.{p}.weight"] = (d, d)
         keys[f"{prefix}.self_attn.{p}.bias"] = (d,)
@@ -33,11 +63,20 @@ def _block(prefix: str, d: int, ff: int, heads: int) -> dict[str, tuple]:
 def reference_tokenizer_keys(c: dict) -> dict[str, tuple]:
     """The reference tokenizer's state_dict keys and shapes, written out from its published structure."""
     d, k = c["d_model"], c["s1_bits"] + c["s2_bits"]
-    keys = {"embed.weight": (d, c["d_in"]), "embed.bias": (d,), "head.weight": (c["d_in"], d), "head.bias": (c["d_in"],),
-            "quant_embed.weight": (k, d), "quant_embed.bias": (k,),
-            "post_quant_embed_pre.weight": (d, c["s1_bits"]), "post_quant_embed_pre.bias": (d,),
-            "post_quant_embed.weight": (d, k), "post_quant_embed.bias": (d,),
-            "tokenizer.bsq.basis": (k,), "tokenizer.bsq.group_basis": (c["group_size"],)}
+    keys = {
+        "embed.weight": (d, c["d_in"]),
+        "embed.bias": (d,),
+        "head.weight": (c["d_in"], d),
+        "head.bias": (c["d_in"],),
+        "quant_embed.weight": (k, d),
+        "quant_embed.bias": (k,),
+        "post_quant_embed_pre.weight": (d, c["s1_bits"]),
+        "post_quant_embed_pre.bias": (d,),
+        "post_quant_embed.weight": (d, k),
+        "post_quant_embed.bias": (d,),
+        "tokenizer.bsq.basis": (k,),
+        "tokenizer.bsq.group_basis": (c["group_size"],),
+    }
     for i in range(c["n_enc_layers"] - 1):
         keys.update(_block(f"encoder.{i}", d, c["ff_dim"], c["n_heads"]))
     for i in range(c["n_dec_layers"] - 1):
@@ -47,11 +86,19 @@ def reference_tokenizer_keys(c: dict) -> dict[str, tuple]:
 
 def reference_predictor_keys(c: dict) -> dict[str, tuple]:
     d, v1, v2 = c["d_model"], 2 ** c["s1_bits"], 2 ** c["s2_bits"]
-    keys = {"embedding.emb_s1.weight": (v1, d), "embedding.emb_s2.weight": (v2, d),
-            "embedding.fusion_proj.weight": (d, 2 * d), "embedding.fusion_proj.bias": (d,), "norm.weight": (d,),
-            "dep_layer.norm.weight": (d,), "dep_layer.cross_attn.rotary.inv_freq": (d // 4 // 2,),
-            "head.proj_s1.weight": (v1, d), "head.proj_s1.bias": (v1,),
-            "head.proj_s2.weight": (v2, d), "head.proj_s2.bias": (v2,)}
+    keys = {
+        "embedding.emb_s1.weight": (v1, d),
+        "embedding.emb_s2.weight": (v2, d),
+        "embedding.fusion_proj.weight": (d, 2 * d),
+        "embedding.fusion_proj.bias": (d,),
+        "norm.weight": (d,),
+        "dep_layer.norm.weight": (d,),
+        "dep_layer.cross_attn.rotary.inv_freq": (d // 4 // 2,),
+        "head.proj_s1.weight": (v1, d),
+        "head.proj_s1.bias": (v1,),
+        "head.proj_s2.weight": (v2, d),
+        "head.proj_s2.bias": (v2,),
+    }
     suffix = "weight" if c["learn_te"] else "emb.weight"
     for name, size in (("minute", 60), ("hour", 24), ("weekday", 7), ("day", 32), ("month", 13)):
         keys[f"time_emb.{name}_embed.{suffix}"] = (size, d)
@@ -108,6 +155,7 @@ def test_saved_checkpoint_has_reference_keys_and_config(tmp_path, tiny_pair):
     assert set(m_cfg) == set(MODEL_CFG)
     assert set(t_cfg) == set(TOK_CFG)
     from safetensors.torch import load_file
+
     saved = load_file(str(tmp_path / "m" / "model.safetensors"))
     assert {k: tuple(v.shape) for k, v in saved.items()} == reference_predictor_keys(m_cfg)
     saved_t = load_file(str(tmp_path / "t" / "model.safetensors"))

@@ -33,6 +33,7 @@ def test_cached_equals_full_recompute_greedy(tiny_pair, hist, pred, max_context)
 def test_cached_logits_match_full_window_to_1e5(tiny_pair, fused):
     """Not just the argmax: the next-token logits of the cache equal a fresh pass over the window."""
     from kronos_cli.model.engine import DecodeWeights, KVCache, decode_one_token, prefill
+
     _, model = tiny_pair
     s1, s2, stamp = _history(2, 24, 1)
     cache = KVCache.allocate(model, 2, 24)
@@ -83,6 +84,7 @@ def test_greedy_sample_is_argmax():
 
 def test_bad_sampling_parameters():
     from kronos_cli.errors import KronosError
+
     for kwargs in ({"temperature": 0}, {"top_p": 0}, {"top_k": -1}):
         with pytest.raises(KronosError):
             SamplingParams(**kwargs)
@@ -110,9 +112,13 @@ def test_row_sampler_draws_each_series_as_if_it_were_alone():
     from kronos_cli.model.sampling import RowSampler
 
     torch.manual_seed(0)
-    groups = [(3, SamplingParams(1.0, 0, 0.9), 1), (2, SamplingParams(0.5, 7, 0.9), 2),
-              (1, SamplingParams(1.0, 1, 0.9), 3), (4, SamplingParams(1.7, 0, 1.0), 4),
-              (2, SamplingParams(1.0, 0, 0.3), 5)]
+    groups = [
+        (3, SamplingParams(1.0, 0, 0.9), 1),
+        (2, SamplingParams(0.5, 7, 0.9), 2),
+        (1, SamplingParams(1.0, 1, 0.9), 3),
+        (4, SamplingParams(1.7, 0, 1.0), 4),
+        (2, SamplingParams(1.0, 0, 0.3), 5),
+    ]
     logits = torch.randn(sum(n for n, _, _ in groups), 64)
 
     def gens():
@@ -122,7 +128,7 @@ def test_row_sampler_draws_each_series_as_if_it_were_alone():
     got = torch.cat([together(logits), together(logits)])  # two steps: the generators advance
     start, want_1, want_2 = 0, [], []
     for (n, p, _), g in zip(groups, gens()):
-        rows = logits[start:start + n]
+        rows = logits[start : start + n]
         want_1.append(sample(rows, p.temperature, p.top_k, p.top_p, g))
         want_2.append(sample(rows, p.temperature, p.top_k, p.top_p, g))
         start += n
@@ -138,4 +144,4 @@ def test_per_row_filter_equals_per_value_filter():
     top_p = torch.tensor([0.9, 0.9, 1.0, 0.5, 0.2, 0.1])
     rows = filter_logits(logits, top_k, top_p)
     for i in range(6):
-        assert torch.equal(rows[i:i + 1], filter_logits(logits[i:i + 1], int(top_k[i]), float(top_p[i])))
+        assert torch.equal(rows[i : i + 1], filter_logits(logits[i : i + 1], int(top_k[i]), float(top_p[i])))

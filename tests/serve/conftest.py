@@ -31,8 +31,9 @@ class Server:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
-    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+    def call(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
         """(status, parsed JSON body, headers) of one request on a fresh connection."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -59,11 +60,23 @@ class Server:
 
 def start_server(args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
     """`kronos serve ARGS --port 0` as a subprocess; returns once it prints its ready line."""
-    cmd = [sys.executable, "-m", "kronos_cli", "serve", "--host", "127.0.0.1", "--port", "0", "--device", "cpu",
-           *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kronos_cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--device",
+        "cpu",
+        *map(str, args),
+    ]
     err = log.open("w")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
-                            env={**os.environ, "COLUMNS": "200", **(env or {})})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=err, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})}
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
@@ -91,8 +104,13 @@ def stop_server(server: Server) -> None:
 def bars_json(bars: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for row in bars.itertuples(index=False):
-        bar = {"timestamp": row.timestamps.isoformat(), "open": row.open, "high": row.high, "low": row.low,
-               "close": row.close}
+        bar = {
+            "timestamp": row.timestamps.isoformat(),
+            "open": row.open,
+            "high": row.high,
+            "low": row.low,
+            "close": row.close,
+        }
         if hasattr(row, "volume"):
             bar["volume"] = row.volume
         if hasattr(row, "amount"):
@@ -105,15 +123,32 @@ def series(n: int, seed: int = 0, freq: str = "B") -> pd.DataFrame:
     return make_bars(n, freq=freq, seed=seed)
 
 
-SERVER_ARGS = ["--max-batch", "64", "--max-wait-ms", "100", "--max-body-bytes", "200000", "--min-bars", "16",
-               "--max-pred-len", "64", "--max-samples", "8", "--max-series", "4", "--max-context", "64"]
+SERVER_ARGS = [
+    "--max-batch",
+    "64",
+    "--max-wait-ms",
+    "100",
+    "--max-body-bytes",
+    "200000",
+    "--min-bars",
+    "16",
+    "--max-pred-len",
+    "64",
+    "--max-samples",
+    "8",
+    "--max-series",
+    "4",
+    "--max-context",
+    "64",
+]
 
 
 @pytest.fixture(scope="package")
 def server(tiny_checkpoints, tmp_path_factory):
     tok, model = tiny_checkpoints
-    srv = start_server(["--tokenizer", tok, "--model", model, *SERVER_ARGS],
-                       tmp_path_factory.mktemp("serve") / "server.log")
+    srv = start_server(
+        ["--tokenizer", tok, "--model", model, *SERVER_ARGS], tmp_path_factory.mktemp("serve") / "server.log"
+    )
     yield srv
     stop_server(srv)
 

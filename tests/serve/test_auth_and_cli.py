@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from kronos_cli.bars import FEATURES
-from kronos_cli.model.bundle import write_bundle
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.forecast.series import forecast_series
+from kronos_cli.model.bundle import write_bundle
 from tests.serve.conftest import Server, bars_json, series, start_server, stop_server
 
 TOKEN = "s3cret-test-token"
@@ -28,8 +28,11 @@ def bundle(tiny_pair, tmp_path_factory):
 @pytest.fixture(scope="module")
 def secured(bundle, tmp_path_factory):
     log = tmp_path_factory.mktemp("auth") / "server.log"
-    srv = start_server(["--bundle", bundle, "--token-env", "KRONOS_TEST_TOKEN", "--max-batch", "1"], log,
-                       env={"KRONOS_TEST_TOKEN": TOKEN})
+    srv = start_server(
+        ["--bundle", bundle, "--token-env", "KRONOS_TEST_TOKEN", "--max-batch", "1"],
+        log,
+        env={"KRONOS_TEST_TOKEN": TOKEN},
+    )
     yield srv
     stop_server(srv)
 
@@ -86,8 +89,11 @@ def _one_line_error(res, *needles):
 def test_startup_mistakes_are_one_line_and_exit_2(tiny_checkpoints, bundle, tmp_path):
     tok, model = tiny_checkpoints
     ck = ["--tokenizer", tok, "--model", model]
-    _one_line_error(_serve(*ck, "--token-env", "KRONOS_UNSET_TOKEN", env={"KRONOS_UNSET_TOKEN": ""}),
-                    "KRONOS_UNSET_TOKEN", "not set")
+    _one_line_error(
+        _serve(*ck, "--token-env", "KRONOS_UNSET_TOKEN", env={"KRONOS_UNSET_TOKEN": ""}),
+        "KRONOS_UNSET_TOKEN",
+        "not set",
+    )
     _one_line_error(_serve(), "--tokenizer and --model")
     _one_line_error(_serve("--tokenizer", tmp_path / "nope", "--model", model, "--port", "0"), "nope")
     _one_line_error(_serve("--bundle", tmp_path / "missing.pth", "--port", "0"), "no bundle")
@@ -103,19 +109,37 @@ def test_a_taken_port_is_one_line_and_exit_2_from_the_real_command(tiny_checkpoi
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        res = subprocess.run([sys.executable, "-m", "kronos_cli", "serve", "--tokenizer", str(tok), "--model",
-                              str(model), "--port", str(port)], capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kronos_cli",
+                "serve",
+                "--tokenizer",
+                str(tok),
+                "--model",
+                str(model),
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [f"error: port {port} on 127.0.0.1 is already in use; stop what uses "
-                                               f"it or pick another --port"]
+    assert res.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is already in use; stop what uses it or pick another --port"
+    ]
 
 
 def test_a_config_serves_its_models_and_context(tiny_checkpoints, tmp_path):
     tok, model = tiny_checkpoints
     cfg = tmp_path / "serve.yaml"
-    cfg.write_text(f"model:\n  tokenizer: {tok}\n  predictor: {model}\n"
-                   f"data:\n  max_context: 48\n  lookback_window: 30\n  predict_window: 5\n"
-                   f"output_dir: {tmp_path / 'out'}\n")
+    cfg.write_text(
+        f"model:\n  tokenizer: {tok}\n  predictor: {model}\n"
+        f"data:\n  max_context: 48\n  lookback_window: 30\n  predict_window: 5\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+    )
     cmd = [sys.executable, "-m", "kronos_cli", "serve", "-c", str(cfg), "--port", "0", "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     ready = json.loads(proc.stdout.readline())  # scripts can wait for this one line

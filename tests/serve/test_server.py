@@ -39,12 +39,20 @@ def test_health_model_and_openapi(server, tiny_pair):
 
 def test_forecast_equals_the_library_for_the_same_seed(server, library_predictor):
     bars = series(50, seed=1)
-    req = {"bars": bars_json(bars), "pred_len": 6, "samples": 4, "seed": 11, "temperature": 0.8, "top_p": 0.95,
-           "quantiles": [0.1, 0.9]}
+    req = {
+        "bars": bars_json(bars),
+        "pred_len": 6,
+        "samples": 4,
+        "seed": 11,
+        "temperature": 0.8,
+        "top_p": 0.95,
+        "quantiles": [0.1, 0.9],
+    }
     status, got = server.post("/v1/forecast", req)
     assert status == 200, got
-    want = forecast_series(library_predictor, bars, 6, samples=4, temperature=0.8, top_p=0.95, seed=11,
-                           quantiles=(0.1, 0.9))
+    want = forecast_series(
+        library_predictor, bars, 6, samples=4, temperature=0.8, top_p=0.95, seed=11, quantiles=(0.1, 0.9)
+    )
     np.testing.assert_array_equal(_values(got["bars"]), want.table[list(FEATURES)].to_numpy())
     for q, key in ((0.1, "0.1"), (0.9, "0.9")):
         cols = [f"{c}_q{round(q * 100):02d}" for c in list(FEATURES)]
@@ -62,17 +70,27 @@ def test_intraday_timestamps_continue_the_spacing_and_keep_the_offset(server):
     status, got = server.post("/v1/forecast", {"bars": bars_json(bars), "pred_len": 3, "top_k": 1})
     assert status == 200, got
     # The history's last bar closes the session seen (09:30..12:45) on a Friday: the next session is Monday's.
-    assert [b["timestamp"] for b in got["bars"]] == ["2024-03-04T09:30:00+08:00", "2024-03-04T09:35:00+08:00",
-                                                     "2024-03-04T09:40:00+08:00"]
+    assert [b["timestamp"] for b in got["bars"]] == [
+        "2024-03-04T09:30:00+08:00",
+        "2024-03-04T09:35:00+08:00",
+        "2024-03-04T09:40:00+08:00",
+    ]
 
 
 def _mixed_requests() -> list[dict]:
     reqs = []
     for i in range(12):
         n = 30 if i % 3 else 40  # two history lengths: two groups in one batch
-        reqs.append({"bars": bars_json(series(n, seed=10 + i)), "pred_len": 4 if i % 2 else 5,
-                     "samples": 1 + i % 3, "seed": 100 + i, "temperature": 1.0 + 0.05 * i,
-                     "quantiles": [0.5] if i % 4 == 0 else []})
+        reqs.append(
+            {
+                "bars": bars_json(series(n, seed=10 + i)),
+                "pred_len": 4 if i % 2 else 5,
+                "samples": 1 + i % 3,
+                "seed": 100 + i,
+                "temperature": 1.0 + 0.05 * i,
+                "quantiles": [0.5] if i % 4 == 0 else [],
+            }
+        )
     return reqs
 
 
@@ -109,12 +127,14 @@ def _drop(col):
     def f(r):
         for b in r["bars"]:
             b.pop(col)
+
     return f
 
 
 def _set(i, key, value):
     def f(r):
         r["bars"][i][key] = value
+
     return f
 
 
@@ -189,8 +209,10 @@ def test_bad_requests_do_not_disturb_good_ones_sent_with_them(server):
     good = _mixed_requests()[:6]
     expected = [server.post("/v1/forecast", r)[1] for r in good]
     # The last one passes the checks, joins the batch and fails there (its normalisation overflows).
-    bad = [BAD[k][0] for k in ("unsorted", "missing close", "pred_len above limit", "too few bars",
-                               "overflows normalisation")]
+    bad = [
+        BAD[k][0]
+        for k in ("unsorted", "missing close", "pred_len above limit", "too few bars", "overflows normalisation")
+    ]
     mixed = [(True, r) for r in good] + [(False, r) for r in bad]
     order = [mixed[i] for i in (0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5)]
     with ThreadPoolExecutor(len(order)) as pool:

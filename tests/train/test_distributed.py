@@ -18,22 +18,38 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 def _kronos(*args, env=None, **kw):
-    return subprocess.run([sys.executable, "-m", "kronos_cli", *map(str, args)], capture_output=True, text=True,
-                          env=env or ENV, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "kronos_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env or ENV,
+        timeout=300,
+        **kw,
+    )
 
 
 def _final_weights(out: Path, stage: str = "tokenizer") -> dict:
     return load_file(str(out / "models" / "t" / stage / "checkpoints" / "last" / "model" / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_ends_with_the_same_weights(train_overrides, tmp_path):
     common = {"training.epochs": 3, "training.n_train_iter": 16, "training.batch_size": 8}
     a_out, b_out = tmp_path / "a", tmp_path / "b"
     ref = _kronos("train-tokenizer", *train_overrides(**common, output_dir=a_out), "--device", "cpu")
     assert ref.returncode == 0, ref.stderr
 
-    args = [sys.executable, "-m", "kronos_cli", "train-tokenizer", *train_overrides(**common, output_dir=b_out),
-            "--device", "cpu", "--checkpoint-every", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "kronos_cli",
+        "train-tokenizer",
+        *train_overrides(**common, output_dir=b_out),
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "1",
+    ]
     proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = b_out / "models" / "t" / "tokenizer" / "checkpoints" / "last" / "trainer_state.json"
     deadline = time.time() + 240
@@ -53,8 +69,9 @@ def test_sigkill_and_resume_ends_with_the_same_weights(train_overrides, tmp_path
     assert killed_at is not None, "the run finished before it could be killed"
     assert proc.returncode == -signal.SIGKILL
 
-    resumed = _kronos("train-tokenizer", *train_overrides(**common, output_dir=b_out), "--device", "cpu",
-                      "--resume", "auto", "--json")
+    resumed = _kronos(
+        "train-tokenizer", *train_overrides(**common, output_dir=b_out), "--device", "cpu", "--resume", "auto", "--json"
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stderr
     a, b = _final_weights(a_out), _final_weights(b_out)
@@ -63,34 +80,61 @@ def test_sigkill_and_resume_ends_with_the_same_weights(train_overrides, tmp_path
         assert torch.equal(a[k], b[k]), k
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_twice_the_batch(train_overrides, tmp_path):
     """The predictor's loss is a mean over samples, so 2 x b must match 1 x 2b (the tokenizer's codebook entropy
     is a batch statistic and is not decomposable across ranks, in the reference too)."""
     one, two = tmp_path / "one", tmp_path / "two"
-    single = _kronos("train-predictor", *train_overrides(**{"training.epochs": 1, "training.batch_size": 16,
-                                                           "training.n_train_iter": 4}, output_dir=one),
-                     "--device", "cpu", "--json")
+    single = _kronos(
+        "train-predictor",
+        *train_overrides(
+            **{"training.epochs": 1, "training.batch_size": 16, "training.n_train_iter": 4}, output_dir=one
+        ),
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert single.returncode == 0, single.stderr
-    ddp = _kronos("train-predictor", *train_overrides(**{"training.epochs": 1, "training.batch_size": 8,
-                                                        "training.n_train_iter": 8}, output_dir=two),
-                  "--nproc", "2", "--json")
+    ddp = _kronos(
+        "train-predictor",
+        *train_overrides(
+            **{"training.epochs": 1, "training.batch_size": 8, "training.n_train_iter": 8}, output_dir=two
+        ),
+        "--nproc",
+        "2",
+        "--json",
+    )
     assert ddp.returncode == 0, ddp.stderr
     summary = json.loads(ddp.stdout)
     assert summary["world_size"] == 2 and summary["steps"] == 4
     assert summary["rank_weight_spread"] == 0.0  # every rank holds the same weights
     a, b = _final_weights(one, "predictor"), _final_weights(two, "predictor")
-    moved = max((a[k] - load_file(str(one / "models" / "t" / "predictor" / "checkpoints" / "epoch_1" /
-                                      "model.safetensors"))[k]).abs().max() for k in a)
+    moved = max(
+        (a[k] - load_file(str(one / "models" / "t" / "predictor" / "checkpoints" / "epoch_1" / "model.safetensors"))[k])
+        .abs()
+        .max()
+        for k in a
+    )
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
     del moved
 
 
+@pytest.mark.slow
 def test_elastic_restart_resumes_from_last_checkpoint(train_overrides, tmp_path):
     env = {**ENV, "KRONOS_FAIL_ONCE_AT_STEP": "3"}
-    res = _kronos("train-tokenizer", *train_overrides(**{"training.epochs": 2, "training.batch_size": 8,
-                                                        "training.n_train_iter": 8}),
-                  "--nproc", "2", "--max-restarts", "1", "--checkpoint-every", "1", "--json", env=env)
+    res = _kronos(
+        "train-tokenizer",
+        *train_overrides(**{"training.epochs": 2, "training.batch_size": 8, "training.n_train_iter": 8}),
+        "--nproc",
+        "2",
+        "--max-restarts",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--json",
+        env=env,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout)
     assert summary["steps"] == 8 and summary["epochs_completed"] == 2
@@ -98,10 +142,16 @@ def test_elastic_restart_resumes_from_last_checkpoint(train_overrides, tmp_path)
     assert "resumed from" in log
 
 
+@pytest.mark.slow
 def test_without_restarts_a_dead_worker_fails_the_job(train_overrides):
     env = {**ENV, "KRONOS_FAIL_ONCE_AT_STEP": "2"}
-    res = _kronos("train-tokenizer", *train_overrides(**{"training.batch_size": 8, "training.n_train_iter": 8}),
-                  "--nproc", "2", env=env)
+    res = _kronos(
+        "train-tokenizer",
+        *train_overrides(**{"training.batch_size": 8, "training.n_train_iter": 8}),
+        "--nproc",
+        "2",
+        env=env,
+    )
     assert res.returncode == 1
     assert "error:" in res.stderr
 

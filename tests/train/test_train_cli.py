@@ -20,9 +20,17 @@ def test_tokenizer_then_predictor_run_directories(train_overrides, tmp_path):
     summary = json.loads(res.stdout)
     run = tmp_path / "out" / "models" / "t" / "tokenizer"
     assert summary["epochs_completed"] == 2 and summary["world_size"] == 1
-    for rel in ("checkpoints/best_model/config.json", "checkpoints/best_model/model.safetensors",
-                "checkpoints/epoch_1/model.safetensors", "checkpoints/last/trainer_state.pt",
-                "logs/metrics.jsonl", "logs/train.log", "config.json", "summary.json", "loss_curve.png"):
+    for rel in (
+        "checkpoints/best_model/config.json",
+        "checkpoints/best_model/model.safetensors",
+        "checkpoints/epoch_1/model.safetensors",
+        "checkpoints/last/trainer_state.pt",
+        "logs/metrics.jsonl",
+        "logs/train.log",
+        "config.json",
+        "summary.json",
+        "loss_curve.png",
+    ):
         assert (run / rel).is_file(), rel
     KronosTokenizer.from_pretrained(run / "checkpoints" / "best_model")
     records = [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
@@ -72,6 +80,7 @@ def test_no_space_left_keeps_previous_best_model(train_overrides, tmp_path, monk
     import errno
 
     from kronos_cli.model import checkpoint
+
     ov = train_overrides(**{"training.epochs": 1})
     assert runner.invoke(app, ["train-tokenizer", *ov, "--device", "cpu"]).exit_code == 0
     best = tmp_path / "out" / "models" / "t" / "tokenizer" / "checkpoints" / "best_model"
@@ -90,10 +99,17 @@ def test_no_space_left_keeps_previous_best_model(train_overrides, tmp_path, monk
 
 def test_comet_offline_archive_holds_the_metrics(train_overrides, tmp_path, monkeypatch):
     import zipfile
+
     monkeypatch.delenv("COMET_API_KEY", raising=False)
     comet_dir = tmp_path / "comet"
-    ov = train_overrides(**{"logging.comet.enabled": "true", "logging.comet.offline": "true",
-                            "logging.comet.offline_directory": str(comet_dir), "training.epochs": 1})
+    ov = train_overrides(
+        **{
+            "logging.comet.enabled": "true",
+            "logging.comet.offline": "true",
+            "logging.comet.offline_directory": str(comet_dir),
+            "training.epochs": 1,
+        }
+    )
     res = runner.invoke(app, ["train-tokenizer", *ov, "--device", "cpu"])
     assert res.exit_code == 0, res.output
     archives = list(comet_dir.glob("*.zip"))

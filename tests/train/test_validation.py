@@ -27,6 +27,7 @@ def test_changing_last_input_leaves_earlier_losses_unchanged(tiny_checkpoints):
 
 def test_augmentations_keep_shape_and_are_deterministic():
     from kronos_cli.train.augment import augment
+
     x = torch.randn(4, 30, 6)
     for kinds in (["noise"], ["scale"], ["time_warp"], ["slice"], ["noise", "scale", "time_warp", "slice"]):
         a = augment(x, kinds, torch.Generator().manual_seed(3))
