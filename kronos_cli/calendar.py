@@ -11,6 +11,12 @@ STAMP_COLUMNS = ("minute", "hour", "weekday", "day", "month")  # the order the p
 NS_PER_DAY = 86_400 * 10**9
 
 
+def range_end(end) -> pd.Timestamp:
+    """The last instant of a range that ends at `end`: a date without a time names that whole day."""
+    t = pd.Timestamp(end)
+    return t + pd.Timedelta(days=1) - pd.Timedelta(1, "ns") if t == t.normalize() else t
+
+
 def _wall_ns(timestamps) -> tuple[np.ndarray, pd.DatetimeIndex]:
     """int64 nanoseconds of the wall-clock times (a timezone is dropped, the local time kept) and the index."""
     idx = pd.DatetimeIndex(timestamps)

@@ -42,24 +42,35 @@ def check_benchmark(cfg: Config, bench: str) -> None:
         )
 
 
+def check_signal_days(cfg: Config, signal_days: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The signal days inside the backtest range, or a one-line error when there are none."""
+    b = cfg.backtest
+    inside = signal_days[(signal_days >= pd.Timestamp(b.start_time)) & (signal_days <= pd.Timestamp(b.end_time))]
+    if inside.empty:
+        raise KronosError(
+            f"no pool member has a signal between backtest.start_time and backtest.end_time ({b.start_time}.."
+            f"{b.end_time}); the test split's signals cover {signal_days.min():%Y-%m-%d}..{signal_days.max():%Y-%m-%d}"
+            f". Move the backtest range into them (or data.test_time_range over it)"
+        )
+    return inside
+
+
 def trading_range(cfg: Config, signal_days: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Timestamp, list[str]]:
-    """The backtest range, inside the configured one and the days that have signals; notes say what moved."""
+    """The backtest range, inside the configured one and the days that have signals; notes say what moved.
+
+    Qlib's TopkDropout trades on day T with the signal of the trading day before it, so a signal of the
+    provider's last day ranks tomorrow's trades (see `kronos signals`) and is not traded here.
+    """
     from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
     b = cfg.backtest
     want_lo, want_hi = pd.Timestamp(b.start_time), pd.Timestamp(b.end_time)
-    first, last = signal_days.min(), signal_days.max()
-    if first > want_hi or last < want_lo:
-        raise KronosError(
-            f"the test split's signals cover {first:%Y-%m-%d}..{last:%Y-%m-%d}, which does not "
-            f"overlap the backtest range {b.start_time}..{b.end_time}; adjust backtest.start_time/"
-            f"end_time or data.test_time_range"
-        )
+    inside = check_signal_days(cfg, signal_days)
     cal = pd.DatetimeIndex(D.calendar(start_time=want_lo, end_time=want_hi, freq="day"))
     notes = []
-    lo, hi = max(want_lo, first), min(want_hi, last)
-    if lo > want_lo:
-        held = int(((cal >= want_lo) & (cal < lo)).sum())
+    lo, hi = inside.min(), want_hi
+    held = int(((cal >= want_lo) & (cal < lo)).sum())
+    if held:
         notes.append(
             f"the backtest range starts {held} trading day(s) before the first signal; it starts at "
             f"{lo:%Y-%m-%d} instead of holding cash"
@@ -67,10 +78,10 @@ def trading_range(cfg: Config, signal_days: pd.DatetimeIndex) -> tuple[pd.Timest
     full = pd.DatetimeIndex(D.calendar(freq="day"))
     if hi >= full[-1]:  # Qlib needs the next trading day to settle the last one
         hi = full[-2]
-    if hi < min(want_hi, last):
-        notes.append(f"the backtest ends {hi:%Y-%m-%d}, the provider's second-to-last trading day")
-    if hi < want_hi and hi == last:
-        notes.append(f"signals end {last:%Y-%m-%d}, before backtest.end_time {b.end_time}")
+        notes.append(
+            f"the backtest ends {hi:%Y-%m-%d}, the provider's second-to-last trading day (the last day's "
+            f"signals rank trades for the day after it)"
+        )
     days = cal[(cal >= lo) & (cal <= hi)]
     if len(days) < 2:
         raise KronosError(f"fewer than two trading days with signals between {b.start_time} and {b.end_time}")
@@ -79,8 +90,9 @@ def trading_range(cfg: Config, signal_days: pd.DatetimeIndex) -> tuple[pd.Timest
 
 def run_topk_dropout(
     cfg: Config, signal: pd.Series, start: pd.Timestamp, end: pd.Timestamp, benchmark: str
-) -> pd.DataFrame:
-    """Qlib's daily portfolio report (account, return, cost, bench, turnover, ...) for one signal."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Qlib's daily portfolio report (account, return, cost, bench, turnover, ...) and the positions held at
+    each day's close (date, instrument, amount, weight) for one signal."""
     backtest, executor, TopkDropoutStrategy = _qlib_backtest_api()
     b = cfg.backtest
     init_qlib(cfg.data.provider_uri, cfg.data.region)
@@ -89,6 +101,14 @@ def run_topk_dropout(
     chatter = io.StringIO()  # Qlib's own progress bar; our progress and results say what happened
     with warnings.catch_warnings(), contextlib.redirect_stderr(chatter):
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's empty-slice notes inside Qlib's indicators
+        exchange = {
+            "freq": "day",
+            "limit_threshold": b.limit_threshold,
+            "deal_price": b.deal_price,
+            "open_cost": b.open_cost,
+            "close_cost": b.close_cost,
+            "min_cost": b.min_cost,
+        }
         metrics, _ = backtest(
             start_time=start,
             end_time=end,
@@ -96,17 +116,20 @@ def run_topk_dropout(
             executor=ex,
             account=b.account,
             benchmark=benchmark,
-            exchange_kwargs={
-                "freq": "day",
-                "limit_threshold": b.limit_threshold,
-                "deal_price": b.deal_price,
-                "open_cost": b.open_cost,
-                "close_cost": b.close_cost,
-                "min_cost": b.min_cost,
-            },
+            exchange_kwargs=exchange,
         )
-    report, _ = metrics["1day"]
-    return report
+    report, positions = metrics["1day"]
+    return report, _positions(positions)
+
+
+def _positions(positions: dict) -> pd.DataFrame:
+    rows = []
+    for day, pos in sorted(positions.items()):
+        held = pos.position if hasattr(pos, "position") else pos
+        for inst, info in held.items():
+            if isinstance(info, dict) and "amount" in info:
+                rows.append((pd.Timestamp(day), inst, float(info["amount"]), float(info.get("weight", float("nan")))))
+    return pd.DataFrame(rows, columns=["datetime", "instrument", "amount", "weight"])
 
 
 def _qlib_backtest_api():

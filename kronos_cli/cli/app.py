@@ -18,6 +18,7 @@ from kronos_cli.cli import pipeline as pipeline_cmd
 from kronos_cli.cli import predict as predict_cmd
 from kronos_cli.cli import prep as prep_cmd
 from kronos_cli.cli import serve as serve_cmd
+from kronos_cli.cli import signals as signals_cmd
 from kronos_cli.cli import train as train_cmd
 from kronos_cli.cli.common import err_console, setup_logging
 from kronos_cli.cli.config_cmd import config_app
@@ -90,6 +91,7 @@ app.command("prep")(prep_cmd.prep)
 app.command("train-tokenizer")(train_cmd.train_tokenizer)
 app.command("train-predictor")(train_cmd.train_predictor)
 app.command("backtest")(backtest_cmd.backtest)
+app.command("signals")(signals_cmd.signals)
 app.command("export")(export_cmd.export)
 app.command("predict")(predict_cmd.predict)
 app.command("serve")(serve_cmd.serve)

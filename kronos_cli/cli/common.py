@@ -93,3 +93,16 @@ def print_json(obj: Any) -> None:
     """JSON on stdout, unstyled, so scripts can parse it."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_tables(tables) -> None:
+    """Render the library's neutral `Table`s with Rich on stdout, each with its caption."""
+    from rich.table import Table as RichTable
+
+    for t in tables:
+        rich = RichTable(title=t.title, caption=t.caption or None, caption_justify="left")
+        for i, col in enumerate(t.columns):
+            rich.add_column(col, justify="left" if i == 0 else "right")
+        for row in t.rows:
+            rich.add_row(*row)
+        console.print(rich)

@@ -1,4 +1,4 @@
-"""`kronos demo-data`: write the synthetic Qlib market."""
+"""`kronos demo-data`: write the synthetic Qlib market (with a planted, documented predictable component)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,15 @@ def demo_data(
     start: str = typer.Option("2021-01-01", "--start", help="First calendar day."),
     end: str = typer.Option("2024-12-31", "--end", help="Last calendar day."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same market)."),
+    signal: str = typer.Option(
+        "reversal", "--signal", help="Planted predictable component: reversal, momentum, or none (a martingale)."
+    ),
+    strength: float = typer.Option(0.1, "--strength", help="How strong the planted component is, in [0, 1)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty directory."),
 ) -> None:
-    """Write a synthetic market as a real Qlib provider directory (for demos and tests)."""
-    from kronos_cli.data.synthetic import MarketSpec, write_market
+    """Write a synthetic market as a real Qlib provider directory (for demos and tests); its kronos_market.json
+    holds the ground-truth IC of the planted component."""
+    from kronos_cli.data.synthetic import METADATA, MarketSpec, write_market
 
-    path = write_market(out, MarketSpec(stocks, start, end, seed), force=force)
-    console.print(f"synthetic Qlib market: {path}")
+    path = write_market(out, MarketSpec(stocks, start, end, seed, signal, strength), force=force)
+    console.print(f"synthetic Qlib market: {path} (ground truth in {path / METADATA})")

@@ -90,7 +90,7 @@ def report(result: dict, json_out: bool) -> None:
             {
                 "stages": result["stages"],
                 "paths": result["paths"],
-                "backtest": {k: v for k, v in bt.items() if k not in ("daily_returns", "config")} if bt else None,
+                "backtest": bt.to_json(full=False) if bt else None,
                 "export": result.get("export"),
             }
         )

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical, check_timestamps
+from kronos_cli.calendar import range_end
 from kronos_cli.config import DataConfig
+from kronos_cli.data.universe import Universe
 from kronos_cli.errors import KronosError
 
 # A file's column for each feature when `data.csv.columns` does not map it: our name, then the reference's.
@@ -70,9 +72,8 @@ class CsvSource:
             out["volume"] = 0.0
         if "amount" not in out:
             out["amount"] = amount_from_volume(out[list(PRICE_COLUMNS)].to_numpy(), out["volume"].to_numpy())
-        start, end = pd.Timestamp(self.cfg.start_time), pd.Timestamp(self.cfg.end_time)
-        end = end + pd.Timedelta(days=1) if end == end.normalize() else end  # an end date includes that day
-        return out[(out.index >= start) & (out.index < end)][list(FEATURES)]
+        start, end = pd.Timestamp(self.cfg.start_time), range_end(self.cfg.end_time)
+        return out[(out.index >= start) & (out.index <= end)][list(FEATURES)]
 
     def _read(self, file: Path) -> pd.DataFrame:
         try:
@@ -95,11 +96,17 @@ class CsvSource:
                 frames[file.stem.upper()] = self._clean(self._read(file), str(file))
         return {s: f for s, f in frames.items() if len(f)}
 
-    def symbols(self) -> list[str]:
-        return sorted(self.frames)
+    def universe(self) -> Universe:
+        """Every symbol of the files, a member throughout (a CSV carries no pool membership)."""
+        return Universe.always(sorted(self.frames), self.cfg.start_time, self.cfg.end_time)
+
+    def calendar(self, extra: int = 0) -> tuple[pd.DatetimeIndex, int]:
+        """Every timestamp any symbol has (the files' own calendar); nothing is known beyond the data."""
+        cal = pd.DatetimeIndex(sorted(set().union(*(f.index for f in self.frames.values()))))
+        return cal, len(cal)
 
     def chunks(self, symbols: list[str]) -> Iterator[list[tuple[str, pd.DataFrame]]]:
-        calendar = pd.DatetimeIndex(sorted(set().union(*(f.index for f in self.frames.values()))))
+        calendar = self.calendar()[0]
         max_gap = pd.Timedelta(self.cfg.csv.max_gap) if self.cfg.csv.max_gap else None
         for i in range(0, len(symbols), self.cfg.chunk_size):
             out = []

@@ -1,10 +1,13 @@
-"""`kronos prep`: market bars into gap-aware, leak-free windows per split, stored without pickle.
+"""`kronos prep`: market bars into gap-aware, point-in-time windows per split, stored without pickle.
 
-A series is cut into segments wherever a bar is missing (a suspension, a hole in a CSV); windows of
-lookback + predict + 1 bars never cross a segment boundary, and segments shorter than that are dropped and
-counted. A window belongs to a split when its target rows (the bars after the lookback) lie inside the split's
-time range; its lookback may come from earlier rows. Rows are streamed to disk a chunk of instruments at a
-time, so memory grows with the chunk, not the pool.
+A series is cut into segments wherever a bar is missing (a suspension, a hole in a CSV). Two kinds of window
+are cut from the segments:
+- training windows of lookback + predict + 1 consecutive bars, in a split when the bars after the lookback
+  (its targets) lie in the split's range (after the embargo) and, with `data.universe: point_in_time`, the stock
+  is a pool member on its last lookback bar;
+- signal origins (val and test): every bar of a pool member that ends `lookback` consecutive bars, whether or not
+  later bars exist, so that a signal never depends on the future.
+Rows are streamed to disk a chunk of instruments at a time, so memory grows with the chunk, not the pool.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import pandas as pd
 
 from kronos_cli import __version__
 from kronos_cli.bars import FEATURES
-from kronos_cli.calendar import calendar_features
-from kronos_cli.config import Config, section_hash
+from kronos_cli.calendar import calendar_features, future_timestamps
+from kronos_cli.config import Config, DataConfig, section_hash
 from kronos_cli.data.csv_source import CsvSource
 from kronos_cli.data.qlib_source import QlibSource
-from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, SPLITS, NpyAppender
+from kronos_cli.data.splits import SplitRange, embargo_bars, plan_splits
+from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, ORIGIN_SPLITS, SPLITS, NpyAppender
+from kronos_cli.data.universe import Universe
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_dir, write_json
 
@@ -51,132 +56,239 @@ def dataset_hash(cfg: Config) -> str:
     return section_hash(data)
 
 
+def market_calendar(source: CsvSource | QlibSource, predict: int) -> tuple[np.ndarray, dict]:
+    """The market's bars in the data range, then `predict + 1` later ones (the source's own calendar where it
+    knows them, else projected by the bars' spacing) for the stamps of forecasts made on the last days."""
+    cal, inside = source.calendar(extra=predict + 1)
+    known = len(cal) - inside
+    if known < predict + 1:
+        cal = cal.append(future_timestamps(cal, predict + 1 - known))
+    info = {
+        "bars": inside,
+        "first": str(cal[0]),
+        "last": str(cal[inside - 1]),
+        "known_after": known,
+        "projected_after": max(0, predict + 1 - known),
+    }
+    return cal.as_unit("ns").asi8, info
+
+
+@dataclasses.dataclass
+class _Tally:
+    windows: dict[str, int] = dataclasses.field(default_factory=lambda: {s: 0 for s in SPLITS})
+    origins: dict[str, int] = dataclasses.field(default_factory=lambda: {s: 0 for s in ORIGIN_SPLITS})
+    target_span: dict[str, list[int]] = dataclasses.field(default_factory=lambda: {s: [] for s in SPLITS})
+    origin_span: dict[str, list[int]] = dataclasses.field(default_factory=lambda: {s: [] for s in ORIGIN_SPLITS})
+    short_segments: int = 0
+    missing_rows: int = 0
+
+
+class _Writer:
+    """The arrays of a dataset being built, appended one symbol segment at a time."""
+
+    def __init__(self, directory: Path):
+        self.features = NpyAppender(directory / "features.npy", np.float32, (len(FEATURES),))
+        self.stamps = NpyAppender(directory / "stamps.npy", np.int8, (5,))
+        self.timestamps = NpyAppender(directory / "timestamps.npy", np.int64)
+        self.calpos = NpyAppender(directory / "calpos.npy", np.int64)
+        self.windows = {s: NpyAppender(directory / f"windows_{s}.npy", np.int64, (2,)) for s in SPLITS}
+        self.origins = {s: NpyAppender(directory / f"origins_{s}.npy", np.int64, (2,)) for s in ORIGIN_SPLITS}
+
+    @property
+    def rows(self) -> int:
+        return self.features.rows
+
+    def close(self) -> None:
+        for a in (
+            self.features,
+            self.stamps,
+            self.timestamps,
+            self.calpos,
+            *self.windows.values(),
+            *self.origins.values(),
+        ):
+            a.close()
+
+
+def _segment(
+    w: _Writer,
+    tally: _Tally,
+    x: np.ndarray,
+    index: pd.DatetimeIndex,
+    calpos: np.ndarray,
+    sym: int,
+    member: np.ndarray,
+    d: DataConfig,
+    plan: dict[str, SplitRange],
+) -> None:
+    """Append one segment's rows, its training windows and its signal origins."""
+    look, pred, n, row = d.lookback_window, d.predict_window, len(x), w.rows
+    window = look + pred + 1
+    ts = index.as_unit("ns").asi8
+    w.features.append(x.astype(np.float32))
+    w.stamps.append(calendar_features(index).astype(np.int8))
+    w.timestamps.append(ts)
+    w.calpos.append(calpos)
+    if n >= window:
+        rel = np.arange(n - window + 1)
+        first, last = ts[rel + look], ts[rel + window - 1]
+        ok = member[rel + look - 1] if d.universe == "point_in_time" else np.ones(len(rel), dtype=bool)
+        for s, r in plan.items():
+            sel = ok & (first >= r.lo) & (last <= r.hi)
+            if sel.any():
+                w.windows[s].append(np.stack([row + rel[sel], np.full(int(sel.sum()), sym)], axis=1))
+                tally.windows[s] += int(sel.sum())
+                tally.target_span[s] += [int(first[sel][0]), int(last[sel][-1])]
+    rel = np.arange(look - 1, n)
+    for s in ORIGIN_SPLITS:
+        sel = member[rel] & plan[s].origin_mask(ts[rel], calpos[rel], pred)
+        if sel.any():
+            w.origins[s].append(np.stack([row + rel[sel], np.full(int(sel.sum()), sym)], axis=1))
+            tally.origins[s] += int(sel.sum())
+            tally.origin_span[s] += [int(ts[rel][sel][0]), int(ts[rel][sel][-1])]
+
+
+def _symbol(
+    w: _Writer,
+    tally: _Tally,
+    name: str,
+    df: pd.DataFrame,
+    sym: int,
+    calendar: np.ndarray,
+    universe: Universe,
+    d: DataConfig,
+    plan: dict[str, SplitRange],
+) -> dict:
+    """Append a symbol's kept segments; returns its manifest entry, or {"reason": ...} when nothing is kept."""
+    x = df[list(FEATURES)].to_numpy(dtype=np.float64) if len(df) else np.zeros((0, len(FEATURES)))
+    valid = np.isfinite(x).all(axis=1) & (x[:, :4] > 0).all(axis=1) & (x[:, 4:] >= 0).all(axis=1)
+    tally.missing_rows += int((~valid).sum())
+    segs = segments(valid)
+    kept = [(a, b) for a, b in segs if b - a >= d.lookback_window]
+    tally.short_segments += len(segs) - len(kept)
+    if not kept:
+        longest = max((b - a for a, b in segs), default=0)
+        return {
+            "reason": "no bars in range"
+            if not valid.any()
+            else f"no run of {d.lookback_window} consecutive bars (longest {longest})"
+        }
+    index = pd.DatetimeIndex(df.index)
+    ns = index.as_unit("ns").asi8
+    calpos = np.searchsorted(calendar, ns)
+    member = universe.member_mask(name, ns)
+    first_row = w.rows
+    for a, b in kept:
+        _segment(w, tally, x[a:b], index[a:b], calpos[a:b], sym, member[a:b], d, plan)
+    return {
+        "name": name,
+        "first_row": first_row,
+        "rows": w.rows - first_row,
+        "segments": len(kept),
+        "first": str(index[kept[0][0]]),
+        "last": str(index[kept[-1][1] - 1]),
+        "members": universe.describe(name),
+    }
+
+
 def prepare(cfg: Config, progress: Progress | None = None) -> dict:
     """Build the dataset at `cfg.data.dataset_path` (replacing any old one atomically); returns its manifest."""
-    d = cfg.data
-    t0 = time.perf_counter()
-    lookback, window = d.lookback_window, d.lookback_window + d.predict_window + 1
-    ranges = {s: tuple(pd.Timestamp(x).value for x in getattr(d, f"{s}_time_range")) for s in SPLITS}
-    # An end date names a whole day: 2022-12-31 includes that day's intraday bars.
-    ranges = {
-        s: (a, b + (pd.Timedelta(days=1).value - 1 if pd.Timestamp(b).normalize().value == b else 0))
-        for s, (a, b) in ranges.items()
-    }
+    d, t0 = cfg.data, time.perf_counter()
     source = open_source(cfg)
-    symbols = source.symbols()
+    universe = source.universe()
+    calendar, cal_info = market_calendar(source, d.predict_window)
+    plan = plan_splits(d, calendar[: cal_info["bars"]])
+    symbols = universe.symbols()
     log.info("preparing %d instruments (%s source)", len(symbols), d.source)
-    target = Path(d.dataset_path)
-    meta: list[dict] = []
-    dropped: list[dict] = []
-    counts = {s: 0 for s in SPLITS}
-    spans: dict[str, list[int]] = {s: [] for s in SPLITS}
-    short_segments = missing_rows = 0
-    with atomic_dir(target) as tmp:
-        feats = NpyAppender(tmp / "features.npy", np.float32, (len(FEATURES),))
-        stamps = NpyAppender(tmp / "stamps.npy", np.int8, (5,))
-        stamps_ts = NpyAppender(tmp / "timestamps.npy", np.int64)
-        wins = {s: NpyAppender(tmp / f"windows_{s}.npy", np.int64, (2,)) for s in SPLITS}
-        row = done = 0
+    meta, dropped, tally = [], [], _Tally()
+    with atomic_dir(Path(d.dataset_path)) as tmp:
+        w, done = _Writer(tmp), 0
         for chunk in source.chunks(symbols):
-            for sym, df in chunk:
-                x = df[list(FEATURES)].to_numpy(dtype=np.float64) if len(df) else np.zeros((0, len(FEATURES)))
-                valid = np.isfinite(x).all(axis=1) & (x[:, :4] > 0).all(axis=1) & (x[:, 4:] >= 0).all(axis=1)
-                missing_rows += int((~valid).sum())
-                segs = segments(valid)
-                kept = [(a, b) for a, b in segs if b - a >= window]
-                short_segments += len(segs) - len(kept)
-                if not kept:
-                    reason = (
-                        "no bars in range"
-                        if not valid.any()
-                        else f"no run of {window} consecutive bars (longest {max((b - a for a, b in segs), default=0)})"
-                    )
-                    dropped.append({"symbol": sym, "reason": reason})
-                    continue
-                sym_idx = len(meta)
-                ts_all = pd.DatetimeIndex(df.index).as_unit("ns").asi8
-                sym_rows = 0
-                for a, b in kept:
-                    n = b - a
-                    ts = ts_all[a:b]
-                    feats.append(x[a:b].astype(np.float32))
-                    stamps.append(calendar_features(df.index[a:b]).astype(np.int8))
-                    stamps_ts.append(ts)
-                    rel = np.arange(n - window + 1)
-                    first_target, last_target = ts[rel + lookback], ts[rel + window - 1]
-                    for s, (lo, hi) in ranges.items():
-                        sel = (first_target >= lo) & (last_target <= hi)
-                        if sel.any():
-                            starts = row + rel[sel]
-                            wins[s].append(np.stack([starts, np.full_like(starts, sym_idx)], axis=1))
-                            counts[s] += int(sel.sum())
-                            spans[s] += [int(first_target[sel][0]), int(last_target[sel][-1])]
-                    row += n
-                    sym_rows += n
-                meta.append(
-                    {
-                        "name": sym,
-                        "rows": sym_rows,
-                        "segments": len(kept),
-                        "first": str(pd.Timestamp(ts_all[kept[0][0]])),
-                        "last": str(pd.Timestamp(ts_all[kept[-1][1] - 1])),
-                    }
-                )
+            for name, df in chunk:
+                entry = _symbol(w, tally, name, df, len(meta), calendar, universe, d, plan)
+                (dropped.append({"symbol": name, **entry}) if "reason" in entry else meta.append(entry))
             done += len(chunk)
             if progress:
                 progress(done, len(symbols), f"{done}/{len(symbols)} instruments")
-        for appender in (feats, stamps, stamps_ts, *wins.values()):
-            appender.close()
-        if not meta:
-            raise KronosError(
-                f"no instrument has {window} consecutive bars between {d.start_time} and "
-                f"{d.end_time}; widen the date range or shorten lookback/predict windows"
-            )
-        empty = [s for s in SPLITS if counts[s] == 0]
-        if empty:
-            raise KronosError(
-                f"no windows fall in the {', '.join(empty)} split(s): "
-                + "; ".join(f"{s}_time_range {getattr(d, f'{s}_time_range')}" for s in empty)
-                + f" lies outside the data ({meta[0]['first'][:10]}..{max(m['last'] for m in meta)[:10]}) or is "
-                f"shorter than the predict window; adjust the ranges"
-            )
-        manifest = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "kronos_cli": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "config_hash": dataset_hash(cfg),
-            "data_config": dataclasses.asdict(d),
-            "features": list(FEATURES),
-            "lookback_window": lookback,
-            "predict_window": d.predict_window,
-            "window": window,
-            "clip": d.clip,
-            "rows": row,
-            "missing_rows": missing_rows,
-            "short_segments_dropped": short_segments,
-            "symbols": meta,
-            "dropped": dropped,
-            "splits": {
-                s: {
-                    "windows": counts[s],
-                    "range": getattr(d, f"{s}_time_range"),
-                    "first_target": str(pd.Timestamp(min(spans[s]))) if spans[s] else None,
-                    "last_target": str(pd.Timestamp(max(spans[s]))) if spans[s] else None,
-                }
-                for s in SPLITS
-            },
-            "elapsed_s": round(time.perf_counter() - t0, 2),
-        }
+        w.close()
+        np.save(tmp / "calendar.npy", calendar, allow_pickle=False)
+        _check(d, meta, tally)
+        manifest = _manifest(cfg, meta, dropped, tally, w.rows, cal_info, plan, time.perf_counter() - t0)
         write_json(tmp / MANIFEST, manifest)
-    _warn_overlaps(d)
-    log.info("dataset written to %s", target)
+    log.info("dataset written to %s", d.dataset_path)
     return manifest
 
 
-def _warn_overlaps(d) -> None:
-    for a, b in (("train", "val"), ("val", "test"), ("train", "test")):
-        ra, rb = getattr(d, f"{a}_time_range"), getattr(d, f"{b}_time_range")
-        lo, hi = max(ra[0], rb[0]), min(ra[1], rb[1])
-        if lo <= hi:
-            log.warning("the %s and %s target ranges overlap (%s..%s): windows there are in both splits", a, b, lo, hi)
+def _check(d: DataConfig, meta: list[dict], tally: _Tally) -> None:
+    if not meta:
+        raise KronosError(
+            f"no instrument has {d.lookback_window} consecutive bars between {d.start_time} and "
+            f"{d.end_time}; widen the date range or shorten data.lookback_window"
+        )
+    data_span = f"{meta[0]['first'][:10]}..{max(m['last'] for m in meta)[:10]}"
+    empty = [s for s in ("train", "val") if tally.windows[s] == 0]
+    if empty:
+        raise KronosError(
+            f"no windows fall in the {', '.join(empty)} split(s): "
+            + "; ".join(f"{s}_time_range {getattr(d, f'{s}_time_range')}" for s in empty)
+            + f" lies outside the data ({data_span}), is shorter than lookback + predict windows or has no pool "
+            f"member; adjust the ranges"
+        )
+    if tally.origins["test"] == 0:
+        raise KronosError(
+            f"no signal day falls in the test split: test_time_range {d.test_time_range} lies outside "
+            f"the data ({data_span}) or has no pool member with {d.lookback_window} bars of history"
+        )
+
+
+def _span(values: list[int]) -> tuple[str | None, str | None]:
+    return (str(pd.Timestamp(min(values))), str(pd.Timestamp(max(values)))) if values else (None, None)
+
+
+def _manifest(
+    cfg: Config,
+    meta: list[dict],
+    dropped: list[dict],
+    tally: _Tally,
+    rows: int,
+    cal_info: dict,
+    plan: dict[str, SplitRange],
+    elapsed: float,
+) -> dict:
+    d = cfg.data
+    splits = {}
+    for s in SPLITS:
+        first_t, last_t = _span(tally.target_span[s])
+        splits[s] = {
+            "range": getattr(d, f"{s}_time_range"),
+            **plan[s].describe(),
+            "windows": tally.windows[s],
+            "first_target": first_t,
+            "last_target": last_t,
+        }
+        if s in ORIGIN_SPLITS:
+            first_o, last_o = _span(tally.origin_span[s])
+            splits[s].update({"signal_days": tally.origins[s], "first_signal": first_o, "last_signal": last_o})
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "kronos_cli": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config_hash": dataset_hash(cfg),
+        "data_config": dataclasses.asdict(d),
+        "features": list(FEATURES),
+        "lookback_window": d.lookback_window,
+        "predict_window": d.predict_window,
+        "window": d.lookback_window + d.predict_window + 1,
+        "clip": d.clip,
+        "embargo": embargo_bars(d),
+        "universe": d.universe,
+        "calendar": cal_info,
+        "rows": rows,
+        "missing_rows": tally.missing_rows,
+        "short_segments_dropped": tally.short_segments,
+        "symbols": meta,
+        "dropped": dropped,
+        "splits": splits,
+        "elapsed_s": round(elapsed, 2),
+    }

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from kronos_cli.bars import FEATURES, amount_from_volume
+from kronos_cli.calendar import range_end
 from kronos_cli.config import DataConfig
+from kronos_cli.data.universe import Universe
 from kronos_cli.errors import KronosError
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,26 @@ def pools(path: Path) -> list[str]:
     return sorted(p.stem for p in (path / "instruments").glob("*.txt"))
 
 
+def check_pool_file(path: Path) -> None:
+    """Every line of a pool file must carry a membership span: SYMBOL, start date, end date."""
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        ok = len(parts) >= 3
+        if ok:
+            try:
+                pd.Timestamp(parts[1]), pd.Timestamp(parts[2])
+            except ValueError:
+                ok = False
+        if not ok:
+            raise KronosError(
+                f"{path} line {n} ({line.strip()!r}) has no membership span; a pool file lists SYMBOL<TAB>start"
+                f"<TAB>end per line so that members are known day by day (write one span per line, e.g. "
+                f"SH600000\t2011-01-04\t2099-12-31 for a permanent member)"
+            )
+
+
 class QlibSource:
     """Bars of a pool from a Qlib provider: one frame per symbol over the calendar, NaN rows where no bar."""
 
@@ -71,7 +93,8 @@ class QlibSource:
         self.path = check_provider(cfg.provider_uri, cfg.freq)
         init_qlib(str(self.path), cfg.region)
 
-    def symbols(self) -> list[str]:
+    def universe(self) -> Universe:
+        """The symbols that were members at any time in the data range, with their membership spans."""
         from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
         cfg = self.cfg
@@ -80,22 +103,30 @@ class QlibSource:
             missing = [s for s in cfg.instrument if s.upper() not in known]
             if missing:
                 raise KronosError(f"data.instrument lists symbols the provider does not have: {', '.join(missing)}")
-            return [s.upper() for s in cfg.instrument]
+            return Universe.always([s.upper() for s in cfg.instrument], cfg.start_time, cfg.end_time)
         if cfg.instrument not in pools(self.path):
             raise KronosError(
                 f"unknown pool {cfg.instrument!r}: {self.path}/instruments has "
                 f"{', '.join(pools(self.path)) or 'no pools'}"
             )
+        check_pool_file(self.path / "instruments" / f"{cfg.instrument}.txt")
         inst = D.instruments(market=cfg.instrument)
-        symbols = D.list_instruments(
-            inst, start_time=cfg.start_time, end_time=cfg.end_time, freq=cfg.freq, as_list=True
-        )
-        if not symbols:
+        spans = D.list_instruments(inst, start_time=cfg.start_time, end_time=cfg.end_time, freq=cfg.freq, as_list=False)
+        if not spans:
             raise KronosError(
-                f"pool {cfg.instrument!r} has no instruments between {cfg.start_time} and "
-                f"{cfg.end_time}; check data.start_time/end_time against the provider's calendar"
+                f"pool {cfg.instrument!r} has no instruments between {cfg.start_time} and {cfg.end_time}; check "
+                f"data.start_time/end_time against the provider's calendar"
             )
-        return sorted(symbols)
+        return Universe({sym: sorted((pd.Timestamp(a), pd.Timestamp(b)) for a, b in s) for sym, s in spans.items()})
+
+    def calendar(self, extra: int = 0) -> tuple[pd.DatetimeIndex, int]:
+        """The provider's bars from data.start_time to data.end_time, then up to `extra` later bars of its calendar
+        (which days a market trades is known ahead; no price is read); also how many of them are in range."""
+        from qlib.data import D  # lazy: qlib is an optional extra and slow to import
+
+        cal = pd.DatetimeIndex(D.calendar(start_time=self.cfg.start_time, freq=self.cfg.freq))
+        inside = int((cal <= range_end(self.cfg.end_time)).sum())
+        return cal[: inside + extra], inside
 
     def chunks(self, symbols: list[str]) -> Iterator[list[tuple[str, pd.DataFrame]]]:
         """Frames with the six feature columns; amount = `amount_from_volume` (Qlib's cn_data has none)."""

@@ -1,4 +1,14 @@
-"""The on-disk dataset: memory-mapped `.npy` arrays plus `manifest.json`, written atomically, never pickled."""
+"""The on-disk dataset: memory-mapped `.npy` arrays plus `manifest.json`, written atomically, never pickled.
+
+Rows are the valid bars of every symbol, symbol by symbol in time order. Each row knows its position in the
+market calendar (`calpos`), so "the next bar" and "P bars later" mean the market's bars, not the stock's:
+a suspended or delisted stock simply has no row there.
+
+- `windows_<split>.npy` (n, 2): start row and symbol of each training window (lookback + predict + 1
+  consecutive bars whose targets lie in the split);
+- `origins_<split>.npy` (n, 2), val and test only: the last lookback bar (the signal day) and symbol of each
+  forecast the split is scored on, from the lookback alone (point in time).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +24,9 @@ from kronos_cli.errors import KronosError
 
 MANIFEST = "manifest.json"
 FORMAT = "kronos-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")
+ORIGIN_SPLITS = ("val", "test")
 _HEADER = 128  # bytes reserved for the .npy header, filled in when the final shape is known
 
 
@@ -79,4 +90,27 @@ class DatasetArrays:
         self.features = load("features")  # (rows, 6) float32, raw values
         self.stamps = load("stamps")  # (rows, 5) int8: minute, hour, weekday, day, month
         self.timestamps = load("timestamps")  # (rows,) int64 ns
+        self.calpos = load("calpos")  # (rows,) int64: the row's bar in `calendar`
+        self.calendar = np.asarray(load("calendar"))  # (C,) int64 ns: the market's bars, then projected ones
         self.windows = {s: load(f"windows_{s}") for s in SPLITS}  # (n, 2) int64: start row, symbol index
+        self.origins = {s: load(f"origins_{s}") for s in ORIGIN_SPLITS}  # (n, 2) int64: origin row, symbol
+        self.symbols = [s["name"] for s in self.manifest["symbols"]]
+        self.first_row = np.array([s["first_row"] for s in self.manifest["symbols"]], dtype=np.int64)
+        self.row_count = np.array([s["rows"] for s in self.manifest["symbols"]], dtype=np.int64)
+
+    @property
+    def market_bars(self) -> int:
+        """How many calendar bars are the market's own (the rest are projected past the data's end)."""
+        return int(self.manifest["calendar"]["bars"])
+
+    def rows_at(self, symbols: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The row of each (symbol index, calendar position), or -1 where the symbol has no bar there."""
+        out = np.full(len(symbols), -1, dtype=np.int64)
+        for sym in np.unique(symbols):
+            sel = np.flatnonzero(symbols == sym)
+            lo, n = self.first_row[sym], self.row_count[sym]
+            pos = np.asarray(self.calpos[lo : lo + n])
+            i = np.searchsorted(pos, positions[sel])
+            hit = (i < n) & (pos[np.minimum(i, n - 1)] == positions[sel])
+            out[sel[hit]] = lo + i[hit]
+        return out

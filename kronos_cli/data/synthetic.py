@@ -1,33 +1,47 @@
-"""A synthetic A-share-like market written as a real Qlib provider directory (day frequency).
+"""A synthetic A-share-like market written as a real Qlib provider directory (day frequency), with a planted,
+documented predictable component so that "did the model learn anything?" has a known answer.
 
-Prices follow a one-factor model: each stock's daily return is beta x the market's return plus an
-idiosyncratic return with a little momentum, clipped to the +-10% price limit. The market also has
-suspensions (no bars for some days), a late listing, a delisting, a benchmark index (SH000300, plus SH000906
-and SH000852 for the larger pools) and pools csi300 (two thirds of the stocks), csi800, csi1000 and all.
-Deterministic by seed. Files are written as Qlib's dump_bin does: `calendars/day.txt`, `instruments/<pool>.txt`
-(`SYMBOL<TAB>start<TAB>end`), `features/<symbol lower>/<field>.day.bin` (little-endian float32, the first value
-being the index of the series' first day in the calendar).
+Each stock's log price is beta x the market factor's cumulative return plus a deviation x_t with stochastic
+volatility (log-volatility follows an AR(1): volatility clusters):
+- `signal="reversal"` (the default): x_t = (1 - k) x_{t-1} + e_t, so the expected return over the next P days
+  is (1 - (1 - k)^P) x (-x_t): stocks stretched above their own recent path tend to come back;
+- `signal="momentum"`: daily deviation returns follow an AR(1) with coefficient k;
+- `signal="none"`: a pure martingale (k = 0): nothing is predictable, and any skill a backtest reports is a leak.
+Daily returns are clipped to the +-10% price limit. The market also has suspensions, a late listing, a
+delisting, pool membership that changes over time (a stock joins csi300 halfway, one leaves, one leaves and
+rejoins), benchmark indices (SH000300, SH000906, SH000852; equal-weighted over their members day by day) and the
+pools csi300, csi800, csi1000 and all.
+
+`kronos_market.json` at the provider's root records the spec and the ground truth: the IC and Rank IC of the
+oracle signal (the planted conditional expectation) against realised close-to-close returns over 1, 5 and 10
+days. Files are written as Qlib's dump_bin does: `calendars/day.txt`, `instruments/<pool>.txt`
+(`SYMBOL<TAB>start<TAB>end`, one line per membership span), `features/<symbol lower>/<field>.day.bin`
+(little-endian float32, the first value being the index of the series' first day in the calendar).
+Deterministic by seed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from kronos_cli.errors import KronosError
+from kronos_cli.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("open", "close", "high", "low", "volume", "vwap", "factor", "change")
 BENCHMARKS = {"csi300": "SH000300", "csi800": "SH000906", "csi1000": "SH000852"}
+SIGNALS = ("reversal", "momentum", "none")
 LIMIT = 0.10
+METADATA = "kronos_market.json"
+ORACLE_HORIZONS = (1, 5, 10)
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,19 @@ class MarketSpec:
     start: str = "2021-01-01"
     end: str = "2024-12-31"
     seed: int = 0
+    signal: str = "reversal"
+    strength: float = 0.1  # k above: the share of the deviation that reverts each day (or the AR coefficient)
+
+
+@dataclass
+class _Stock:
+    symbol: str
+    first: int  # calendar index of the first and last listed day
+    last: int
+    valid: np.ndarray  # (n,) bool: a bar that day
+    returns: np.ndarray  # (n,) daily close-to-close return (0 where no bar)
+    oracle: np.ndarray  # (n,) the planted signal known at each day's close (its sign predicts returns)
+    fields: dict[str, np.ndarray]
 
 
 def _calendar(spec: MarketSpec, rng: np.random.Generator) -> pd.DatetimeIndex:
@@ -62,7 +89,6 @@ def _series_fields(close: np.ndarray, rng: np.random.Generator, base_volume: flo
     low = np.maximum(np.minimum(open_, close) * (1 - spread), prev * (1 - LIMIT))
     high, low = np.maximum(high, np.maximum(open_, close)), np.minimum(low, np.minimum(open_, close))
     volume = base_volume * np.exp(rng.normal(0, 0.35, n)) * (1 + 20 * np.abs(close / prev - 1))
-    vwap = (open_ + high + low + close) / 4
     change = close / prev - 1
     change[0] = 0.0
     return {
@@ -71,10 +97,123 @@ def _series_fields(close: np.ndarray, rng: np.random.Generator, base_volume: flo
         "high": high,
         "low": low,
         "volume": volume,
-        "vwap": vwap,
+        "vwap": (open_ + high + low + close) / 4,
         "factor": np.ones(n),
         "change": change,
     }
+
+
+def _deviation(spec: MarketSpec, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Daily idiosyncratic returns with the planted component and clustered volatility, and the oracle signal
+    (the planted part's sign-correct predictor) known at each close."""
+    log_vol = np.zeros(n)
+    for t in range(1, n):
+        log_vol[t] = 0.95 * log_vol[t - 1] + 0.2 * rng.normal()
+    shocks = 0.018 * np.exp(log_vol - 0.4) * rng.normal(size=n)
+    k = spec.strength if spec.signal != "none" else 0.0
+    x, returns, oracle = np.zeros(n), np.zeros(n), np.zeros(n)
+    for t in range(1, n):
+        if spec.signal == "momentum":
+            returns[t] = k * returns[t - 1] + shocks[t]
+            oracle[t] = returns[t]
+        else:  # reversal (or none, k = 0): an AR(1) deviation of the log price
+            x[t] = (1 - k) * x[t - 1] + shocks[t]
+            returns[t] = x[t] - x[t - 1]
+            oracle[t] = -x[t]
+    return returns, oracle
+
+
+def _stock(i: int, spec: MarketSpec, rng: np.random.Generator, market: np.ndarray) -> _Stock:
+    n = len(market)
+    symbol = f"SH{600000 + 3 * i}" if i % 2 == 0 else f"SZ{1 + 3 * i:06d}"
+    first = n // 3 if i == 1 else 0  # a late listing, a third of the way in
+    last = 2 * n // 3 if i == 2 else n - 1  # a delisting, two thirds of the way in
+    beta = rng.uniform(0.6, 1.4)
+    idio, oracle = _deviation(spec, rng, n)
+    r = np.clip(beta * market + idio, -LIMIT, LIMIT)
+    if i % 7 == 3:  # limit-up days
+        r[rng.choice(n, 3, replace=False)] = LIMIT
+    valid = np.zeros(n, dtype=bool)
+    valid[first : last + 1] = True
+    if i % 5 == 0 and last - first > 100:  # a suspension of 5 to 20 days
+        s = rng.integers(first + 30, last - 40)
+        valid[s : s + rng.integers(5, 21)] = False
+    close = 10 * rng.uniform(0.5, 5) * np.exp(np.cumsum(np.where(valid, np.log1p(r), 0.0)))
+    return _Stock(
+        symbol, first, last, valid, np.where(valid, r, 0.0), oracle, _series_fields(close, rng, rng.uniform(2e6, 2e7))
+    )
+
+
+def _membership(stocks: list[_Stock], n: int) -> dict[str, dict[str, list[tuple[int, int]]]]:
+    """Pool -> symbol -> membership spans (calendar indices). csi300 is two thirds of the stocks and changes
+    over time: stock 4 joins halfway (listed from the start), stock 6 leaves at three quarters, stock 8 leaves
+    at a third and rejoins at two thirds."""
+    listed = {s.symbol: [(s.first, s.last)] for s in stocks}
+    csi300 = {s.symbol: [(s.first, s.last)] for s in stocks[: max(3, 2 * len(stocks) // 3)]}
+    changes = {4: [(n // 2, n - 1)], 6: [(0, 3 * n // 4)], 8: [(0, n // 3), (2 * n // 3, n - 1)]}
+    for i, spans in changes.items():
+        if i < len(stocks) and stocks[i].symbol in csi300:
+            csi300[stocks[i].symbol] = spans
+    return {"all": listed, "csi300": csi300, "csi800": dict(listed), "csi1000": dict(listed)}
+
+
+def _member_matrix(stocks: list[_Stock], spans: dict[str, list[tuple[int, int]]], n: int) -> np.ndarray:
+    m = np.zeros((len(stocks), n), dtype=bool)
+    for i, s in enumerate(stocks):
+        for a, b in spans.get(s.symbol, []):
+            m[i, a : b + 1] = True
+    return m & np.stack([s.valid for s in stocks])
+
+
+def _nan_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Column-wise Pearson correlation of (stocks, days) arrays, NaN entries left out."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
+    n = ok.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma, mb = a.sum(0) / n, b.sum(0) / n
+        da, db = np.where(ok, a - ma, 0.0), np.where(ok, b - mb, 0.0)
+        return (da * db).sum(0) / np.sqrt((da**2).sum(0) * (db**2).sum(0))
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    return pd.DataFrame(x).rank(axis=0).to_numpy()
+
+
+def _oracle_ic(stocks: list[_Stock], member: np.ndarray, signal: str) -> dict[str, dict[str, float]]:
+    """Mean daily cross-sectional IC and Rank IC of the oracle signal against close-to-close returns."""
+    if signal == "none":  # nothing is predictable by construction
+        return {f"{h}d": {"IC": 0.0, "Rank IC": 0.0} for h in ORACLE_HORIZONS}
+    log_close = np.stack([np.log(s.fields["close"]) for s in stocks])
+    oracle = np.stack([s.oracle for s in stocks])
+    out = {}
+    for h in ORACLE_HORIZONS:
+        fwd = np.full_like(log_close, np.nan)
+        fwd[:, :-h] = np.exp(log_close[:, h:] - log_close[:, :-h]) - 1
+        ok = member & np.isfinite(fwd) & np.roll(member, -h, axis=1)
+        sig, ret = np.where(ok, oracle, np.nan), np.where(ok, fwd, np.nan)
+        days = ok.sum(0) >= 10
+        ic, ric = _nan_corr(sig, ret)[days], _nan_corr(_rank(sig), _rank(ret))[days]
+        out[f"{h}d"] = {"IC": float(np.nanmean(ic)), "Rank IC": float(np.nanmean(ric)), "days": int(days.sum())}
+    return out
+
+
+def _write_pools(root: Path, cal: pd.DatetimeIndex, membership: dict[str, dict[str, list[tuple[int, int]]]]) -> None:
+    (root / "instruments").mkdir()
+    for pool, members in membership.items():
+        lines = [f"{s}\t{cal[a]:%Y-%m-%d}\t{cal[b]:%Y-%m-%d}" for s, spans in members.items() for a, b in spans]
+        if pool == "all":  # the benchmark indices are instruments too, as in Qlib's cn_data
+            lines += [f"{b}\t{cal[0]:%Y-%m-%d}\t{cal[-1]:%Y-%m-%d}" for b in BENCHMARKS.values()]
+        (root / "instruments" / f"{pool}.txt").write_text("\n".join(lines) + "\n")
+
+
+def _write_features(
+    root: Path, symbol: str, first: int, fields: dict[str, np.ndarray], valid: np.ndarray, last: int
+) -> None:
+    d = root / "features" / symbol.lower()
+    d.mkdir(parents=True)
+    for name in FIELDS:
+        _write_bin(d / f"{name}.day.bin", first, np.where(valid, fields[name], np.nan)[first : last + 1])
 
 
 def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force: bool = False) -> Path:
@@ -82,80 +221,44 @@ def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force:
     target = Path(out).expanduser().resolve()
     if spec.stocks < 6:
         raise KronosError(f"--stocks must be at least 6, got {spec.stocks}")
-    if target.exists() and any(target.iterdir()):
-        if not force:
-            raise KronosError(f"{target} exists and is not empty; pass --force to replace it")
+    if spec.signal not in SIGNALS:
+        raise KronosError(f"--signal must be one of {', '.join(SIGNALS)}, got {spec.signal!r}")
+    if not 0 <= spec.strength < 1:
+        raise KronosError(f"--strength must be in [0, 1), got {spec.strength}")
+    if target.exists() and any(target.iterdir()) and not force:
+        raise KronosError(f"{target} exists and is not empty; pass --force to replace it")
     rng = np.random.default_rng(spec.seed)
     cal = _calendar(spec, rng)
     n = len(cal)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    market = rng.normal(0.0003, 0.011, n)  # the market factor's daily return
+    stocks = [_stock(i, spec, rng, market) for i in range(spec.stocks)]
+    membership = _membership(stocks, n)
+    with atomic_dir(target) as tmp:
         (tmp / "calendars").mkdir()
-        (tmp / "instruments").mkdir()
         (tmp / "calendars" / "day.txt").write_text("\n".join(d.strftime("%Y-%m-%d") for d in cal) + "\n")
-
-        market = rng.normal(0.0003, 0.011, n)  # the market factor's daily return
-        symbols = [f"SH{600000 + 3 * i}" if i % 2 == 0 else f"SZ{1 + 3 * i:06d}" for i in range(spec.stocks)]
-        spans: dict[str, tuple[int, int]] = {}
-        returns = np.zeros((spec.stocks, n))
-        alive = np.zeros((spec.stocks, n), dtype=bool)
-        for i, sym in enumerate(symbols):
-            first, last = 0, n - 1
-            if i == 1:  # a late listing, a third of the way in
-                first = n // 3
-            if i == 2:  # a delisting, two thirds of the way in
-                last = 2 * n // 3
-            beta = rng.uniform(0.6, 1.4)
-            idio = rng.normal(0, 0.018, n)
-            for t in range(1, n):  # a little momentum makes the series learnable
-                idio[t] += 0.08 * idio[t - 1]
-            r = np.clip(beta * market + idio, -LIMIT, LIMIT)
-            if i % 7 == 3:  # limit-up days
-                r[rng.choice(n, 3, replace=False)] = LIMIT
-            valid = np.zeros(n, dtype=bool)
-            valid[first : last + 1] = True
-            if i % 5 == 0 and last - first > 100:  # a suspension of 5 to 20 days
-                s = rng.integers(first + 30, last - 40)
-                valid[s : s + rng.integers(5, 21)] = False
-            close = 10 * rng.uniform(0.5, 5) * np.exp(np.cumsum(np.where(valid, np.log1p(r), 0.0)))
-            fields = _series_fields(close, rng, rng.uniform(2e6, 2e7))
-            sym_dir = tmp / "features" / sym.lower()
-            sym_dir.mkdir(parents=True)
-            for name in FIELDS:
-                values = np.where(valid, fields[name], np.nan)[first : last + 1]
-                _write_bin(sym_dir / f"{name}.day.bin", first, values)
-            spans[sym] = (first, last)
-            returns[i] = np.where(valid, r, 0.0)
-            alive[i] = valid
-
-        pools = {
-            "all": symbols,
-            "csi300": symbols[: max(3, 2 * spec.stocks // 3)],
-            "csi800": symbols,
-            "csi1000": symbols,
-        }
-        for pool, members in pools.items():
-            lines = [f"{s}\t{cal[spans[s][0]]:%Y-%m-%d}\t{cal[spans[s][1]]:%Y-%m-%d}" for s in members]
-            if pool == "all":  # the benchmark indices are instruments too, as in Qlib's cn_data
-                lines += [f"{b}\t{cal[0]:%Y-%m-%d}\t{cal[-1]:%Y-%m-%d}" for b in BENCHMARKS.values()]
-            (tmp / "instruments" / f"{pool}.txt").write_text("\n".join(lines) + "\n")
+        _write_pools(tmp, cal, membership)
+        for s in stocks:
+            _write_features(tmp, s.symbol, s.first, s.fields, s.valid, s.last)
         for pool, bench in BENCHMARKS.items():
-            idx = [symbols.index(s) for s in pools[pool]]
-            weights = alive[idx].astype(float)
-            index_ret = (returns[idx] * weights).sum(0) / np.maximum(weights.sum(0), 1)
+            member = _member_matrix(stocks, membership[pool], n)
+            index_ret = (np.stack([s.returns for s in stocks]) * member).sum(0) / np.maximum(member.sum(0), 1)
             level = 1000 * np.exp(np.cumsum(np.log1p(index_ret)))
-            fields = _series_fields(level, rng, 1e9)
-            bench_dir = tmp / "features" / bench.lower()
-            bench_dir.mkdir(parents=True)
-            for name in FIELDS:
-                _write_bin(bench_dir / f"{name}.day.bin", 0, fields[name])
-
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("wrote a synthetic market of %d stocks over %d trading days to %s", spec.stocks, n, target)
+            _write_features(tmp, bench, 0, _series_fields(level, rng, 1e9), np.ones(n, dtype=bool), n - 1)
+        truth = _oracle_ic(stocks, _member_matrix(stocks, membership["csi300"], n), spec.signal)
+        meta = {
+            "spec": asdict(spec),
+            "pool_for_truth": "csi300",
+            "oracle": truth,
+            "oracle_definition": "reversal: -x_t (the log-price deviation); momentum: the last deviation return; "
+            "none: no predictable part (IC 0)",
+        }
+        (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
+    log.info(
+        "wrote a synthetic market of %d stocks over %d trading days to %s (signal %s, strength %g)",
+        spec.stocks,
+        n,
+        target,
+        spec.signal,
+        spec.strength,
+    )
     return target

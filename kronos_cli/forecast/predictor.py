@@ -111,15 +111,25 @@ class KronosPredictor:
         seed: int | None = None,
         use_cache: bool = True,
         progress: Callable[[int, int], None] | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> np.ndarray:
-        """Forecasts in normalised units: x (B, L, 6) already normalised and clipped -> (B, S, P, 6)."""
+        """Forecasts in normalised units: x (B, L, 6) already normalised and clipped -> (B, S, P, 6).
+
+        `seed` seeds one generator for the whole batch; `seeds` gives every series its own, so that a series'
+        forecast does not depend on the batch it is in (point-in-time backtests rely on it).
+        """
         if sample_count < 1:
             raise KronosError(f"sample_count must be >= 1, got {sample_count}")
         params = SamplingParams(T, top_k, top_p)
         batch = x.shape[0]
         stamp = np.concatenate([x_stamp, y_stamp], axis=1)
         rows = batch * sample_count
-        sampler = RowSampler.uniform(rows, params, self._generator(seed))
+        if seeds is not None:
+            if len(seeds) != batch:
+                raise ValueError(f"{len(seeds)} seeds for {batch} series")
+            sampler = RowSampler([sample_count] * batch, [params] * batch, [self._generator(s) for s in seeds])
+        else:
+            sampler = RowSampler.uniform(rows, params, self._generator(seed))
         if use_cache:
             bars = self._generate(x, stamp, pred_len, sample_count, sampler, True, progress)
         else:  # the reference algorithm throughout: paths encoded separately, full recompute per step

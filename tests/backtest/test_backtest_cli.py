@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -65,18 +66,21 @@ def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
     assert {"datetime", "instrument", "last", "mean", "max", "min", "mean_ret"} <= set(signals.columns)
     assert (out / "performance_plot.png").read_bytes()[:4] == b"\x89PNG"
     assert "Rank IC" in (out / "analysis_report.txt").read_text()
-    assert summary["reused_forecast_chunks"] == 0
+    assert summary["reused_forecasts"] == 0
 
     again = runner.invoke(app, [*bt_args(), "--json"])
     assert again.exit_code == 0
     second = json.loads(again.stdout)
-    assert second["reused_forecast_chunks"] > 0
+    assert second["reused_forecasts"] == summary["signal_days"]
     assert second["signal_quality"] == summary["signal_quality"]
 
 
 def test_bad_backtest_input(bt_args, tmp_path, prepared):
     cases = [
-        (bt_args("backtest.start_time=2030-01-01", "backtest.end_time=2030-06-30"), "does not overlap"),
+        (
+            bt_args("backtest.start_time=2030-01-01", "backtest.end_time=2030-06-30"),
+            "no pool member has a signal between",
+        ),
         (bt_args("backtest.benchmark=SH999999"), "SH999999 is not in the provider"),
     ]
     if not torch.cuda.is_available():
@@ -97,8 +101,6 @@ def test_bad_backtest_input(bt_args, tmp_path, prepared):
     cfg, _ = prepared
     no_test = tmp_path / "no_test"
     shutil.copytree(cfg.data.dataset_path, no_test)
-    manifest = json.loads((no_test / "manifest.json").read_text())
-    manifest["splits"]["test"]["windows"] = 0
-    (no_test / "manifest.json").write_text(json.dumps(manifest))
+    np.save(no_test / "origins_test.npy", np.zeros((0, 2), dtype=np.int64))
     res = runner.invoke(app, bt_args(dataset=no_test))
-    assert res.exit_code == 2 and "no test windows" in res.output
+    assert res.exit_code == 2 and "no test signal days" in res.output

@@ -20,7 +20,8 @@ def test_demo_end_to_end_then_skips_what_is_done(tmp_path):
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert set(report["stages"].values()) == {"done"}
-    assert report["backtest"]["test_windows"] > 1000
+    assert report["backtest"]["signal_days"] > 1000
+    assert report["backtest"]["signal_range"][1] == "2024-12-31"  # signals up to the market's last day
     assert set(report["backtest"]["portfolio"]) == {"last", "mean", "max", "min"}
     assert all(a["ok"] for a in report["export"]["artifacts"])
     assert (out / "outputs" / "backtest_results" / "demo" / "performance_plot.png").is_file()

@@ -109,7 +109,7 @@ def test_failed_prep_leaves_existing_dataset_untouched(prepared, monkeypatch, tm
     [
         ("data.instrument=csi9000", "unknown pool 'csi9000'"),
         ("data.instrument=[SH600000,XX999999]", "XX999999"),
-        ("data.test_time_range=[2024-12-30,2024-12-31]", "no windows fall in the test split"),
+        ("data.embargo=400", "data.embargo of 400 bars leaves no bar of the val split"),
     ],
 )
 def test_bad_qlib_input(market, tmp_path, override, message):

@@ -1,0 +1,30 @@
+"""Typed YAML configs: the schema (one dataclass per section), one loader with dotted overrides, and checks
+that report every problem at once."""
+
+from kronos_cli.config.load import ConfigError, load, parse_override
+from kronos_cli.config.schema import (
+    BacktestConfig,
+    CometConfig,
+    Config,
+    CsvConfig,
+    DataConfig,
+    LoggingConfig,
+    ModelConfig,
+    TrainingConfig,
+    section_hash,
+)
+
+__all__ = [
+    "BacktestConfig",
+    "CometConfig",
+    "Config",
+    "ConfigError",
+    "CsvConfig",
+    "DataConfig",
+    "LoggingConfig",
+    "ModelConfig",
+    "TrainingConfig",
+    "load",
+    "parse_override",
+    "section_hash",
+]

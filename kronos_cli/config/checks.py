@@ -1,0 +1,105 @@
+"""Checks of a config's values that its types cannot express; every problem is reported at once."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from kronos_cli.bars import FEATURES, canonical
+from kronos_cli.calendar import STAMP_COLUMNS, range_end
+from kronos_cli.config.schema import Config, DataConfig
+
+SPLITS = ("train", "val", "test")
+AUGMENTATIONS = ("noise", "scale", "time_warp", "slice")
+
+
+def semantic_checks(cfg: Config, where: str) -> list[str]:
+    problems = [f"{where}: {p}" for p in _data(cfg.data) + _splits(cfg.data) + _training(cfg)]
+    cfg.data.features = list(FEATURES)  # the reference's vol/amt spelling, normalised
+    return problems
+
+
+def _data(d: DataConfig) -> list[str]:
+    problems = []
+    for key in ("lookback_window", "predict_window", "max_context", "chunk_size"):
+        if getattr(d, key) <= 0:
+            problems.append(f"data.{key} must be > 0, got {getattr(d, key)}")
+    if d.lookback_window + d.predict_window + 1 > d.max_context:
+        problems.append(
+            f"data.lookback_window + data.predict_window + 1 ({d.lookback_window + d.predict_window + 1})"
+            f" exceeds data.max_context ({d.max_context})"
+        )
+    if d.clip <= 0:
+        problems.append(f"data.clip must be > 0, got {d.clip}")
+    if [canonical(f) for f in d.features] != list(FEATURES):
+        problems.append(
+            f"data.features must be {list(FEATURES)} (the order the released tokenizers expect; vol "
+            f"and amt are accepted for volume and amount)"
+        )
+    if d.time_features != list(STAMP_COLUMNS):
+        problems.append(f"data.time_features must be [{', '.join(STAMP_COLUMNS)}]")
+    if d.embargo is not None and d.embargo < 0:
+        problems.append(f"data.embargo must be >= 0 bars (0 turns it off), got {d.embargo}")
+    if d.source == "csv" and not d.csv.path:
+        problems.append("data.csv.path is required when data.source is csv")
+    if d.csv.max_gap is not None:
+        try:
+            pd.Timedelta(d.csv.max_gap)
+        except ValueError:
+            problems.append(f"data.csv.max_gap must be a duration such as 3D or 15min, got {d.csv.max_gap!r}")
+    return problems
+
+
+def _date(key: str, text: str, problems: list[str]) -> pd.Timestamp | None:
+    try:
+        return pd.Timestamp(text)
+    except (ValueError, TypeError):
+        problems.append(f"{key} is not a date: {text!r}")
+        return None
+
+
+def _splits(d: DataConfig) -> list[str]:
+    """The data range and the three target ranges: each a real range inside the data, in order, none overlapping."""
+    problems: list[str] = []
+    start, end = _date("data.start_time", d.start_time, problems), _date("data.end_time", d.end_time, problems)
+    if start is not None and end is not None and start >= end:
+        problems.append(f"data.start_time ({d.start_time}) must come before data.end_time ({d.end_time})")
+    ranges: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = {}
+    for split in SPLITS:
+        key, rng = f"data.{split}_time_range", getattr(d, f"{split}_time_range")
+        if len(rng) != 2:
+            problems.append(f"{key} must be [start, end], got {rng}")
+            continue
+        a, b = _date(key, rng[0], problems), _date(key, rng[1], problems)
+        if a is None or b is None:
+            continue
+        if a >= b:
+            problems.append(f"{key} starts ({rng[0]}) after it ends ({rng[1]})")
+        elif start is not None and end is not None and (b < start or a > end):
+            problems.append(f"{key} {rng} lies outside data.start_time..data.end_time ({d.start_time}..{d.end_time})")
+        ranges[split] = (a, b)
+    for earlier, later in zip(SPLITS, SPLITS[1:]):
+        if earlier in ranges and later in ranges and ranges[later][0] <= range_end(ranges[earlier][1]):
+            problems.append(_overlap(d, earlier, later))
+    return problems
+
+
+def _overlap(d: DataConfig, earlier: str, later: str) -> str:
+    a, b = getattr(d, f"{earlier}_time_range"), getattr(d, f"{later}_time_range")
+    return (
+        f"data.{earlier}_time_range {a} and data.{later}_time_range {b} overlap (or are out of order): a window "
+        f"would be in both splits, so {later} scores would include {earlier} windows. Start "
+        f"data.{later}_time_range after {a[1]} (data.embargo bars are then left out between them)"
+    )
+
+
+def _training(cfg: Config) -> list[str]:
+    t, problems = cfg.training, []
+    for key in ("epochs", "batch_size", "accumulation_steps", "n_train_iter", "n_val_iter"):
+        if getattr(t, key) <= 0:
+            problems.append(f"training.{key} must be > 0, got {getattr(t, key)}")
+    if t.num_workers < -1:
+        problems.append(f"training.num_workers must be -1 (auto) or >= 0, got {t.num_workers}")
+    bad_aug = sorted(set(t.augment) - set(AUGMENTATIONS))
+    if bad_aug:
+        problems.append(f"training.augment has unknown {bad_aug}; use {', '.join(AUGMENTATIONS)}")
+    return problems

@@ -1,0 +1,149 @@
+"""The config schema: one dataclass per section, with defaults and comments; `section_hash` of a section."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kronos_cli.bars import FEATURES
+from kronos_cli.calendar import STAMP_COLUMNS
+
+PATH = {"path": True}  # field metadata: resolve relative to the config file, expand ~
+SECRET_KEYS = {"api_key", "apikey", "token", "password", "secret", "hf_token"}
+
+
+@dataclass
+class CsvConfig:
+    path: str | None = field(default=None, metadata=PATH)  # one file with a symbol column, or a directory
+    symbol_column: str = "symbol"  # in a single file; per-symbol files take the symbol from the file name
+    timestamp_column: str = "timestamps"
+    columns: dict[str, str] = field(default_factory=dict)  # our name -> the file's name, e.g. {volume: Vol}
+    max_gap: str | None = None  # a step longer than this (e.g. "3D", "15min") splits a series
+
+
+@dataclass
+class DataConfig:
+    source: Literal["qlib", "csv"] = "qlib"
+    provider_uri: str = field(default="~/.qlib/qlib_data/cn_data", metadata=PATH)
+    region: Literal["cn", "us"] = "cn"
+    instrument: str | list[str] = "csi300"
+    freq: Literal["day", "1min", "5min"] = "day"
+    start_time: str = "2011-01-01"
+    end_time: str = "2025-06-05"
+    lookback_window: int = 90
+    predict_window: int = 10
+    max_context: int = 512
+    features: list[str] = field(default_factory=lambda: list(FEATURES))  # fixed; vol/amt are accepted
+    time_features: list[str] = field(default_factory=lambda: list(STAMP_COLUMNS))  # fixed: the predictor's
+    # Target ranges of the splits, in this order and never overlapping (windows belong to a split by the bars
+    # they forecast). `embargo` bars after each split's end belong to no split: default predict_window, 0 off.
+    train_time_range: list[str] = field(default_factory=lambda: ["2011-01-01", "2022-12-31"])
+    val_time_range: list[str] = field(default_factory=lambda: ["2023-01-01", "2024-03-31"])
+    test_time_range: list[str] = field(default_factory=lambda: ["2024-04-01", "2025-06-05"])
+    embargo: int | None = None
+    # Which (day, stock) pairs train: only days the stock is in the pool (point_in_time) or every day of a stock
+    # that was ever a member (ever_member). Signals and backtests are always point in time.
+    universe: Literal["point_in_time", "ever_member"] = "point_in_time"
+    clip: float = 5.0
+    dataset_path: str = field(default="./data/processed_datasets", metadata=PATH)
+    chunk_size: int = 50  # instruments read from Qlib at a time; bounds prep's memory
+    csv: CsvConfig = field(default_factory=CsvConfig)
+
+
+@dataclass
+class CometConfig:
+    enabled: bool = False
+    project_name: str = "kronos-finetune"
+    workspace: str | None = None
+    offline: bool = False
+    offline_directory: str = field(default="./outputs/comet", metadata=PATH)
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoggingConfig:
+    log_interval: int = 50  # steps between plain progress lines and batch metrics
+    comet: CometConfig = field(default_factory=CometConfig)
+
+
+@dataclass
+class ModelConfig:
+    tokenizer: str = "NeoQuasar/Kronos-Tokenizer-base"  # Hub id, directory, or preset:NAME (scratch)
+    predictor: str = "NeoQuasar/Kronos-small"
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 30
+    tokenizer_epochs: int | None = None  # default: epochs
+    batch_size: int = 50
+    tokenizer_learning_rate: float = 2e-4
+    predictor_learning_rate: float = 4e-5
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    adam_weight_decay: float = 0.1
+    scheduler: Literal["onecycle", "cosine"] = "onecycle"
+    warmup_ratio: float = 0.03
+    accumulation_steps: int = 1
+    tokenizer_grad_clip: float = 2.0
+    predictor_grad_clip: float = 3.0
+    n_train_iter: int = 2000  # batches per epoch (samples = n_train_iter x batch_size)
+    n_val_iter: int = 400
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    patience: int | None = None  # epochs without improvement before stopping
+    freeze_layers: int = 0
+    teacher_forcing: bool = True
+    save_every: int = 1  # keep checkpoints/epoch_N every N epochs (0 = never)
+    num_workers: int = -1  # DataLoader workers; -1: none on CPU (batched reads are cheap), 2 per GPU worker
+    augment: list[str] = field(default_factory=list)  # noise, scale, time_warp, slice
+
+
+@dataclass
+class BacktestConfig:
+    benchmark: str | None = None  # default from the pool: csi300 SH000300, csi800 SH000906, csi1000 SH000852
+    start_time: str = "2024-07-01"
+    end_time: str = "2025-06-05"
+    topk: int = 50
+    n_drop: int = 5
+    hold_thresh: int = 5
+    account: float = 1e8
+    deal_price: Literal["open", "close"] = "open"  # the price trades fill at (and labels are measured at)
+    limit_threshold: float = 0.095
+    open_cost: float = 0.001
+    close_cost: float = 0.0015
+    min_cost: float = 5.0
+    temperature: float = 0.6
+    top_p: float = 0.9
+    top_k: int = 0
+    sample_count: int = 5
+    batch_size: int = 256
+    signals: list[str] = field(default_factory=lambda: ["last", "mean", "max", "min"])
+    returns_signals: bool = False  # also write each signal as a price return (<name>_ret)
+    signal_format: Literal["csv", "parquet"] = "csv"
+
+
+@dataclass
+class Config:
+    run_name: str = "kronos"
+    seed: int = 100
+    output_dir: str = field(default="./outputs", metadata=PATH)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    config_file: str | None = field(default=None, compare=False)  # the file it came from
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("config_file", None)
+        return d
+
+
+def section_hash(section: Any) -> str:
+    """A stable short hash of a config section (what decides whether cached outputs are still valid)."""
+    blob = json.dumps(dataclasses.asdict(section), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

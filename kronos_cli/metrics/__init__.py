@@ -1,0 +1,1 @@
+"""Scores of signals, forecasts and portfolios: pure functions of arrays and series, no models, no files."""
