@@ -13,6 +13,7 @@ from kronos_cli.cli.common import (
     console,
     load_config,
     print_json,
+    print_tables,
 )
 
 
@@ -23,7 +24,7 @@ def prep(
     json_out: bool = JsonOpt,
 ) -> None:
     """Turn Qlib (or CSV) bars into leak-free, gap-aware train/val/test windows."""
-    from kronos_cli.data.prep import prepare
+    from kronos_cli.data.prep import prepare, split_table
 
     cfg = load_config(config, overrides, sets)
     with StepProgress("prep") as bar:
@@ -31,16 +32,7 @@ def prep(
     if json_out:
         print_json(manifest)
         return
-    from rich.table import Table
-
-    table = Table(title=f"dataset {cfg.data.dataset_path}")
-    table.add_column("split")
-    table.add_column("windows", justify="right")
-    table.add_column("targets from")
-    table.add_column("targets to")
-    for split, info in manifest["splits"].items():
-        table.add_row(split, f"{info['windows']:,}", str(info["first_target"])[:19], str(info["last_target"])[:19])
-    console.print(table)
+    print_tables(split_table(manifest, cfg.data.dataset_path))
     kept, dropped = len(manifest["symbols"]), len(manifest["dropped"])
     console.print(
         f"symbols kept {kept}, dropped {dropped}; rows {manifest['rows']:,}; missing bars "

@@ -33,6 +33,7 @@ from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, ORIGIN_SPLIT
 from kronos_cli.data.universe import Universe
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_dir, write_json
+from kronos_cli.tables import Table
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ def _check(d: DataConfig, meta: list[dict], tally: _Tally) -> None:
         )
 
 
-def _span(values: list[int]) -> tuple[str | None, str | None]:
+def _bounds(values: list[int]) -> tuple[str | None, str | None]:
     return (str(pd.Timestamp(min(values))), str(pd.Timestamp(max(values)))) if values else (None, None)
 
 
@@ -258,7 +259,7 @@ def _manifest(
     d = cfg.data
     splits = {}
     for s in SPLITS:
-        first_t, last_t = _span(tally.target_span[s])
+        first_t, last_t = _bounds(tally.target_span[s])
         splits[s] = {
             "range": getattr(d, f"{s}_time_range"),
             **plan[s].describe(),
@@ -267,7 +268,7 @@ def _manifest(
             "last_target": last_t,
         }
         if s in ORIGIN_SPLITS:
-            first_o, last_o = _span(tally.origin_span[s])
+            first_o, last_o = _bounds(tally.origin_span[s])
             splits[s].update({"signal_days": tally.origins[s], "first_signal": first_o, "last_signal": last_o})
     return {
         "format": FORMAT,
@@ -292,3 +293,29 @@ def _manifest(
         "splits": splits,
         "elapsed_s": round(elapsed, 2),
     }
+
+
+def _span(a: object, b: object) -> str:
+    return f"{str(a)[:10]}..{str(b)[:10]}" if a else "-"
+
+
+def split_table(manifest: dict, where: object) -> list[Table]:
+    """Each split's range, what the embargo left out, its training windows and its signal days."""
+    t = Table(
+        f"dataset {where}",
+        ["split", "range", "effective start", "embargoed bars", "windows", "targets", "signal days", "signals"],
+        caption=f"embargo {manifest['embargo']} bars between splits; training windows: {manifest['universe']}",
+    )
+    for split, i in manifest["splits"].items():
+        has = "signal_days" in i
+        t.add(
+            split,
+            f"{i['range'][0]}..{i['range'][1]}",
+            str(i["effective_start"])[:10],
+            i["embargoed_bars"],
+            f"{i['windows']:,}",
+            _span(i["first_target"], i["last_target"]),
+            f"{i['signal_days']:,}" if has else "-",
+            _span(i.get("first_signal"), i.get("last_signal")) if has else "-",
+        )
+    return [t]

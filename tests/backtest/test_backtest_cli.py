@@ -73,6 +73,9 @@ def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
     second = json.loads(again.stdout)
     assert second["reused_forecasts"] == summary["signal_days"]
     assert second["signal_quality"] == summary["signal_quality"]
+    # forecasts do not depend on the batch: another batch size still finds every window in the cache
+    third = json.loads(runner.invoke(app, [*bt_args("backtest.batch_size=333"), "--json"]).stdout)
+    assert third["reused_forecasts"] == summary["signal_days"] and third["signal_quality"] == summary["signal_quality"]
 
 
 def test_bad_backtest_input(bt_args, tmp_path, prepared):
