@@ -51,7 +51,7 @@ def main() -> None:
         result = run_backtest(cfg, str(tmp / "tok"), str(tmp / "model"), "cpu")
         elapsed = time.perf_counter() - t
         print(
-            f"kronos backtest, default synthetic market, tiny preset, {result['test_windows']:,} test windows x "
+            f"kronos backtest, default synthetic market, tiny preset, {result.signal_days:,} test signal days x "
             f"{cfg.backtest.sample_count} samples, 4 Qlib backtests: {elapsed:.1f} s "
             f"({elapsed / 120:.2f} of the 120 s target)"
         )
