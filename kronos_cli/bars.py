@@ -1,11 +1,7 @@
 """Price bars as the model sees them: the feature vocabulary, amount from volume, lookback normalisation, and
-reading and checking a CSV of bars."""
+the checks every series must pass before it is forecast."""
 
 from __future__ import annotations
-
-import os
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +15,7 @@ PRICE_COLUMNS = FEATURES[:4]
 ALIASES = {"vol": "volume", "amt": "amount"}
 TIMESTAMP_ALIASES = ("timestamps", "timestamp", "datetime", "date", "time")
 EPS = 1e-5  # added to the lookback's std before dividing (the reference's value)
+MIN_HISTORY = 16  # the fewest bars a forecast is made from (`kronos predict` and `kronos serve --min-bars`)
 
 
 def canonical(name: str) -> str:
@@ -74,6 +71,11 @@ def features(
         raise KronosError(
             f"{where} has values beyond the float32 range (3.4e38) the model computes in; scale them down"
         )
+    bad = (x[:, :4] <= 0).any(axis=1)
+    if bad.any():
+        raise KronosError(
+            f"{where} has a price that is not positive (bar {int(np.argmax(bad))}, counting from 0); prices must be > 0"
+        )
     # Column-major, as pandas' `.values` gives it to the reference: numpy's float32 mean and std over the rows
     # then sum in the same order, so the normalisation matches the reference's to the last bit.
     return np.asfortranarray(x, dtype=np.float32)
@@ -98,55 +100,6 @@ def prepare_frame(df: pd.DataFrame, where: str = "input") -> np.ndarray:
     return features(prices, values.get("volume"), values.get("amount"), where)
 
 
-def check_timestamps(ts: pd.Series | pd.DatetimeIndex, where: str) -> pd.DatetimeIndex:
-    """Parsed, strictly increasing timestamps, or a KronosError naming the first bad row."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # pandas' "could not infer format" note
-            idx = pd.DatetimeIndex(pd.to_datetime(ts))
-    except (ValueError, TypeError) as exc:
-        raise KronosError(
-            f"{where}: timestamps could not be parsed ({exc}); use ISO dates such as 2024-01-31 or 2024-01-31 09:35:00"
-        ) from exc
-    if idx.hasnans:
-        raise KronosError(f"{where}: empty timestamp at row {int(np.argmax(idx.isna()))}")
-    if idx.tz is not None:
-        idx = idx.tz_localize(None)
-    diffs = np.diff(idx.asi8)
-    if (diffs == 0).any():
-        row = int(np.argmax(diffs == 0)) + 1
-        raise KronosError(f"{where}: duplicate timestamp {idx[row]} at row {row}; drop duplicate bars")
-    if (diffs < 0).any():
-        row = int(np.argmax(diffs < 0)) + 1
-        raise KronosError(
-            f"{where}: timestamps are not sorted (row {row}, {idx[row]}, comes before the row above "
-            f"it); sort the file by time"
-        )
-    return idx
-
-
-def read_bars(path: str | os.PathLike) -> pd.DataFrame:
-    """A frame with a `timestamps` column and the bar columns, checked; values are checked by the predictor."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise KronosError(f"no CSV file at {p}")
-    try:
-        df = pd.read_csv(p)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise KronosError(f"{p} could not be read as CSV ({str(exc).splitlines()[0]})") from exc
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    ts_col = next((c for c in TIMESTAMP_ALIASES if c in df.columns), None)
-    if ts_col is None:
-        raise KronosError(f"{p} has no timestamps column; expected one of {', '.join(TIMESTAMP_ALIASES)}")
-    missing = [c for c in PRICE_COLUMNS if c not in df.columns]
-    if missing:
-        raise KronosError(
-            f"{p} lacks the column(s) {', '.join(missing)}; open, high, low and close are required "
-            f"(volume and amount are optional)"
-        )
-    df = df.rename(columns={k: v for k, v in ALIASES.items() if k in df.columns and v not in df.columns})
-    df["timestamps"] = check_timestamps(df[ts_col], str(p))
-    if ts_col != "timestamps":
-        df = df.drop(columns=[ts_col])
-    prepare_frame(df, str(p))  # values checked now, before any model is loaded
-    return df.reset_index(drop=True)
+def check_history(bars: int, where: str = "the CSV") -> None:
+    if bars < MIN_HISTORY:
+        raise KronosError(f"{where} has {bars} bars; a forecast needs at least {MIN_HISTORY}")

@@ -1,4 +1,9 @@
-"""Atomic file writes: write beside the target, then rename, so a crash never leaves a half-written file."""
+"""Atomic file writes: write beside the target, then rename, so a crash never leaves a half-written file.
+
+Temporary files and directories are created private (mkstemp's 0600, mkdtemp's 0700); before the rename they
+get the modes any new file or directory would get under the process's umask (0644 and 0755 under umask 022),
+so results are readable by whoever may read the output folder.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,32 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~_umask()
+
+
+def publish_tree(root: Path) -> None:
+    """Give a freshly written directory tree the umask's modes (its files were written by libraries that may
+    have created them private)."""
+    fmode, dmode = file_mode(), dir_mode()
+    os.chmod(root, dmode)
+    for base, dirs, files in os.walk(root):
+        for d in dirs:
+            os.chmod(os.path.join(base, d), dmode)
+        for f in files:
+            os.chmod(os.path.join(base, f), fmode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path` in one rename."""
@@ -21,6 +52,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -46,6 +78,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
+        publish_tree(tmp)
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             target.rename(old)

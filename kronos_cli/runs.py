@@ -6,6 +6,7 @@ exported artifacts and the pipeline's stage stamps.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from kronos_cli.config import Config
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.model.bundle import load_bundle
-from kronos_cli.model.checkpoint import WEIGHTS_NAME, resolve_checkpoint
-from kronos_cli.model.config import check_pair
+from kronos_cli.model.checkpoint import WEIGHTS_NAME, read_conventions, resolve_checkpoint
+from kronos_cli.model.config import check_pair, released_context
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
 
 STAGES = ("tokenizer", "predictor")
+log = logging.getLogger(__name__)
 
 
 def run_dir(cfg: Config, stage: str) -> Path:
@@ -57,12 +59,24 @@ def pipeline_stamps(cfg: Config) -> Path:
     return Path(cfg.output_dir) / "pipeline" / f"{cfg.run_name}.json"
 
 
+def data_conventions(cfg: Config) -> dict:
+    """What a model trained or exported from this config must be fed: recorded beside its weights."""
+    d = cfg.data
+    return {
+        "max_context": d.max_context,
+        "lookback_window": d.lookback_window,
+        "predict_window": d.predict_window,
+        "clip": d.clip,
+    }
+
+
 @dataclass(frozen=True)
 class ModelPair:
     """A tokenizer and a predictor that fit, with where they came from.
 
     `weights` names the files whose bytes identify the pair (the forecast cache keys on them); `conventions`
-    holds what a bundle recorded (max_context, clip), empty for checkpoint directories.
+    holds what the predictor was trained with (max_context, lookback_window, predict_window, clip) as its
+    checkpoint or bundle recorded it, or, for a released model, its published context.
     """
 
     tokenizer: KronosTokenizer
@@ -71,10 +85,17 @@ class ModelPair:
     weights: tuple[Path, ...]
     conventions: dict
 
+    def warn_if_trained_otherwise(self, cfg: Config) -> None:
+        """A model trained with another lookback or horizon than the config's still runs, but says so."""
+        for key in ("lookback_window", "predict_window"):
+            trained, asked = self.conventions.get(key), getattr(cfg.data, key)
+            if trained is not None and trained != asked:
+                log.warning("the model was trained with %s %s, the config asks for %s", key, trained, asked)
+
     def predictor(
         self, device: str | None = None, max_context: int | None = None, clip: float | None = None
     ) -> KronosPredictor:
-        """A predictor on `device`; max_context and clip default to the bundle's, then to the library's."""
+        """A predictor on `device`; max_context and clip default to what the pair recorded, then the library's."""
         ctx = max_context or self.conventions.get("max_context")
         clip = clip if clip is not None else self.conventions.get("clip", 5.0)
         if ctx is None:
@@ -109,10 +130,14 @@ def load_pair(
     tok_dir, model_dir = resolve_checkpoint(tokenizer), resolve_checkpoint(model)
     tok, mdl = KronosTokenizer.from_pretrained(tok_dir), Kronos.from_pretrained(model_dir)
     check_pair(tok.config, mdl.config)
+    conventions = read_conventions(model_dir)
+    released = released_context(str(model), mdl.config)
+    if "max_context" not in conventions and released is not None:
+        conventions["max_context"] = released
     return ModelPair(
         tok,
         mdl,
         {"tokenizer": str(tokenizer), "model": str(model), "tokenizer_dir": str(tok_dir), "model_dir": str(model_dir)},
         (tok_dir / WEIGHTS_NAME, model_dir / WEIGHTS_NAME),
-        {},
+        conventions,
     )

@@ -57,16 +57,33 @@ def test_override_errors_name_the_command_line(tmp_path):
         config.load(None, ["data.instrument"])
 
 
-def test_relative_paths_resolve_against_config_folder_and_tilde_expands(tmp_path, monkeypatch):
+def test_relative_paths_resolve_against_the_working_directory_and_tilde_expands(tmp_path, monkeypatch):
     sub = tmp_path / "proj"
     sub.mkdir()
     p = sub / "c.yaml"
     p.write_text("data:\n  dataset_path: ./ds\n  provider_uri: ~/qlib\n")
     monkeypatch.chdir(tmp_path)
     cfg = config.load(p, ["output_dir=out"])
-    assert cfg.data.dataset_path == str(sub / "ds")
+    assert cfg.data.dataset_path == str(tmp_path / "ds")  # not next to the config file
     assert cfg.data.provider_uri == str(Path.home() / "qlib")
-    assert cfg.output_dir == str(tmp_path / "out")  # overrides are relative to the working directory
+    assert cfg.output_dir == str(tmp_path / "out")
+
+
+def test_a_shipped_config_writes_nothing_into_configs(tmp_path, monkeypatch):
+    """Every output path of every shipped config, loaded from another folder, lies outside `configs/`."""
+    from kronos_cli.configs import shipped_configs
+
+    monkeypatch.chdir(tmp_path)
+    for path in shipped_configs():
+        cfg = config.load(path)
+        for out in (cfg.output_dir, cfg.data.dataset_path, cfg.logging.comet.offline_directory):
+            assert Path(out).is_relative_to(tmp_path), (path.name, out)
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    p = _write(tmp_path, "data:\n  instrument: csi300\n    freq: day\n")
+    with pytest.raises(ConfigError, match=r"line 3, column \d+: invalid YAML"):
+        config.load(p)
 
 
 def test_secrets_are_refused_in_yaml(tmp_path):

@@ -1,7 +1,7 @@
 """The package's import structure: layers point down, no cycles, lazy imports only where a reason is given.
 
 Layers, lowest first (a module may import its own package and lower layers, never a package of its own layer):
-errors, io -> bars, calendar, metrics, plots -> config -> data, model -> forecast -> runs ->
+errors, io -> bars, calendar, metrics, plots, tables -> config, barfile -> data, model -> forecast -> runs ->
 train, backtest, evaluate, export, serve -> pipeline, demo -> cli.
 """
 
@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kronos_cli"
 LAYERS = [
     {"__init__", "errors", "io"},
     {"bars", "calendar", "environment", "plots", "metrics", "tables"},
-    {"config", "configs"},
+    {"config", "configs", "barfile"},
     {"data", "model"},
     {"forecast"},
     {"runs"},

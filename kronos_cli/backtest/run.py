@@ -71,6 +71,7 @@ def run_backtest(
     bench = qlib_backtest.benchmark_for(cfg)
     qlib_backtest.check_benchmark(cfg, bench)
     pair = load_pair(cfg, tokenizer, model)
+    pair.warn_if_trained_otherwise(cfg)
     forecaster = pair.predictor(dev, cfg.data.max_context, cfg.data.clip)
     sampling, pred = sampling_of(cfg), cfg.data.predict_window
     key = cache_key(

@@ -12,13 +12,21 @@ from kronos_cli.cli.common import DeviceOpt, StepProgress, console
 
 log = logging.getLogger("kronos_cli.cli")
 
+DEFAULT_TOKENIZER = "NeoQuasar/Kronos-Tokenizer-base"
+DEFAULT_MODEL = "NeoQuasar/Kronos-small"
+
 
 def predict(
     csv: Path = typer.Argument(..., help="CSV with columns timestamps, open, high, low, close[, volume, amount]."),
-    tokenizer: str = typer.Option("NeoQuasar/Kronos-Tokenizer-base", "--tokenizer", help="Hub id or directory."),
-    model: str = typer.Option("NeoQuasar/Kronos-small", "--model", help="Hub id or directory."),
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer", help=f"Hub id or directory [default: {DEFAULT_TOKENIZER}]."
+    ),
+    model: str | None = typer.Option(None, "--model", help=f"Hub id or directory [default: {DEFAULT_MODEL}]."),
+    bundle: Path | None = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`."),
     lookback: int | None = typer.Option(
-        None, "--lookback", help="History rows to use [default: all, up to --max-context]."
+        None,
+        "--lookback",
+        help="History rows to use [default: the lookback the model was trained with, else all rows up to the context].",
     ),
     pred_len: int = typer.Option(120, "--pred-len", help="Bars to forecast."),
     samples: int = typer.Option(1, "--samples", help="Sample paths, averaged (and used for quantiles)."),
@@ -27,27 +35,51 @@ def predict(
     top_k: int = typer.Option(0, "--top-k", help="Top-k sampling (0 = off, 1 = greedy)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
     device: str = DeviceOpt,
-    max_context: int = typer.Option(512, "--max-context", help="Model context (2048 for Kronos-mini)."),
+    max_context: int | None = typer.Option(
+        None,
+        "--max-context",
+        help="Model context [default: what the model records: 2048 for Kronos-mini, 512 for "
+        "-small and -base, the training config's for a fine-tuned one].",
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the forecast CSV here [default: stdout]."),
     quantiles: str | None = typer.Option(None, "--quantiles", help="Comma-separated, e.g. 0.1,0.9."),
     plot: Path | None = typer.Option(None, "--plot", help="Save a PNG of history and forecast."),
 ) -> None:
     """Forecast the next bars of a series from a CSV file."""
-    from kronos_cli.bars import read_bars
+    from kronos_cli.barfile import read_bars
+    from kronos_cli.bars import check_history
     from kronos_cli.errors import KronosError
-    from kronos_cli.forecast.predictor import KronosPredictor
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
     from kronos_cli.io import write_text
+    from kronos_cli.runs import load_pair
 
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
+    if max_context is not None and max_context < 2:
+        raise KronosError(f"--max-context must be >= 2, got {max_context}")
     qs = parse_quantiles(quantiles)
     bars = read_bars(csv)
-    predictor = KronosPredictor.from_pretrained(tokenizer, model, device=device, max_context=max_context)
-    log.info("forecasting %d bars of %s on %s", pred_len, csv, predictor.device)
+    check_history(len(bars), str(csv))  # before any model is loaded
+    if bundle is None:
+        pair = load_pair(None, tokenizer or DEFAULT_TOKENIZER, model or DEFAULT_MODEL)
+    else:
+        pair = load_pair(None, tokenizer, model, str(bundle))
+    forecaster = pair.predictor(device, max_context)
+    log.info("forecasting %d bars of %s on %s (context %d)", pred_len, csv, forecaster.device, forecaster.max_context)
     with StepProgress("forecasting", pred_len) as bar:
         result = forecast_series(
-            predictor, bars, pred_len, lookback, samples, temperature, top_k, top_p, seed, qs, progress=bar.update
+            forecaster,
+            bars,
+            pred_len,
+            lookback,
+            samples,
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            qs,
+            progress=bar.update,
+            trained_lookback=pair.conventions.get("lookback_window"),
         )
     buf = io.StringIO()
     result.table.to_csv(buf, index=False)

@@ -40,7 +40,8 @@ def serve(
     max_context: int | None = typer.Option(
         None,
         "--max-context",
-        help="Model context [default: the config's data.max_context, else 512; a bundle carries its own].",
+        help="Model context [default: the config's data.max_context; else what the model records (its training "
+        "config, a released model's published context), else 512].",
     ),
     max_batch: int = typer.Option(
         64, "--max-batch", help="Most sample paths (series x samples) forecast together (1 = no batching)."
@@ -71,7 +72,6 @@ def serve(
         raise KronosError(
             f"kronos serve needs FastAPI and uvicorn ({exc.name} is missing); pip install 'kronos-cli[serve]'"
         ) from None
-    from kronos_cli.model.config import DEFAULT_CONTEXT
     from kronos_cli.serve.server import ModelSource, bind, is_loopback
     from kronos_cli.serve.server import serve as run_server
     from kronos_cli.serve.service import ForecastService, Limits
@@ -95,11 +95,13 @@ def serve(
         max_context = max_context or cfg.data.max_context
     if max_context is not None and max_context < 2:
         raise KronosError(f"--max-context must be >= 2, got {max_context}")
-    source = ModelSource(tokenizer, model, str(bundle) if bundle else None, max_context or DEFAULT_CONTEXT)
+    source = ModelSource(tokenizer, model, str(bundle) if bundle else None, max_context)
     sock = bind(host, port)  # before loading: a taken port fails at once
     try:
-        predictor, sources = source.load(device)
-        service = ForecastService(predictor, limits, max_batch, max_wait_ms, sources)
+        predictor, sources, conventions = source.load(device)
+        service = ForecastService(
+            predictor, limits, max_batch, max_wait_ms, sources, conventions.get("lookback_window")
+        )
         if token is None and not is_loopback(host):
             log.warning(
                 "listening on %s without --token-env: anyone who can reach this machine can use the model", host

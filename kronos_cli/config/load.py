@@ -1,8 +1,9 @@
 """Typed YAML configs: sections as dataclasses, one loader with dotted overrides, all errors at once.
 
 `load(path, overrides)` reads a YAML file (or only the defaults when `path` is None), applies `key=value`
-overrides, checks every key and type against the schema, resolves relative paths against the config file's
-folder (overrides against the working directory) and returns a `Config`. Unknown keys are errors with a
+overrides, checks every key and type against the schema, resolves relative paths against the working directory
+(as torchtune and LitGPT do: a shipped config never makes a run write into the folder it lives in) and returns a
+`Config`. Unknown keys are errors with a
 "did you mean". Secrets never come from YAML: the Comet API key is read from COMET_API_KEY only.
 """
 
@@ -58,7 +59,10 @@ def read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: invalid YAML ({str(exc).splitlines()[0]})"]) from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{path}:{where}: invalid YAML ({problem}); check the indentation and the colons"]) from exc
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of sections"])
     return data
@@ -74,9 +78,8 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str
         _set(tree, keys, value)
         overridden.add(".".join(keys))
     where = str(cfg_path) if cfg_path else "defaults"
-    base = cfg_path.parent if cfg_path else Path.cwd()
     problems: list[str] = []
-    cfg = _build(Config, tree, "", where, base, overridden, problems)
+    cfg = _build(Config, tree, "", where, overridden, problems)
     problems += semantic_checks(cfg, where)
     if problems:
         raise ConfigError(problems)
@@ -84,7 +87,12 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str
     return cfg
 
 
-def _build(cls: type, data: Any, prefix: str, where: str, base: Path, overridden: set[str], problems: list[str]) -> Any:
+def _path(value: str) -> str:
+    """A path as the config means it: `~` expanded, relative to the working directory, absolute."""
+    return str(Path(value).expanduser().resolve())
+
+
+def _build(cls: type, data: Any, prefix: str, where: str, overridden: set[str], problems: list[str]) -> Any:
     if not isinstance(data, dict):
         problems.append(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
         return cls()
@@ -108,27 +116,22 @@ def _build(cls: type, data: Any, prefix: str, where: str, base: Path, overridden
             continue
         f, tp = fields[key], hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, f"{name}.", file_where, base, overridden, problems)
+            kwargs[key] = _build(tp, value, f"{name}.", file_where, overridden, problems)
             continue
         ok, coerced = _check_type(value, tp)
         if not ok:
             problems.append(f"{where}: {name} must be {_describe(tp)}, got {value!r}")
             continue
         if f.metadata.get("path") and isinstance(coerced, str):
-            p = Path(coerced).expanduser()
-            if not p.is_absolute():
-                p = (Path.cwd() if name in overridden else base) / p
-            coerced = str(p.resolve())
+            coerced = _path(coerced)
         kwargs[key] = coerced
-    # Defaults that are paths resolve against the config file's folder too.
-    for name, f in fields.items():
+    for name, f in fields.items():  # defaults: nested sections built, paths resolved the same way
         if name in kwargs:
             continue
         if dataclasses.is_dataclass(hints[name]):
-            kwargs[name] = _build(hints[name], {}, f"{prefix}{name}.", file_where, base, overridden, problems)
+            kwargs[name] = _build(hints[name], {}, f"{prefix}{name}.", file_where, overridden, problems)
         elif f.metadata.get("path") and f.default not in (None, dataclasses.MISSING):
-            p = Path(f.default).expanduser()
-            kwargs[name] = str(p if p.is_absolute() else (base / p).resolve())
+            kwargs[name] = _path(f.default)
     return cls(**kwargs)
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from kronos_cli.bars import FEATURES
 from kronos_cli.calendar import STAMP_COLUMNS
 
-PATH = {"path": True}  # field metadata: resolve relative to the config file, expand ~
+PATH = {"path": True}  # field metadata: expand ~, resolve relative to the working directory
 SECRET_KEYS = {"api_key", "apikey", "token", "password", "secret", "hf_token"}
 
 

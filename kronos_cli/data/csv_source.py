@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kronos_cli.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical, check_timestamps
+from kronos_cli.barfile import check_column, check_timestamps, file_lines, read_table
+from kronos_cli.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical
 from kronos_cli.calendar import range_end
 from kronos_cli.config import DataConfig
 from kronos_cli.data.universe import Universe
@@ -53,21 +54,11 @@ class CsvSource:
         if ts_col not in df.columns:
             raise KronosError(f"{where} lacks the timestamp column {ts_col!r}; set data.csv.timestamp_column")
         cols = {ours: self._column(df, ours, where, ours in PRICE_COLUMNS) for ours in FEATURES}
-        out = pd.DataFrame(index=check_timestamps(df[ts_col], where))
+        lines = file_lines(df.index)
+        out = pd.DataFrame(index=check_timestamps(df[ts_col], where, lines))
         for ours, theirs in cols.items():
             if theirs is not None:
-                values = pd.to_numeric(df[theirs], errors="coerce").to_numpy(dtype=np.float64)
-                bad = ~np.isfinite(values)
-                if bad.any():
-                    row = int(np.argmax(bad))
-                    raise KronosError(
-                        f"{where}: column {theirs!r} has a missing, non-numeric or infinite value at "
-                        f"row {row + 2} of the file; clean or drop that row"
-                    )
-                if ours in PRICE_COLUMNS and (values <= 0).any():
-                    row = int(np.argmax(values <= 0))
-                    raise KronosError(f"{where}: column {theirs!r} has a non-positive price at row {row + 2}")
-                out[ours] = values
+                out[ours] = check_column(df[theirs], theirs, where, lines, price=ours in PRICE_COLUMNS)
         if "volume" not in out:
             out["volume"] = 0.0
         if "amount" not in out:
@@ -75,25 +66,19 @@ class CsvSource:
         start, end = pd.Timestamp(self.cfg.start_time), range_end(self.cfg.end_time)
         return out[(out.index >= start) & (out.index <= end)][list(FEATURES)]
 
-    def _read(self, file: Path) -> pd.DataFrame:
-        try:
-            return pd.read_csv(file)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise KronosError(f"{file} could not be read as CSV ({str(exc).splitlines()[0]})") from exc
-
     def _read_all(self) -> dict[str, pd.DataFrame]:
         frames: dict[str, pd.DataFrame] = {}
         if len(self.files) == 1 and self.path.is_file():
-            df = self._read(self.path)
+            df = read_table(self.path)
             sym_col = self.cfg.csv.symbol_column
             if sym_col not in df.columns:  # one series in one file
                 frames[self.path.stem.upper()] = self._clean(df, str(self.path))
             else:
                 for sym, part in df.groupby(sym_col, sort=True):
-                    frames[str(sym)] = self._clean(part.reset_index(drop=True), f"{self.path} (symbol {sym})")
+                    frames[str(sym)] = self._clean(part, f"{self.path} (symbol {sym})")
         else:
             for file in self.files:
-                frames[file.stem.upper()] = self._clean(self._read(file), str(file))
+                frames[file.stem.upper()] = self._clean(read_table(file), str(file))
         return {s: f for s, f in frames.items() if len(f)}
 
     def universe(self) -> Universe:

@@ -25,11 +25,14 @@ COMPILED_NAME = "kronos_forecast.pt2"
 INT8_FORMAT = "kronos-int8"
 
 
-def write_hub(tok: KronosTokenizer, model: Kronos, out: Path, summary: dict[str, Any]) -> dict[str, Path]:
-    """The two checkpoint directories in the released layout, each with a model card."""
+def write_hub(
+    tok: KronosTokenizer, model: Kronos, out: Path, summary: dict[str, Any], data: dict[str, Any] | None = None
+) -> dict[str, Path]:
+    """The two checkpoint directories in the released layout, each with a model card; the data conventions go
+    into config.json's `kronos_cli` block, which the reference ignores."""
     dirs = {"tokenizer": out / "tokenizer", "model": out / "model"}
-    tok.save_pretrained(dirs["tokenizer"])
-    model.save_pretrained(dirs["model"])
+    tok.save_pretrained(dirs["tokenizer"], data)
+    model.save_pretrained(dirs["model"], data)
     for name, d in dirs.items():
         cfg = json.loads((d / "config.json").read_text())
         lines = [
@@ -73,19 +76,13 @@ def quantize(model: Kronos) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
 
 
-def write_int8(tok: KronosTokenizer, model: Kronos, path: Path, max_context: int, clip: float) -> Path:
+def write_int8(tok: KronosTokenizer, model: Kronos, path: Path, data: dict[str, Any]) -> Path:
     """Dynamic int8 quantisation of both models' Linear layers, for CPU inference."""
-    data = payload(
-        INT8_FORMAT,
-        tok.config,
-        quantize(tok).state_dict(),
-        model.config,
-        quantize(model).state_dict(),
-        max_context,
-        clip,
+    content = payload(
+        INT8_FORMAT, tok.config, quantize(tok).state_dict(), model.config, quantize(model).state_dict(), data
     )
     with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+        torch.save(content, tmp)
     return path
 
 

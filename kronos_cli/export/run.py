@@ -21,7 +21,7 @@ from kronos_cli.export import artifacts, verify
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.io import write_json
 from kronos_cli.model.bundle import BUNDLE_NAME, write_bundle
-from kronos_cli.runs import load_pair, run_dir
+from kronos_cli.runs import data_conventions, load_pair, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,12 @@ def run_export(
     for fmt in formats:
         t = time.perf_counter()
         if fmt == "bundle":
-            written[fmt] = write_bundle(tok, mdl, out / BUNDLE_NAME, ctx, d.clip)
+            written[fmt] = write_bundle(tok, mdl, out / BUNDLE_NAME, data_conventions(cfg))
         elif fmt == "hf":
-            artifacts.write_hub(tok, mdl, out / "hf", summary)
+            artifacts.write_hub(tok, mdl, out / "hf", summary, data_conventions(cfg))
             written[fmt] = out / "hf"
         elif fmt == "int8":
-            written[fmt] = artifacts.write_int8(tok, mdl, out / artifacts.INT8_NAME, ctx, d.clip)
+            written[fmt] = artifacts.write_int8(tok, mdl, out / artifacts.INT8_NAME, data_conventions(cfg))
         else:
             written[fmt] = artifacts.write_compiled(tok, mdl, out / artifacts.COMPILED_NAME, look, pred, ctx)
         log.info("wrote %s (%s) in %.1f s", written[fmt], fmt, time.perf_counter() - t)

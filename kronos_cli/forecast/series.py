@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kronos_cli.bars import FEATURES, prepare_frame
+from kronos_cli.bars import FEATURES, check_history, prepare_frame
 from kronos_cli.calendar import calendar_features, future_timestamps
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
@@ -53,22 +53,44 @@ def quantile_column(feature: str, q: float) -> str:
     return f"{feature}_q{round(q * 100):02d}" if abs(q * 100 - round(q * 100)) < 1e-9 else f"{feature}_q{q:g}"
 
 
-def choose_lookback(rows: int, lookback: int | None, max_context: int) -> int:
-    """The lookback to use: all rows up to max_context by default; more than max_context is truncated."""
-    if lookback is None:
-        return min(rows, max_context)
-    if lookback < 2:
-        raise KronosError(f"--lookback must be at least 2, got {lookback}")
-    if lookback > rows:
-        raise KronosError(
-            f"the CSV has {rows} rows, fewer than --lookback {lookback}; lower --lookback or provide more history"
-        )
-    if lookback > max_context:
+def choose_lookback(rows: int, lookback: int | None, max_context: int, trained_lookback: int | None = None) -> int:
+    """How many of the last rows to forecast from: --lookback when given (at most max_context), else the lookback
+    the model was trained with, else every row up to max_context (with a warning when the file is longer)."""
+    if lookback is not None:
+        if lookback < 2:
+            raise KronosError(f"--lookback must be at least 2, got {lookback}")
+        if lookback > rows:
+            raise KronosError(
+                f"the CSV has {rows} rows, fewer than --lookback {lookback}; lower --lookback or provide more history"
+            )
+        if lookback > max_context:
+            log.warning(
+                "lookback %d exceeds the model's max_context %d: using the last %d rows",
+                lookback,
+                max_context,
+                max_context,
+            )
+        return min(lookback, max_context)
+    if trained_lookback:
+        n = min(trained_lookback, rows, max_context)
+        if rows < trained_lookback:
+            log.warning(
+                "the CSV has %d bars, fewer than the %d the model was trained with; forecasting from %d",
+                rows,
+                trained_lookback,
+                n,
+            )
+        else:
+            log.info("using the last %d bars, the lookback the model was trained with (--lookback to change)", n)
+        return n
+    if rows > max_context:
         log.warning(
-            "lookback %d exceeds the model's max_context %d: using the last %d rows", lookback, max_context, max_context
+            "the CSV has %d bars, more than the model's context of %d: using the last %d (pass --lookback to choose)",
+            rows,
+            max_context,
+            max_context,
         )
-        return max_context
-    return lookback
+    return min(rows, max_context)
 
 
 def forecast_series(
@@ -83,6 +105,7 @@ def forecast_series(
     seed: int | None = None,
     quantiles: Sequence[float] = (),
     progress: Callable[[int, int], None] | None = None,
+    trained_lookback: int | None = None,
 ) -> SeriesForecast:
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
@@ -90,7 +113,8 @@ def forecast_series(
         raise KronosError(f"--samples must be >= 1, got {samples}")
     if quantiles and samples < 2:
         log.warning("quantiles from a single sample path equal the mean; use --samples 20 or more")
-    n = choose_lookback(len(bars), lookback, predictor.max_context)
+    check_history(len(bars))
+    n = choose_lookback(len(bars), lookback, predictor.max_context, trained_lookback)
     hist = bars.iloc[-n:].reset_index(drop=True)
     x = prepare_frame(hist)
     future = future_timestamps(hist["timestamps"], pred_len)

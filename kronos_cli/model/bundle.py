@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,12 @@ BUNDLE_NAME = "kronos_finetuned.pth"
 BUNDLE_FORMAT = "kronos-bundle"
 
 
-def conventions(max_context: int, clip: float) -> dict[str, Any]:
-    """What a bundle's user must do to the bars: context, clip, feature and stamp order."""
-    return {
-        "clip": float(clip),
-        "max_context": int(max_context),
-        "features": list(FEATURES),
-        "stamps": list(STAMP_COLUMNS),
-    }
+def conventions(data: dict[str, Any]) -> dict[str, Any]:
+    """What a bundle's user must do to the bars: the data conventions the model was trained with (max_context,
+    clip, lookback_window, predict_window), and the feature and stamp order."""
+    out = {k: data[k] for k in ("max_context", "clip", "lookback_window", "predict_window") if k in data}
+    out["clip"], out["max_context"] = float(out["clip"]), int(out["max_context"])
+    return {**out, "features": list(FEATURES), "stamps": list(STAMP_COLUMNS)}
 
 
 def payload(
@@ -42,8 +41,7 @@ def payload(
     tok_state: dict,
     model_cfg: PredictorConfig,
     model_state: dict,
-    max_context: int,
-    clip: float,
+    data: dict[str, Any],
 ) -> dict[str, Any]:
     """The dictionary a bundle-like file holds (the int8 export uses it with quantised state dicts)."""
     return {
@@ -52,15 +50,15 @@ def payload(
         "kronos_cli": __version__,
         "tokenizer": {"config": dataclasses.asdict(tok_cfg), "state_dict": tok_state},
         "model": {"config": dataclasses.asdict(model_cfg), "state_dict": model_state},
-        "normalisation": conventions(max_context, clip),
+        "normalisation": conventions(data),
     }
 
 
-def write_bundle(tok: KronosTokenizer, model: Kronos, path: Path, max_context: int, clip: float) -> Path:
-    """One file with both state dicts and configs."""
-    data = payload(BUNDLE_FORMAT, tok.config, tok.state_dict(), model.config, model.state_dict(), max_context, clip)
+def write_bundle(tok: KronosTokenizer, model: Kronos, path: Path, data: dict[str, Any]) -> Path:
+    """One file with both state dicts and configs, and the data conventions (`runs.data_conventions`)."""
+    content = payload(BUNDLE_FORMAT, tok.config, tok.state_dict(), model.config, model.state_dict(), data)
     with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+        torch.save(content, tmp)
     return path
 
 
@@ -70,7 +68,9 @@ def read_payload(path: str | os.PathLike, fmt: str, what: str = "bundle") -> dic
     if not path.is_file():
         raise KronosError(f"no {what} at {path}; write one with `kronos export`")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # quantised weights are stored the old way; torch says so on every load
+            warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise KronosError(f"{path} is not a readable kronos {what} ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != fmt:

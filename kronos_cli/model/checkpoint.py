@@ -58,7 +58,10 @@ def _download(repo_id: str) -> Path:
     return Path(local)
 
 
-def read_config(directory: Path, config_class: type):
+CONVENTIONS_KEY = "kronos_cli"  # our block in config.json: the reference's loader ignores keys it does not know
+
+
+def _read_json(directory: Path) -> dict:
     cfg_path = directory / CONFIG_NAME
     if not cfg_path.is_file():
         raise KronosError(f"{directory} has no {CONFIG_NAME}; is it a Kronos checkpoint directory?")
@@ -68,7 +71,13 @@ def read_config(directory: Path, config_class: type):
         raise KronosError(f"{cfg_path} is not valid JSON ({exc}); re-download or re-export the checkpoint") from exc
     if not isinstance(fields, dict):
         raise KronosError(f"{cfg_path} must hold a JSON object of config fields")
-    extra = sorted(set(fields) - {f.name for f in dataclasses.fields(config_class)})
+    return fields
+
+
+def read_config(directory: Path, config_class: type):
+    fields = _read_json(directory)
+    cfg_path = directory / CONFIG_NAME
+    extra = sorted(set(fields) - {f.name for f in dataclasses.fields(config_class)} - {CONVENTIONS_KEY})
     if extra:
         log.debug("ignoring unknown config fields in %s: %s", cfg_path, ", ".join(extra))
     return config_from_dict(config_class, fields, str(cfg_path))
@@ -111,11 +120,25 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
     model.load_state_dict(state, strict=True)
 
 
-def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
-    """Write config.json and model.safetensors atomically (a temporary sibling directory, then a rename)."""
+def read_conventions(directory: Path) -> dict:
+    """What a checkpoint we wrote records about the data it was trained on (max_context, lookback_window,
+    predict_window, clip); empty for a released checkpoint."""
+    block = _read_json(directory).get(CONVENTIONS_KEY, {})
+    return block if isinstance(block, dict) else {}
+
+
+def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike, conventions: dict | None = None) -> Path:
+    """Write config.json and model.safetensors atomically (a temporary sibling directory, then a rename).
+
+    `conventions` (the data the model was trained with) go into config.json under `kronos_cli`, which the
+    reference implementation's loader ignores.
+    """
     target = Path(directory).expanduser()
+    fields = dataclasses.asdict(model.config)
+    if conventions:
+        fields[CONVENTIONS_KEY] = dict(conventions)
     with atomic_dir(target) as tmp:
-        (tmp / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(model.config), indent=2, sort_keys=True))
+        (tmp / CONFIG_NAME).write_text(json.dumps(fields, indent=2, sort_keys=True))
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         if (target / "README.md").is_file():  # keep a model card written beside the weights
@@ -146,5 +169,5 @@ class PretrainedMixin:
             raise KronosError(f"preset {name!r} is not a {cls.__name__} preset")
         return cls(cfg)
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        return save_checkpoint(self, directory)
+    def save_pretrained(self, directory: str | os.PathLike, conventions: dict | None = None) -> Path:
+        return save_checkpoint(self, directory, conventions)

@@ -36,7 +36,10 @@ class ForecastRequest(BaseModel):
     bars: list[Bar] = Field(description="The history, oldest first; the last max_context bars are used.")
     pred_len: int = Field(ge=1, description="Bars to forecast (at most the server's max_pred_len).")
     lookback: int | None = Field(
-        None, ge=2, description="Use only the last `lookback` bars [default: all, up to the model's max_context]."
+        None,
+        ge=2,
+        description="Use only the last `lookback` bars [default: the lookback the model was trained with when it "
+        "records one, else all, up to the model's max_context].",
     )
     temperature: float = Field(1.0, gt=0, le=100, allow_inf_nan=False)
     top_p: float = Field(0.9, gt=0, le=1, allow_inf_nan=False, description="Nucleus sampling threshold.")

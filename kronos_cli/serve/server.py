@@ -13,7 +13,6 @@ import uvicorn
 
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
-from kronos_cli.model.config import DEFAULT_CONTEXT
 from kronos_cli.runs import load_pair
 from kronos_cli.serve.app import create_app
 from kronos_cli.serve.service import ForecastService
@@ -28,9 +27,10 @@ class ModelSource:
     tokenizer: str | None = None
     model: str | None = None
     bundle: str | None = None
-    max_context: int = DEFAULT_CONTEXT
+    max_context: int | None = None  # default: what the model records (its training config, or its release)
 
-    def load(self, device: str | None) -> tuple[KronosPredictor, dict[str, str]]:
+    def load(self, device: str | None) -> tuple[KronosPredictor, dict[str, str], dict]:
+        """The predictor, where its weights came from, and the data conventions it records."""
         if self.bundle is not None and (self.tokenizer or self.model):
             raise KronosError("pass either --bundle or --tokenizer/--model, not both")
         if self.bundle is None and not (self.tokenizer and self.model):
@@ -39,8 +39,8 @@ class ModelSource:
                 "--bundle FILE from `kronos export`, or -c CONFIG for a run's fine-tuned models"
             )
         pair = load_pair(None, self.tokenizer, self.model, self.bundle)
-        max_context = None if self.bundle is not None else self.max_context  # a bundle carries its own
-        return pair.predictor(device, max_context), {k: pair.sources[k] for k in ("tokenizer", "model")}
+        sources = {k: pair.sources[k] for k in ("tokenizer", "model")}
+        return pair.predictor(device, self.max_context), sources, pair.conventions
 
 
 def is_loopback(host: str) -> bool:

@@ -100,7 +100,9 @@ def _optional_column(req: ForecastRequest, name: str, where: str) -> np.ndarray 
     return np.array(values, dtype=np.float64)
 
 
-def prepare(req: ForecastRequest, limits: Limits, max_context: int, where: str = "") -> Prepared:
+def prepare(
+    req: ForecastRequest, limits: Limits, max_context: int, where: str = "", default_lookback: int | None = None
+) -> Prepared:
     """Check a request against the limits and turn it into a `SeriesJob`; `where` prefixes field names."""
     n = len(req.bars)
     if n < limits.min_bars:
@@ -122,7 +124,7 @@ def prepare(req: ForecastRequest, limits: Limits, max_context: int, where: str =
         x = features(prices, volume, amount, "the request")
     except KronosError as exc:
         raise RequestError(f"{where}bars", str(exc)) from None
-    used = min(req.lookback or n, max_context)
+    used = min(req.lookback or default_lookback or n, n, max_context)
     hist = wall[-used:]
     try:
         future = future_timestamps(hist, req.pred_len)
@@ -176,6 +178,7 @@ class ForecastService:
         max_batch: int = 64,
         max_wait_ms: float = 10.0,
         sources: dict[str, str] | None = None,
+        default_lookback: int | None = None,
     ):
         if max_batch < 1:
             raise KronosError(f"--max-batch must be >= 1, got {max_batch}")
@@ -184,6 +187,7 @@ class ForecastService:
         self.predictor, self.limits = predictor, limits
         self.max_batch, self.max_wait_ms = max_batch, max_wait_ms
         self.sources = sources or {}
+        self.default_lookback = default_lookback  # the lookback the model was trained with, when it records one
         # A batch holds up to max_batch sample paths (rows of the model's batch): memory follows rows.
         self.batcher: DynamicBatcher[Prepared, np.ndarray] = DynamicBatcher(
             self._run, max_batch, max_wait_ms / 1e3, weight=lambda p: p.job.sample_count
@@ -218,7 +222,8 @@ class ForecastService:
             )
         ctx = self.predictor.max_context
         prepared = [
-            prepare(r, self.limits, ctx, f"requests[{i}]." if batch_call else "") for i, r in enumerate(requests)
+            prepare(r, self.limits, ctx, f"requests[{i}]." if batch_call else "", self.default_lookback)
+            for i, r in enumerate(requests)
         ]
         paths = await self.batcher.submit(prepared)
         return [respond(p, x) for p, x in zip(prepared, paths)]

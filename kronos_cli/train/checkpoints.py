@@ -66,15 +66,17 @@ def _write_guard(name: str):
     return Guard()
 
 
-def save_model_dir(model: nn.Module, directory: Path) -> None:
+def save_model_dir(model: nn.Module, directory: Path, conventions: dict | None = None) -> None:
     with _write_guard(directory.name):
-        save_checkpoint(model, directory)
+        save_checkpoint(model, directory, conventions)
 
 
-def save_last(directory: Path, model: nn.Module, trainer_state: dict[str, Any]) -> None:
+def save_last(
+    directory: Path, model: nn.Module, trainer_state: dict[str, Any], conventions: dict | None = None
+) -> None:
     """Model and trainer state together, atomically."""
     with _write_guard("checkpoints/last"), atomic_dir(directory) as tmp:
-        save_checkpoint(model, tmp / "model")
+        save_checkpoint(model, tmp / "model", conventions)
         torch.save(trainer_state, tmp / STATE_NAME)
         summary = {k: v for k, v in trainer_state.items() if isinstance(v, (int, float, str, bool, type(None)))}
         (tmp / "trainer_state.json").write_text(json.dumps(summary, indent=2))

@@ -30,7 +30,7 @@ from kronos_cli.data.dataset import EpochSampler, WindowDataset, collate, to_ten
 from kronos_cli.errors import KronosError
 from kronos_cli.io import write_json
 from kronos_cli.plots import plot_loss_curve
-from kronos_cli.runs import best_or_configured, run_dir
+from kronos_cli.runs import best_or_configured, data_conventions, run_dir
 from kronos_cli.train import checkpoints
 from kronos_cli.train.augment import augment
 from kronos_cli.train.distributed import Context, all_reduce_sum, barrier, mean_across, weight_spread
@@ -367,9 +367,9 @@ def end_epoch(
     state.epoch, state.batches_done = epoch + 1, 0
     if ctx.is_main:
         if improved:
-            checkpoints.save_model_dir(run.model, run.ckpt_dir / "best_model")
+            checkpoints.save_model_dir(run.model, run.ckpt_dir / "best_model", data_conventions(run.cfg))
         if t.save_every and (epoch + 1) % t.save_every == 0:
-            checkpoints.save_model_dir(run.model, run.ckpt_dir / f"epoch_{epoch + 1}")
+            checkpoints.save_model_dir(run.model, run.ckpt_dir / f"epoch_{epoch + 1}", data_conventions(run.cfg))
         _save_last(run, state, epoch + 1)
         sink.epoch({**state.history[-1], "best_val_loss": state.best_val_loss}, state.step)
     barrier(ctx)
@@ -408,7 +408,7 @@ def _save_last(run: Run, state: TrainState, epoch: int) -> None:
         "rng": checkpoints.rng_state(),
         "saved_epoch": epoch,
     }
-    checkpoints.save_last(run.ckpt_dir / "last", run.model, trainer_state)
+    checkpoints.save_last(run.ckpt_dir / "last", run.model, trainer_state, data_conventions(run.cfg))
 
 
 def _summary(run: Run, state: TrainState, stopped_early: bool, wall: float, samples: int) -> TrainSummary:

@@ -75,16 +75,28 @@ def _write(tmp_path, df, name="bad.csv"):
     return path
 
 
+def _nth(d: pd.DataFrame, col: str, value) -> pd.DataFrame:
+    """Row 7 of the frame (line 9 of the file: the header is line 1) set to `value`."""
+    d = d.copy()
+    d[col] = d[col].astype(object)
+    d.loc[d.index[7], col] = value
+    return d
+
+
 BAD_INPUTS = {
     "missing column": (lambda d: d.drop(columns="low"), "lacks the column(s) low"),
     "unparsable timestamps": (
-        lambda d: d.assign(timestamps=["yesterday"] + list(d["timestamps"][1:])),
-        "could not be parsed",
+        lambda d: _nth(d, "timestamps", "yesterday"),
+        "line 9: timestamp 'yesterday' is not a date",
     ),
-    "unsorted": (lambda d: d.iloc[::-1], "not sorted"),
-    "duplicate": (lambda d: pd.concat([d.iloc[:5], d.iloc[4:]]), "duplicate timestamp"),
-    "nan": (lambda d: d.assign(close=np.where(np.arange(len(d)) == 7, np.nan, d["close"])), "NaN"),
-    "inf": (lambda d: d.assign(volume=np.where(np.arange(len(d)) == 7, np.inf, d["volume"])), "infinite"),
+    "unsorted": (lambda d: d.iloc[::-1], "line 3: timestamp"),
+    "duplicate": (lambda d: pd.concat([d.iloc[:5], d.iloc[4:]]), "line 7: duplicate timestamp"),
+    "nan": (lambda d: _nth(d, "close", np.nan), "line 9, column 'close': is empty"),
+    "text": (lambda d: _nth(d, "close", "1,2"), "line 9, column 'close': '1,2' is not a number"),
+    "inf": (lambda d: _nth(d, "volume", np.inf), "line 9, column 'volume': is infinite"),
+    "negative price": (lambda d: _nth(d, "low", -3.5), "line 9, column 'low': -3.5 is not a positive price"),
+    "negative volume": (lambda d: _nth(d, "volume", -1.0), "line 9, column 'volume': -1 is negative"),
+    "too short": (lambda d: d.iloc[:5], "5 bars; a forecast needs at least 16"),
 }
 
 
@@ -109,6 +121,20 @@ def test_bad_csv_gets_one_line_and_exit_2(tmp_path, bars, ck, case):
 def test_bad_options(bars_csv, ck, args, message):
     res = _run("predict", bars_csv, *ck, *args)
     assert res.exit_code == 2 and message in res.output
+
+
+def test_a_directory_a_semicolon_file_and_blank_lines(tmp_path, bars, ck):
+    res = _run("predict", tmp_path, *ck)
+    assert res.exit_code == 2 and "is a directory" in res.output
+    semi = tmp_path / "semi.csv"
+    bars.to_csv(semi, index=False, sep=";")
+    res = _run("predict", semi, *ck, "--pred-len", 2, "--top-k", 1)
+    assert res.exit_code == 0, res.output  # the delimiter is read from the header line
+    blank = tmp_path / "blank.csv"
+    text = bars.to_csv(index=False).splitlines()
+    blank.write_text("\n".join(text[:5] + [""] + text[5:]) + "\n")
+    res = _run("predict", blank, *ck)
+    assert res.exit_code == 2 and "line 6: empty timestamp" in res.output
 
 
 def test_missing_checkpoint_and_missing_csv(tmp_path, bars_csv, tiny_checkpoints):
@@ -216,3 +242,45 @@ def test_env_json():
     res = _run("env", "--json")
     assert res.exit_code == 0
     assert "torch" in json.loads(res.stdout)
+
+
+def test_the_model_records_its_context_and_lookback(tmp_path, tiny_pair):
+    """A model trained with context 128 and lookback 60 is fed the last 60 of 300 bars by default, not all of
+    them; a model that records nothing gets every bar up to its context, with a warning when the file is longer."""
+    from tests.conftest import make_bars
+
+    tok, model = tiny_pair
+    tok.save_pretrained(tmp_path / "tok")
+    model.save_pretrained(tmp_path / "ft", {"max_context": 128, "lookback_window": 60})
+    model.save_pretrained(tmp_path / "plain")
+    long_csv = _write(tmp_path, make_bars(300), "long.csv")
+    ft = _run(
+        "predict",
+        long_csv,
+        "--tokenizer",
+        tmp_path / "tok",
+        "--model",
+        tmp_path / "ft",
+        "--pred-len",
+        2,
+        "--device",
+        "cpu",
+    )
+    assert ft.exit_code == 0 and "using the last 60 bars, the lookback the model was trained with" in ft.output
+    assert "context 128" in ft.output
+    plain = _run(
+        "predict",
+        long_csv,
+        "--tokenizer",
+        tmp_path / "tok",
+        "--model",
+        tmp_path / "plain",
+        "--pred-len",
+        2,
+        "--max-context",
+        128,
+        "--device",
+        "cpu",
+    )
+    assert plain.exit_code == 0
+    assert plain.output.count("the CSV has 300 bars, more than the model's context of 128") == 1

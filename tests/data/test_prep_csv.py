@@ -75,13 +75,16 @@ def _bad(df: pd.DataFrame, tmp_path) -> pd.DataFrame:
 
 @pytest.mark.parametrize(
     "mutate,message",
-    [
-        (lambda d: d.assign(close=np.where(np.arange(len(d)) == 9, np.nan, d["close"])), "missing, non-numeric"),
-        (lambda d: d.assign(open=np.where(np.arange(len(d)) == 9, np.inf, d["open"])), "infinite"),
-        (lambda d: d.assign(low=np.where(np.arange(len(d)) == 9, -1.0, d["low"])), "non-positive price"),
+    [  # row 9 of the frame is line 11 of the file (the header is line 1)
+        (
+            lambda d: d.assign(close=np.where(np.arange(len(d)) == 9, np.nan, d["close"])),
+            "line 11, column 'close': is ",
+        ),
+        (lambda d: d.assign(open=np.where(np.arange(len(d)) == 9, np.inf, d["open"])), "line 11, .* is infinite"),
+        (lambda d: d.assign(low=np.where(np.arange(len(d)) == 9, -1.0, d["low"])), "line 11, .*not a positive price"),
         (lambda d: d.drop(columns="high"), "lacks the column 'high'"),
-        (lambda d: pd.concat([d.iloc[:10], d.iloc[9:]]), "duplicate timestamp"),
-        (lambda d: d.iloc[::-1], "not sorted"),
+        (lambda d: pd.concat([d.iloc[:10], d.iloc[9:]]), "line 12: duplicate timestamp"),
+        (lambda d: d.iloc[::-1], "line 3: timestamp .* comes before the one on line 2"),
     ],
 )
 def test_bad_csv(tmp_path, mutate, message):

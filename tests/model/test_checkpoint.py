@@ -216,3 +216,45 @@ def test_tokenizer_checkpoint_given_as_predictor(tiny_checkpoints):
     tok_dir, _ = tiny_checkpoints
     with pytest.raises(KronosError, match="predictor checkpoint"):
         Kronos.from_pretrained(tok_dir)
+
+
+def test_recorded_conventions_are_ignored_by_a_reference_style_loader(tmp_path, tiny_pair):
+    """Our checkpoints add a `kronos_cli` block to config.json; huggingface_hub's mixin, as the reference uses it
+    (an `__init__` with exactly the config's fields), builds the model from the fields it knows and ignores it."""
+    from huggingface_hub import PyTorchModelHubMixin
+
+    from kronos_cli.model.checkpoint import read_conventions
+
+    _, model = tiny_pair
+    model.save_pretrained(tmp_path / "m", {"max_context": 128, "lookback_window": 60})
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["kronos_cli"]["lookback_window"] == 60
+    assert read_conventions(tmp_path / "m") == {"max_context": 128, "lookback_window": 60}
+
+    class ReferenceKronos(torch.nn.Module, PyTorchModelHubMixin):  # the reference's constructor signature
+        def __init__(
+            self,
+            s1_bits,
+            s2_bits,
+            n_layers,
+            d_model,
+            n_heads,
+            ff_dim,
+            ffn_dropout_p,
+            attn_dropout_p,
+            resid_dropout_p,
+            token_dropout_p,
+            learn_te,
+        ):
+            super().__init__()
+            self.kwargs = dict(s1_bits=s1_bits, n_layers=n_layers, d_model=d_model, learn_te=learn_te)
+
+    ref = ReferenceKronos.from_pretrained(str(tmp_path / "m"))
+    assert ref.kwargs == {
+        "s1_bits": model.config.s1_bits,
+        "n_layers": model.config.n_layers,
+        "d_model": model.config.d_model,
+        "learn_te": model.config.learn_te,
+    }
+    assert Kronos.from_pretrained(tmp_path / "m").config == model.config  # and ours reads both layouts
+    model.save_pretrained(tmp_path / "plain")
+    assert read_conventions(tmp_path / "plain") == {}

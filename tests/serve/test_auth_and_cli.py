@@ -22,7 +22,9 @@ TOKEN = "s3cret-test-token"
 @pytest.fixture(scope="module")
 def bundle(tiny_pair, tmp_path_factory):
     tok, model = tiny_pair
-    return write_bundle(tok, model, tmp_path_factory.mktemp("bundle") / "kronos_finetuned.pth", 64, 5.0)
+    return write_bundle(
+        tok, model, tmp_path_factory.mktemp("bundle") / "kronos_finetuned.pth", {"max_context": 64, "clip": 5.0}
+    )
 
 
 @pytest.fixture(scope="module")

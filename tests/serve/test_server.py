@@ -226,3 +226,14 @@ def test_bad_requests_do_not_disturb_good_ones_sent_with_them(server):
 
 def test_no_auth_needed_when_no_token_is_configured(server):
     assert server.post("/v1/forecast", _good())[0] == 200
+
+
+def test_requests_default_to_the_lookback_the_model_records():
+    from kronos_cli.serve.schema import ForecastRequest
+    from kronos_cli.serve.service import Limits, prepare
+
+    req = ForecastRequest(bars=bars_json(series(40)), pred_len=3)
+    assert len(prepare(req, Limits(), 64, "", default_lookback=20).job.x) == 20
+    assert len(prepare(req, Limits(), 64).job.x) == 40  # a model that records none: every bar up to the context
+    explicit = ForecastRequest(bars=bars_json(series(40)), pred_len=3, lookback=30)
+    assert len(prepare(explicit, Limits(), 64, "", default_lookback=20).job.x) == 30
