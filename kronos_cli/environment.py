@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 
 from kronos_cli import __version__
@@ -17,6 +18,20 @@ def package_version(dist: str) -> str:
         return "not installed"
 
 
+def dependencies() -> dict[str, str]:
+    """Every package kronos-cli depends on, the optional extras' included, with its installed version."""
+    try:
+        wanted = importlib.metadata.requires("kronos-cli") or []
+    except importlib.metadata.PackageNotFoundError:  # running from a checkout that is not installed
+        wanted = []
+    names = []
+    for req in wanted:
+        name = re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0]
+        if name and name not in names:
+            names.append(name)
+    return {name: package_version(name) for name in names}
+
+
 def describe() -> dict[str, object]:
     import torch  # lazy: `kronos env` should answer even when torch is broken enough to fail at import
 
@@ -25,12 +40,7 @@ def describe() -> dict[str, object]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "numpy": package_version("numpy"),
-        "pandas": package_version("pandas"),
-        "pyqlib": package_version("pyqlib"),
-        "huggingface_hub": package_version("huggingface_hub"),
-        "fastapi": package_version("fastapi"),
-        "uvicorn": package_version("uvicorn"),
+        **{name: version for name, version in dependencies().items() if name != "torch"},
         "cpu threads": torch.get_num_threads(),
         "cuda available": torch.cuda.is_available(),
         "cuda devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],

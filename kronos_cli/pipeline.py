@@ -12,9 +12,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kronos_cli.backtest.report import BacktestResult
 from kronos_cli.backtest.run import run_backtest
 from kronos_cli.config import Config
 from kronos_cli.data.prep import dataset_hash, prepare
@@ -27,6 +29,7 @@ from kronos_cli.train.launch import run_stage
 from kronos_cli.train.state import Observer, TrainOptions
 
 log = logging.getLogger(__name__)
+Progress = Callable[[int, int, str], None]
 
 STAGES = ("prep", "train-tokenizer", "train-predictor", "backtest", "export")
 DEPENDS_ON = {
@@ -86,6 +89,72 @@ def select(start: str | None, until: str | None) -> list[str]:
     return list(STAGES[lo : hi + 1])
 
 
+@dataclass
+class PipelineResult:
+    """What each selected stage did (done, skipped or failed), the results of those that ran, and where the
+    outputs are; `failed` and `error` name the stage that stopped the run."""
+
+    stages: dict[str, str] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)  # stage -> its typed result (manifest for prep)
+    paths: dict[str, str] = field(default_factory=dict)
+    failed: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def plain(r: Any) -> Any:
+            if hasattr(r, "to_json"):
+                return r.to_json(full=False) if isinstance(r, BacktestResult) else r.to_json()
+            return r
+
+        return {
+            "stages": self.stages,
+            "paths": self.paths,
+            "failed": self.failed,
+            "error": self.error,
+            **{k.replace("-", "_"): plain(v) for k, v in self.results.items()},
+        }
+
+
+class PipelineFailed(Exception):
+    """A stage failed: the partial result, and the stage's own exception (whose exit code the CLI keeps)."""
+
+    def __init__(self, result: PipelineResult, cause: BaseException):
+        super().__init__(str(cause))
+        self.result, self.cause = result, cause
+
+
+def existing_paths(cfg: Config) -> dict[str, str]:
+    """The pipeline's summary outputs that exist now."""
+    candidates = {
+        "dataset": Path(cfg.data.dataset_path) / "manifest.json",
+        "tokenizer": run_dir(cfg, "tokenizer") / "checkpoints" / "best_model",
+        "predictor": run_dir(cfg, "predictor") / "checkpoints" / "best_model",
+        "backtest_results": backtest_dir(cfg) / "backtest_results.json",
+        "report": backtest_dir(cfg) / "analysis_report.txt",
+        "plot": backtest_dir(cfg) / "performance_plot.png",
+        "exported": export_dir(cfg) / "export_report.json",
+    }
+    return {k: str(p.parent if k == "exported" else p) for k, p in candidates.items() if p.exists()}
+
+
+def _run_stage(
+    stage: str,
+    cfg: Config,
+    device: str,
+    formats: list[str],
+    launch_opts: Launch,
+    make_observer: Callable[[Context], Observer] | None,
+    progress: Progress | None,
+) -> Any:
+    if stage == "prep":
+        return prepare(cfg, progress)
+    if stage.startswith("train-"):
+        return run_stage(cfg, TrainOptions(stage.split("-", 1)[1]), device, launch_opts, make_observer)
+    if stage == "backtest":
+        return run_backtest(cfg, device=device, progress=progress)
+    return run_export(cfg, export_dir(cfg), formats, force=True, progress=progress)
+
+
 def run_pipeline(
     cfg: Config,
     start: str | None = None,
@@ -96,40 +165,33 @@ def run_pipeline(
     launch_opts: Launch = Launch(),
     make_observer: Callable[[Context], Observer] | None = None,
     on_stage: Callable[[str, str], None] | None = None,
-) -> dict[str, Any]:
-    """Run the selected stages; the training stages go through the launcher like `kronos train-*`."""
+    progress: Progress | None = None,
+) -> PipelineResult:
+    """Run the selected stages; the training stages go through the launcher like `kronos train-*`. A failing stage
+    raises `PipelineFailed` with what was done before it."""
     formats = list(export_formats or FORMATS)
     hashes = stage_hashes(cfg, formats)
     stamp_file = pipeline_stamps(cfg)
     stamps = json.loads(stamp_file.read_text()) if stamp_file.is_file() else {}
-    results: dict[str, Any] = {"stages": {}}
+    result = PipelineResult()
     for stage in select(start, until):
-        if not force and stamps.get(stage) == hashes[stage] and _outputs_exist(cfg, stage):
-            log.info("%s: up to date, skipped", stage)
-            results["stages"][stage] = "skipped"
-            if on_stage:
-                on_stage(stage, "skipped")
-            continue
+        skip = not force and stamps.get(stage) == hashes[stage] and _outputs_exist(cfg, stage)
+        result.stages[stage] = "skipped" if skip else "running"
         if on_stage:
-            on_stage(stage, "running")
-        if stage == "prep":
-            results["prep"] = prepare(cfg)
-        elif stage.startswith("train-"):
-            options = TrainOptions(stage.split("-", 1)[1])
-            results[stage] = run_stage(cfg, options, device, launch_opts, make_observer).to_json()
-        elif stage == "backtest":
-            results["backtest"] = run_backtest(cfg, device=device)
-        else:
-            results["export"] = run_export(cfg, export_dir(cfg), formats, force=True)
+            on_stage(stage, "skipped (up to date)" if skip else "running")
+        if skip:
+            continue
+        try:
+            result.results[stage] = _run_stage(stage, cfg, device, formats, launch_opts, make_observer, progress)
+        except BaseException as exc:
+            result.stages[stage], result.failed = "failed", stage
+            result.error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            result.paths = existing_paths(cfg)
+            raise PipelineFailed(result, exc) from exc
         stamps[stage] = hashes[stage]
         for later in downstream(stage):  # a stage that ran makes the outputs built on it stale
             stamps.pop(later, None)
         write_json(stamp_file, stamps)
-        results["stages"][stage] = "done"
-    results["paths"] = {
-        "backtest_results": str(backtest_dir(cfg) / "backtest_results.json"),
-        "report": str(backtest_dir(cfg) / "analysis_report.txt"),
-        "plot": str(backtest_dir(cfg) / "performance_plot.png"),
-        "exported": str(export_dir(cfg)),
-    }
-    return results
+        result.stages[stage] = "done"
+    result.paths = existing_paths(cfg)
+    return result

@@ -95,7 +95,7 @@ def run_backtest(
     quality = {name: ic_table(indexed[name], indexed["label"]) for name in b.signals}
     accuracy = return_accuracy(fc.return_paths().mean(axis=1), real.path)
 
-    portfolio, daily, positions, bench_stats, rng, notes = _portfolios(cfg, indexed, bench)
+    portfolio, daily, positions, bench_stats, rng, notes = _portfolios(cfg, indexed, bench, progress)
     result = BacktestResult(
         run_name=cfg.run_name,
         tokenizer=pair.sources["tokenizer"],
@@ -139,7 +139,7 @@ def _conventions(cfg: Config, label: str) -> dict[str, object]:
     }
 
 
-def _portfolios(cfg: Config, indexed: pd.DataFrame, bench: str):
+def _portfolios(cfg: Config, indexed: pd.DataFrame, bench: str, progress: Progress | None = None):
     b = cfg.backtest
     qlib_backtest.init_qlib(cfg.data.provider_uri, cfg.data.region)
     start, end, notes = qlib_backtest.trading_range(cfg, indexed.index.get_level_values("datetime").unique())
@@ -147,7 +147,9 @@ def _portfolios(cfg: Config, indexed: pd.DataFrame, bench: str):
         log.warning(note)
     portfolio, daily, positions = {}, {}, []
     bench_daily = None
-    for name in b.signals:
+    for i, name in enumerate(b.signals):
+        if progress:
+            progress(i, len(b.signals), f"Qlib backtest of {name}")
         report, held = qlib_backtest.run_topk_dropout(cfg, indexed[name], start, end, bench)
         excess = report["return"] - report["bench"]
         portfolio[name] = {
@@ -161,6 +163,8 @@ def _portfolios(cfg: Config, indexed: pd.DataFrame, bench: str):
         daily[name] = pd.DataFrame({c: report[c] for c in ("return", "cost", "bench", "turnover")})
         positions.append(held.assign(signal=name))
         bench_daily = report["bench"]
+    if progress:
+        progress(len(b.signals), len(b.signals), "Qlib backtests done")
     bench_stats = portfolio_stats(bench_daily) if bench_daily is not None else {}
     held = pd.concat(positions, ignore_index=True) if positions else pd.DataFrame()
     return portfolio, daily, held, bench_stats, [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"], notes
@@ -180,7 +184,9 @@ def write_outputs(
         (table.to_parquet if cfg.backtest.signal_format == "parquet" else table.to_csv)(tmp, index=False)
     with atomic_path(out / "positions.csv") as tmp:
         positions.to_csv(tmp, index=False)
-    plot_performance(daily, out / "performance_plot.png", title=f"{cfg.run_name}: TopkDropout backtest")
+    plot_performance(
+        daily, out / "performance_plot.png", title=f"{cfg.run_name}: TopkDropout backtest", benchmark=result.benchmark
+    )
     result.outputs = {
         "results": str(out / "backtest_results.json"),
         "report": str(out / "analysis_report.txt"),

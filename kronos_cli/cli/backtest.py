@@ -39,7 +39,7 @@ def backtest(
     from kronos_cli.backtest.run import run_backtest
 
     cfg = load_config(config, overrides, sets)
-    with StepProgress("forecasting test windows") as bar:
+    with StepProgress("backtest") as bar:
         result = run_backtest(cfg, tokenizer, model, device, progress=bar.update)
     if json_out:
         print_json(result.to_json(full=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 import typer
@@ -31,13 +32,15 @@ def load_config(config, overrides, sets):
 
 
 class StepProgress:
-    """A Rich progress bar on a terminal; periodic plain log lines otherwise (CI logs stay readable)."""
+    """A Rich progress bar (rate and time left) on a terminal; periodic plain log lines with the rate and time left
+    otherwise, so CI logs stay readable. `phase` starts a new stage of the same operation."""
 
-    def __init__(self, description: str, total: int | None = None, every: int = 10):
-        self.description, self.total, self.every = description, total, every
+    def __init__(self, description: str, total: int | None = None, every: int = 10, unit: str = ""):
+        self.description, self.total, self.every, self.unit = description, total, every, unit
         self.bar = None
         self.task = None
         self._last = -1
+        self._t0 = time.monotonic()
 
     def __enter__(self) -> StepProgress:
         if err_console.is_terminal:
@@ -47,24 +50,41 @@ class StepProgress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[note]}"),
                 console=err_console,
                 transient=True,
             )
             self.bar.start()
-            self.task = self.bar.add_task(self.description, total=self.total, note="")
+            self.task = self.bar.add_task(self.description, total=self.total, note="", rate="")
         return self
 
-    def update(self, done: int, total: int | None = None, note: str = "") -> None:
+    def phase(self, description: str, total: int | None = None) -> None:
+        self.description, self.total, self._last, self._t0 = description, total, -1, time.monotonic()
         if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total or self.total, note=note)
+            self.bar.reset(self.task, total=total, description=description, note="", rate="")
+
+    def _rate(self, done: int, total: int | None) -> tuple[str, str]:
+        elapsed = max(time.monotonic() - self._t0, 1e-9)
+        rate = done / elapsed
+        left = f", ~{(total - done) / rate:,.0f} s left" if total and rate > 0 and done < total else ""
+        return f"{rate:,.1f} {self.unit}/s".replace(" /s", "/s"), left
+
+    def update(self, done: int, total: int | None = None, note: str = "") -> None:
+        if total is not None and self.total is not None and total != self.total:  # the next stage began
+            self._last, self._t0 = -1, time.monotonic()
+        self.total = total = total or self.total
+        rate, left = self._rate(done, total)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total, note=note, rate=rate)
             return
-        total = total or self.total
         pct = int(100 * done / total) if total else 0
         if pct // self.every != self._last or done == total:
             self._last = pct // self.every
-            logging.getLogger("kronos_cli.cli").info("%s: %s", self.description, note or f"{done}/{total}")
+            logging.getLogger("kronos_cli.cli").info(
+                "%s: %s (%s%s)", self.description, note or f"{done}/{total}", rate, left
+            )
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -90,11 +110,13 @@ def setup_logging(debug: bool = False, quiet: bool = False) -> None:
     if err_console.is_terminal:
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(console=err_console, show_path=debug, rich_tracebacks=False)
+        handler: logging.Handler = RichHandler(
+            console=err_console, show_path=debug, rich_tracebacks=False, log_time_format="[%Y-%m-%d %H:%M:%S]"
+        )
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     handler.setLevel(level)
     root.addHandler(handler)
     root.setLevel(level)

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import ConfigOpt, JsonOpt, OverridesArg, SetOpt, console, load_config, print_json
+from kronos_cli.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    OverridesArg,
+    SetOpt,
+    StepProgress,
+    console,
+    load_config,
+    print_json,
+    print_tables,
+)
 
 
 def export(
@@ -27,30 +37,24 @@ def export(
     from kronos_cli.export.run import run_export
 
     cfg = load_config(config, overrides, sets)
-    report = run_export(
-        cfg, out, [f.strip() for f in formats.split(",") if f.strip()], tokenizer, model, force, push_to_hub
-    )
-    if json_out:
-        print_json(report)
-        return
-    from rich.table import Table
-
-    table = Table(
-        title=f"kronos export -> {report['out']} (greedy forecasts of {report['verify_windows']} windows "
-        f"vs the eager model, normalised units)"
-    )
-    for col in ("format", "size", "max |diff|", "mean |diff|", "tolerance", "verified"):
-        table.add_column(col, justify="right")
-    for r in report["artifacts"]:
-        table.add_row(
-            r["format"],
-            f"{r['bytes'] / 1e6:.2f} MB",
-            f"{r['max_abs_diff']:.2e}",
-            f"{r['mean_abs_diff']:.2e}",
-            r["tolerance"],
-            "yes" if r["ok"] else "NO",
+    with StepProgress("export") as bar:
+        report = run_export(
+            cfg,
+            out,
+            [f.strip() for f in formats.split(",") if f.strip()],
+            tokenizer,
+            model,
+            force,
+            push_to_hub,
+            progress=bar.update,
         )
-    console.print(table)
-    if "int8" in report:
-        i = report["int8"]
-        console.print(f"int8: {i['size_ratio']:.0%} of the fp32 size, {i['cpu_speedup']:.2f}x fp32 CPU speed")
+    if json_out:
+        print_json(report.to_json())
+        return
+    print_export(report)
+
+
+def print_export(report) -> None:
+    print_tables(report.tables())
+    for warning in report.warnings:
+        console.print(f"warning: {warning}")

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import ConfigOpt, DeviceOpt, JsonOpt, OverridesArg, SetOpt, console, load_config, print_json
+from kronos_cli.cli.common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    OverridesArg,
+    SetOpt,
+    StepProgress,
+    console,
+    load_config,
+    print_json,
+)
 from kronos_cli.cli.train import (
     _ENDPOINT,
     _GPUS,
@@ -22,6 +32,28 @@ from kronos_cli.cli.train import (
 )
 
 
+class _StageProgress:
+    """One progress bar per pipeline stage that reports progress (training stages render their own)."""
+
+    def __init__(self) -> None:
+        self.bar: StepProgress | None = None
+
+    def on_stage(self, stage: str, state: str) -> None:
+        self.close()
+        logging.getLogger("kronos_cli.cli").info("pipeline: %s %s", stage, state)
+        if state == "running" and not stage.startswith("train-"):
+            self.bar = StepProgress(stage).__enter__()
+
+    def update(self, done: int, total: int, note: str = "") -> None:
+        if self.bar is not None:
+            self.bar.update(done, total, note)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
 def run_with_cli(
     ctx: typer.Context,
     cfg,
@@ -32,16 +64,32 @@ def run_with_cli(
     force: bool,
     export_formats: list[str] | None,
     json_out: bool = False,
-) -> dict:
-    """The library pipeline with training stages rendered like `kronos train-*`."""
-    from kronos_cli.pipeline import run_pipeline
+):
+    """The library pipeline with training stages rendered like `kronos train-*`; on a failing stage the summary
+    of what exists is printed before the stage's one-line error."""
+    from kronos_cli.pipeline import PipelineFailed, run_pipeline
 
-    def on_stage(stage: str, state: str) -> None:
-        logging.getLogger("kronos_cli.cli").info("pipeline: %s %s", stage, state)
-
-    return run_pipeline(
-        cfg, start, until, force, device, export_formats, launch_opts, observer_factory(ctx, json_out), on_stage
-    )
+    bars = _StageProgress()
+    try:
+        return run_pipeline(
+            cfg,
+            start,
+            until,
+            force,
+            device,
+            export_formats,
+            launch_opts,
+            observer_factory(ctx, json_out),
+            bars.on_stage,
+            bars.update,
+        )
+    except PipelineFailed as failed:
+        bars.close()
+        if os.environ.get("RANK", "0") == "0":
+            report(failed.result, json_out)
+        raise failed.cause from None
+    finally:
+        bars.close()
 
 
 def pipeline(
@@ -82,24 +130,21 @@ def pipeline(
     report(result, json_out)
 
 
-def report(result: dict, json_out: bool) -> None:
-    """The backtest tables (when the backtest ran) and the paths of the report, plot and exported artifacts."""
+def report(result, json_out: bool) -> None:
+    """The backtest and export tables of the stages that ran, each stage's state and the outputs that exist."""
     if json_out:
-        bt = result.get("backtest")
-        print_json(
-            {
-                "stages": result["stages"],
-                "paths": result["paths"],
-                "backtest": bt.to_json(full=False) if bt else None,
-                "export": result.get("export"),
-            }
-        )
+        print_json(result.to_json())
         return
-    paths = dict(result["paths"])
-    if result.get("backtest"):
+    if "backtest" in result.results:
         from kronos_cli.cli.backtest import print_backtest
 
-        print_backtest(result["backtest"])  # it lists the backtest's files itself
-        paths = {"exported": paths["exported"]}
-    for label, path in paths.items():
+        print_backtest(result.results["backtest"])
+    if "export" in result.results:
+        from kronos_cli.cli.export import print_export
+
+        print_export(result.results["export"])
+    console.print("stages: " + ", ".join(f"{s} {state}" for s, state in result.stages.items()))
+    for label, path in result.paths.items():
         console.print(f"{label}: {path}")
+    if result.failed:
+        console.print(f"the {result.failed} stage failed; the outputs above are those of the stages before it")

@@ -143,7 +143,14 @@ def _train(cfg: Config, opts: TrainOptions, ctx: Context, obs: Observer) -> Trai
     if ctx.is_main:
         write_json(run.out / "summary.json", summary.to_json())
         if state.history:
-            plot_loss_curve(state.history, run.out / "loss_curve.png", title=f"{cfg.run_name}: {run.stage.name}")
+            plot_loss_curve(
+                state.history,
+                run.out / "loss_curve.png",
+                title=f"{cfg.run_name}: {run.stage.name}",
+                train_label=f"train: {run.stage.train_loss_name}",
+                val_label=f"validation: {run.stage.val_loss_name}",
+                ylabel="loss",
+            )
     obs.on_end(summary)
     return summary
 

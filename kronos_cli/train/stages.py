@@ -42,6 +42,8 @@ class TokenizerStage:
     """Reconstruction + BSQ loss: (mse(coarse) + mse(full) + bsq) / 2; validation reports the full MSE."""
 
     name = "tokenizer"
+    train_loss_name = "(MSE coarse + MSE full + BSQ) / 2"
+    val_loss_name = "reconstruction MSE (full code)"
     model: KronosTokenizer
     grad_clip: float
     lr: float
@@ -76,6 +78,7 @@ class PredictorStage:
     """
 
     name = "predictor"
+    train_loss_name = val_loss_name = "cross-entropy (s1 + s2) / 2"
     model: Kronos
     tokenizer: KronosTokenizer
     teacher_forcing: bool

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 from typer.testing import CliRunner
@@ -16,23 +18,56 @@ SMALL = ["training.n_train_iter=10", "training.epochs=1"]
 @pytest.mark.slow
 def test_demo_end_to_end_then_skips_what_is_done(tmp_path):
     out = tmp_path / "demo"
-    res = runner.invoke(app, ["demo", "--out", str(out), "--json", *SMALL])
+    old_mask = os.umask(0o022)
+    try:
+        res = runner.invoke(app, ["demo", "--out", str(out), "--json"])  # the demo as a new user runs it
+    finally:
+        os.umask(old_mask)
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert set(report["stages"].values()) == {"done"}
     assert report["backtest"]["signal_days"] > 1000
     assert report["backtest"]["signal_range"][1] == "2024-12-31"  # signals up to the market's last day
     assert set(report["backtest"]["portfolio"]) == {"last", "mean", "max", "min"}
-    assert all(a["ok"] for a in report["export"]["artifacts"])
+    assert all(a["verified"] for a in report["export"]["artifacts"])
     assert (out / "outputs" / "backtest_results" / "demo" / "performance_plot.png").is_file()
     assert (out / "outputs" / "exported" / "demo" / "kronos_forecast.pt2").is_file()
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in (out / "outputs").rglob("*")}
+    unreadable = [str(p) for p, m in modes.items() if m != (0o755 if p.is_dir() else 0o644)]
+    assert not unreadable, unreadable[:5]  # everything follows umask 022: others can read the results
 
-    again = runner.invoke(app, ["demo", "--out", str(out), "--json", *SMALL])
+    # the exported bundle forecasts a long CSV from the lookback it was trained with: it starts at the last close
+    from tests.conftest import make_bars
+
+    make_bars(300).to_csv(tmp_path / "long.csv", index=False)
+    bundle = out / "outputs" / "exported" / "demo" / "kronos_finetuned.pth"
+    fc = runner.invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path / "long.csv"),
+            "--bundle",
+            str(bundle),
+            "--pred-len",
+            "5",
+            "--samples",
+            "8",
+            "--seed",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert fc.exit_code == 0 and "using the last 60 bars" in fc.output
+    first = float(fc.stdout.strip().splitlines()[1].split(",")[4])
+    assert abs(first / make_bars(300)["close"].iloc[-1] - 1) < 0.05
+
+    again = runner.invoke(app, ["demo", "--out", str(out), "--json"])
     assert again.exit_code == 0
     assert set(json.loads(again.stdout)["stages"].values()) == {"skipped"}
 
     # a changed backtest setting redoes the backtest only
-    changed = runner.invoke(app, ["demo", "--out", str(out), "--json", *SMALL, "backtest.topk=5"])
+    changed = runner.invoke(app, ["demo", "--out", str(out), "--json", "backtest.topk=5"])
     stages = json.loads(changed.stdout)["stages"]
     assert stages == {
         "prep": "skipped",
@@ -58,3 +93,19 @@ def test_pipeline_from_until_and_bad_stage(tmp_path):
     assert json.loads(res.stdout)["stages"] == {"prep": "done"}
     res = runner.invoke(app, [*args, "--from", "backtst"])
     assert res.exit_code == 2 and "unknown stage" in res.output
+
+
+@pytest.mark.slow
+def test_a_failed_stage_ends_the_summary_with_its_error_and_lists_only_real_outputs(tmp_path):
+    from kronos_cli.configs import shipped
+    from kronos_cli.demo import demo_overrides, ensure_market
+
+    out = tmp_path / "p"
+    ensure_market(out)
+    args = ["pipeline", "-c", str(shipped("demo.yaml")), *demo_overrides(out, SMALL), "backtest.benchmark=SH999999"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[-1].startswith("error: the benchmark SH999999 is not in the provider")
+    assert "stages: prep done, train-tokenizer done, train-predictor done, backtest failed" in res.output
+    assert "predictor: " in res.output and "report: " not in res.output and "exported: " not in res.output
