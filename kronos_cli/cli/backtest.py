@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from kronos_cli.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    OverridesArg,
-    SetOpt,
-    StepProgress,
-    console,
-    load_config,
-    print_json,
-    print_tables,
-)
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import StepProgress, console, print_json, print_tables
 
 
+@opt.with_config
 def backtest(
-    config: Path | None = ConfigOpt,
-    overrides: list[str] | None = OverridesArg,
-    sets: list[str] | None = SetOpt,
     tokenizer: str | None = typer.Option(
         None,
         "--tokenizer",
@@ -32,13 +18,13 @@ def backtest(
     model: str | None = typer.Option(
         None, "--model", help="Predictor checkpoint [default: the run's fine-tuned best_model, else model.predictor]."
     ),
-    device: str = DeviceOpt,
-    json_out: bool = JsonOpt,
+    device: str = opt.DEVICE,
+    json_out: bool = opt.JSON,
+    cfg=None,
 ) -> None:
-    """Forecast every test window, turn forecasts into signals and backtest them with Qlib."""
+    """Forecast every signal day of the test split point in time, and backtest the signals with Qlib."""
     from kronos_cli.backtest.run import run_backtest
 
-    cfg = load_config(config, overrides, sets)
     with StepProgress("backtest") as bar:
         result = run_backtest(cfg, tokenizer, model, device, progress=bar.update)
     if json_out:

@@ -1,4 +1,5 @@
-"""What every command shares: the consoles, logging set-up, option types and JSON output."""
+"""What every command shares: the consoles, logging set-up, progress, JSON output and tables (options shared
+by several commands live in `options.py`)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,11 @@ import sys
 import time
 from typing import Any
 
-import typer
 from rich.console import Console
 
 # Results (tables, CSV, JSON) on stdout; wide enough for tables when piped into a file or a CI log.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)  # logs, progress and errors on stderr
-
-DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
-JsonOpt = typer.Option(False, "--json", help="Print a JSON summary on stdout (logs stay on stderr).")
-ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file [default: built-in defaults].")
-OverridesArg = typer.Argument(
-    None, help="Dotted overrides, e.g. data.instrument=csi800 training.epochs=5.", show_default=False
-)
-SetOpt = typer.Option(None, "--set", help="An override (key=value); may be repeated.", show_default=False)
-
-
-def load_config(config, overrides, sets):
-    """The resolved config of a command's -c/overrides/--set arguments."""
-    from kronos_cli.config import load
-
-    return load(config, [*(overrides or []), *(sets or [])])
 
 
 class StepProgress:

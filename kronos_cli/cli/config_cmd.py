@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import JsonOpt, OverridesArg, SetOpt, console, print_json
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import console, print_json
 
 config_app = typer.Typer(help="Show, validate and list configs.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -14,9 +15,9 @@ config_app = typer.Typer(help="Show, validate and list configs.", no_args_is_hel
 @config_app.command("show")
 def show(
     config: Path = typer.Argument(..., help="YAML config file."),
-    overrides: list[str] | None = OverridesArg,
-    sets: list[str] | None = SetOpt,
-    json_out: bool = JsonOpt,
+    overrides: list[str] | None = opt.OVERRIDES,
+    sets: list[str] | None = opt.SETS,
+    json_out: bool = opt.JSON,
 ) -> None:
     """Print the resolved config (defaults, file and overrides merged; paths absolute)."""
     import yaml
@@ -33,8 +34,8 @@ def show(
 @config_app.command("validate")
 def validate(
     config: Path = typer.Argument(..., help="YAML config file."),
-    overrides: list[str] | None = OverridesArg,
-    sets: list[str] | None = SetOpt,
+    overrides: list[str] | None = opt.OVERRIDES,
+    sets: list[str] | None = opt.SETS,
 ) -> None:
     """Check a config and report every error at once."""
     from kronos_cli.config import load

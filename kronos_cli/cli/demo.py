@@ -6,18 +6,17 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import JsonOpt, OverridesArg
+from kronos_cli.cli import options as opt
 
 
 def demo(
     ctx: typer.Context,
     out: Path = typer.Option(Path("kronos-demo"), "--out", help="Where the market, data and runs go."),
-    overrides: list[str] | None = OverridesArg,
+    overrides: list[str] | None = opt.OVERRIDES,
     force: bool = typer.Option(False, "--force", help="Redo every stage."),
-    json_out: bool = JsonOpt,
+    json_out: bool = opt.JSON,
 ) -> None:
     """Synthetic Qlib market -> prep -> tiny tokenizer and predictor from scratch -> backtest -> export."""
-    from kronos_cli.cli.common import load_config
     from kronos_cli.cli.pipeline import report, run_with_cli
     from kronos_cli.configs import shipped
     from kronos_cli.demo import demo_overrides, ensure_market
@@ -25,6 +24,6 @@ def demo(
 
     out = out.expanduser().resolve()
     ensure_market(out)
-    cfg = load_config(shipped("demo.yaml"), demo_overrides(out, overrides or []), None)
+    cfg = opt.build_config(shipped("demo.yaml"), demo_overrides(out, overrides or []), None)
     result = run_with_cli(ctx, cfg, "cpu", Launch(), None, None, force, None, json_out)
     report(result, json_out)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from kronos_cli.cli.common import JsonOpt, console, print_json
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import console, print_json
 
 
-def env(json_out: bool = JsonOpt) -> None:
+def env(json_out: bool = opt.JSON) -> None:
     """Print versions, devices and paths (paste this into bug reports)."""
     from kronos_cli.environment import describe
 

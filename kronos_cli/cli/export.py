@@ -6,23 +6,12 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    OverridesArg,
-    SetOpt,
-    StepProgress,
-    console,
-    load_config,
-    print_json,
-    print_tables,
-)
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import StepProgress, console, print_json, print_tables
 
 
+@opt.with_config
 def export(
-    config: Path | None = ConfigOpt,
-    overrides: list[str] | None = OverridesArg,
-    sets: list[str] | None = SetOpt,
     out: Path = typer.Option(Path("exported"), "--out", help="Directory for the artifacts."),
     formats: str = typer.Option("bundle,hf,int8,compiled", "--format", help="Comma-separated formats."),
     tokenizer: str | None = typer.Option(None, "--tokenizer", help="[default: the run's fine-tuned one]"),
@@ -31,12 +20,12 @@ def export(
     push_to_hub: str | None = typer.Option(
         None, "--push-to-hub", help="Upload the hf export to this repo (token from HF_TOKEN)."
     ),
-    json_out: bool = JsonOpt,
+    json_out: bool = opt.JSON,
+    cfg=None,
 ) -> None:
     """Write deployable artifacts and verify each one in a fresh process."""
     from kronos_cli.export.run import run_export
 
-    cfg = load_config(config, overrides, sets)
     with StepProgress("export") as bar:
         report = run_export(
             cfg,

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    OverridesArg,
-    SetOpt,
-    StepProgress,
-    console,
-    load_config,
-    print_json,
-)
-from kronos_cli.cli.train import (
-    _ENDPOINT,
-    _GPUS,
-    _NNODES,
-    _NODE_RANK,
-    _NPROC,
-    _RDZV_ID,
-    _RESTARTS,
-    launch_options,
-    observer_factory,
-)
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import StepProgress, console, print_json
+from kronos_cli.cli.train import observer_factory
 
 
 class _StageProgress:
@@ -92,38 +72,22 @@ def run_with_cli(
         bars.close()
 
 
+@opt.with_launcher
+@opt.with_config
 def pipeline(
     ctx: typer.Context,
-    config: Path | None = ConfigOpt,
-    overrides: list[str] | None = OverridesArg,
-    sets: list[str] | None = SetOpt,
-    device: str = DeviceOpt,
+    device: str = opt.DEVICE,
     force: bool = typer.Option(False, "--force", help="Redo stages whose outputs are up to date."),
     start: str | None = typer.Option(None, "--from", help="First stage to run."),
     until: str | None = typer.Option(None, "--until", help="Last stage to run."),
     formats: str = typer.Option("bundle,hf,int8,compiled", "--format", help="Export formats."),
-    gpus: int | None = _GPUS,
-    nproc: int | None = _NPROC,
-    nnodes: int = _NNODES,
-    node_rank: int | None = _NODE_RANK,
-    rdzv_endpoint: str | None = _ENDPOINT,
-    rdzv_id: str | None = _RDZV_ID,
-    max_restarts: int = _RESTARTS,
-    json_out: bool = JsonOpt,
+    json_out: bool = opt.JSON,
+    cfg=None,
+    launch=None,
 ) -> None:
     """Run the whole job; stages whose outputs exist for the same config are skipped."""
-    cfg = load_config(config, overrides, sets)
-    launch_opts = launch_options(gpus, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id, max_restarts)
     result = run_with_cli(
-        ctx,
-        cfg,
-        device,
-        launch_opts,
-        start,
-        until,
-        force,
-        [f.strip() for f in formats.split(",") if f.strip()],
-        json_out,
+        ctx, cfg, device, launch, start, until, force, [f.strip() for f in formats.split(",") if f.strip()], json_out
     )
     if os.environ.get("RANK", "0") != "0":
         return

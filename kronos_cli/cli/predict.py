@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import DeviceOpt, StepProgress, console
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import StepProgress, console
 
 log = logging.getLogger("kronos_cli.cli")
 
@@ -22,7 +23,7 @@ def predict(
         None, "--tokenizer", help=f"Hub id or directory [default: {DEFAULT_TOKENIZER}]."
     ),
     model: str | None = typer.Option(None, "--model", help=f"Hub id or directory [default: {DEFAULT_MODEL}]."),
-    bundle: Path | None = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`."),
+    bundle: Path | None = opt.BUNDLE,
     lookback: int | None = typer.Option(
         None,
         "--lookback",
@@ -34,7 +35,7 @@ def predict(
     top_p: float = typer.Option(0.9, "--top-p", help="Nucleus sampling threshold."),
     top_k: int = typer.Option(0, "--top-k", help="Top-k sampling (0 = off, 1 = greedy)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
-    device: str = DeviceOpt,
+    device: str = opt.DEVICE,
     max_context: int | None = typer.Option(
         None,
         "--max-context",

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from kronos_cli.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    OverridesArg,
-    SetOpt,
-    StepProgress,
-    console,
-    load_config,
-    print_json,
-    print_tables,
-)
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import StepProgress, console, print_json, print_tables
 
 
-def prep(
-    config: Path | None = ConfigOpt,
-    overrides: list[str] | None = OverridesArg,
-    sets: list[str] | None = SetOpt,
-    json_out: bool = JsonOpt,
-) -> None:
-    """Turn Qlib (or CSV) bars into leak-free, gap-aware train/val/test windows."""
+@opt.with_config
+def prep(json_out: bool = opt.JSON, cfg=None) -> None:
+    """Turn Qlib (or CSV) bars into point-in-time, gap-aware train/val/test windows."""
     from kronos_cli.data.prep import prepare, split_table
 
-    cfg = load_config(config, overrides, sets)
     with StepProgress("prep") as bar:
         manifest = prepare(cfg, progress=bar.update)
     if json_out:

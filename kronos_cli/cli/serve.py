@@ -10,7 +10,8 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import ConfigOpt, DeviceOpt, console
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import console
 
 log = logging.getLogger("kronos_cli.cli")
 
@@ -26,17 +27,17 @@ def _route_uvicorn_logs() -> None:
 
 
 def serve(
-    config: Path | None = ConfigOpt,
+    config: Path | None = opt.CONFIG,
     tokenizer: str | None = typer.Option(
         None, "--tokenizer", help="Tokenizer: Hub id or directory [default with -c: the run's fine-tuned best_model]."
     ),
     model: str | None = typer.Option(
         None, "--model", help="Predictor: Hub id or directory [default with -c: the run's fine-tuned best_model]."
     ),
-    bundle: Path | None = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`."),
+    bundle: Path | None = opt.BUNDLE,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, "--port", help="Port (0 = any free port)."),
-    device: str = DeviceOpt,
+    device: str = opt.DEVICE,
     max_context: int | None = typer.Option(
         None,
         "--max-context",
@@ -86,10 +87,9 @@ def serve(
             )
     limits = Limits(min_bars, max_pred_len, max_samples, max_series, max_body_bytes)
     if bundle is None and config is not None:
-        from kronos_cli.cli.common import load_config
         from kronos_cli.runs import best_or_configured
 
-        cfg = load_config(config, None, None)
+        cfg = opt.build_config(config, None, None)
         tokenizer = tokenizer or best_or_configured(cfg, "tokenizer")
         model = model or best_or_configured(cfg, "predictor")
         max_context = max_context or cfg.data.max_context

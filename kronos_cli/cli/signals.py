@@ -7,27 +7,26 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import ConfigOpt, DeviceOpt, JsonOpt, OverridesArg, SetOpt, console, load_config, print_json
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import console, print_json
 
 
+@opt.with_config
 def signals(
-    config: Path | None = ConfigOpt,
-    overrides: list[str] | None = OverridesArg,
-    sets: list[str] | None = SetOpt,
     date: str = typer.Option("latest", "--date", help="YYYY-MM-DD, or latest (the last bar of the data)."),
     tokenizer: str | None = typer.Option(None, "--tokenizer", help="[default: the run's fine-tuned best_model]"),
     model: str | None = typer.Option(None, "--model", help="[default: the run's fine-tuned best_model]"),
-    bundle: Path | None = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`."),
+    bundle: Path | None = opt.BUNDLE,
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the table here (.csv or .json)."),
-    device: str = DeviceOpt,
-    json_out: bool = JsonOpt,
+    device: str = opt.DEVICE,
+    json_out: bool = opt.JSON,
+    cfg=None,
 ) -> None:
     """Rank the pool on one day with the backtest's signals (for tomorrow's trades with --date latest)."""
     from kronos_cli.backtest.ranking import day_signals
     from kronos_cli.io import write_json, write_text
     from kronos_cli.runs import load_pair
 
-    cfg = load_config(config, overrides, sets)
     pair = load_pair(cfg, tokenizer, model, str(bundle) if bundle else None)
     pair.warn_if_trained_otherwise(cfg)
     result = day_signals(cfg, pair.predictor(device, cfg.data.max_context, cfg.data.clip), date)

@@ -5,38 +5,25 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from kronos_cli.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    OverridesArg,
-    SetOpt,
-    console,
-    err_console,
-    load_config,
-    print_json,
-    setup_logging,
-)
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import console, err_console, print_json, setup_logging
 
 log = logging.getLogger("kronos_cli.cli")
 
-_GPUS = typer.Option(None, "--gpus", help="One worker per GPU (NCCL), through torch elastic.")
-_NPROC = typer.Option(None, "--nproc", help="CPU workers per node (gloo), through torch elastic.")
-_NNODES = typer.Option(1, "--nnodes", help="Number of nodes (torchrun's --nnodes).")
-_NODE_RANK = typer.Option(None, "--node-rank", help="This node's rank (torchrun's --node-rank).")
-_ENDPOINT = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous (multi-node).")
-_RDZV_ID = typer.Option(None, "--rdzv-id", help="Job id shared by all nodes.")
-_RESTARTS = typer.Option(
-    0, "--max-restarts", help="Restart failed workers this often; they resume from checkpoints/last."
-)
-_MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps.")
-_RESUME = typer.Option(None, "--resume", help="'auto' (checkpoints/last if any) or a checkpoints/last directory.")
-_CKPT_EVERY = typer.Option(0, "--checkpoint-every", help="Also save checkpoints/last every N steps.")
+# name -> (type, option): how far and from where a training run goes.
+RUN = {
+    "max_steps": (int | None, typer.Option(None, "--max-steps", help="Stop after this many optimiser steps.")),
+    "resume": (
+        str | None,
+        typer.Option(None, "--resume", help="'auto' (checkpoints/last if any) or a checkpoints/last directory."),
+    ),
+    "checkpoint_every": (int, typer.Option(0, "--checkpoint-every", help="Also save checkpoints/last every N steps.")),
+}
+with_run = opt.option_group(RUN, "run", lambda **flags: flags)
 
 
 class ConsoleObserver:
@@ -138,44 +125,25 @@ def observer_factory(ctx: typer.Context, json_out: bool):
     return functools.partial(worker_observer, debug=debug, quiet=bool(root.get("quiet")), json_out=json_out)
 
 
-def launch_options(gpus, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id, max_restarts):
-    from kronos_cli.train.distributed import Launch
-
-    return Launch(
-        nproc=nproc,
-        gpus=gpus,
-        nnodes=nnodes,
-        node_rank=node_rank,
-        rdzv_endpoint=rdzv_endpoint,
-        rdzv_id=rdzv_id,
-        max_restarts=max_restarts,
-    )
-
-
 def _train(
     ctx: typer.Context,
     stage: str,
-    config: Path | None,
-    overrides: list[str] | None,
-    sets: list[str] | None,
+    cfg,
     device: str,
-    max_steps: int | None,
-    resume: str | None,
     init: str | None,
     tokenizer: str | None,
-    checkpoint_every: int,
-    launch_opts,
+    launch,
+    run: dict,
     json_out: bool,
 ) -> None:
     from kronos_cli.errors import KronosError
     from kronos_cli.train.launch import run_stage
     from kronos_cli.train.state import TrainOptions
 
-    cfg = load_config(config, overrides, sets)  # a bad config fails here, before any worker starts
-    if max_steps is not None and max_steps <= 0:
-        raise KronosError(f"--max-steps must be > 0, got {max_steps}")
-    options = TrainOptions(stage, max_steps, resume, init, tokenizer, checkpoint_every)
-    summary = run_stage(cfg, options, device, launch_opts, observer_factory(ctx, json_out))
+    if run["max_steps"] is not None and run["max_steps"] <= 0:
+        raise KronosError(f"--max-steps must be > 0, got {run['max_steps']}")
+    options = TrainOptions(stage, run["max_steps"], run["resume"], init, tokenizer, run["checkpoint_every"])
+    summary = run_stage(cfg, options, device, launch, observer_factory(ctx, json_out))
     if os.environ.get("RANK", "0") != "0":  # under torchrun/srun only rank 0 reports
         return
     if json_out:
@@ -187,54 +155,29 @@ def _train(
         )
 
 
+@with_run
+@opt.with_launcher
+@opt.with_config
 def train_tokenizer(
     ctx: typer.Context,
-    config: Path | None = ConfigOpt,
-    overrides: list[str] | None = OverridesArg,
-    sets: list[str] | None = SetOpt,
-    device: str = DeviceOpt,
-    max_steps: int | None = _MAX_STEPS,
-    resume: str | None = _RESUME,
     init: str | None = typer.Option(
         None, "--init", help="Start from this checkpoint or preset:NAME [default: model.tokenizer]."
     ),
-    checkpoint_every: int = _CKPT_EVERY,
-    gpus: int | None = _GPUS,
-    nproc: int | None = _NPROC,
-    nnodes: int = _NNODES,
-    node_rank: int | None = _NODE_RANK,
-    rdzv_endpoint: str | None = _ENDPOINT,
-    rdzv_id: str | None = _RDZV_ID,
-    max_restarts: int = _RESTARTS,
-    json_out: bool = JsonOpt,
+    device: str = opt.DEVICE,
+    json_out: bool = opt.JSON,
+    cfg=None,
+    launch=None,
+    run=None,
 ) -> None:
     """Fine-tune the tokenizer (reconstruction + BSQ loss)."""
-    launch_opts = launch_options(gpus, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id, max_restarts)
-    _train(
-        ctx,
-        "tokenizer",
-        config,
-        overrides,
-        sets,
-        device,
-        max_steps,
-        resume,
-        init,
-        None,
-        checkpoint_every,
-        launch_opts,
-        json_out,
-    )
+    _train(ctx, "tokenizer", cfg, device, init, None, launch, run, json_out)
 
 
+@with_run
+@opt.with_launcher
+@opt.with_config
 def train_predictor(
     ctx: typer.Context,
-    config: Path | None = ConfigOpt,
-    overrides: list[str] | None = OverridesArg,
-    sets: list[str] | None = SetOpt,
-    device: str = DeviceOpt,
-    max_steps: int | None = _MAX_STEPS,
-    resume: str | None = _RESUME,
     init: str | None = typer.Option(
         None, "--init", help="Start from this checkpoint or preset:NAME [default: model.predictor]."
     ),
@@ -243,30 +186,11 @@ def train_predictor(
         "--tokenizer",
         help="Tokenizer checkpoint [default: this run's train-tokenizer best_model, else model.tokenizer].",
     ),
-    checkpoint_every: int = _CKPT_EVERY,
-    gpus: int | None = _GPUS,
-    nproc: int | None = _NPROC,
-    nnodes: int = _NNODES,
-    node_rank: int | None = _NODE_RANK,
-    rdzv_endpoint: str | None = _ENDPOINT,
-    rdzv_id: str | None = _RDZV_ID,
-    max_restarts: int = _RESTARTS,
-    json_out: bool = JsonOpt,
+    device: str = opt.DEVICE,
+    json_out: bool = opt.JSON,
+    cfg=None,
+    launch=None,
+    run=None,
 ) -> None:
     """Fine-tune the predictor (next-token cross-entropy over the tokenizer's tokens)."""
-    launch_opts = launch_options(gpus, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id, max_restarts)
-    _train(
-        ctx,
-        "predictor",
-        config,
-        overrides,
-        sets,
-        device,
-        max_steps,
-        resume,
-        init,
-        tokenizer,
-        checkpoint_every,
-        launch_opts,
-        json_out,
-    )
+    _train(ctx, "predictor", cfg, device, init, tokenizer, launch, run, json_out)

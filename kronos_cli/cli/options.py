@@ -1,0 +1,82 @@
+"""Command-line options shared by several commands, each defined once.
+
+Groups of options that travel together (torchrun's launcher flags, forecast sampling) are added to a command by
+`option_group`: the command declares one parameter (`launch`, `sampling`) and receives the group built into a
+single object, while `--help` lists every option of the group.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+CONFIG = typer.Option(None, "--config", "-c", help="YAML config file [default: built-in defaults].")
+OVERRIDES = typer.Argument(
+    None, help="Dotted overrides, e.g. data.instrument=csi800 training.epochs=5.", show_default=False
+)
+SETS = typer.Option(None, "--set", help="An override (key=value); may be repeated.", show_default=False)
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
+JSON = typer.Option(False, "--json", help="Print a JSON summary on stdout (logs stay on stderr).")
+BUNDLE = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`.")
+
+# name -> (type, option): torchrun's flags and meanings (nproc per node).
+LAUNCH = {
+    "gpus": (int | None, typer.Option(None, "--gpus", help="One worker per GPU (NCCL), through torch elastic.")),
+    "nproc": (int | None, typer.Option(None, "--nproc", help="CPU workers per node (gloo), through torch elastic.")),
+    "nnodes": (int, typer.Option(1, "--nnodes", help="Number of nodes (torchrun's --nnodes).")),
+    "node_rank": (int | None, typer.Option(None, "--node-rank", help="This node's rank (torchrun's --node-rank).")),
+    "rdzv_endpoint": (str | None, typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous.")),
+    "rdzv_id": (str | None, typer.Option(None, "--rdzv-id", help="Job id shared by all nodes.")),
+    "max_restarts": (int, typer.Option(0, "--max-restarts", help="Restart failed workers this often.")),
+}
+
+
+def build_launch(**flags: Any):
+    from kronos_cli.train.distributed import Launch  # imports torch: only when the command runs
+
+    return Launch(**flags)
+
+
+def option_group(options: dict[str, tuple[Any, Any]], into: str, build: Callable[..., Any]):
+    """Add `options` to a command's signature; the command's parameter `into` receives `build(**their values)`."""
+
+    def decorate(command: Callable) -> Callable:
+        sig = inspect.signature(command, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != into]
+        extra = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=tp)
+            for name, (tp, opt) in options.items()
+        ]
+        keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            group = build(**{name: kwargs.pop(name) for name in options})
+            return command(*args, **{into: group}, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=[*keyword, *extra])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{n: t for n, (t, _) in options.items()}}
+        del wrapper.__wrapped__  # Typer must read the signature above, not the command's own
+        return wrapper
+
+    return decorate
+
+
+def build_config(config: Path | None, overrides: list[str] | None, sets: list[str] | None):
+    from kronos_cli.config import load  # imports pandas: only when the command runs
+
+    return load(config, [*(overrides or []), *(sets or [])])
+
+
+CONFIG_OPTIONS = {
+    "config": (Path | None, CONFIG),
+    "overrides": (list[str] | None, OVERRIDES),
+    "sets": (list[str] | None, SETS),
+}
+with_config = option_group(CONFIG_OPTIONS, "cfg", build_config)  # the command receives the resolved Config
+with_launcher = option_group(LAUNCH, "launch", build_launch)  # the command receives a Launch
