@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import SPLITS  # noqa: E402 (benchmarks run as scripts from their folder)
 
 from kronos_cli import config
 from kronos_cli.backtest.run import run_backtest
@@ -21,18 +22,6 @@ from kronos_cli.data.prep import prepare
 from kronos_cli.data.synthetic import write_market
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.model import Kronos, KronosTokenizer
-
-SPLITS = [
-    "data.start_time=2021-01-01",
-    "data.end_time=2024-12-31",
-    "data.train_time_range=[2021-01-01,2023-06-30]",
-    "data.val_time_range=[2023-07-01,2024-03-31]",
-    "data.test_time_range=[2024-04-01,2024-12-31]",
-    "backtest.start_time=2024-07-01",
-    "backtest.end_time=2024-12-31",
-    "backtest.topk=10",
-    "backtest.n_drop=2",
-]
 
 
 def main() -> None:

@@ -18,19 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import SPLITS  # noqa: E402 (benchmarks run as scripts from their folder)
 
 from kronos_cli import config
 from kronos_cli.data.dataset import EpochSampler, WindowDataset, collate
 from kronos_cli.data.prep import prepare
 from kronos_cli.data.synthetic import MarketSpec, write_market
 
-SPLITS = [
-    "data.start_time=2021-01-01",
-    "data.end_time=2024-12-31",
-    "data.train_time_range=[2021-01-01,2023-06-30]",
-    "data.val_time_range=[2023-07-01,2024-03-31]",
-    "data.test_time_range=[2024-04-01,2024-12-31]",
-]
 FEATS = ["open", "high", "low", "close", "vol", "amt"]
 STAMPS = ["minute", "hour", "weekday", "day", "month"]
 

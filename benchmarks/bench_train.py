@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import SPLITS  # noqa: E402 (benchmarks run as scripts from their folder)
 from torch.utils.data import DataLoader
 
 from kronos_cli import config
@@ -24,13 +25,6 @@ from kronos_cli.data.prep import prepare
 from kronos_cli.data.synthetic import write_market
 from kronos_cli.train.stages import PredictorStage
 
-SPLITS = [
-    "data.start_time=2021-01-01",
-    "data.end_time=2024-12-31",
-    "data.train_time_range=[2021-01-01,2023-06-30]",
-    "data.val_time_range=[2023-07-01,2024-03-31]",
-    "data.test_time_range=[2024-04-01,2024-12-31]",
-]
 PRESETS = {"tiny": ("preset:tokenizer-tiny", "preset:tiny", 50), "small": ("preset:tokenizer-base", "preset:small", 16)}
 
 

@@ -92,7 +92,7 @@ class ModelPair:
             if trained is not None and trained != asked:
                 log.warning("the model was trained with %s %s, the config asks for %s", key, trained, asked)
 
-    def predictor(
+    def forecaster(
         self, device: str | None = None, max_context: int | None = None, clip: float | None = None
     ) -> KronosPredictor:
         """A predictor on `device`; max_context and clip default to what the pair recorded, then the library's."""

@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module may import its own package and lower layers, never a package of its own layer):
 errors, io -> bars, calendar, metrics, plots, tables -> config, barfile -> data, model -> forecast -> runs ->
-train, backtest, evaluate, export, serve -> pipeline, demo -> cli.
+split_forecasts -> train, backtest, evaluate, export, serve -> pipeline, demo -> cli.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ LAYERS = [
     {"data", "model"},
     {"forecast"},
     {"runs"},
+    {"split_forecasts"},
     {"train", "backtest", "evaluate", "export", "serve"},
     {"pipeline", "demo"},
     {"cli"},

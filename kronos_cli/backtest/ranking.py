@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kronos_cli.backtest.run import sampling_of
 from kronos_cli.bars import FEATURES
 from kronos_cli.calendar import calendar_features
 from kronos_cli.config import Config, DataConfig
@@ -22,6 +21,7 @@ from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.forecast.signals import check_signals, signal_table
 from kronos_cli.forecast.windows import forecast_batch, window_seed
+from kronos_cli.split_forecasts import sampling_of
 
 FAR_FUTURE = "2262-01-01"  # read whatever the source has (pandas' last representable year)
 

@@ -13,41 +13,18 @@ import pandas as pd
 from kronos_cli.backtest import qlib_backtest
 from kronos_cli.backtest.report import BacktestResult
 from kronos_cli.config import Config
-from kronos_cli.data.labels import realised
-from kronos_cli.data.store import DatasetArrays
-from kronos_cli.data.windows import origin_keys, split_origins
-from kronos_cli.errors import KronosError
-from kronos_cli.forecast.cache import ForecastCache
 from kronos_cli.forecast.device import resolve_device
-from kronos_cli.forecast.signals import check_signals, signal_table
-from kronos_cli.forecast.windows import Sampling, cache_key, forecast_windows
+from kronos_cli.forecast.signals import check_signals
 from kronos_cli.io import atomic_path, write_json, write_text
 from kronos_cli.metrics.accuracy import return_accuracy
 from kronos_cli.metrics.ic import ic_table
 from kronos_cli.metrics.portfolio import ACCUMULATION, ANNUAL_DAYS, portfolio_stats
 from kronos_cli.plots import plot_performance
-from kronos_cli.runs import backtest_dir, forecast_cache_dir, load_pair
+from kronos_cli.runs import backtest_dir, load_pair
+from kronos_cli.split_forecasts import forecast_split, open_dataset, split_windows
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
-
-
-def open_dataset(cfg: Config) -> DatasetArrays:
-    """The prepared dataset, checked against the config's window shape."""
-    arrays = DatasetArrays(cfg.data.dataset_path)
-    m, d = arrays.manifest, cfg.data
-    for key, want in (("lookback_window", d.lookback_window), ("predict_window", d.predict_window)):
-        if m[key] != want:
-            raise KronosError(
-                f"the dataset at {arrays.path} was built with {key}={m[key]}, but the config asks "
-                f"for {want}; run `kronos prep` again with this config"
-            )
-    return arrays
-
-
-def sampling_of(cfg: Config) -> Sampling:
-    b = cfg.backtest
-    return Sampling(b.temperature, b.top_p, b.top_k, b.sample_count, cfg.seed)
 
 
 def run_backtest(
@@ -60,41 +37,16 @@ def run_backtest(
     t0, b = time.perf_counter(), cfg.backtest
     check_signals(b.signals)
     arrays = open_dataset(cfg)
-    origins = split_origins(arrays, "test")
-    if not len(origins):
-        raise KronosError(
-            f"the dataset at {cfg.data.dataset_path} has no test signal days; set "
-            f"data.test_time_range and run `kronos prep` again"
-        )
+    origins = split_windows(cfg, arrays, "test")
     qlib_backtest.check_signal_days(cfg, pd.DatetimeIndex(pd.to_datetime(arrays.timestamps[origins.rows])).unique())
     dev = resolve_device(device)
     bench = qlib_backtest.benchmark_for(cfg)
     qlib_backtest.check_benchmark(cfg, bench)
     pair = load_pair(cfg, tokenizer, model)
     pair.warn_if_trained_otherwise(cfg)
-    forecaster = pair.predictor(dev, cfg.data.max_context, cfg.data.clip)
-    sampling, pred = sampling_of(cfg), cfg.data.predict_window
-    key = cache_key(
-        pair.weights,
-        arrays.manifest["config_hash"],
-        sampling,
-        cfg.data.lookback_window,
-        pred,
-        forecaster.max_context,
-        forecaster.clip,
-    )
-    cache = ForecastCache(forecast_cache_dir(cfg, key), (sampling.sample_count, pred))
-    fc = forecast_windows(forecaster, arrays, origins, sampling, b.batch_size, cache, progress)
-
-    names, origin_ns = origin_keys(arrays, origins)
-    real = realised(arrays, origins, pred, b.deal_price)
-    table = signal_table(fc, origin_ns, names, b.signals, b.returns_signals)
-    table["label"] = real.label
-    table = table.sort_values(["datetime", "instrument"], kind="stable").reset_index(drop=True)
+    sf = forecast_split(cfg, arrays, origins, pair, dev, progress)
+    table = sf.signal_table(b.signals, b.returns_signals)
     indexed = table.set_index(["datetime", "instrument"])
-    quality = {name: ic_table(indexed[name], indexed["label"]) for name in b.signals}
-    accuracy = return_accuracy(fc.return_paths().mean(axis=1), real.path)
-
     portfolio, daily, positions, bench_stats, rng, notes = _portfolios(cfg, indexed, bench, progress)
     result = BacktestResult(
         run_name=cfg.run_name,
@@ -106,23 +58,27 @@ def run_backtest(
         signal_range=[f"{table['datetime'].min():%Y-%m-%d}", f"{table['datetime'].max():%Y-%m-%d}"],
         notes=notes,
         signal_days=len(table),
-        labelled=int(real.known.sum()),
-        forecast_cache=str(cache.directory),
-        reused_forecasts=fc.reused,
-        conventions=_conventions(cfg, real.convention),
-        signal_quality=quality,
-        forecast_accuracy=accuracy,
+        labelled=int(sf.real.known.sum()),
+        forecast_cache=sf.cache_dir,
+        reused_forecasts=sf.forecasts.reused,
+        conventions=_conventions(cfg, sf.real.convention),
+        signal_quality={name: ic_table(indexed[name], indexed["label"]) for name in b.signals},
+        forecast_accuracy=return_accuracy(sf.forecasts.return_paths().mean(axis=1), sf.real.path),
         portfolio=portfolio,
         benchmark_stats=bench_stats,
-        daily_returns={
-            n: {"date": [f"{d:%Y-%m-%d}" for d in df.index], **{c: df[c].round(8).tolist() for c in df}}
-            for n, df in daily.items()
-        },
+        daily_returns=_daily_json(daily),
         config=cfg.to_dict(),
     )
     result.elapsed_s = round(time.perf_counter() - t0, 2)
     write_outputs(backtest_dir(cfg), result, table, positions, daily, cfg)
     return result
+
+
+def _daily_json(daily: dict[str, pd.DataFrame]) -> dict[str, dict[str, list]]:
+    return {
+        n: {"date": [f"{d:%Y-%m-%d}" for d in df.index], **{c: df[c].round(8).tolist() for c in df}}
+        for n, df in daily.items()
+    }
 
 
 def _conventions(cfg: Config, label: str) -> dict[str, object]:

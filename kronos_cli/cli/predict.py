@@ -17,6 +17,17 @@ DEFAULT_TOKENIZER = "NeoQuasar/Kronos-Tokenizer-base"
 DEFAULT_MODEL = "NeoQuasar/Kronos-small"
 
 
+# name -> (type, option): how the sample paths are drawn (the reference's defaults).
+SAMPLING = {
+    "samples": (int, typer.Option(1, "--samples", help="Sample paths, averaged (and used for quantiles).")),
+    "temperature": (float, typer.Option(1.0, "--temperature", help="Sampling temperature.")),
+    "top_p": (float, typer.Option(0.9, "--top-p", help="Nucleus sampling threshold.")),
+    "top_k": (int, typer.Option(0, "--top-k", help="Top-k sampling (0 = off, 1 = greedy).")),
+    "seed": (int | None, typer.Option(None, "--seed", help="Seed for reproducible sampling.")),
+}
+
+
+@opt.option_group(SAMPLING, "sampling", lambda **flags: flags)
 def predict(
     csv: Path = typer.Argument(..., help="CSV with columns timestamps, open, high, low, close[, volume, amount]."),
     tokenizer: str | None = typer.Option(
@@ -30,11 +41,6 @@ def predict(
         help="History rows to use [default: the lookback the model was trained with, else all rows up to the context].",
     ),
     pred_len: int = typer.Option(120, "--pred-len", help="Bars to forecast."),
-    samples: int = typer.Option(1, "--samples", help="Sample paths, averaged (and used for quantiles)."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
-    top_p: float = typer.Option(0.9, "--top-p", help="Nucleus sampling threshold."),
-    top_k: int = typer.Option(0, "--top-k", help="Top-k sampling (0 = off, 1 = greedy)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
     device: str = opt.DEVICE,
     max_context: int | None = typer.Option(
         None,
@@ -45,13 +51,13 @@ def predict(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the forecast CSV here [default: stdout]."),
     quantiles: str | None = typer.Option(None, "--quantiles", help="Comma-separated, e.g. 0.1,0.9."),
     plot: Path | None = typer.Option(None, "--plot", help="Save a PNG of history and forecast."),
+    sampling=None,
 ) -> None:
     """Forecast the next bars of a series from a CSV file."""
     from kronos_cli.barfile import read_bars
     from kronos_cli.bars import check_history
     from kronos_cli.errors import KronosError
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
-    from kronos_cli.io import write_text
     from kronos_cli.runs import load_pair
 
     if pred_len <= 0:
@@ -62,10 +68,9 @@ def predict(
     bars = read_bars(csv)
     check_history(len(bars), str(csv))  # before any model is loaded
     if bundle is None:
-        pair = load_pair(None, tokenizer or DEFAULT_TOKENIZER, model or DEFAULT_MODEL)
-    else:
-        pair = load_pair(None, tokenizer, model, str(bundle))
-    forecaster = pair.predictor(device, max_context)
+        tokenizer, model = tokenizer or DEFAULT_TOKENIZER, model or DEFAULT_MODEL
+    pair = load_pair(None, tokenizer, model, str(bundle) if bundle else None)
+    forecaster = pair.forecaster(device, max_context)
     log.info("forecasting %d bars of %s on %s (context %d)", pred_len, csv, forecaster.device, forecaster.max_context)
     with StepProgress("forecasting", pred_len) as bar:
         result = forecast_series(
@@ -73,15 +78,17 @@ def predict(
             bars,
             pred_len,
             lookback,
-            samples,
-            temperature,
-            top_k,
-            top_p,
-            seed,
-            qs,
+            quantiles=qs,
             progress=bar.update,
             trained_lookback=pair.conventions.get("lookback_window"),
+            **sampling,
         )
+    _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast")
+
+
+def _write(result, output: Path | None, plot: Path | None, title: str) -> None:
+    from kronos_cli.io import write_text
+
     buf = io.StringIO()
     result.table.to_csv(buf, index=False)
     if output is None:
@@ -99,6 +106,6 @@ def predict(
             result.table["close"],
             result.close_band(),
             plot,
-            title=f"{csv.name}: {pred_len}-bar forecast",
+            title=title,
         )
         log.info("wrote %s", plot)

@@ -15,6 +15,51 @@ from kronos_cli.cli.common import console
 
 log = logging.getLogger("kronos_cli.cli")
 
+# name -> (type, option): what one request may ask for (checked before it joins a batch).
+LIMITS = {
+    "min_bars": (int, typer.Option(16, "--min-bars", help="Fewest history bars a request may send.")),
+    "max_pred_len": (int, typer.Option(512, "--max-pred-len", help="Largest pred_len a request may ask for.")),
+    "max_samples": (int, typer.Option(100, "--max-samples", help="Most sample paths a request may ask for.")),
+    "max_series": (int, typer.Option(256, "--max-series", help="Most series in one /v1/forecast/batch call.")),
+    "max_body_bytes": (int, typer.Option(8 * 2**20, "--max-body-bytes", help="Largest request body (413 above).")),
+}
+SERVER = {
+    "host": (str, typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default).")),
+    "port": (int, typer.Option(8000, "--port", help="Port (0 = any free port).")),
+    "device": (str, opt.DEVICE),
+    "token": (
+        str | None,
+        typer.Option(
+            None,
+            "--token-env",
+            help="Require `Authorization: Bearer <token>` on /v1, the token read from this environment variable.",
+        ),
+    ),
+    "access_log": (bool, typer.Option(True, "--access-log/--no-access-log", help="Log every request.")),
+    "max_batch": (
+        int,
+        typer.Option(
+            64, "--max-batch", help="Most sample paths (series x samples) forecast together (1 = no batching)."
+        ),
+    ),
+    "max_wait_ms": (
+        float,
+        typer.Option(10.0, "--max-wait-ms", help="How long the first request of a batch waits for others."),
+    ),
+}
+
+
+def _limits(**values):
+    from kronos_cli.serve.service import Limits
+
+    return Limits(**values)
+
+
+def _server(token: str | None, **values):
+    from kronos_cli.serve.server import ServeOptions, token_from_env
+
+    return ServeOptions(token=token_from_env(token), **values)
+
 
 def _route_uvicorn_logs() -> None:
     """uvicorn's own and access logs through the same handler and level as ours."""
@@ -26,6 +71,22 @@ def _route_uvicorn_logs() -> None:
         lg.propagate = name != "uvicorn"
 
 
+def _announce(json_out: bool):
+    def ready(url: str) -> None:
+        if json_out:
+            sys.stdout.write(
+                json.dumps({"event": "ready", "url": url, "docs": f"{url}/docs", "pid": os.getpid()}) + "\n"
+            )
+            sys.stdout.flush()
+            return
+        console.print(f"kronos serve: ready on {url} (OpenAPI: {url}/docs)", highlight=False)
+        console.file.flush()
+
+    return ready
+
+
+@opt.option_group(SERVER, "server", _server)
+@opt.option_group(LIMITS, "limits", _limits)
 def serve(
     config: Path | None = opt.CONFIG,
     tokenizer: str | None = typer.Option(
@@ -35,33 +96,15 @@ def serve(
         None, "--model", help="Predictor: Hub id or directory [default with -c: the run's fine-tuned best_model]."
     ),
     bundle: Path | None = opt.BUNDLE,
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
-    port: int = typer.Option(8000, "--port", help="Port (0 = any free port)."),
-    device: str = opt.DEVICE,
     max_context: int | None = typer.Option(
         None,
         "--max-context",
-        help="Model context [default: the config's data.max_context; else what the model records (its training "
-        "config, a released model's published context), else 512].",
+        help="Model context [default: the config's data.max_context; else what the model "
+        "records (its training config, a released model's published context), else 512].",
     ),
-    max_batch: int = typer.Option(
-        64, "--max-batch", help="Most sample paths (series x samples) forecast together (1 = no batching)."
-    ),
-    max_wait_ms: float = typer.Option(
-        10.0, "--max-wait-ms", help="How long the first request of a batch waits for others."
-    ),
-    min_bars: int = typer.Option(16, "--min-bars", help="Fewest history bars a request may send."),
-    max_pred_len: int = typer.Option(512, "--max-pred-len", help="Largest pred_len a request may ask for."),
-    max_samples: int = typer.Option(100, "--max-samples", help="Most sample paths a request may ask for."),
-    max_series: int = typer.Option(256, "--max-series", help="Most series in one /v1/forecast/batch call."),
-    max_body_bytes: int = typer.Option(8 * 2**20, "--max-body-bytes", help="Largest request body (413 above)."),
-    token_env: str | None = typer.Option(
-        None,
-        "--token-env",
-        help="Require `Authorization: Bearer <token>` on /v1, the token read from this environment variable.",
-    ),
-    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
     json_out: bool = typer.Option(False, "--json", help="Announce readiness as one JSON line on stdout."),
+    limits=None,
+    server=None,
 ) -> None:
     """Serve forecasts over HTTP: POST /v1/forecast, /v1/forecast/batch; GET /v1/model, /healthz; /docs."""
     from kronos_cli.errors import KronosError
@@ -73,19 +116,8 @@ def serve(
         raise KronosError(
             f"kronos serve needs FastAPI and uvicorn ({exc.name} is missing); pip install 'kronos-cli[serve]'"
         ) from None
-    from kronos_cli.serve.server import ModelSource, bind, is_loopback
-    from kronos_cli.serve.server import serve as run_server
-    from kronos_cli.serve.service import ForecastService, Limits
+    from kronos_cli.serve.server import ModelSource, run
 
-    token = None
-    if token_env is not None:
-        token = os.environ.get(token_env, "")
-        if not token:
-            raise KronosError(
-                f"--token-env {token_env}: the environment variable {token_env} is not set or empty; "
-                f"export {token_env}=<token> first"
-            )
-    limits = Limits(min_bars, max_pred_len, max_samples, max_series, max_body_bytes)
     if bundle is None and config is not None:
         from kronos_cli.runs import best_or_configured
 
@@ -95,37 +127,7 @@ def serve(
         max_context = max_context or cfg.data.max_context
     if max_context is not None and max_context < 2:
         raise KronosError(f"--max-context must be >= 2, got {max_context}")
-    source = ModelSource(tokenizer, model, str(bundle) if bundle else None, max_context)
-    sock = bind(host, port)  # before loading: a taken port fails at once
-    try:
-        predictor, sources, conventions = source.load(device)
-        service = ForecastService(
-            predictor, limits, max_batch, max_wait_ms, sources, conventions.get("lookback_window")
-        )
-        if token is None and not is_loopback(host):
-            log.warning(
-                "listening on %s without --token-env: anyone who can reach this machine can use the model", host
-            )
-        log.info(
-            "serving tokenizer %s and model %s on %s (max batch %d, wait %g ms)",
-            sources["tokenizer"],
-            sources["model"],
-            predictor.device,
-            max_batch,
-            max_wait_ms,
-        )
-        _route_uvicorn_logs()
-
-        def ready(url: str) -> None:
-            if json_out:
-                sys.stdout.write(
-                    json.dumps({"event": "ready", "url": url, "docs": f"{url}/docs", "pid": os.getpid()}) + "\n"
-                )
-                sys.stdout.flush()
-                return
-            console.print(f"kronos serve: ready on {url} (OpenAPI: {url}/docs)", highlight=False)
-            console.file.flush()
-
-        run_server(service, sock, token, access_log, on_ready=ready)
-    finally:
-        sock.close()
+    _route_uvicorn_logs()
+    run(
+        ModelSource(tokenizer, model, str(bundle) if bundle else None, max_context), limits, server, _announce(json_out)
+    )

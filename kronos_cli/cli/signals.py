@@ -29,7 +29,7 @@ def signals(
 
     pair = load_pair(cfg, tokenizer, model, str(bundle) if bundle else None)
     pair.warn_if_trained_otherwise(cfg)
-    result = day_signals(cfg, pair.predictor(device, cfg.data.max_context, cfg.data.clip), date)
+    result = day_signals(cfg, pair.forecaster(device, cfg.data.max_context, cfg.data.clip), date)
     if output is not None:
         if output.suffix == ".json":
             write_json(output, result.to_json())

@@ -28,16 +28,16 @@ def forecast_with_library(
     from kronos_cli.forecast.predictor import KronosPredictor  # lazy: see above
 
     if kind == "bundle":
-        predictor = KronosPredictor.from_bundle(path, device="cpu")
+        forecaster = KronosPredictor.from_bundle(path, device="cpu")
     elif kind == "hf":
-        predictor = KronosPredictor.from_pretrained(
+        forecaster = KronosPredictor.from_pretrained(
             f"{path}/tokenizer", f"{path}/model", device="cpu", max_context=max_context
         )
     else:
         tok, model, conv = load_int8(path)
-        predictor = KronosPredictor(model, tok, device="cpu", max_context=conv["max_context"], clip=conv["clip"])
+        forecaster = KronosPredictor(model, tok, device="cpu", max_context=conv["max_context"], clip=conv["clip"])
     look = x.shape[1]
-    return predictor.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred_len, top_k=1)[:, 0]
+    return forecaster.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred_len, top_k=1)[:, 0]
 
 
 def main(argv: list[str]) -> None:

@@ -94,7 +94,7 @@ def choose_lookback(rows: int, lookback: int | None, max_context: int, trained_l
 
 
 def forecast_series(
-    predictor: KronosPredictor,
+    forecaster: KronosPredictor,
     bars: pd.DataFrame,
     pred_len: int,
     lookback: int | None = None,
@@ -114,11 +114,11 @@ def forecast_series(
     if quantiles and samples < 2:
         log.warning("quantiles from a single sample path equal the mean; use --samples 20 or more")
     check_history(len(bars))
-    n = choose_lookback(len(bars), lookback, predictor.max_context, trained_lookback)
+    n = choose_lookback(len(bars), lookback, forecaster.max_context, trained_lookback)
     hist = bars.iloc[-n:].reset_index(drop=True)
     x = prepare_frame(hist)
     future = future_timestamps(hist["timestamps"], pred_len)
-    fc = predictor.forecast(
+    fc = forecaster.forecast(
         x[None],
         calendar_features(hist["timestamps"])[None],
         calendar_features(future)[None],

@@ -9,6 +9,7 @@ slides its window, which changes every position's hidden state, so the cached pa
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -147,6 +148,56 @@ def _full_recompute_step(
     return s1_next, draw(s2_all[:, -1])
 
 
+def _repeats(sample_count: int | Sequence[int], batch: int, device: torch.device) -> tuple[int | Tensor, int]:
+    """How often each series is repeated (its sample paths), and the number of rows that makes."""
+    if isinstance(sample_count, int):
+        return sample_count, batch * sample_count
+    if len(sample_count) != batch:
+        raise ValueError(f"sample_count has {len(sample_count)} entries for {batch} series")
+    return torch.tensor(list(sample_count), device=device), sum(sample_count)
+
+
+@dataclass
+class _Rollout:
+    """The sequences being generated (each history repeated once per sample path) and the cache that follows
+    them; `logits` holds the next s1 logits while the cache is current."""
+
+    model: Kronos
+    s1: Tensor  # (rows, L + P)
+    s2: Tensor
+    stamps: Tensor  # (rows, L + P, 5)
+    max_context: int
+    draw: RowSampler
+    weights: DecodeWeights | None
+    cache: KVCache | None = None
+    logits: Tensor | None = None
+
+    def cached_step(
+        self, cur: int, last: bool, first: tuple[Tensor, Tensor, Tensor], repeats: int | Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Sample position `cur` from the cache, prefilling it first (or again, once the window slid)."""
+        start = max(0, cur - self.max_context)
+        if self.logits is None and self.cache is None:
+            # All paths of a series share their history: prefill each series once, then copy.
+            s1, s2, stamp = first
+            self.cache = KVCache.allocate(self.model, s1.shape[0], min(self.s1.shape[1], self.max_context))
+            self.logits = prefill(self.model, self.cache, s1[:, start:], s2[:, start:], stamp[:, start:cur])
+            if self.s1.shape[0] != s1.shape[0]:
+                self.cache = self.cache.repeat_interleave(repeats)
+                self.logits = self.logits.repeat_interleave(repeats, 0)
+        elif self.logits is None:  # the window slid: every position's hidden state changed
+            self.cache.reset()
+            self.logits = prefill(
+                self.model, self.cache, self.s1[:, start:cur], self.s2[:, start:cur], self.stamps[:, start:cur]
+            )
+        s1_next = self.draw(self.logits)
+        s2_next = self.draw(s2_logits(self.model, self.cache, s1_next))
+        self.logits = None
+        if not last and cur + 1 <= self.max_context:
+            self.logits = decode_one_token(self.model, self.cache, s1_next, s2_next, self.stamps[:, cur], self.weights)
+        return s1_next, s2_next
+
+
 @torch.no_grad()
 def generate(
     model: Kronos,
@@ -162,74 +213,40 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
     sampler: RowSampler | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Extend each history by `pred_len` tokens, `sample_count` times.
-
-    Args:
-        s1, s2: history token ids (B, L).
-        stamp: time stamps (B, L + pred_len, 5) of the history and the forecast.
-        sample_count: paths per series (one number, or one per series); rows are series-major (series i
-            owns rows i*S .. i*S+S-1).
-        params, generator: sampling of all rows, as one draw per step over the whole batch.
-        use_cache: False runs the reference's full-recompute algorithm.
-        sampler: per-series sampling instead of params/generator (see `RowSampler`).
-
-    Returns:
-        The full token sequences (B*S, L + pred_len) of s1 and s2 ids.
-    """
+    """Extend each history (s1, s2 ids (B, L), stamps (B, L + pred_len, 5)) by `pred_len` tokens, `sample_count`
+    times (one number, or one per series); returns the full sequences (rows, L + pred_len), series-major (series i
+    owns rows i*S .. i*S+S-1). `params`/`generator` sample all rows as one draw per step; `sampler` gives each
+    series its own (see `RowSampler`). `use_cache=False` runs the reference's full-recompute algorithm."""
     if pred_len <= 0:
         raise KronosError(f"pred_len must be > 0, got {pred_len}")
-    batch, hist = s1.shape
-    if isinstance(sample_count, int):
-        repeats: int | Tensor = sample_count
-        rows = batch * sample_count
-    else:
-        if len(sample_count) != batch:
-            raise ValueError(f"sample_count has {len(sample_count)} entries for {batch} series")
-        repeats, rows = torch.tensor(list(sample_count), device=s1.device), sum(sample_count)
+    hist, total = s1.shape[1], s1.shape[1] + pred_len
+    repeats, rows = _repeats(sample_count, s1.shape[0], s1.device)
     draw = sampler or RowSampler.uniform(rows, params, generator)
     if draw.rows != rows:
         raise ValueError(f"the sampler covers {draw.rows} rows, the batch has {rows}")
-    total = hist + pred_len
-    seq_s1 = s1.new_empty(rows, total)
-    seq_s2 = s2.new_empty(rows, total)
-    seq_s1[:, :hist] = s1.repeat_interleave(repeats, 0)
-    seq_s2[:, :hist] = s2.repeat_interleave(repeats, 0)
-    stamps = stamp.repeat_interleave(repeats, 0)
-
-    cache: KVCache | None = None
-    logits: Tensor | None = None  # next s1 logits when the cache is current
+    seq_s1, seq_s2 = s1.new_empty(rows, total), s2.new_empty(rows, total)
+    seq_s1[:, :hist], seq_s2[:, :hist] = s1.repeat_interleave(repeats, 0), s2.repeat_interleave(repeats, 0)
     plain = isinstance(model.transformer[0].self_attn.q_proj.weight, torch.Tensor)  # not an int8-quantised copy
-    weights = (
-        DecodeWeights(model, min(total, max_context))
-        if use_cache and pred_len > 1 and not model.training and plain
-        else None
+    fused = use_cache and pred_len > 1 and not model.training and plain
+    roll = _Rollout(
+        model,
+        seq_s1,
+        seq_s2,
+        stamp.repeat_interleave(repeats, 0),
+        max_context,
+        draw,
+        DecodeWeights(model, min(total, max_context)) if fused else None,
     )
     for i in range(pred_len):
         cur = hist + i
-        start = max(0, cur - max_context)
-        if not use_cache:
-            s1_next, s2_next = _full_recompute_step(
-                model, seq_s1[:, start:cur], seq_s2[:, start:cur], stamps[:, start:cur], draw
-            )
+        if use_cache:
+            s1_next, s2_next = roll.cached_step(cur, i + 1 == pred_len, (s1, s2, stamp), repeats)
         else:
-            if logits is None:
-                if cache is None:
-                    # All paths of a series share their history: prefill each series once, then copy.
-                    cache = KVCache.allocate(model, batch, min(total, max_context))
-                    logits = prefill(model, cache, s1[:, start:], s2[:, start:], stamp[:, start:cur])
-                    if rows != batch:
-                        cache = cache.repeat_interleave(repeats)
-                        logits = logits.repeat_interleave(repeats, 0)
-                else:  # the window slid: every position's hidden state changed
-                    cache.reset()
-                    logits = prefill(model, cache, seq_s1[:, start:cur], seq_s2[:, start:cur], stamps[:, start:cur])
-            s1_next = draw(logits)
-            s2_next = draw(s2_logits(model, cache, s1_next))
-            logits = None
-            if i + 1 < pred_len and cur + 1 <= max_context:
-                logits = decode_one_token(model, cache, s1_next, s2_next, stamps[:, cur], weights)
-        seq_s1[:, cur] = s1_next
-        seq_s2[:, cur] = s2_next
+            start = max(0, cur - max_context)
+            s1_next, s2_next = _full_recompute_step(
+                model, seq_s1[:, start:cur], seq_s2[:, start:cur], roll.stamps[:, start:cur], draw
+            )
+        seq_s1[:, cur], seq_s2[:, cur] = s1_next, s2_next
         if progress is not None:
             progress(i + 1, pred_len)
     return seq_s1, seq_s2

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kronos_cli.calendar import STAMP_COLUMNS
+
 
 class KVSlot(Protocol):
     """What an attention layer needs from a cache: its current length and a way to append keys/values."""
@@ -72,19 +74,26 @@ def _merge_heads(x: Tensor) -> Tensor:
     return x.transpose(1, 2).contiguous().view(b, t, h * hd)  # (B, T, d)
 
 
+def _attention_parts(
+    module: nn.Module, d_model: int, n_heads: int, attn_dropout_p: float, resid_dropout_p: float
+) -> None:
+    """The reference's attention parameters, in its names: q/k/v/out projections with bias and a rotary table."""
+    module.n_heads = n_heads
+    module.q_proj = nn.Linear(d_model, d_model)
+    module.k_proj = nn.Linear(d_model, d_model)
+    module.v_proj = nn.Linear(d_model, d_model)
+    module.out_proj = nn.Linear(d_model, d_model)
+    module.rotary = RotaryEmbedding(d_model // n_heads)
+    module.attn_dropout_p = attn_dropout_p
+    module.resid_dropout = nn.Dropout(resid_dropout_p)
+
+
 class SelfAttention(nn.Module):
     """Causal multi-head self-attention with RoPE; optionally appends to a KV cache slot."""
 
     def __init__(self, d_model: int, n_heads: int, attn_dropout_p: float = 0.0, resid_dropout_p: float = 0.0):
         super().__init__()
-        self.n_heads = n_heads
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
-        self.rotary = RotaryEmbedding(d_model // n_heads)
-        self.attn_dropout_p = attn_dropout_p
-        self.resid_dropout = nn.Dropout(resid_dropout_p)
+        _attention_parts(self, d_model, n_heads, attn_dropout_p, resid_dropout_p)
 
     def forward(self, x: Tensor, kv: KVSlot | None = None) -> Tensor:
         q = _split_heads(self.q_proj(x), self.n_heads)
@@ -116,14 +125,7 @@ class CrossAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int = 4, attn_dropout_p: float = 0.0, resid_dropout_p: float = 0.0):
         super().__init__()
-        self.n_heads = n_heads
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
-        self.rotary = RotaryEmbedding(d_model // n_heads)
-        self.attn_dropout_p = attn_dropout_p
-        self.resid_dropout = nn.Dropout(resid_dropout_p)
+        _attention_parts(self, d_model, n_heads, attn_dropout_p, resid_dropout_p)
 
     def project_kv(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values (B, H, T, hd) of hidden states, unrotated (what a one-token query sees)."""
@@ -202,7 +204,7 @@ class FixedEmbedding(nn.Module):
 
 
 # Stamp column order and table sizes: minute, hour, weekday (Monday = 0), day, month.
-TIME_FIELDS = (("minute", 60), ("hour", 24), ("weekday", 7), ("day", 32), ("month", 13))
+TIME_FIELDS = tuple(zip(STAMP_COLUMNS, (60, 24, 7, 32, 13)))  # each stamp column and its table size
 
 
 class TemporalEmbedding(nn.Module):

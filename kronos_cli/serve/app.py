@@ -104,38 +104,9 @@ def _validation_errors(exc: RequestValidationError) -> list[tuple[str | None, st
     return out or [("body", "invalid request")]
 
 
-def create_app(
-    service: ForecastService, token: str | None = None, on_ready: Callable[[], None] | None = None
-) -> FastAPI:
-    """The API over `service`; with `token`, /v1 routes need `Authorization: Bearer <token>`."""
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI):
-        await service.start()
-        if on_ready is not None:
-            on_ready()
-        yield
-        await service.stop()
-
-    app = FastAPI(
-        title="Kronos forecasting service",
-        version=__version__,
-        lifespan=lifespan,
-        description="Forecast OHLCV bars with a (fine-tuned) Kronos model. Concurrent requests are "
-        "batched onto the model; a seeded request gives the same answer alone or batched.",
-    )
-    app.add_middleware(BodyLimit, limit=service.limits.max_body_bytes)
-    bearer = HTTPBearer(auto_error=False, description="Set when the server runs with --token-env.")
-
-    def authorise(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if token is None:
-            return
-        if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
-            raise HTTPException(
-                401,
-                "missing or wrong bearer token; send the header `Authorization: Bearer <token>`",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+def _handle_errors(app: FastAPI, service: ForecastService) -> None:
+    """Every error a JSON body naming the field; a bad request counts as rejected, a failure is a 500 and the
+    server keeps running."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -161,6 +132,21 @@ def create_app(
         log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         return error_response(500, [(None, f"forecast failed ({type(exc).__name__}: {exc}); the server keeps running")])
 
+
+def _v1(service: ForecastService, token: str | None) -> APIRouter:
+    """The forecasting routes; with `token`, each needs `Authorization: Bearer <token>`."""
+    bearer = HTTPBearer(auto_error=False, description="Set when the server runs with --token-env.")
+
+    def authorise(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if token is None:
+            return
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
+            raise HTTPException(
+                401,
+                "missing or wrong bearer token; send the header `Authorization: Bearer <token>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
     errors = {401: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorise)], responses=errors)
 
@@ -178,9 +164,35 @@ def create_app(
     async def model() -> dict[str, Any]:
         return service.model_info()
 
+    return v1
+
+
+def create_app(
+    service: ForecastService, token: str | None = None, on_ready: Callable[[], None] | None = None
+) -> FastAPI:
+    """The API over `service`; with `token`, /v1 routes need `Authorization: Bearer <token>`."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await service.start()
+        if on_ready is not None:
+            on_ready()
+        yield
+        await service.stop()
+
+    app = FastAPI(
+        title="Kronos forecasting service",
+        version=__version__,
+        lifespan=lifespan,
+        description="Forecast OHLCV bars with a (fine-tuned) Kronos model. Concurrent requests are "
+        "batched onto the model; a seeded request gives the same answer alone or batched.",
+    )
+    app.add_middleware(BodyLimit, limit=service.limits.max_body_bytes)
+    _handle_errors(app, service)
+
     @app.get("/healthz", summary="Liveness and batching statistics (no auth)")
     async def healthz() -> dict[str, Any]:
         return service.health()
 
-    app.include_router(v1)
+    app.include_router(_v1(service, token))
     return app

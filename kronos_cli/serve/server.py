@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.runs import load_pair
 from kronos_cli.serve.app import create_app
-from kronos_cli.serve.service import ForecastService
+from kronos_cli.serve.service import ForecastService, Limits
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class ModelSource:
     max_context: int | None = None  # default: what the model records (its training config, or its release)
 
     def load(self, device: str | None) -> tuple[KronosPredictor, dict[str, str], dict]:
-        """The predictor, where its weights came from, and the data conventions it records."""
+        """The forecaster, where its weights came from, and the data conventions it records."""
         if self.bundle is not None and (self.tokenizer or self.model):
             raise KronosError("pass either --bundle or --tokenizer/--model, not both")
         if self.bundle is None and not (self.tokenizer and self.model):
@@ -40,7 +41,7 @@ class ModelSource:
             )
         pair = load_pair(None, self.tokenizer, self.model, self.bundle)
         sources = {k: pair.sources[k] for k in ("tokenizer", "model")}
-        return pair.predictor(device, self.max_context), sources, pair.conventions
+        return pair.forecaster(device, self.max_context), sources, pair.conventions
 
 
 def is_loopback(host: str) -> bool:
@@ -97,3 +98,51 @@ def serve(
     server.run(sockets=[sock])
     if not server.started:
         raise RuntimeError("the server did not start; see the log above")
+
+
+def token_from_env(name: str | None) -> str | None:
+    """The bearer token from the environment variable `name` (never from a flag, a config or a log)."""
+    if name is None:
+        return None
+    token = os.environ.get(name, "")
+    if not token:
+        raise KronosError(
+            f"--token-env {name}: the environment variable {name} is not set or empty; export {name}=<token> first"
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: str = "auto"
+    token: str | None = None
+    access_log: bool = True
+    max_batch: int = 64
+    max_wait_ms: float = 10.0
+
+
+def run(source: ModelSource, limits: Limits, options: ServeOptions, on_ready: Callable[[str], None]) -> None:
+    """Bind (a taken port fails before the model loads), load, warm up, and serve until interrupted."""
+    sock = bind(options.host, options.port)
+    try:
+        forecaster, sources, conventions = source.load(options.device)
+        service = ForecastService(
+            forecaster, limits, options.max_batch, options.max_wait_ms, sources, conventions.get("lookback_window")
+        )
+        if options.token is None and not is_loopback(options.host):
+            log.warning(
+                "listening on %s without --token-env: anyone who can reach this machine can use the model", options.host
+            )
+        log.info(
+            "serving tokenizer %s and model %s on %s (max batch %d, wait %g ms)",
+            sources["tokenizer"],
+            sources["model"],
+            forecaster.device,
+            options.max_batch,
+            options.max_wait_ms,
+        )
+        serve(service, sock, options.token, options.access_log, on_ready=on_ready)
+    finally:
+        sock.close()

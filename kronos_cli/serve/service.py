@@ -169,11 +169,11 @@ def _parameters(module) -> int:
 
 
 class ForecastService:
-    """Owns the predictor and the batcher; the HTTP layer only parses, authenticates and answers."""
+    """Owns the forecaster and the batcher; the HTTP layer only parses, authenticates and answers."""
 
     def __init__(
         self,
-        predictor: KronosPredictor,
+        forecaster: KronosPredictor,
         limits: Limits,
         max_batch: int = 64,
         max_wait_ms: float = 10.0,
@@ -184,7 +184,7 @@ class ForecastService:
             raise KronosError(f"--max-batch must be >= 1, got {max_batch}")
         if not (max_wait_ms >= 0 and math.isfinite(max_wait_ms)):
             raise KronosError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
-        self.predictor, self.limits = predictor, limits
+        self.forecaster, self.limits = forecaster, limits
         self.max_batch, self.max_wait_ms = max_batch, max_wait_ms
         self.sources = sources or {}
         self.default_lookback = default_lookback  # the lookback the model was trained with, when it records one
@@ -197,13 +197,13 @@ class ForecastService:
         self.rejected = 0
 
     def _run(self, items: list[Prepared]) -> list[np.ndarray]:
-        return self.predictor.forecast_jobs([p.job for p in items])
+        return self.forecaster.forecast_jobs([p.job for p in items])
 
     def warm_up(self) -> None:
         """One small forecast, so that a broken device fails at start and the first caller waits no longer."""
         bars = np.linspace(1.0, 2.0, 32, dtype=np.float32)[:, None].repeat(6, axis=1)
         stamps = calendar_features(pd.date_range("2024-01-01", periods=34, freq="D"))
-        self.predictor.forecast_jobs([SeriesJob(bars, stamps[:32], stamps[32:], 1, SamplingParams(top_k=1))])
+        self.forecaster.forecast_jobs([SeriesJob(bars, stamps[:32], stamps[32:], 1, SamplingParams(top_k=1))])
 
     async def start(self) -> None:
         await asyncio.to_thread(self.warm_up)
@@ -220,7 +220,7 @@ class ForecastService:
                 f"{len(requests)} series in one call; this server takes at most "
                 f"{self.limits.max_series} (--max-series)",
             )
-        ctx = self.predictor.max_context
+        ctx = self.forecaster.max_context
         prepared = [
             prepare(r, self.limits, ctx, f"requests[{i}]." if batch_call else "", self.default_lookback)
             for i, r in enumerate(requests)
@@ -232,7 +232,7 @@ class ForecastService:
         return {
             "status": "ok",
             "uptime_s": round(time.time() - self.started, 3),
-            "device": str(self.predictor.device),
+            "device": str(self.forecaster.device),
             "requests": self.requests,
             "rejected": self.rejected,
             "queued": self.batcher.queued,
@@ -240,7 +240,7 @@ class ForecastService:
         }
 
     def model_info(self) -> dict[str, Any]:
-        p = self.predictor
+        p = self.forecaster
         return {
             "tokenizer": {
                 "source": self.sources.get("tokenizer", ""),

@@ -10,10 +10,8 @@ from `checkpoints/last` therefore ends with the same weights as one that was nev
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from kronos_cli.train.augment import augment
 from kronos_cli.train.distributed import Context, all_reduce_sum, barrier, mean_across, weight_spread
 from kronos_cli.train.loggers import MetricSink, attach_file_log
 from kronos_cli.train.optim import autocast, setup_optimizer
+from kronos_cli.train.resume import restore, resume_path
 from kronos_cli.train.stages import PredictorStage, TokenizerStage
 from kronos_cli.train.state import EpochEvent, Observer, StepEvent, TrainOptions, TrainState, TrainSummary
 
@@ -222,58 +221,15 @@ def setup_data(cfg: Config, ctx: Context) -> Data:
     return Data(train_ds, val_ds, train_sampler, val_sampler, t.batch_size, workers, ctx.device.type == "cuda")
 
 
-# ------------------------------------------------------------------------------------------------ resume
-
-
 def resume(run: Run, state: TrainState) -> str | None:
-    """Restore `state`, the weights and the optimiser from checkpoints/last when asked (or after an elastic
-    restart); returns where from."""
-    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
-    path = _resume_path(run.opts, run.out, restarted)
+    """Continue from checkpoints/last when asked (or after an elastic restart); returns where from."""
+    path = resume_path(run.opts, run.out)
     if path is None:
         if run.ctx.is_main and run.ckpt_dir.exists() and run.opts.resume is None:
             log.warning("%s already has checkpoints; they will be replaced (use --resume auto to continue)", run.out)
         return None
-    saved = checkpoints.load_last(path, run.model)
-    run.opt.load_state_dict(saved["optimizer"])
-    run.sched.load_state_dict(saved["scheduler"])
-    run.scaler.load_state_dict(saved["scaler"])
-    checkpoints.restore_rng(saved["rng"])
-    restored = TrainState.from_saved(saved)
-    for name, value in vars(restored).items():
-        setattr(state, name, value)
-    log.info("resumed from %s at epoch %d, step %d", path, state.epoch + 1, state.step)
-    old_cfg = run.out / "config.json"
-    if old_cfg.is_file():
-        diff = _config_diff(json.loads(old_cfg.read_text()), run.cfg.to_dict())
-        if diff:
-            log.warning("resuming with a config that differs from the run's: %s", "; ".join(diff))
+    restore(path, run.model, run.opt, run.sched, run.scaler, state, run.cfg.to_dict(), run.out)
     return str(path)
-
-
-def _resume_path(opts: TrainOptions, out: Path, restarted: bool) -> Path | None:
-    last = out / "checkpoints" / "last"
-    if restarted or opts.resume == "auto":  # an elastic restart after a worker failure resumes too
-        return last if last.is_dir() else None
-    if opts.resume is None:
-        return None
-    path = Path(opts.resume).expanduser()
-    if not path.is_dir():
-        raise KronosError(
-            f"--resume {opts.resume}: no checkpoint there; pass --resume auto or a checkpoints/last directory"
-        )
-    return path
-
-
-def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_diff(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ epochs

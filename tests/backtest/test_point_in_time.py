@@ -190,7 +190,7 @@ def test_forecasts_do_not_depend_on_the_batch(prepared, tiny_checkpoints):
     cfg, _ = prepared
     arrays = DatasetArrays(cfg.data.dataset_path)
     origins = split_origins(arrays, "test").subset(np.arange(0, 600, 9))  # 67 windows across symbols
-    forecaster = load_pair(None, *map(str, tiny_checkpoints)).predictor("cpu", 512, 5.0)
+    forecaster = load_pair(None, *map(str, tiny_checkpoints)).forecaster("cpu", 512, 5.0)
     sampling = Sampling(0.6, 0.9, 0, 3, 100)
     runs = [forecast_windows(forecaster, arrays, origins, sampling, bs).paths for bs in (1, 7, 256)]
     assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
@@ -217,8 +217,8 @@ def test_signals_latest_equal_the_backtest_for_that_day(prepared, tiny_checkpoin
     assert res.exit_code == 0, res.output
     day = json.loads(res.stdout)
     assert day["date"].startswith("2024-12-31") and day["signals"][0]["rank"] == 1
-    from kronos_cli.backtest.run import sampling_of
     from kronos_cli.forecast.signals import signal_table
+    from kronos_cli.split_forecasts import sampling_of
 
     arrays = DatasetArrays(cfg.data.dataset_path)
     origins = split_origins(arrays, "test")
@@ -226,7 +226,7 @@ def test_signals_latest_equal_the_backtest_for_that_day(prepared, tiny_checkpoin
     last = origins.subset(np.flatnonzero(ns == ns.max()))
     c = config.load(None, args[:10])
     fc = forecast_windows(
-        load_pair(None, str(tok), str(model)).predictor("cpu", 512, 5.0), arrays, last, sampling_of(c), 64
+        load_pair(None, str(tok), str(model)).forecaster("cpu", 512, 5.0), arrays, last, sampling_of(c), 64
     )
     want = signal_table(fc, ns[ns == ns.max()], names[ns == ns.max()], c.backtest.signals, returns=True)
     got = pd.DataFrame(day["signals"]).set_index("instrument").loc[want["instrument"]]

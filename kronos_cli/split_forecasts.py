@@ -1,0 +1,104 @@
+"""The forecasts of a prepared split's signal days by one model pair, with what happened after them.
+
+Sampled with the backtest's settings and each window's own seed, cached under the run's output directory by
+window (so any command, batch size or worker reuses them), and joined with the realised labels and paths. The
+backtest, `kronos evaluate` and selection by validation skill all read forecasts through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from kronos_cli.config import Config
+from kronos_cli.data.labels import Realised, realised
+from kronos_cli.data.store import DatasetArrays
+from kronos_cli.data.windows import Origins, origin_keys, split_origins
+from kronos_cli.errors import KronosError
+from kronos_cli.forecast.cache import ForecastCache
+from kronos_cli.forecast.signals import signal_table
+from kronos_cli.forecast.windows import Sampling, WindowForecasts, cache_key, forecast_windows
+from kronos_cli.runs import ModelPair, forecast_cache_dir
+
+Progress = Callable[[int, int, str], None]
+
+
+def open_dataset(cfg: Config) -> DatasetArrays:
+    """The prepared dataset, checked against the config's window shape."""
+    arrays = DatasetArrays(cfg.data.dataset_path)
+    m, d = arrays.manifest, cfg.data
+    for key, want in (("lookback_window", d.lookback_window), ("predict_window", d.predict_window)):
+        if m[key] != want:
+            raise KronosError(
+                f"the dataset at {arrays.path} was built with {key}={m[key]}, but the config asks "
+                f"for {want}; run `kronos prep` again with this config"
+            )
+    return arrays
+
+
+def sampling_of(cfg: Config) -> Sampling:
+    b = cfg.backtest
+    return Sampling(b.temperature, b.top_p, b.top_k, b.sample_count, cfg.seed)
+
+
+def split_windows(cfg: Config, arrays: DatasetArrays, split: str) -> Origins:
+    origins = split_origins(arrays, split)
+    if not len(origins):
+        raise KronosError(
+            f"the dataset at {cfg.data.dataset_path} has no {split} signal days; set "
+            f"data.{split}_time_range and run `kronos prep` again"
+        )
+    return origins
+
+
+@dataclass
+class SplitForecasts:
+    """A split's windows (in the dataset's order), their forecasts and their realised labels and paths."""
+
+    origins: Origins
+    names: np.ndarray  # (N,) symbol of each window
+    origin_ns: np.ndarray  # (N,) signal day (ns)
+    forecasts: WindowForecasts
+    real: Realised
+    cache_dir: str
+
+    @property
+    def days(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(pd.to_datetime(self.origin_ns)).unique().sort_values()
+
+    def signal_table(self, names: list[str], returns: bool = False) -> pd.DataFrame:
+        """datetime, instrument, the signals and the label, sorted by day and instrument."""
+        table = signal_table(self.forecasts, self.origin_ns, self.names, names, returns)
+        table["label"] = self.real.label
+        return table.sort_values(["datetime", "instrument"], kind="stable").reset_index(drop=True)
+
+
+def forecast_split(
+    cfg: Config,
+    arrays: DatasetArrays,
+    origins: Origins,
+    pair: ModelPair,
+    device,
+    progress: Progress | None = None,
+    sampling: Sampling | None = None,
+) -> SplitForecasts:
+    """Forecasts of `origins` by `pair` on `device` (cached), and what happened after each."""
+    sampling = sampling or sampling_of(cfg)
+    forecaster = pair.forecaster(device, cfg.data.max_context, cfg.data.clip)
+    key = cache_key(
+        pair.weights,
+        arrays.manifest["config_hash"],
+        sampling,
+        cfg.data.lookback_window,
+        cfg.data.predict_window,
+        forecaster.max_context,
+        forecaster.clip,
+    )
+    cache = ForecastCache(forecast_cache_dir(cfg, key), (sampling.sample_count, cfg.data.predict_window))
+    fc = forecast_windows(forecaster, arrays, origins, sampling, cfg.backtest.batch_size, cache, progress)
+    names, origin_ns = origin_keys(arrays, origins)
+    real = realised(arrays, origins, cfg.data.predict_window, cfg.backtest.deal_price)
+    return SplitForecasts(origins, names, origin_ns, fc, real, str(cache.directory))

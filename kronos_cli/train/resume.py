@@ -1,0 +1,62 @@
+"""Resuming a run from `checkpoints/last`: when to, from where, and restoring its state exactly."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from kronos_cli.errors import KronosError
+from kronos_cli.train import checkpoints
+from kronos_cli.train.state import TrainOptions, TrainState
+
+log = logging.getLogger(__name__)
+
+
+def restore(path: Path, model, opt, sched, scaler, state: TrainState, cfg_dict: dict, out: Path) -> None:
+    """Put back the weights, the optimiser, the schedule, the scaler, the RNG and `state` saved at `path`."""
+    saved = checkpoints.load_last(path, model)
+    opt.load_state_dict(saved["optimizer"])
+    sched.load_state_dict(saved["scheduler"])
+    scaler.load_state_dict(saved["scaler"])
+    checkpoints.restore_rng(saved["rng"])
+    for name, value in vars(TrainState.from_saved(saved)).items():
+        setattr(state, name, value)
+    log.info("resumed from %s at epoch %d, step %d", path, state.epoch + 1, state.step)
+    old_cfg = out / "config.json"
+    if old_cfg.is_file():
+        diff = _config_diff(json.loads(old_cfg.read_text()), cfg_dict)
+        if diff:
+            log.warning("resuming with a config that differs from the run's: %s", "; ".join(diff))
+
+
+def resume_path(opts: TrainOptions, out: Path) -> Path | None:
+    """checkpoints/last when --resume asks for it or after an elastic restart; an explicit directory as given."""
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    return _resume_path(opts, out, restarted)
+
+
+def _resume_path(opts: TrainOptions, out: Path, restarted: bool) -> Path | None:
+    last = out / "checkpoints" / "last"
+    if restarted or opts.resume == "auto":  # an elastic restart after a worker failure resumes too
+        return last if last.is_dir() else None
+    if opts.resume is None:
+        return None
+    path = Path(opts.resume).expanduser()
+    if not path.is_dir():
+        raise KronosError(
+            f"--resume {opts.resume}: no checkpoint there; pass --resume auto or a checkpoints/last directory"
+        )
+    return path
+
+
+def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
