@@ -1,4 +1,4 @@
-"""`kronos pipeline`: prep, train-tokenizer, train-predictor, backtest and export in order.
+"""`kronos pipeline`: prep, train-tokenizer, train-predictor, backtest, export and evaluate in order.
 
 A stage is skipped when its outputs exist and were made from the same inputs: each stage's hash covers its
 own config sections and the hash of the stage before it, and is stamped in
@@ -21,9 +21,10 @@ from kronos_cli.backtest.run import run_backtest
 from kronos_cli.config import Config
 from kronos_cli.data.prep import dataset_hash, prepare
 from kronos_cli.errors import KronosError
+from kronos_cli.evaluate.run import run_evaluate
 from kronos_cli.export.run import FORMATS, run_export
 from kronos_cli.io import write_json
-from kronos_cli.runs import backtest_dir, export_dir, pipeline_stamps, run_dir
+from kronos_cli.runs import backtest_dir, evaluation_dir, export_dir, pipeline_stamps, run_dir, sampling_file
 from kronos_cli.train.distributed import Context, Launch
 from kronos_cli.train.launch import run_stage
 from kronos_cli.train.state import Observer, TrainOptions
@@ -31,12 +32,13 @@ from kronos_cli.train.state import Observer, TrainOptions
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
-STAGES = ("prep", "train-tokenizer", "train-predictor", "backtest", "export")
+STAGES = ("prep", "train-tokenizer", "train-predictor", "backtest", "export", "evaluate")
 DEPENDS_ON = {
     "train-tokenizer": "prep",
     "train-predictor": "train-tokenizer",
     "backtest": "train-predictor",
     "export": "train-predictor",
+    "evaluate": "train-predictor",
 }
 
 
@@ -62,8 +64,13 @@ def stage_hashes(cfg: Config, export_formats: list[str]) -> dict[str, str]:
     training = dataclasses.asdict(cfg.training)
     h["train-tokenizer"] = _sha(h["prep"], cfg.model.tokenizer, training, cfg.seed, cfg.run_name)
     h["train-predictor"] = _sha(h["train-tokenizer"], cfg.model.predictor)
-    h["backtest"] = _sha(h["train-predictor"], dataclasses.asdict(cfg.backtest))
+    calibrated = sampling_file(cfg)
+    sampling = calibrated.read_text() if cfg.backtest.sampling == "calibrated" and calibrated.is_file() else None
+    h["backtest"] = _sha(h["train-predictor"], dataclasses.asdict(cfg.backtest), sampling)
     h["export"] = _sha(h["train-predictor"], sorted(export_formats))
+    h["evaluate"] = _sha(
+        h["train-predictor"], dataclasses.asdict(cfg.backtest), sampling, dataclasses.asdict(cfg.evaluate)
+    )
     return h
 
 
@@ -75,6 +82,8 @@ def _outputs_exist(cfg: Config, stage: str) -> bool:
         return (d / "summary.json").is_file() and (d / "checkpoints" / "best_model" / "model.safetensors").is_file()
     if stage == "backtest":
         return (backtest_dir(cfg) / "backtest_results.json").is_file()
+    if stage == "evaluate":
+        return (evaluation_dir(cfg, cfg.evaluate.split) / "evaluation.json").is_file()
     return (export_dir(cfg) / "export_report.json").is_file()
 
 
@@ -133,6 +142,7 @@ def existing_paths(cfg: Config) -> dict[str, str]:
         "report": backtest_dir(cfg) / "analysis_report.txt",
         "plot": backtest_dir(cfg) / "performance_plot.png",
         "exported": export_dir(cfg) / "export_report.json",
+        "evaluation": evaluation_dir(cfg, cfg.evaluate.split) / "evaluation_report.txt",
     }
     return {k: str(p.parent if k == "exported" else p) for k, p in candidates.items() if p.exists()}
 
@@ -152,6 +162,8 @@ def _run_stage(
         return run_stage(cfg, TrainOptions(stage.split("-", 1)[1]), device, launch_opts, make_observer)
     if stage == "backtest":
         return run_backtest(cfg, device=device, progress=progress)
+    if stage == "evaluate":
+        return run_evaluate(cfg, device=device, progress=progress)
     return run_export(cfg, export_dir(cfg), formats, force=True, progress=progress)
 
 

@@ -132,3 +132,62 @@ def plot_performance(
     top.set_title(title)
     fig.autofmt_xdate()
     return _finish(plt, fig, bottom, f"excess over {benchmark}, with cost, compounded", path)
+
+
+def plot_by_horizon(series: dict[str, dict[str, list[float]]], path: str | os.PathLike, title: str) -> Path:
+    """MAE and CRPS per horizon step, one line per model (percent of the last close)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, s in series.items():
+        steps = np.arange(1, len(s["MAE"]) + 1)
+        left.plot(steps, 100 * np.asarray(s["MAE"]), marker="o", label=label)
+        right.plot(steps, 100 * np.asarray(s["CRPS"]), marker="o", label=label)
+    left.set(xlabel="bars ahead", ylabel="MAE (% of the last close)", title="point error by horizon")
+    right.set(xlabel="bars ahead", ylabel="CRPS (% of the last close)")
+    left.grid(alpha=0.3)
+    left.legend(loc="best", fontsize=8)
+    return _finish(plt, fig, right, title, path)
+
+
+def plot_calibration(observed: dict[str, dict[str, float]], path: str | os.PathLike, title: str) -> Path:
+    """Observed against nominal coverage of the central intervals, one line per model; the diagonal is ideal."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls="--", label="calibrated")
+    for label, cover in observed.items():
+        levels = sorted(cover, key=float)
+        ax.plot([100 * float(x) for x in levels], [100 * cover[x] for x in levels], marker="o", label=label)
+    ax.set(xlabel="nominal coverage of the central interval (%)", ylabel="observed coverage (%)")
+    return _finish(plt, fig, ax, title, path)
+
+
+def plot_pit(histograms: dict[str, list[float]], path: str | os.PathLike, title: str) -> Path:
+    """PIT histograms, one panel per model: flat when the forecast distribution is calibrated."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(histograms), figsize=(3.2 * len(histograms), 3.2), squeeze=False)
+    for ax, (label, shares) in zip(axes[0], histograms.items()):
+        edges = np.linspace(0, 1, len(shares) + 1)
+        ax.bar(edges[:-1], shares, width=np.diff(edges), align="edge", color="#1f4e79", alpha=0.8)
+        ax.axhline(1 / len(shares), color="grey", lw=0.8, ls="--")
+        ax.set(title=label, xlabel="PIT")
+    axes[0][0].set_ylabel("share of observations")
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_ic_by_month(monthly: dict[str, dict[str, float]], path: str | os.PathLike, title: str) -> Path:
+    """The mean daily IC of each month, one group of bars per month, a bar per model."""
+    plt = _pyplot()
+    months = sorted({m for series in monthly.values() for m in series})
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(months) * max(1, len(monthly))), 4))
+    width = 0.8 / max(1, len(monthly))
+    for i, (label, series) in enumerate(monthly.items()):
+        ax.bar(np.arange(len(months)) + i * width, [series.get(m, np.nan) for m in months], width, label=label)
+    ax.set_xticks(np.arange(len(months)) + 0.4 - width / 2, months, rotation=45, ha="right")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylabel("mean daily IC")
+    return _finish(plt, fig, ax, title, path)

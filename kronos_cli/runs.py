@@ -49,6 +49,16 @@ def forecast_cache_dir(cfg: Config, key: str) -> Path:
     return backtest_dir(cfg) / "forecast_cache" / key
 
 
+def evaluation_dir(cfg: Config, split: str) -> Path:
+    """`<output_dir>/evaluation/<run_name>/<split>/`: the leaderboard, its report and plots."""
+    return Path(cfg.output_dir) / "evaluation" / cfg.run_name / split
+
+
+def sampling_file(cfg: Config) -> Path:
+    """The sampling `kronos evaluate --tune-sampling` calibrated for the run's predictor."""
+    return run_dir(cfg, "predictor") / "sampling.json"
+
+
 def export_dir(cfg: Config) -> Path:
     """Where `kronos pipeline` exports the run's artifacts."""
     return Path(cfg.output_dir) / "exported" / cfg.run_name

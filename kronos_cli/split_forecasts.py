@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,11 +20,20 @@ from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, origin_keys, split_origins
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.cache import ForecastCache
+from kronos_cli.forecast.calibrated import sampling_for
 from kronos_cli.forecast.signals import signal_table
 from kronos_cli.forecast.windows import Sampling, WindowForecasts, cache_key, forecast_windows
-from kronos_cli.runs import ModelPair, forecast_cache_dir
+from kronos_cli.model.checkpoint import WEIGHTS_NAME
+from kronos_cli.runs import ModelPair, best_model_dir, forecast_cache_dir, sampling_file
 
 Progress = Callable[[int, int, str], None]
+
+
+def labelled_progress(progress: Progress | None, label: str) -> Progress | None:
+    """`progress` with `label` in front of each note (which model, which sampling setting)."""
+    if progress is None:
+        return None
+    return lambda done, total, note="": progress(done, total, f"{label}: {note}")
 
 
 def open_dataset(cfg: Config) -> DatasetArrays:
@@ -39,9 +49,17 @@ def open_dataset(cfg: Config) -> DatasetArrays:
     return arrays
 
 
-def sampling_of(cfg: Config) -> Sampling:
+def sampling_of(cfg: Config, weights: tuple[Path, ...] | None = None) -> Sampling:
+    """The backtest's sampling: as configured, or with the temperature and top_p `kronos evaluate
+    --tune-sampling` calibrated for the run (`backtest.sampling: calibrated`), checked against the run's
+    fine-tuned weights (or `weights`)."""
     b = cfg.backtest
-    return Sampling(b.temperature, b.top_p, b.top_k, b.sample_count, cfg.seed)
+    temperature, top_p = b.temperature, b.top_p
+    if b.sampling == "calibrated":
+        pair_weights = weights or tuple(best_model_dir(cfg, s) / WEIGHTS_NAME for s in ("tokenizer", "predictor"))
+        calibrated = sampling_for(sampling_file(cfg), pair_weights, strict=True)
+        temperature, top_p = calibrated.temperature, calibrated.top_p
+    return Sampling(temperature, top_p, b.top_k, b.sample_count, cfg.seed)
 
 
 def split_windows(cfg: Config, arrays: DatasetArrays, split: str) -> Origins:

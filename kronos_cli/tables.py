@@ -12,18 +12,25 @@ class Table:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     caption: str = ""  # units and conventions, printed under the table
+    bold: set[tuple[int, int]] = field(default_factory=set)  # (row, column) cells to stress: the best of a column
 
     def add(self, *cells: object) -> None:
         self.rows.append([str(c) for c in cells])
+
+    def cell(self, row: int, col: int) -> str:
+        """A cell as plain text shows it: a stressed cell ends with '*'."""
+        text = self.rows[row][col]
+        return f"{text}*" if (row, col) in self.bold else text
 
 
 def render_text(tables: list[Table]) -> str:
     """Plain-text tables: the first column left-aligned, the others right-aligned."""
     out: list[str] = []
     for t in tables:
-        widths = [max([len(c)] + [len(r[i]) for r in t.rows]) for i, c in enumerate(t.columns)]
+        rows = [[t.cell(r, c) for c in range(len(t.columns))] for r in range(len(t.rows))]
+        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(t.columns)]
         out += [t.title, _line(t.columns, widths), "  ".join("-" * w for w in widths)]
-        out += [_line(r, widths) for r in t.rows]
+        out += [_line(r, widths) for r in rows]
         if t.caption:
             out.append(t.caption)
         out.append("")

@@ -53,7 +53,8 @@ class BacktestResult:
         accuracy = Table(
             "Forecast accuracy (close, as a return on the last close)",
             ["windows", "MAE", "RMSE", "MAE last close", "MASE", "direction"],
-            caption="MASE = MAE / MAE of the last-close (no change) forecast; below 1 beats it",
+            caption="the mean of the sample paths; MASE = MAE / MAE of the last-close (no change) forecast, below 1 "
+            "beats it; direction: share of moving steps with the right sign [Wilson 95% interval]",
         )
         accuracy.add(
             f"{a['windows']:,}",
@@ -61,7 +62,7 @@ class BacktestResult:
             pct(a["RMSE"]),
             pct(a["MAE_last_close"]),
             num(a["MASE"], 3),
-            pct(a["directional_accuracy"], 1),
+            f"{pct(a['direction'], 1)} [{pct(a['direction_lo'], 1)}, {pct(a['direction_hi'], 1)}]",
         )
         return [quality, accuracy, self._portfolio_table()]
 

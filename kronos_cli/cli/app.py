@@ -13,6 +13,7 @@ from kronos_cli.cli import backtest as backtest_cmd
 from kronos_cli.cli import demo as demo_cmd
 from kronos_cli.cli import demo_data as demo_data_cmd
 from kronos_cli.cli import env as env_cmd
+from kronos_cli.cli import evaluate as evaluate_cmd
 from kronos_cli.cli import export as export_cmd
 from kronos_cli.cli import pipeline as pipeline_cmd
 from kronos_cli.cli import predict as predict_cmd
@@ -92,6 +93,7 @@ app.command("train-tokenizer")(train_cmd.train_tokenizer)
 app.command("train-predictor")(train_cmd.train_predictor)
 app.command("backtest")(backtest_cmd.backtest)
 app.command("signals")(signals_cmd.signals)
+app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("export")(export_cmd.export)
 app.command("predict")(predict_cmd.predict)
 app.command("serve")(serve_cmd.serve)

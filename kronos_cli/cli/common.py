@@ -25,6 +25,7 @@ class StepProgress:
         self.bar = None
         self.task = None
         self._last = -1
+        self._done = 0
         self._t0 = time.monotonic()
 
     def __enter__(self) -> StepProgress:
@@ -46,7 +47,8 @@ class StepProgress:
         return self
 
     def phase(self, description: str, total: int | None = None) -> None:
-        self.description, self.total, self._last, self._t0 = description, total, -1, time.monotonic()
+        self.description, self.total, self._last, self._done = description, total, -1, 0
+        self._t0 = time.monotonic()
         if self.bar is not None:
             self.bar.reset(self.task, total=total, description=description, note="", rate="")
 
@@ -57,8 +59,10 @@ class StepProgress:
         return f"{rate:,.1f} {self.unit}/s".replace(" /s", "/s"), left
 
     def update(self, done: int, total: int | None = None, note: str = "") -> None:
-        if total is not None and self.total is not None and total != self.total:  # the next stage began
+        restarted = done < self._done  # the next model or setting of the same size began
+        if restarted or (total is not None and self.total is not None and total != self.total):  # the next stage
             self._last, self._t0 = -1, time.monotonic()
+        self._done = done
         self.total = total = total or self.total
         rate, left = self._rate(done, total)
         if self.bar is not None:
@@ -116,12 +120,13 @@ def print_json(obj: Any) -> None:
 
 def print_tables(tables) -> None:
     """Render the library's neutral `Table`s with Rich on stdout, each with its caption."""
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     for t in tables:
         rich = RichTable(title=t.title, caption=t.caption or None, caption_justify="left")
         for i, col in enumerate(t.columns):
             rich.add_column(col, justify="left" if i == 0 else "right")
-        for row in t.rows:
-            rich.add_row(*row)
+        for r, row in enumerate(t.rows):
+            rich.add_row(*(f"[bold]{escape(c)}[/bold]" if (r, i) in t.bold else escape(c) for i, c in enumerate(row)))
         console.print(rich)

@@ -16,7 +16,8 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Redo every stage."),
     json_out: bool = opt.JSON,
 ) -> None:
-    """Synthetic Qlib market -> prep -> tiny tokenizer and predictor from scratch -> backtest -> export."""
+    """Synthetic Qlib market -> prep -> tiny tokenizer and predictor from scratch -> backtest -> export ->
+    evaluate (the leaderboard: did training beat the last close?)."""
     from kronos_cli.cli.pipeline import report, run_with_cli
     from kronos_cli.configs import shipped
     from kronos_cli.demo import demo_overrides, ensure_market

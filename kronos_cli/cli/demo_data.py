@@ -18,12 +18,15 @@ def demo_data(
     signal: str = typer.Option(
         "reversal", "--signal", help="Planted predictable component: reversal, momentum, or none (a martingale)."
     ),
-    strength: float = typer.Option(0.1, "--strength", help="How strong the planted component is, in [0, 1)."),
+    strength: float = typer.Option(0.3, "--strength", help="How strong the planted component is, in [0, 1)."),
+    market_vol: float = typer.Option(
+        0.002, "--market-vol", help="Daily volatility of the market factor that all stocks share (unpredictable)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty directory."),
 ) -> None:
     """Write a synthetic market as a real Qlib provider directory (for demos and tests); its kronos_market.json
     holds the ground-truth IC of the planted component."""
     from kronos_cli.data.synthetic import METADATA, MarketSpec, write_market
 
-    path = write_market(out, MarketSpec(stocks, start, end, seed, signal, strength), force=force)
+    path = write_market(out, MarketSpec(stocks, start, end, seed, signal, strength, market_vol), force=force)
     console.print(f"synthetic Qlib market: {path} (ground truth in {path / METADATA})")

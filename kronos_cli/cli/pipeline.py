@@ -1,4 +1,5 @@
-"""`kronos pipeline`: prep -> train-tokenizer -> train-predictor -> backtest -> export, skipping what is done."""
+"""`kronos pipeline`: prep -> train-tokenizer -> train-predictor -> backtest -> export -> evaluate, skipping what is
+done."""
 
 from __future__ import annotations
 
@@ -107,6 +108,10 @@ def report(result, json_out: bool) -> None:
         from kronos_cli.cli.export import print_export
 
         print_export(result.results["export"])
+    if "evaluate" in result.results:
+        from kronos_cli.cli.evaluate import print_evaluation
+
+        print_evaluation(result.results["evaluate"], outputs=False)
     console.print("stages: " + ", ".join(f"{s} {state}" for s, state in result.stages.items()))
     for label, path in result.paths.items():
         console.print(f"{label}: {path}")

@@ -20,8 +20,22 @@ DEFAULT_MODEL = "NeoQuasar/Kronos-small"
 # name -> (type, option): how the sample paths are drawn (the reference's defaults).
 SAMPLING = {
     "samples": (int, typer.Option(1, "--samples", help="Sample paths, averaged (and used for quantiles).")),
-    "temperature": (float, typer.Option(1.0, "--temperature", help="Sampling temperature.")),
-    "top_p": (float, typer.Option(0.9, "--top-p", help="Nucleus sampling threshold.")),
+    "temperature": (
+        float | None,
+        typer.Option(None, "--temperature", help="Sampling temperature [default: the --sampling file's, else 1.0]."),
+    ),
+    "top_p": (
+        float | None,
+        typer.Option(None, "--top-p", help="Nucleus sampling threshold [default: the --sampling file's, else 0.9]."),
+    ),
+    "calibrated": (
+        Path | None,
+        typer.Option(
+            None,
+            "--sampling",
+            help="A sampling.json from `kronos evaluate --tune-sampling`: its temperature and top_p.",
+        ),
+    ),
     "top_k": (int, typer.Option(0, "--top-k", help="Top-k sampling (0 = off, 1 = greedy).")),
     "seed": (int | None, typer.Option(None, "--seed", help="Seed for reproducible sampling.")),
 }
@@ -60,6 +74,11 @@ def predict(
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
     from kronos_cli.runs import load_pair
 
+    if sampling["calibrated"] is not None:
+        from kronos_cli.forecast.calibrated import read_sampling
+
+        read_sampling(sampling["calibrated"])  # a bad file fails before any model is loaded
+
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
     if max_context is not None and max_context < 2:
@@ -70,6 +89,7 @@ def predict(
     if bundle is None:
         tokenizer, model = tokenizer or DEFAULT_TOKENIZER, model or DEFAULT_MODEL
     pair = load_pair(None, tokenizer, model, str(bundle) if bundle else None)
+    sampling = resolve_sampling(pair, **sampling)
     forecaster = pair.forecaster(device, max_context)
     log.info("forecasting %d bars of %s on %s (context %d)", pred_len, csv, forecaster.device, forecaster.max_context)
     with StepProgress("forecasting", pred_len) as bar:
@@ -84,6 +104,19 @@ def predict(
             **sampling,
         )
     _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast")
+
+
+def resolve_sampling(pair, calibrated: Path | None, temperature: float | None, top_p: float | None, **rest) -> dict:
+    """The sampling flags with temperature and top_p filled in: the flag, else the calibrated file's (checked
+    against the model's weights, a warning when it was tuned for others), else the reference's 1.0 and 0.9."""
+    from kronos_cli.forecast.calibrated import sampling_for
+
+    tuned = sampling_for(calibrated, pair.weights, strict=False) if calibrated is not None else None
+    return {
+        **rest,
+        "temperature": temperature if temperature is not None else tuned.temperature if tuned else 1.0,
+        "top_p": top_p if top_p is not None else tuned.top_p if tuned else 0.9,
+    }
 
 
 def _write(result, output: Path | None, plot: Path | None, title: str) -> None:

@@ -102,6 +102,12 @@ def serve(
         help="Model context [default: the config's data.max_context; else what the model "
         "records (its training config, a released model's published context), else 512].",
     ),
+    sampling: Path | None = typer.Option(
+        None,
+        "--sampling",
+        help="A sampling.json from `kronos evaluate --tune-sampling`: the temperature and top_p of requests that "
+        "give none [default with -c and backtest.sampling=calibrated: the run's].",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Announce readiness as one JSON line on stdout."),
     limits=None,
     server=None,
@@ -118,16 +124,24 @@ def serve(
         ) from None
     from kronos_cli.serve.server import ModelSource, run
 
+    strict = False
     if bundle is None and config is not None:
-        from kronos_cli.runs import best_or_configured
+        from kronos_cli.runs import best_or_configured, sampling_file
 
         cfg = opt.build_config(config, None, None)
         tokenizer = tokenizer or best_or_configured(cfg, "tokenizer")
         model = model or best_or_configured(cfg, "predictor")
         max_context = max_context or cfg.data.max_context
+        if sampling is None and cfg.backtest.sampling == "calibrated":
+            sampling, strict = sampling_file(cfg), True
     if max_context is not None and max_context < 2:
         raise KronosError(f"--max-context must be >= 2, got {max_context}")
     _route_uvicorn_logs()
     run(
-        ModelSource(tokenizer, model, str(bundle) if bundle else None, max_context), limits, server, _announce(json_out)
+        ModelSource(
+            tokenizer, model, str(bundle) if bundle else None, max_context, str(sampling) if sampling else None, strict
+        ),
+        limits,
+        server,
+        _announce(json_out),
     )

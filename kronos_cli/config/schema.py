@@ -115,6 +115,9 @@ class BacktestConfig:
     open_cost: float = 0.001
     close_cost: float = 0.0015
     min_cost: float = 5.0
+    # Forecast sampling (the reference's backtest defaults); `sampling: calibrated` takes temperature and top_p
+    # from the run's sampling.json, written by `kronos evaluate --tune-sampling`.
+    sampling: Literal["configured", "calibrated"] = "configured"
     temperature: float = 0.6
     top_p: float = 0.9
     top_k: int = 0
@@ -126,6 +129,15 @@ class BacktestConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    split: Literal["val", "test"] = "test"  # scored on this split's signal days
+    models: list[str] = field(default_factory=list)  # more to compare: LABEL=SPEC (a bundle, TOKENIZER,MODEL, a model)
+    tune_temperatures: list[float] = field(default_factory=lambda: [0.6, 0.8, 1.0, 1.2])
+    tune_top_ps: list[float] = field(default_factory=lambda: [0.9, 1.0])
+    tune_windows: int = 1024  # validation windows `--tune-sampling` forecasts per setting
+
+
+@dataclass
 class Config:
     run_name: str = "kronos"
     seed: int = 100
@@ -134,6 +146,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     config_file: str | None = field(default=None, compare=False)  # the file it came from
 

@@ -3,10 +3,14 @@ documented predictable component so that "did the model learn anything?" has a k
 
 Each stock's log price is beta x the market factor's cumulative return plus a deviation x_t with stochastic
 volatility (log-volatility follows an AR(1): volatility clusters):
-- `signal="reversal"` (the default): x_t = (1 - k) x_{t-1} + e_t, so the expected return over the next P days
-  is (1 - (1 - k)^P) x (-x_t): stocks stretched above their own recent path tend to come back;
+- `signal="reversal"` (the default, k = `strength` = 0.3): x_t = (1 - k) x_{t-1} + e_t, so the expected return
+  over the next P days is (1 - (1 - k)^P) x (-x_t): stocks stretched above their own recent path tend to come
+  back;
 - `signal="momentum"`: daily deviation returns follow an AR(1) with coefficient k;
 - `signal="none"`: a pure martingale (k = 0): nothing is predictable, and any skill a backtest reports is a leak.
+The market factor (daily volatility `market_vol`, 0.2% by default) is what no single series can predict from its
+own past: Kronos forecasts one series at a time, so the default keeps it small enough for the planted part to
+show in a forecast's error as well as in the cross-sectional IC.
 Daily returns are clipped to the +-10% price limit. The market also has suspensions, a late listing, a
 delisting, pool membership that changes over time (a stock joins csi300 halfway, one leaves, one leaves and
 rejoins), benchmark indices (SH000300, SH000906, SH000852; equal-weighted over their members day by day) and the
@@ -14,7 +18,8 @@ pools csi300, csi800, csi1000 and all.
 
 `kronos_market.json` at the provider's root records the spec and the ground truth: the IC and Rank IC of the
 oracle signal (the planted conditional expectation) against realised close-to-close returns over 1, 5 and 10
-days. Files are written as Qlib's dump_bin does: `calendars/day.txt`, `instruments/<pool>.txt`
+days, and the MASE of that expectation (its mean absolute error over the last close's: the best any forecaster
+can reach). Files are written as Qlib's dump_bin does: `calendars/day.txt`, `instruments/<pool>.txt`
 (`SYMBOL<TAB>start<TAB>end`, one line per membership span), `features/<symbol lower>/<field>.day.bin`
 (little-endian float32, the first value being the index of the series' first day in the calendar).
 Deterministic by seed.
@@ -51,7 +56,8 @@ class MarketSpec:
     end: str = "2024-12-31"
     seed: int = 0
     signal: str = "reversal"
-    strength: float = 0.1  # k above: the share of the deviation that reverts each day (or the AR coefficient)
+    strength: float = 0.3  # k above: the share of the deviation that reverts each day (or the AR coefficient)
+    market_vol: float = 0.002  # the market factor's daily volatility (no series can predict it from its own past)
 
 
 @dataclass
@@ -180,10 +186,18 @@ def _rank(x: np.ndarray) -> np.ndarray:
     return pd.DataFrame(x).rank(axis=0).to_numpy()
 
 
-def _oracle_ic(stocks: list[_Stock], member: np.ndarray, signal: str) -> dict[str, dict[str, float]]:
-    """Mean daily cross-sectional IC and Rank IC of the oracle signal against close-to-close returns."""
-    if signal == "none":  # nothing is predictable by construction
-        return {f"{h}d": {"IC": 0.0, "Rank IC": 0.0} for h in ORACLE_HORIZONS}
+def _expected_log_return(signal: str, k: float, oracle: np.ndarray, h: int) -> np.ndarray:
+    """The planted part of the next h days' log return, given the oracle signal (the market factor left out)."""
+    if signal == "momentum":
+        return k * (1 - k**h) / (1 - k) * oracle
+    return (1 - (1 - k) ** h) * oracle
+
+
+def _oracle_scores(stocks: list[_Stock], member: np.ndarray, spec: MarketSpec) -> dict[str, dict[str, float]]:
+    """Per horizon: the mean daily cross-sectional IC and Rank IC of the oracle signal against close-to-close
+    returns, and the MASE of the planted conditional expectation (its MAE over the last close's)."""
+    if spec.signal == "none":  # nothing is predictable by construction
+        return {f"{h}d": {"IC": 0.0, "Rank IC": 0.0, "MASE": 1.0} for h in ORACLE_HORIZONS}
     log_close = np.stack([np.log(s.fields["close"]) for s in stocks])
     oracle = np.stack([s.oracle for s in stocks])
     out = {}
@@ -194,7 +208,14 @@ def _oracle_ic(stocks: list[_Stock], member: np.ndarray, signal: str) -> dict[st
         sig, ret = np.where(ok, oracle, np.nan), np.where(ok, fwd, np.nan)
         days = ok.sum(0) >= 10
         ic, ric = _nan_corr(sig, ret)[days], _nan_corr(_rank(sig), _rank(ret))[days]
-        out[f"{h}d"] = {"IC": float(np.nanmean(ic)), "Rank IC": float(np.nanmean(ric)), "days": int(days.sum())}
+        expected = np.exp(_expected_log_return(spec.signal, spec.strength, oracle, h)) - 1
+        mase = np.abs(expected - fwd)[ok].mean() / np.abs(fwd)[ok].mean()
+        out[f"{h}d"] = {
+            "IC": float(np.nanmean(ic)) if np.isfinite(ic).any() else float("nan"),  # too few names: unknown
+            "Rank IC": float(np.nanmean(ric)) if np.isfinite(ric).any() else float("nan"),
+            "MASE": float(mase),
+            "days": int(days.sum()),
+        }
     return out
 
 
@@ -225,12 +246,14 @@ def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force:
         raise KronosError(f"--signal must be one of {', '.join(SIGNALS)}, got {spec.signal!r}")
     if not 0 <= spec.strength < 1:
         raise KronosError(f"--strength must be in [0, 1), got {spec.strength}")
+    if not 0 <= spec.market_vol < LIMIT:
+        raise KronosError(f"--market-vol must be in [0, {LIMIT}), got {spec.market_vol}")
     if target.exists() and any(target.iterdir()) and not force:
         raise KronosError(f"{target} exists and is not empty; pass --force to replace it")
     rng = np.random.default_rng(spec.seed)
     cal = _calendar(spec, rng)
     n = len(cal)
-    market = rng.normal(0.0003, 0.011, n)  # the market factor's daily return
+    market = rng.normal(0.0003, spec.market_vol, n)  # the market factor's daily return
     stocks = [_stock(i, spec, rng, market) for i in range(spec.stocks)]
     membership = _membership(stocks, n)
     with atomic_dir(target) as tmp:
@@ -244,13 +267,15 @@ def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force:
             index_ret = (np.stack([s.returns for s in stocks]) * member).sum(0) / np.maximum(member.sum(0), 1)
             level = 1000 * np.exp(np.cumsum(np.log1p(index_ret)))
             _write_features(tmp, bench, 0, _series_fields(level, rng, 1e9), np.ones(n, dtype=bool), n - 1)
-        truth = _oracle_ic(stocks, _member_matrix(stocks, membership["csi300"], n), spec.signal)
+        truth = _oracle_scores(stocks, _member_matrix(stocks, membership["csi300"], n), spec)
         meta = {
             "spec": asdict(spec),
             "pool_for_truth": "csi300",
             "oracle": truth,
             "oracle_definition": "reversal: -x_t (the log-price deviation); momentum: the last deviation return; "
-            "none: no predictable part (IC 0)",
+            "none: no predictable part (IC 0). IC and Rank IC: mean daily cross-sectional correlation with the "
+            "close-to-close return h days ahead; MASE: the planted expected return's mean absolute error over "
+            "the last close's (no change), the best a forecaster can do apart from the market factor",
         }
         (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
     log.info(

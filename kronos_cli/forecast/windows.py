@@ -6,6 +6,7 @@ Each window's sample paths depend only on its inputs, the models, the sampling s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -34,6 +35,13 @@ def window_seed(seed: int, symbol: str, origin_ns: int) -> int:
 
 
 def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (remembered while the file's size and modification time stay the same)."""
+    st = Path(path).stat()
+    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

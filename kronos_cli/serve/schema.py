@@ -29,7 +29,8 @@ class Bar(BaseModel):
 
 
 class ForecastRequest(BaseModel):
-    """One series to forecast and how to sample it (the defaults are the reference's)."""
+    """One series to forecast and how to sample it (the defaults are the reference's, or the server's calibrated
+    temperature and top_p)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -41,8 +42,21 @@ class ForecastRequest(BaseModel):
         description="Use only the last `lookback` bars [default: the lookback the model was trained with when it "
         "records one, else all, up to the model's max_context].",
     )
-    temperature: float = Field(1.0, gt=0, le=100, allow_inf_nan=False)
-    top_p: float = Field(0.9, gt=0, le=1, allow_inf_nan=False, description="Nucleus sampling threshold.")
+    temperature: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Sampling temperature [default: the server's, from its --sampling file, else 1.0; "
+        "GET /v1/model shows it].",
+    )
+    top_p: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Nucleus sampling threshold [default: the server's, from its --sampling file, else 0.9].",
+    )
     top_k: int = Field(0, ge=0, description="Top-k sampling (0 = off, 1 = greedy).")
     samples: int = Field(1, ge=1, description="Sample paths; the forecast is their mean.")
     seed: int | None = Field(None, ge=0, lt=2**63, description="Seed for a reproducible forecast.")

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import uvicorn
 
 from kronos_cli.errors import KronosError
+from kronos_cli.forecast.calibrated import sampling_for
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.runs import load_pair
 from kronos_cli.serve.app import create_app
-from kronos_cli.serve.service import ForecastService, Limits
+from kronos_cli.serve.service import ForecastService, Limits, SamplingDefaults
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,12 @@ class ModelSource:
     model: str | None = None
     bundle: str | None = None
     max_context: int | None = None  # default: what the model records (its training config, or its release)
+    sampling: str | None = None  # a sampling.json whose temperature and top_p become the request defaults
+    strict_sampling: bool = False  # the run's own sampling.json (-c with backtest.sampling: calibrated)
 
-    def load(self, device: str | None) -> tuple[KronosPredictor, dict[str, str], dict]:
-        """The forecaster, where its weights came from, and the data conventions it records."""
+    def load(self, device: str | None) -> tuple[KronosPredictor, dict[str, str], dict, SamplingDefaults]:
+        """The forecaster, where its weights came from, the data conventions it records, and the sampling of
+        requests that do not choose theirs."""
         if self.bundle is not None and (self.tokenizer or self.model):
             raise KronosError("pass either --bundle or --tokenizer/--model, not both")
         if self.bundle is None and not (self.tokenizer and self.model):
@@ -41,7 +45,11 @@ class ModelSource:
             )
         pair = load_pair(None, self.tokenizer, self.model, self.bundle)
         sources = {k: pair.sources[k] for k in ("tokenizer", "model")}
-        return pair.forecaster(device, self.max_context), sources, pair.conventions
+        defaults = SamplingDefaults()
+        if self.sampling is not None:
+            tuned = sampling_for(self.sampling, pair.weights, self.strict_sampling)
+            defaults = SamplingDefaults(tuned.temperature, tuned.top_p, f"calibrated: {tuned.path}")
+        return pair.forecaster(device, self.max_context), sources, pair.conventions, defaults
 
 
 def is_loopback(host: str) -> bool:
@@ -127,9 +135,15 @@ def run(source: ModelSource, limits: Limits, options: ServeOptions, on_ready: Ca
     """Bind (a taken port fails before the model loads), load, warm up, and serve until interrupted."""
     sock = bind(options.host, options.port)
     try:
-        forecaster, sources, conventions = source.load(options.device)
+        forecaster, sources, conventions, sampling = source.load(options.device)
         service = ForecastService(
-            forecaster, limits, options.max_batch, options.max_wait_ms, sources, conventions.get("lookback_window")
+            forecaster,
+            limits,
+            options.max_batch,
+            options.max_wait_ms,
+            sources,
+            conventions.get("lookback_window"),
+            sampling,
         )
         if options.token is None and not is_loopback(options.host):
             log.warning(

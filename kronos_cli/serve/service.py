@@ -53,6 +53,15 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class SamplingDefaults:
+    """The temperature and top_p of requests that do not give them: the reference's, or a calibrated file's."""
+
+    temperature: float = 1.0
+    top_p: float = 0.9
+    source: str = "the reference's defaults"
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A checked request: the model's job plus what its answer needs."""
 
@@ -101,7 +110,12 @@ def _optional_column(req: ForecastRequest, name: str, where: str) -> np.ndarray 
 
 
 def prepare(
-    req: ForecastRequest, limits: Limits, max_context: int, where: str = "", default_lookback: int | None = None
+    req: ForecastRequest,
+    limits: Limits,
+    max_context: int,
+    where: str = "",
+    default_lookback: int | None = None,
+    sampling: SamplingDefaults = SamplingDefaults(),
 ) -> Prepared:
     """Check a request against the limits and turn it into a `SeriesJob`; `where` prefixes field names."""
     n = len(req.bars)
@@ -130,7 +144,8 @@ def prepare(
         future = future_timestamps(hist, req.pred_len)
     except KronosError as exc:
         raise RequestError(f"{where}bars", str(exc)) from None
-    params = SamplingParams(req.temperature, req.top_k, req.top_p)
+    temperature = req.temperature if req.temperature is not None else sampling.temperature
+    params = SamplingParams(temperature, req.top_k, req.top_p if req.top_p is not None else sampling.top_p)
     job = SeriesJob(x[-used:], calendar_features(hist), calendar_features(future), req.samples, params, req.seed)
     return Prepared(req, job, future, tz, where)
 
@@ -179,6 +194,7 @@ class ForecastService:
         max_wait_ms: float = 10.0,
         sources: dict[str, str] | None = None,
         default_lookback: int | None = None,
+        sampling: SamplingDefaults = SamplingDefaults(),
     ):
         if max_batch < 1:
             raise KronosError(f"--max-batch must be >= 1, got {max_batch}")
@@ -188,6 +204,7 @@ class ForecastService:
         self.max_batch, self.max_wait_ms = max_batch, max_wait_ms
         self.sources = sources or {}
         self.default_lookback = default_lookback  # the lookback the model was trained with, when it records one
+        self.sampling = sampling
         # A batch holds up to max_batch sample paths (rows of the model's batch): memory follows rows.
         self.batcher: DynamicBatcher[Prepared, np.ndarray] = DynamicBatcher(
             self._run, max_batch, max_wait_ms / 1e3, weight=lambda p: p.job.sample_count
@@ -222,7 +239,7 @@ class ForecastService:
             )
         ctx = self.forecaster.max_context
         prepared = [
-            prepare(r, self.limits, ctx, f"requests[{i}]." if batch_call else "", self.default_lookback)
+            prepare(r, self.limits, ctx, f"requests[{i}]." if batch_call else "", self.default_lookback, self.sampling)
             for i, r in enumerate(requests)
         ]
         paths = await self.batcher.submit(prepared)
@@ -258,6 +275,7 @@ class ForecastService:
             "features": list(FEATURES),
             "batching": {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms},
             "limits": dataclasses.asdict(self.limits),
+            "sampling": dataclasses.asdict(self.sampling),
             "versions": {
                 "kronos_cli": __version__,
                 "python": sys.version.split()[0],

@@ -33,10 +33,10 @@ def test_return_accuracy_of_a_perfect_a_flat_and_a_reversed_forecast():
     rng = np.random.default_rng(0)
     real = rng.normal(0, 0.02, size=(50, 5))
     perfect = return_accuracy(real, real)
-    assert perfect["MAE"] == 0 and perfect["MASE"] == 0 and perfect["directional_accuracy"] == 1
+    assert perfect["MAE"] == 0 and perfect["MASE"] == 0 and perfect["direction"] == 1
     flat = return_accuracy(np.zeros_like(real), real)  # the last-close forecast itself
     assert flat["MASE"] == pytest.approx(1.0) and flat["MAE"] == pytest.approx(np.abs(real).mean())
-    assert return_accuracy(-real, real)["directional_accuracy"] == 0
+    assert return_accuracy(-real, real)["direction"] == 0
     unknown = real.copy()
     unknown[:10] = np.nan  # windows whose future is not known are left out, not counted as zero
     assert return_accuracy(real, unknown)["windows"] == 40
