@@ -7,6 +7,7 @@ backtest, `kronos evaluate` and selection by validation skill all read forecasts
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,17 +37,40 @@ def labelled_progress(progress: Progress | None, label: str) -> Progress | None:
     return lambda done, total, note="": progress(done, total, f"{label}: {note}")
 
 
+# What a prepared dataset's windows depend on: a config that differs here needs `kronos prep` again.
+WINDOW_FIELDS = (
+    "source",
+    "instrument",
+    "freq",
+    "start_time",
+    "end_time",
+    "lookback_window",
+    "predict_window",
+    "train_time_range",
+    "val_time_range",
+    "test_time_range",
+    "embargo",
+    "universe",
+)
+
+
 def open_dataset(cfg: Config) -> DatasetArrays:
-    """The prepared dataset, checked against the config's window shape."""
+    """The prepared dataset, checked against the config's windows: its shape, splits, pool and dates."""
     arrays = DatasetArrays(cfg.data.dataset_path)
-    m, d = arrays.manifest, cfg.data
-    for key, want in (("lookback_window", d.lookback_window), ("predict_window", d.predict_window)):
-        if m[key] != want:
-            raise KronosError(
-                f"the dataset at {arrays.path} was built with {key}={m[key]}, but the config asks "
-                f"for {want}; run `kronos prep` again with this config"
-            )
+    built, asked = arrays.manifest.get("data_config", {}), dataclasses.asdict(cfg.data)
+    differ = [k for k in WINDOW_FIELDS if k in built and _plain(built[k]) != _plain(asked[k])]
+    if differ:
+        k = differ[0]
+        raise KronosError(
+            f"the dataset at {arrays.path} was built with data.{k}={built[k]}, but the config asks for "
+            f"{asked[k]}{f' (and {len(differ) - 1} more)' if len(differ) > 1 else ''}; run `kronos prep` again "
+            f"with this config"
+        )
     return arrays
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def sampling_of(cfg: Config, weights: tuple[Path, ...] | None = None) -> Sampling:

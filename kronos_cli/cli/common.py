@@ -3,13 +3,14 @@ by several commands live in `options.py`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from typing import Any
 
 from rich.console import Console
+
+from kronos_cli.io import json_text
 
 # Results (tables, CSV, JSON) on stdout; wide enough for tables when piped into a file or a CI log.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -114,7 +115,7 @@ def setup_logging(debug: bool = False, quiet: bool = False) -> None:
 
 def print_json(obj: Any) -> None:
     """JSON on stdout, unstyled, so scripts can parse it."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(json_text(obj))
     sys.stdout.flush()
 
 

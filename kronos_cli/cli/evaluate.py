@@ -33,17 +33,19 @@ def evaluate(
 
     if split not in (None, "val", "test"):
         raise KronosError(f"--split must be val or test, got {split!r}")
+    tuned = None
     if tune_sampling:
         from kronos_cli.evaluate.tune import tune_sampling as tune
 
         with StepProgress("tuning sampling") as bar:
             tuned = tune(cfg, device, progress=bar.update)
-        print_tables(tuned.tables()) if not json_out else None
+        if not json_out:
+            print_tables(tuned.tables())
         cfg.backtest.sampling = "calibrated"
     with StepProgress("evaluate") as bar:
         result = run_evaluate(cfg, models or [], split, device, progress=bar.update)
     if json_out:
-        print_json(result.to_json())
+        print_json({**result.to_json(), **({"tuning": tuned.to_json()} if tuned else {})})
         return
     print_evaluation(result)
 

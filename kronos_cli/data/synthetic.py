@@ -27,7 +27,6 @@ Deterministic by seed.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass
@@ -37,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_dir
+from kronos_cli.io import atomic_dir, json_text
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +276,7 @@ def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force:
             "close-to-close return h days ahead; MASE: the planted expected return's mean absolute error over "
             "the last close's (no change), the best a forecaster can do apart from the market factor",
         }
-        (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / METADATA).write_text(json_text(meta))
     log.info(
         "wrote a synthetic market of %d stocks over %d trading days to %s (signal %s, strength %g)",
         spec.stocks,

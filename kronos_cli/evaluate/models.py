@@ -53,13 +53,16 @@ def parse_spec(spec: str, cfg: Config) -> Candidate:
     body = body.strip()
     if not body:
         raise KronosError(f"--models {spec!r}: give a bundle file, TOKENIZER,MODEL, or a predictor")
-    if body.endswith((".pth", ".pt")) or Path(body).expanduser().is_file():
-        pair = load_pair(None, bundle=body)
-    elif "," in body:
-        tok, model = (p.strip() for p in body.split(",", 1))
-        pair = load_pair(None, tok, model)
-    else:
-        pair = load_pair(cfg, None, body)  # the run's tokenizer (fine-tuned, else configured)
+    try:
+        if body.endswith((".pth", ".pt")) or Path(body).expanduser().is_file():
+            pair = load_pair(None, bundle=body)
+        elif "," in body:
+            tok, model = (p.strip() for p in body.split(",", 1))
+            pair = load_pair(None, tok, model)
+        else:
+            pair = load_pair(cfg, None, body)  # the run's tokenizer (fine-tuned, else configured)
+    except KronosError as exc:
+        raise KronosError(f"--models {spec}: {exc}") from None
     return Candidate(label or Path(body.split(",")[-1]).name or body, "given", pair)
 
 

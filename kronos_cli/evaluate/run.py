@@ -10,7 +10,9 @@ from collections.abc import Callable
 import pandas as pd
 
 from kronos_cli.config import Config
+from kronos_cli.data.labels import realised
 from kronos_cli.data.store import DatasetArrays
+from kronos_cli.data.windows import Origins, origin_keys
 from kronos_cli.errors import KronosError
 from kronos_cli.evaluate.baselines import baselines, lookback_returns
 from kronos_cli.evaluate.models import Candidate, candidates
@@ -34,8 +36,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
 
-def _check_days(sf: SplitForecasts, split: str) -> int:
-    days = pd.Series(sf.real.known, index=pd.to_datetime(sf.origin_ns)).groupby(level=0).sum()
+def _check_days(cfg: Config, arrays: DatasetArrays, origins: Origins, split: str) -> int:
+    """The days with at least 3 labelled signals, checked before anything is forecast."""
+    real = realised(arrays, origins, cfg.data.predict_window, cfg.backtest.deal_price)
+    _, origin_ns = origin_keys(arrays, origins)
+    days = pd.Series(real.known, index=pd.to_datetime(origin_ns)).groupby(level=0).sum()
     usable = int((days >= 3).sum())
     if usable < MIN_DAYS:
         raise KronosError(
@@ -46,9 +51,14 @@ def _check_days(sf: SplitForecasts, split: str) -> int:
 
 
 def _forecasts(
-    cfg: Config, arrays: DatasetArrays, split: str, cands: list[Candidate], device: str, progress: Progress | None
+    cfg: Config,
+    arrays: DatasetArrays,
+    origins: Origins,
+    split: str,
+    cands: list[Candidate],
+    device: str,
+    progress: Progress | None,
 ) -> dict[str, SplitForecasts]:
-    origins = split_windows(cfg, arrays, split)
     dev = resolve_device(device)
     out = {}
     for i, c in enumerate(cands):
@@ -105,10 +115,12 @@ def run_evaluate(
     t0 = time.perf_counter()
     split = split or cfg.evaluate.split
     arrays, out = open_dataset(cfg), evaluation_dir(cfg, split)
+    sampling = sampling_of(cfg)  # a missing or stale calibration fails before anything is loaded
+    origins = split_windows(cfg, arrays, split)
+    days = _check_days(cfg, arrays, origins, split)
     cands = candidates(cfg, [*cfg.evaluate.models, *(specs or [])], out)
-    sfs = _forecasts(cfg, arrays, split, cands, device, progress)
+    sfs = _forecasts(cfg, arrays, origins, split, cands, device, progress)
     first = next(iter(sfs.values()))
-    days = _check_days(first, split)
     t1 = time.perf_counter()
     scores = _score_all(cfg, arrays, cands, sfs)
     comparisons = _compare(scores, cands, cfg.data.predict_window)
@@ -119,7 +131,7 @@ def run_evaluate(
         len(first.origins),
         int(first.real.known.sum()),
         days,
-        vars(sampling_of(cfg)),
+        vars(sampling),
         list(scores.values()),
         comparisons,
         _conventions(cfg, first.real.convention),

@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
+from tests.conftest import DEMO_SPLITS
 
 runner = CliRunner()
 
@@ -29,6 +30,7 @@ def bt_args(prepared, tiny_checkpoints, tmp_path):
             f"data.provider_uri={cfg.data.provider_uri}",
             "data.lookback_window=30",
             "data.predict_window=5",
+            *DEMO_SPLITS,
             f"output_dir={tmp_path / 'out'}",
             "run_name=bt",
             "backtest.start_time=2024-06-01",

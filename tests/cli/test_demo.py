@@ -30,6 +30,17 @@ def test_demo_end_to_end_then_skips_what_is_done(tmp_path):
     assert report["backtest"]["signal_range"][1] == "2024-12-31"  # signals up to the market's last day
     assert set(report["backtest"]["portfolio"]) == {"last", "mean", "max", "min"}
     assert all(a["verified"] for a in report["export"]["artifacts"])
+
+    # the leaderboard: on the planted market the fine-tuned model beats the last close, significantly
+    ev = report["evaluate"]
+    scores = {m["label"]: m for m in ev["models"]}
+    tuned, last = scores["fine-tuned"], scores["last close"]
+    assert tuned["overall"]["MAE"] < last["overall"]["MAE"] and tuned["overall"]["MASE"] < 1
+    assert tuned["ic"]["IC_t"] > 3 and tuned["ic"]["IC_lo"] > 0
+    verdicts = {(c["a"], c["b"], c["metric"]): c["verdict"] for c in ev["comparisons"]}
+    assert verdicts[("fine-tuned", "last close", "MAE")] == "fine-tuned better"
+    assert verdicts[("fine-tuned", "last close", "CRPS")] == "fine-tuned better"
+    assert (out / "outputs" / "evaluation" / "demo" / "test" / "evaluation_report.txt").is_file()
     assert (out / "outputs" / "backtest_results" / "demo" / "performance_plot.png").is_file()
     assert (out / "outputs" / "exported" / "demo" / "kronos_forecast.pt2").is_file()
     modes = {p: stat.S_IMODE(p.stat().st_mode) for p in (out / "outputs").rglob("*")}
@@ -75,6 +86,7 @@ def test_demo_end_to_end_then_skips_what_is_done(tmp_path):
         "train-predictor": "skipped",
         "backtest": "done",
         "export": "skipped",
+        "evaluate": "done",  # it scores with the backtest's sampling
     }
 
 

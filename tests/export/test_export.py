@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
+from kronos_cli.export.run import VERIFY_WINDOWS
 
 runner = CliRunner()
 
@@ -41,7 +42,7 @@ def test_all_formats_round_trip_and_verify(export_args, tmp_path):
     report = json.loads(res.stdout)
     assert {r["format"] for r in report["artifacts"]} == {"bundle", "hf", "int8", "compiled"}
     assert all(r["verified"] for r in report["artifacts"]) and not report["warnings"]
-    assert json.loads((out / "export_report.json").read_text())["verify_windows"] == 64
+    assert json.loads((out / "export_report.json").read_text())["verify_windows"] == VERIFY_WINDOWS
     int8 = next(r for r in report["artifacts"] if r["format"] == "int8")
     assert int8["token_agreement"] >= 0.85 and int8["rank_correlation"] >= 0.8
     assert {"size_ratio", "cpu_speedup"} <= set(report["int8"]) and report["int8"]["size_ratio"] < 1
