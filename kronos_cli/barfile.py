@@ -31,9 +31,9 @@ def sniff_delimiter(path: Path) -> str:
     return best if counts[best] > 0 else ","
 
 
-def read_table(path: str | os.PathLike, what: str = "CSV file") -> pd.DataFrame:
+def read_table(path: str | os.PathLike, what: str = "CSV file", usecols: list[str] | None = None) -> pd.DataFrame:
     """A bar file as strings-or-numbers, with its delimiter sniffed and its blank lines kept (so that row i is
-    line i + 2); CSV, or Parquet by its suffix."""
+    line i + 2); CSV, or Parquet by its suffix; only `usecols` when given (and present)."""
     p = Path(path).expanduser()
     if p.is_dir():
         raise KronosError(f"{p} is a directory; pass a {what} (or set data.csv.path to the directory in a config)")
@@ -41,24 +41,33 @@ def read_table(path: str | os.PathLike, what: str = "CSV file") -> pd.DataFrame:
         raise KronosError(f"no {what} at {p}")
     if p.suffix.lower() == ".parquet":
         try:
-            return pd.read_parquet(p)
+            return pd.read_parquet(p, columns=usecols)
         except Exception as exc:
             raise KronosError(f"{p} could not be read as Parquet ({str(exc).splitlines()[0]})") from exc
+    sep = sniff_delimiter(p)
+    fast = _read_csv_arrow(p, sep, usecols)
+    if fast is not None:
+        return fast
     try:
-        return pd.read_csv(p, sep=sniff_delimiter(p), skip_blank_lines=False)
+        return pd.read_csv(p, sep=sep, skip_blank_lines=False, usecols=lambda c: usecols is None or c in usecols)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise KronosError(f"{p} could not be read as CSV ({str(exc).splitlines()[0]})") from exc
 
 
-def check_timestamps(values: pd.Series, where: str, lines: np.ndarray | None = None) -> pd.DatetimeIndex:
-    """Parsed, strictly increasing timestamps (a time zone is dropped, the wall-clock time kept)."""
+def parse_timestamps(values: pd.Series, where: str, lines: np.ndarray | None = None, tz=None) -> pd.DatetimeIndex:
+    """Parsed timestamps, naive wall-clock time: ISO text takes the fast path, anything else pandas' mixed
+    parser. Time-zone-aware values are converted to `tz` when given, then the zone is dropped."""
     lines = file_lines(pd.RangeIndex(len(values))) if lines is None else lines
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas' format-inference notes: our error below says what to do
-        try:
-            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-        except (ValueError, TypeError):
-            parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+        parsed = None
+        for kwargs in ({"format": "ISO8601"}, {"format": "mixed"}, {"format": "mixed", "utc": True}):
+            try:
+                parsed = pd.to_datetime(values, errors="coerce", **kwargs)
+            except (ValueError, TypeError):
+                continue
+            if not pd.isna(parsed).any() or kwargs.get("utc"):
+                break
     idx = pd.DatetimeIndex(parsed)
     if idx.hasnans:
         i = int(np.argmax(idx.isna()))
@@ -70,7 +79,12 @@ def check_timestamps(values: pd.Series, where: str, lines: np.ndarray | None = N
             f"2024-01-31 or 2024-01-31 09:35:00"
         )
     if idx.tz is not None:
-        idx = idx.tz_localize(None)
+        idx = (idx.tz_convert(tz) if tz is not None else idx).tz_localize(None)
+    return idx.as_unit("ns")
+
+
+def check_order(idx: pd.DatetimeIndex, where: str, lines: np.ndarray) -> None:
+    """Strictly increasing: a repeated timestamp or one out of order is a one-line error naming both lines."""
     diffs = np.diff(idx.asi8)
     if (diffs == 0).any():
         i = int(np.argmax(diffs == 0)) + 1
@@ -83,6 +97,32 @@ def check_timestamps(values: pd.Series, where: str, lines: np.ndarray | None = N
             f"{where} line {lines[i]}: timestamp {idx[i]} comes before the one on line {lines[i - 1]}; "
             f"sort the file by time"
         )
+
+
+def _read_csv_arrow(p: Path, sep: str, usecols: list[str] | None) -> pd.DataFrame | None:
+    """pyarrow's multi-threaded CSV reader (ISO timestamps parsed natively, blank lines kept as empty rows);
+    None when it cannot read the file, so that pandas' reader reports the problem the usual way."""
+    import pyarrow as pa  # lazy: only the CSV reading path needs it
+    import pyarrow.csv as pc  # lazy: as above
+
+    try:
+        table = pc.read_csv(
+            p,
+            parse_options=pc.ParseOptions(delimiter=sep, ignore_empty_lines=False),
+            convert_options=pc.ConvertOptions(
+                include_columns=usecols, include_missing_columns=False, timestamp_parsers=[pc.ISO8601]
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
+        return None
+    return table.to_pandas()
+
+
+def check_timestamps(values: pd.Series, where: str, lines: np.ndarray | None = None) -> pd.DatetimeIndex:
+    """Parsed, strictly increasing timestamps (a time zone is dropped, the wall-clock time kept)."""
+    lines = file_lines(pd.RangeIndex(len(values))) if lines is None else lines
+    idx = parse_timestamps(values, where, lines)
+    check_order(idx, where, lines)
     return idx
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kronos_cli.calendar import calendar_features, future_timestamps
+from kronos_cli.calendar import calendar_features
 from kronos_cli.errors import KronosError
+from kronos_cli.sessions import future_timestamps
 
 
 def test_stamp_columns_minute_hour_weekday_day_month():

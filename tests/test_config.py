@@ -98,12 +98,17 @@ def test_secrets_are_refused_in_yaml(tmp_path):
         ("data.train_time_range=[2023-01-01,2022-01-01]", "starts"),
         ("data.test_time_range=[2030-01-01,2031-01-01]", "outside"),
         ("data.lookback_window=600", "exceeds data.max_context"),
-        ("data.freq=2min", "one of"),
+        ("data.freq=2x", "is not a bar size; use day, Nmin"),
+        (
+            "data.source=csv data.csv.path=x.csv data.csv.calendar=XNAS2",
+            "is not a known calendar; use one of infer, 24/7",
+        ),
+        ("data.csv.fill_gaps=-1", "fill_gaps must be >= 0"),
     ],
 )
 def test_semantic_errors(override, message):
     with pytest.raises(ConfigError, match=message):
-        config.load(None, [override])
+        config.load(None, override.split())
 
 
 def test_every_shipped_config_validates():

@@ -1,4 +1,5 @@
-"""Portfolio backtests with Qlib's own engine: TopkDropoutStrategy, a daily SimulatorExecutor, Qlib's exchange.
+"""Portfolio backtests with Qlib's own engine: TopkDropoutStrategy, a SimulatorExecutor at the data's bar size,
+Qlib's exchange with the market's rules.
 
 The only backtest module that imports qlib.
 """
@@ -13,32 +14,26 @@ from pathlib import Path
 
 import pandas as pd
 
+from kronos_cli.backtest.markets import EQUAL_WEIGHT, market_rules
+from kronos_cli.calendar import range_end
 from kronos_cli.config import Config
+from kronos_cli.data.provider import pool_of, provider_uri
 from kronos_cli.data.qlib_source import init_qlib
 from kronos_cli.errors import KronosError
+from kronos_cli.sessions import bars_per_day, parse_freq
 
 log = logging.getLogger(__name__)
 
-POOL_BENCHMARKS = {"csi300": "SH000300", "csi800": "SH000906", "csi1000": "SH000852"}
-
-
-def benchmark_for(cfg: Config) -> str:
-    if cfg.backtest.benchmark:
-        return cfg.backtest.benchmark
-    pool = cfg.data.instrument if isinstance(cfg.data.instrument, str) else None
-    if pool not in POOL_BENCHMARKS:
-        raise KronosError(
-            f"no default benchmark for the pool {cfg.data.instrument!r}; set backtest.benchmark (for example SH000300)"
-        )
-    return POOL_BENCHMARKS[pool]
-
 
 def check_benchmark(cfg: Config, bench: str) -> None:
-    path = Path(cfg.data.provider_uri) / "features" / bench.lower() / f"close.{cfg.data.freq}.bin"
+    if bench == EQUAL_WEIGHT:
+        return
+    uri, freq = provider_uri(cfg.data), parse_freq(cfg.data.freq).qlib
+    path = Path(uri) / "features" / bench.lower() / f"close.{freq}.bin"
     if not path.is_file():
         raise KronosError(
-            f"the benchmark {bench} is not in the provider at {cfg.data.provider_uri} (no {path.name} "
-            f"under features/{bench.lower()}); set backtest.benchmark to an index the provider has"
+            f"the benchmark {bench} is not in the provider at {uri} (no {path.name} under features/"
+            f"{bench.lower()}); set backtest.benchmark to an index the provider has, or to {EQUAL_WEIGHT}"
         )
 
 
@@ -63,29 +58,48 @@ def trading_range(cfg: Config, signal_days: pd.DatetimeIndex) -> tuple[pd.Timest
     """
     from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
-    b = cfg.backtest
-    want_lo, want_hi = pd.Timestamp(b.start_time), pd.Timestamp(b.end_time)
+    b, freq = cfg.backtest, parse_freq(cfg.data.freq).qlib
+    want_lo, want_hi = pd.Timestamp(b.start_time), range_end(b.end_time)
     inside = check_signal_days(cfg, signal_days)
-    cal = pd.DatetimeIndex(D.calendar(start_time=want_lo, end_time=want_hi, freq="day"))
+    cal = pd.DatetimeIndex(D.calendar(start_time=want_lo, end_time=want_hi, freq=freq))
     notes = []
     lo, hi = inside.min(), want_hi
     held = int(((cal >= want_lo) & (cal < lo)).sum())
     if held:
         notes.append(
-            f"the backtest range starts {held} trading day(s) before the first signal; it starts at "
-            f"{lo:%Y-%m-%d} instead of holding cash"
+            f"the backtest range starts {held} bar(s) before the first signal; it starts at {stamp(lo)} instead "
+            f"of holding cash"
         )
-    full = pd.DatetimeIndex(D.calendar(freq="day"))
-    if hi >= full[-1]:  # Qlib needs the next trading day to settle the last one
+    full = pd.DatetimeIndex(D.calendar(freq=freq))
+    if hi >= full[-1]:  # Qlib needs the next bar to settle the last one
         hi = full[-2]
         notes.append(
-            f"the backtest ends {hi:%Y-%m-%d}, the provider's second-to-last trading day (the last day's "
-            f"signals rank trades for the day after it)"
+            f"the backtest ends {stamp(hi)}, the provider's second-to-last bar (the last bar's signals rank "
+            f"trades for the bar after it)"
         )
     days = cal[(cal >= lo) & (cal <= hi)]
     if len(days) < 2:
-        raise KronosError(f"fewer than two trading days with signals between {b.start_time} and {b.end_time}")
+        raise KronosError(f"fewer than two bars with signals between {b.start_time} and {b.end_time}")
     return days[0], days[-1], notes
+
+
+def stamp(t: pd.Timestamp) -> str:
+    """A date, or a date and time for a bar inside a day."""
+    return f"{t:%Y-%m-%d}" if t == t.normalize() else f"{t:%Y-%m-%d %H:%M}"
+
+
+def benchmark_returns(cfg: Config, bench: str, start: pd.Timestamp, end: pd.Timestamp) -> str | pd.Series:
+    """What Qlib's account takes as the benchmark: an index's code, or the bar returns of the equal-weight
+    pool (each bar's mean close-to-close return of the stocks that are members then)."""
+    from qlib.data import D  # lazy: qlib is an optional extra and slow to import
+
+    if bench != EQUAL_WEIGHT:
+        return bench
+    pool = pool_of(cfg.data)
+    members = D.instruments(market=pool) if isinstance(pool, str) else pool
+    freq = parse_freq(cfg.data.freq).qlib
+    ret = D.features(members, ["$close/Ref($close,1)-1"], start_time=start, end_time=end, freq=freq)
+    return ret.iloc[:, 0].groupby(level="datetime").mean().fillna(0.0)
 
 
 def run_topk_dropout(
@@ -94,20 +108,21 @@ def run_topk_dropout(
     """Qlib's daily portfolio report (account, return, cost, bench, turnover, ...) and the positions held at
     each day's close (date, instrument, amount, weight) for one signal."""
     backtest, executor, TopkDropoutStrategy = _qlib_backtest_api()
-    b = cfg.backtest
-    init_qlib(cfg.data.provider_uri, cfg.data.region)
+    b, rules, freq = cfg.backtest, market_rules(cfg), parse_freq(cfg.data.freq).qlib
+    init_qlib(provider_uri(cfg.data), cfg.data.region)
     strategy = TopkDropoutStrategy(signal=signal, topk=b.topk, n_drop=b.n_drop, hold_thresh=b.hold_thresh)
-    ex = executor.SimulatorExecutor(time_per_step="day", generate_portfolio_metrics=True, verbose=False)
+    ex = executor.SimulatorExecutor(time_per_step=freq, generate_portfolio_metrics=True, verbose=False)
     chatter = io.StringIO()  # Qlib's own progress bar; our progress and results say what happened
     with warnings.catch_warnings(), contextlib.redirect_stderr(chatter):
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's empty-slice notes inside Qlib's indicators
         exchange = {
-            "freq": "day",
-            "limit_threshold": b.limit_threshold,
+            "freq": freq,
+            "limit_threshold": rules.limit_threshold,
+            "trade_unit": rules.trade_unit,
             "deal_price": b.deal_price,
-            "open_cost": b.open_cost,
-            "close_cost": b.close_cost,
-            "min_cost": b.min_cost,
+            "open_cost": rules.open_cost,
+            "close_cost": rules.close_cost,
+            "min_cost": rules.min_cost,
         }
         metrics, _ = backtest(
             start_time=start,
@@ -115,10 +130,10 @@ def run_topk_dropout(
             strategy=strategy,
             executor=ex,
             account=b.account,
-            benchmark=benchmark,
+            benchmark=benchmark_returns(cfg, benchmark, start, end),
             exchange_kwargs=exchange,
         )
-    report, positions = metrics["1day"]
+    report, positions = next(iter(metrics.values()))  # one executor: one frequency
     return report, _positions(positions)
 
 
@@ -141,7 +156,18 @@ def _qlib_backtest_api():
     return backtest, executor, TopkDropoutStrategy
 
 
-def qlib_risk(returns: pd.Series) -> dict[str, float]:
+def qlib_risk(returns: pd.Series, periods: float) -> dict[str, float]:
+    """Qlib's risk analysis of per-bar returns annualised with `periods` bars a year."""
     from qlib.contrib.evaluate import risk_analysis  # lazy: qlib is an optional extra
 
-    return {k: float(v) for k, v in risk_analysis(returns, freq="day")["risk"].items()}
+    return {k: float(v) for k, v in risk_analysis(returns, N=periods, freq=None)["risk"].items()}
+
+
+def bars_a_year(cfg: Config) -> tuple[float, float]:
+    """(bars a year, bars a day) that annualise per-bar returns: the market's trading days a year times the
+    median bars per day of the provider's calendar (1 for daily bars, 24 for hourly crypto)."""
+    from qlib.data import D  # lazy: qlib is an optional extra and slow to import
+
+    init_qlib(provider_uri(cfg.data), cfg.data.region)
+    per_day = bars_per_day(pd.DatetimeIndex(D.calendar(freq=parse_freq(cfg.data.freq).qlib)))
+    return market_rules(cfg).days_per_year * per_day, per_day

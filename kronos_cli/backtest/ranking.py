@@ -16,7 +16,8 @@ import pandas as pd
 from kronos_cli.bars import FEATURES
 from kronos_cli.calendar import calendar_features
 from kronos_cli.config import Config, DataConfig
-from kronos_cli.data.prep import market_calendar, open_source, segments
+from kronos_cli.data.prep import market_calendar, segments
+from kronos_cli.data.qlib_source import open_provider
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.forecast.signals import check_signals, signal_table
@@ -52,13 +53,15 @@ def _pick_day(calendar: np.ndarray, bars: int, date: str | None, look: int) -> i
         try:
             day = pd.Timestamp(date)
         except ValueError as exc:
-            raise KronosError(f"--date {date!r} is not a date; use YYYY-MM-DD or latest") from exc
+            raise KronosError(
+                f"--date {date!r} is not a date; use YYYY-MM-DD (YYYY-MM-DD HH:MM for a bar of a day) or latest"
+            ) from exc
         pos = int(np.searchsorted(calendar[:bars], day.value))
         if pos >= bars or calendar[pos] != day.value:
             last = pd.Timestamp(calendar[bars - 1])
             raise KronosError(
-                f"--date {date} is not a trading day of the data (which ends {last:%Y-%m-%d}); pick "
-                f"one, or --date latest"
+                f"--date {date} is not a trading day (or bar) of the data, which ends {last}; pick one, or "
+                f"--date latest"
             )
     if pos + 1 < look:
         raise KronosError(f"--date {date} has fewer than data.lookback_window ({look}) bars before it")
@@ -72,7 +75,7 @@ def _windows(d: DataConfig, calendar: np.ndarray, pos: int) -> tuple[list[str], 
     window = dataclasses.replace(
         d, start_time=str(pd.Timestamp(calendar[pos - look + 1])), end_time=str(pd.Timestamp(calendar[pos]))
     )
-    source = open_source_for(window)
+    source = open_provider(window)
     universe, day = source.universe(), np.array([calendar[pos]])
     members = [s for s in universe.symbols() if universe.member_mask(s, day)[0]]
     future = calendar_features(calendar[pos + 1 : pos + 1 + pred])
@@ -95,15 +98,11 @@ def _windows(d: DataConfig, calendar: np.ndarray, pos: int) -> tuple[list[str], 
     return names, np.stack(xs), np.stack(stamps), len(members)
 
 
-def open_source_for(d: DataConfig):
-    return open_source(Config(data=d))
-
-
 def day_signals(cfg: Config, forecaster: KronosPredictor, date: str | None = None) -> DaySignals:
     b, d = cfg.backtest, cfg.data
     check_signals(b.signals)
     everything = dataclasses.replace(d, end_time=FAR_FUTURE)
-    calendar, info = market_calendar(open_source_for(everything), d.predict_window)
+    calendar, info = market_calendar(open_provider(everything), d.predict_window)
     pos = _pick_day(calendar, info["bars"], date, d.lookback_window)
     names, x, stamps, members = _windows(everything, calendar, pos)
     if not names:

@@ -71,8 +71,8 @@ class BacktestResult:
         p = Table(
             f"TopkDropout vs {self.benchmark}, {self.backtest_range[0]}..{self.backtest_range[1]} (with cost)",
             ["signal", "ann. return", "volatility", "IR", "max DD", "win rate", "turnover", "excess ann.", "excess IR"],
-            caption=f"daily returns annualised with {c['annualization_days']} trading days and accumulated by "
-            f"{c['accumulation']} (Qlib's conventions)",
+            caption=f"returns per bar annualised with {c['annualization']} and accumulated by {c['accumulation']} "
+            f"(Qlib's conventions); {c['market']}",
         )
         for name, m in self.portfolio.items():
             w, e = m["with_cost"], m["excess_with_cost"]

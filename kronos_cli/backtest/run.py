@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from kronos_cli.backtest import qlib_backtest
+from kronos_cli.backtest.markets import benchmark_for, market_rules
 from kronos_cli.backtest.report import BacktestResult
 from kronos_cli.config import Config
 from kronos_cli.forecast.device import resolve_device
@@ -18,7 +19,7 @@ from kronos_cli.forecast.signals import check_signals
 from kronos_cli.io import atomic_path, write_json, write_text
 from kronos_cli.metrics.accuracy import return_accuracy
 from kronos_cli.metrics.ic import ic_table
-from kronos_cli.metrics.portfolio import ACCUMULATION, ANNUAL_DAYS, portfolio_stats
+from kronos_cli.metrics.portfolio import ACCUMULATION, portfolio_stats
 from kronos_cli.plots import plot_performance
 from kronos_cli.runs import backtest_dir, load_pair
 from kronos_cli.split_forecasts import forecast_split, open_dataset, split_windows
@@ -40,14 +41,15 @@ def run_backtest(
     origins = split_windows(cfg, arrays, "test")
     qlib_backtest.check_signal_days(cfg, pd.DatetimeIndex(pd.to_datetime(arrays.timestamps[origins.rows])).unique())
     dev = resolve_device(device)
-    bench = qlib_backtest.benchmark_for(cfg)
+    bench = benchmark_for(cfg)
     qlib_backtest.check_benchmark(cfg, bench)
     pair = load_pair(cfg, tokenizer, model)
     pair.warn_if_trained_otherwise(cfg)
     sf = forecast_split(cfg, arrays, origins, pair, dev, progress)
     table = sf.signal_table(b.signals, b.returns_signals)
     indexed = table.set_index(["datetime", "instrument"])
-    portfolio, daily, positions, bench_stats, rng, notes = _portfolios(cfg, indexed, bench, progress)
+    periods, per_day = qlib_backtest.bars_a_year(cfg)
+    portfolio, daily, positions, bench_stats, rng, notes = _portfolios(cfg, indexed, bench, periods, progress)
     result = BacktestResult(
         run_name=cfg.run_name,
         tokenizer=pair.sources["tokenizer"],
@@ -55,13 +57,13 @@ def run_backtest(
         device=str(dev),
         benchmark=bench,
         backtest_range=rng,
-        signal_range=[f"{table['datetime'].min():%Y-%m-%d}", f"{table['datetime'].max():%Y-%m-%d}"],
+        signal_range=[qlib_backtest.stamp(table["datetime"].min()), qlib_backtest.stamp(table["datetime"].max())],
         notes=notes,
         signal_days=len(table),
         labelled=int(sf.real.known.sum()),
         forecast_cache=sf.cache_dir,
         reused_forecasts=sf.forecasts.reused,
-        conventions=_conventions(cfg, sf.real.convention),
+        conventions=_conventions(cfg, sf.real.convention, periods, per_day),
         signal_quality={name: ic_table(indexed[name], indexed["label"]) for name in b.signals},
         forecast_accuracy=return_accuracy(sf.forecasts.return_paths().mean(axis=1), sf.real.path),
         portfolio=portfolio,
@@ -76,28 +78,32 @@ def run_backtest(
 
 def _daily_json(daily: dict[str, pd.DataFrame]) -> dict[str, dict[str, list]]:
     return {
-        n: {"date": [f"{d:%Y-%m-%d}" for d in df.index], **{c: df[c].round(8).tolist() for c in df}}
+        n: {"date": [qlib_backtest.stamp(d) for d in df.index], **{c: df[c].round(8).tolist() for c in df}}
         for n, df in daily.items()
     }
 
 
-def _conventions(cfg: Config, label: str) -> dict[str, object]:
-    b, p = cfg.backtest, cfg.data.predict_window
+def _conventions(cfg: Config, label: str, periods: float, per_day: float) -> dict[str, object]:
+    b, p, rules = cfg.backtest, cfg.data.predict_window, market_rules(cfg)
     return {
-        "signal": f"computed at the close of day t from the lookback ending on t: a statistic of the mean forecast "
+        "signal": f"computed at the close of bar t from the lookback ending on t: a statistic of the mean forecast "
         f"close over the next {p} bars minus the last close, in the window's lookback z-score; Qlib trades "
-        f"it on day t+1 at the {b.deal_price}",
+        f"it on bar t+1 at the {b.deal_price}",
         "label": label,
         "universe": "point in time: a (day, stock) has a signal, a position and an IC term only while the stock is a "
         "member of the pool on that day",
-        "annualization_days": ANNUAL_DAYS,
+        "market": f"{b.market} ({rules.note}); price limit {rules.limit_threshold or 'none'}, lot "
+        f"{rules.trade_unit or 'fractional'}, costs open {rules.open_cost:g} close {rules.close_cost:g} min "
+        f"{rules.min_cost:g}",
+        "annualization": f"{periods:g} bars a year ({rules.days_per_year} trading days x {per_day:g} bars a day, "
+        f"{cfg.data.freq} bars)",
+        "annualization_bars": periods,
         "accumulation": ACCUMULATION,
     }
 
 
-def _portfolios(cfg: Config, indexed: pd.DataFrame, bench: str, progress: Progress | None = None):
+def _portfolios(cfg: Config, indexed: pd.DataFrame, bench: str, periods: float, progress: Progress | None = None):
     b = cfg.backtest
-    qlib_backtest.init_qlib(cfg.data.provider_uri, cfg.data.region)
     start, end, notes = qlib_backtest.trading_range(cfg, indexed.index.get_level_values("datetime").unique())
     for note in notes:
         log.warning(note)
@@ -109,21 +115,21 @@ def _portfolios(cfg: Config, indexed: pd.DataFrame, bench: str, progress: Progre
         report, held = qlib_backtest.run_topk_dropout(cfg, indexed[name], start, end, bench)
         excess = report["return"] - report["bench"]
         portfolio[name] = {
-            "with_cost": portfolio_stats(report["return"] - report["cost"], report["turnover"]),
-            "without_cost": portfolio_stats(report["return"], report["turnover"]),
-            "excess_with_cost": portfolio_stats(excess - report["cost"]),
-            "excess_without_cost": portfolio_stats(excess),
-            "qlib_risk_excess_with_cost": qlib_backtest.qlib_risk(excess - report["cost"]),
-            "qlib_risk_excess_without_cost": qlib_backtest.qlib_risk(excess),
+            "with_cost": portfolio_stats(report["return"] - report["cost"], report["turnover"], periods),
+            "without_cost": portfolio_stats(report["return"], report["turnover"], periods),
+            "excess_with_cost": portfolio_stats(excess - report["cost"], periods=periods),
+            "excess_without_cost": portfolio_stats(excess, periods=periods),
+            "qlib_risk_excess_with_cost": qlib_backtest.qlib_risk(excess - report["cost"], periods),
+            "qlib_risk_excess_without_cost": qlib_backtest.qlib_risk(excess, periods),
         }
         daily[name] = pd.DataFrame({c: report[c] for c in ("return", "cost", "bench", "turnover")})
         positions.append(held.assign(signal=name))
         bench_daily = report["bench"]
     if progress:
         progress(len(b.signals), len(b.signals), "Qlib backtests done")
-    bench_stats = portfolio_stats(bench_daily) if bench_daily is not None else {}
+    bench_stats = portfolio_stats(bench_daily, periods=periods) if bench_daily is not None else {}
     held = pd.concat(positions, ignore_index=True) if positions else pd.DataFrame()
-    return portfolio, daily, held, bench_stats, [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"], notes
+    return portfolio, daily, held, bench_stats, [qlib_backtest.stamp(start), qlib_backtest.stamp(end)], notes
 
 
 def write_outputs(

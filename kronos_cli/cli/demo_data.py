@@ -22,11 +22,24 @@ def demo_data(
     market_vol: float = typer.Option(
         0.002, "--market-vol", help="Daily volatility of the market factor that all stocks share (unpredictable)."
     ),
+    market: str = typer.Option(
+        "qlib",
+        "--market",
+        help="qlib: daily A-shares as a Qlib provider; or bar files of another market: cn5min (A-share 5-minute "
+        "CSV, XSHG), crypto1h (hourly Parquet, 24/7), usdaily (daily CSV, XNYS).",
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty directory."),
 ) -> None:
     """Write a synthetic market as a real Qlib provider directory (for demos and tests); its kronos_market.json
-    holds the ground-truth IC of the planted component."""
+    holds the ground-truth IC of the planted component. `--market cn5min|crypto1h|usdaily` writes bar files of
+    that market instead, for configs/csv_minute.yaml, crypto_hourly.yaml and us_daily.yaml."""
     from kronos_cli.data.synthetic import METADATA, MarketSpec, write_market
+    from kronos_cli.data.synthetic_csv import write_csv_market
 
+    if market != "qlib":
+        n = stocks if stocks != 60 else 12
+        path = write_csv_market(out, market, symbols=n, seed=seed, force=force)
+        console.print(f"synthetic {market} bar files: {path}")
+        return
     path = write_market(out, MarketSpec(stocks, start, end, seed, signal, strength, market_vol), force=force)
     console.print(f"synthetic Qlib market: {path} (ground truth in {path / METADATA})")

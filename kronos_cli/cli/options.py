@@ -15,6 +15,9 @@ from typing import Any
 
 import typer
 
+from kronos_cli.errors import KronosError
+from kronos_cli.sessions import check_calendar_name
+
 CONFIG = typer.Option(None, "--config", "-c", help="YAML config file [default: built-in defaults].")
 OVERRIDES = typer.Argument(
     None, help="Dotted overrides, e.g. data.instrument=csi800 training.epochs=5.", show_default=False
@@ -23,6 +26,20 @@ SETS = typer.Option(None, "--set", help="An override (key=value); may be repeate
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 JSON = typer.Option(False, "--json", help="Print a JSON summary on stdout (logs stay on stderr).")
 BUNDLE = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`.")
+CALENDAR = typer.Option(
+    None,
+    "--calendar",
+    help="Continue the forecast's timestamps on this market calendar: an exchange_calendars name (XSHG, XNYS, "
+    "XHKG, ...) or 24/7 [default: the sessions the bars show: their times of day and weekdays].",
+)
+
+
+def check_calendar(name: str | None) -> None:
+    """A --calendar that names no calendar is a one-line error before anything loads."""
+    problem = check_calendar_name(name) if name else None
+    if problem:
+        raise KronosError(problem.replace("data.csv.calendar", "--calendar"))
+
 
 # name -> (type, option): torchrun's flags and meanings (nproc per node).
 LAUNCH = {

@@ -65,24 +65,16 @@ def predict(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the forecast CSV here [default: stdout]."),
     quantiles: str | None = typer.Option(None, "--quantiles", help="Comma-separated, e.g. 0.1,0.9."),
     plot: Path | None = typer.Option(None, "--plot", help="Save a PNG of history and forecast."),
+    calendar: str | None = opt.CALENDAR,
     sampling=None,
 ) -> None:
     """Forecast the next bars of a series from a CSV file."""
     from kronos_cli.barfile import read_bars
     from kronos_cli.bars import check_history
-    from kronos_cli.errors import KronosError
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
     from kronos_cli.runs import load_pair
 
-    if sampling["calibrated"] is not None:
-        from kronos_cli.forecast.calibrated import read_sampling
-
-        read_sampling(sampling["calibrated"])  # a bad file fails before any model is loaded
-
-    if pred_len <= 0:
-        raise KronosError(f"--pred-len must be > 0, got {pred_len}")
-    if max_context is not None and max_context < 2:
-        raise KronosError(f"--max-context must be >= 2, got {max_context}")
+    _check_flags(pred_len, max_context, calendar, sampling["calibrated"])
     qs = parse_quantiles(quantiles)
     bars = read_bars(csv)
     check_history(len(bars), str(csv))  # before any model is loaded
@@ -101,9 +93,25 @@ def predict(
             quantiles=qs,
             progress=bar.update,
             trained_lookback=pair.conventions.get("lookback_window"),
+            calendar=calendar,
             **sampling,
         )
     _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast")
+
+
+def _check_flags(pred_len: int, max_context: int | None, calendar: str | None, calibrated: Path | None) -> None:
+    """Bad flags fail before any file or model is read."""
+    from kronos_cli.errors import KronosError
+
+    if calibrated is not None:
+        from kronos_cli.forecast.calibrated import read_sampling
+
+        read_sampling(calibrated)
+    if pred_len <= 0:
+        raise KronosError(f"--pred-len must be > 0, got {pred_len}")
+    if max_context is not None and max_context < 2:
+        raise KronosError(f"--max-context must be >= 2, got {max_context}")
+    opt.check_calendar(calendar)
 
 
 def resolve_sampling(pair, calibrated: Path | None, temperature: float | None, top_p: float | None, **rest) -> dict:

@@ -23,5 +23,12 @@ def prep(json_out: bool = opt.JSON, cfg=None) -> None:
         f"{manifest['missing_rows']:,}; short segments dropped {manifest['short_segments_dropped']:,}; "
         f"{manifest['elapsed_s']:.1f} s"
     )
+    imported = manifest["calendar"].get("imported")
+    if imported:
+        console.print(
+            f"bars from {imported['files']} file(s) on the {imported['calendar']} calendar (bars stamped at their "
+            f"{imported['bar_label']}), written as a Qlib provider in {cfg.data.dataset_path}/qlib; "
+            f"{imported['missing_bars']:,} missing bars, {imported['filled_bars']:,} filled"
+        )
     for d in manifest["dropped"][:10]:
         console.print(f"  dropped {d['symbol']}: {d['reason']}")

@@ -61,6 +61,26 @@ def _server(token: str | None, **values):
     return ServeOptions(token=token_from_env(token), **values)
 
 
+def _from_run(source, config: Path):
+    """What -c CONFIG fills in that the flags left open: the run's fine-tuned models (else the configured ones),
+    the config's context, its calibrated sampling (strictly its own) and its market calendar."""
+    import dataclasses
+
+    from kronos_cli.runs import best_or_configured, sampling_file
+
+    cfg = opt.build_config(config, None, None)
+    calibrated = source.sampling is None and cfg.backtest.sampling == "calibrated"
+    return dataclasses.replace(
+        source,
+        tokenizer=source.tokenizer or best_or_configured(cfg, "tokenizer"),
+        model=source.model or best_or_configured(cfg, "predictor"),
+        max_context=source.max_context or cfg.data.max_context,
+        sampling=str(sampling_file(cfg)) if calibrated else source.sampling,
+        strict_sampling=calibrated,
+        calendar=source.calendar or (cfg.data.csv.calendar if cfg.data.source == "csv" else None),
+    )
+
+
 def _route_uvicorn_logs() -> None:
     """uvicorn's own and access logs through the same handler and level as ours."""
     ours = logging.getLogger("kronos_cli")
@@ -108,6 +128,7 @@ def serve(
         help="A sampling.json from `kronos evaluate --tune-sampling`: the temperature and top_p of requests that "
         "give none [default with -c and backtest.sampling=calibrated: the run's].",
     ),
+    calendar: str | None = opt.CALENDAR,
     json_out: bool = typer.Option(False, "--json", help="Announce readiness as one JSON line on stdout."),
     limits=None,
     server=None,
@@ -124,24 +145,18 @@ def serve(
         ) from None
     from kronos_cli.serve.server import ModelSource, run
 
-    strict = False
-    if bundle is None and config is not None:
-        from kronos_cli.runs import best_or_configured, sampling_file
-
-        cfg = opt.build_config(config, None, None)
-        tokenizer = tokenizer or best_or_configured(cfg, "tokenizer")
-        model = model or best_or_configured(cfg, "predictor")
-        max_context = max_context or cfg.data.max_context
-        if sampling is None and cfg.backtest.sampling == "calibrated":
-            sampling, strict = sampling_file(cfg), True
-    if max_context is not None and max_context < 2:
-        raise KronosError(f"--max-context must be >= 2, got {max_context}")
-    _route_uvicorn_logs()
-    run(
-        ModelSource(
-            tokenizer, model, str(bundle) if bundle else None, max_context, str(sampling) if sampling else None, strict
-        ),
-        limits,
-        server,
-        _announce(json_out),
+    source = ModelSource(
+        tokenizer,
+        model,
+        str(bundle) if bundle else None,
+        max_context,
+        str(sampling) if sampling else None,
+        calendar=calendar,
     )
+    if bundle is None and config is not None:
+        source = _from_run(source, config)
+    if source.max_context is not None and source.max_context < 2:
+        raise KronosError(f"--max-context must be >= 2, got {source.max_context}")
+    opt.check_calendar(source.calendar)
+    _route_uvicorn_logs()
+    run(source, limits, server, _announce(json_out))

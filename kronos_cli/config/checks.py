@@ -7,6 +7,8 @@ import pandas as pd
 from kronos_cli.bars import FEATURES, canonical
 from kronos_cli.calendar import STAMP_COLUMNS, range_end
 from kronos_cli.config.schema import Config, DataConfig
+from kronos_cli.errors import KronosError
+from kronos_cli.sessions import check_calendar_name, parse_freq
 
 SPLITS = ("train", "val", "test")
 AUGMENTATIONS = ("noise", "scale", "time_warp", "slice")
@@ -41,11 +43,15 @@ def _data(d: DataConfig) -> list[str]:
         problems.append(f"data.embargo must be >= 0 bars (0 turns it off), got {d.embargo}")
     if d.source == "csv" and not d.csv.path:
         problems.append("data.csv.path is required when data.source is csv")
-    if d.csv.max_gap is not None:
-        try:
-            pd.Timedelta(d.csv.max_gap)
-        except ValueError:
-            problems.append(f"data.csv.max_gap must be a duration such as 3D or 15min, got {d.csv.max_gap!r}")
+    try:
+        parse_freq(d.freq)
+    except KronosError as exc:
+        problems.append(str(exc))
+    if d.source == "csv":
+        problem = check_calendar_name(d.csv.calendar)
+        problems += [problem] if problem else []
+    if d.csv.fill_gaps < 0:
+        problems.append(f"data.csv.fill_gaps must be >= 0 bars (0 leaves gaps as gaps), got {d.csv.fill_gaps}")
     return problems
 
 

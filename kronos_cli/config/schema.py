@@ -21,7 +21,12 @@ class CsvConfig:
     symbol_column: str = "symbol"  # in a single file; per-symbol files take the symbol from the file name
     timestamp_column: str = "timestamps"
     columns: dict[str, str] = field(default_factory=dict)  # our name -> the file's name, e.g. {volume: Vol}
-    max_gap: str | None = None  # a step longer than this (e.g. "3D", "15min") splits a series
+    # The market's calendar, which says which bars should exist (a missing one is a gap; nights, lunch breaks,
+    # weekends and holidays are not): an exchange_calendars name (XSHG, XNYS, XHKG, ...), 24/7, or infer (the
+    # sessions seen in the data).
+    calendar: str = "infer"
+    bar_label: Literal["auto", "start", "end"] = "auto"  # is an intraday bar stamped at its start or its end?
+    fill_gaps: int = 0  # runs of up to this many missing bars are filled (last close, zero volume), counted
 
 
 @dataclass
@@ -30,7 +35,7 @@ class DataConfig:
     provider_uri: str = field(default="~/.qlib/qlib_data/cn_data", metadata=PATH)
     region: Literal["cn", "us"] = "cn"
     instrument: str | list[str] = "csi300"
-    freq: Literal["day", "1min", "5min"] = "day"
+    freq: str = "day"  # the bar size: day, Nmin (1min, 5min, 15min) or Nh (1h)
     start_time: str = "2011-01-01"
     end_time: str = "2025-06-05"
     lookback_window: int = 90
@@ -103,7 +108,12 @@ class TrainingConfig:
 
 @dataclass
 class BacktestConfig:
-    benchmark: str | None = None  # default from the pool: csi300 SH000300, csi800 SH000906, csi1000 SH000852
+    # The market's rules (backtest/markets.py): cn (10% limit, lots of 100), us, hk, crypto (fractional, 24/7).
+    # limit_threshold, trade_unit and the costs default to the market's (None); 0 turns a limit or lot off.
+    market: Literal["cn", "us", "hk", "crypto"] = "cn"
+    # An index in the provider (SH000300), or equal-weight (the pool members' mean return); default: the index of
+    # a known A-share pool (csi300 SH000300, csi800 SH000906, csi1000 SH000852), else equal-weight.
+    benchmark: str | None = None
     start_time: str = "2024-07-01"
     end_time: str = "2025-06-05"
     topk: int = 50
@@ -111,10 +121,11 @@ class BacktestConfig:
     hold_thresh: int = 5
     account: float = 1e8
     deal_price: Literal["open", "close"] = "open"  # the price trades fill at (and labels are measured at)
-    limit_threshold: float = 0.095
-    open_cost: float = 0.001
-    close_cost: float = 0.0015
-    min_cost: float = 5.0
+    limit_threshold: float | None = None
+    trade_unit: float | None = None
+    open_cost: float | None = None
+    close_cost: float | None = None
+    min_cost: float | None = None
     # Forecast sampling (the reference's backtest defaults); `sampling: calibrated` takes temperature and top_p
     # from the run's sampling.json, written by `kronos evaluate --tune-sampling`.
     sampling: Literal["configured", "calibrated"] = "configured"

@@ -1,115 +1,351 @@
-"""Reading bars from CSV: one file with a symbol column, or a directory of per-symbol files, any bar frequency."""
+"""CSV and Parquet bars into a Qlib provider, on the market's calendar.
+
+`data.csv.path` is one file with a symbol column, or a directory of per-symbol files (the symbol is the file
+name), CSV or Parquet. Each file is read once and checked line by line (`barfile`), its bars are placed on the
+expected bar grid of `data.csv.calendar` (`sessions`): a bar off the grid (at night on XSHG, a bar size that does
+not match `data.freq`) is an error naming the file and line; a grid bar a symbol lacks inside its span is a
+gap (a missing bar), optionally filled for short runs. The result is written as a Qlib provider, which `prep`
+then reads like any other.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kronos_cli.barfile import check_column, check_timestamps, file_lines, read_table
+from kronos_cli.barfile import check_column, check_order, file_lines, parse_timestamps, read_table, sniff_delimiter
 from kronos_cli.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical
 from kronos_cli.calendar import range_end
 from kronos_cli.config import DataConfig
+from kronos_cli.data import provider
 from kronos_cli.data.universe import Universe
 from kronos_cli.errors import KronosError
+from kronos_cli.sessions import ALWAYS_OPEN, INFER, NS_PER_DAY, BarFreq, SessionGrid, parse_freq, session_grid
 
+log = logging.getLogger(__name__)
+SUFFIXES = (".csv", ".parquet")
 # A file's column for each feature when `data.csv.columns` does not map it: our name, then the reference's.
 CANDIDATES = {f: (f, *(k for k, v in ALIASES.items() if v == f)) for f in FEATURES}
 
 
-class CsvSource:
-    """Bars per symbol over the union calendar of all symbols; a symbol's missing bars become NaN rows (gaps)."""
+@dataclass
+class Series:
+    """One symbol's bars as read: wall-clock ns, (T, 6) values in FEATURES order, and where each came from."""
 
-    def __init__(self, cfg: DataConfig):
-        self.cfg = cfg
-        self.path = Path(cfg.csv.path).expanduser()
-        if self.path.is_dir():
-            self.files = sorted(self.path.glob("*.csv"))
-            if not self.files:
-                raise KronosError(f"{self.path} holds no .csv files")
-        elif self.path.is_file():
-            self.files = [self.path]
-        else:
-            raise KronosError(f"no CSV file or directory at {self.path} (data.csv.path)")
-        self.frames = self._read_all()
-        if not self.frames:
-            raise KronosError(f"no rows in {self.path} between {cfg.start_time} and {cfg.end_time}")
+    symbol: str
+    ns: np.ndarray
+    values: np.ndarray
+    lines: np.ndarray
+    where: str
+
+
+@dataclass
+class ImportReport:
+    """What the import did, for the manifest: the calendar, the bar label, bars, symbols, gaps."""
+
+    calendar: str
+    bar_label: str
+    bars: int = 0
+    symbols: int = 0
+    missing_bars: int = 0
+    filled_bars: int = 0
+    files: int = 0
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def source_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
+        if not files:
+            raise KronosError(f"{path} holds no .csv or .parquet files")
+        return files
+    if path.is_file():
+        return [path]
+    raise KronosError(f"no CSV file or directory at {path} (data.csv.path)")
+
+
+class CsvReader:
+    """Reads the files of `data.csv.path` into Series, one file at a time."""
+
+    def __init__(self, d: DataConfig, tz=None):
+        self.d, self.tz = d, tz
+        self.path = Path(d.csv.path).expanduser()
+        self.files = source_files(self.path)
+        self.freq = parse_freq(d.freq)
+        self.start, self.end = pd.Timestamp(d.start_time), range_end(d.end_time)
+        self._cached: pd.DataFrame | None = None
 
     def _column(self, df: pd.DataFrame, ours: str, where: str, required: bool) -> str | None:
-        mapping = {canonical(k): v for k, v in self.cfg.csv.columns.items()}
+        mapping = {canonical(k): v for k, v in self.d.csv.columns.items()}
         candidates = [mapping[ours]] if ours in mapping else list(CANDIDATES[ours])
         for c in candidates:
             if c in df.columns:
                 return c
         if required:
             raise KronosError(
-                f"{where} lacks the column {candidates[0]!r} for {ours}; map it with data.csv.columns.{ours}=NAME"
+                f"{where} lacks the column {candidates[0]!r} for {ours} (columns: {', '.join(map(str, df.columns))})"
+                f"; map it with data.csv.columns.{ours}=NAME"
             )
         return None
 
-    def _clean(self, df: pd.DataFrame, where: str) -> pd.DataFrame:
-        ts_col = self.cfg.csv.columns.get("timestamps", self.cfg.csv.timestamp_column)
+    def _checked(self, df: pd.DataFrame, where: str) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+        """Timestamps, values and file lines of a whole file, every value checked."""
+        ts_col = self.d.csv.columns.get("timestamps", self.d.csv.timestamp_column)
         if ts_col not in df.columns:
-            raise KronosError(f"{where} lacks the timestamp column {ts_col!r}; set data.csv.timestamp_column")
+            raise KronosError(
+                f"{where} lacks the timestamp column {ts_col!r} (columns: {', '.join(map(str, df.columns))}); "
+                f"set data.csv.timestamp_column"
+            )
+        lines = file_lines(pd.RangeIndex(len(df)))
+        idx = parse_timestamps(df[ts_col].reset_index(drop=True), where, lines, tz=self.tz)
         cols = {ours: self._column(df, ours, where, ours in PRICE_COLUMNS) for ours in FEATURES}
-        lines = file_lines(df.index)
-        out = pd.DataFrame(index=check_timestamps(df[ts_col], where, lines))
-        for ours, theirs in cols.items():
+        values = np.full((len(df), len(FEATURES)), np.nan)
+        for i, (ours, theirs) in enumerate(cols.items()):
             if theirs is not None:
-                out[ours] = check_column(df[theirs], theirs, where, lines, price=ours in PRICE_COLUMNS)
-        if "volume" not in out:
-            out["volume"] = 0.0
-        if "amount" not in out:
-            out["amount"] = amount_from_volume(out[list(PRICE_COLUMNS)].to_numpy(), out["volume"].to_numpy())
-        start, end = pd.Timestamp(self.cfg.start_time), range_end(self.cfg.end_time)
-        return out[(out.index >= start) & (out.index <= end)][list(FEATURES)]
+                values[:, i] = check_column(
+                    df[theirs].reset_index(drop=True), theirs, where, lines, ours in PRICE_COLUMNS
+                )
+        if cols["volume"] is None:
+            values[:, 4] = 0.0
+        if cols["amount"] is None:
+            values[:, 5] = amount_from_volume(values[:, :4], values[:, 4])
+        if not self.freq.intraday:
+            idx = idx.normalize()
+        return idx, values, lines
 
-    def _read_all(self) -> dict[str, pd.DataFrame]:
-        frames: dict[str, pd.DataFrame] = {}
-        if len(self.files) == 1 and self.path.is_file():
-            df = read_table(self.path)
-            sym_col = self.cfg.csv.symbol_column
-            if sym_col not in df.columns:  # one series in one file
-                frames[self.path.stem.upper()] = self._clean(df, str(self.path))
-            else:
-                for sym, part in df.groupby(sym_col, sort=True):
-                    frames[str(sym)] = self._clean(part, f"{self.path} (symbol {sym})")
-        else:
-            for file in self.files:
-                frames[file.stem.upper()] = self._clean(read_table(file), str(file))
-        return {s: f for s, f in frames.items() if len(f)}
+    def _series(self, symbol: str, idx, values, lines, where: str) -> Series | None:
+        check_order(idx, where, lines)
+        keep = (idx >= self.start) & (idx <= self.end)
+        if not keep.any():
+            return None
+        return Series(symbol, idx.asi8[keep], values[keep], lines[keep], where)
+
+    def series(self) -> Iterator[Series]:
+        for file in self.files:
+            df = self._cached if self._cached is not None else read_table(file)
+            sym_col = self.d.csv.symbol_column
+            idx, values, lines = self._checked(df, str(file))
+            if len(self.files) > 1 or sym_col not in df.columns:  # one series per file, named by the file
+                s = self._series(file.stem.upper(), idx, values, lines, str(file))
+                if s is not None:
+                    yield s
+                continue
+            symbols = df[sym_col].astype(str).to_numpy()
+            order = np.argsort(symbols, kind="stable")
+            names, first = np.unique(symbols[order], return_index=True)
+            for name, a, b in zip(names, first, [*first[1:], len(order)]):
+                rows = order[a:b]
+                s = self._series(name, idx[rows], values[rows], lines[rows], f"{file} (symbol {name})")
+                if s is not None:
+                    yield s
+
+    def scan(self) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
+        """Every bar time in range (for the calendar's span, or a calendar inferred from the data) and each
+        symbol's first and last bar: one file is read whole (and kept for `series`), a directory's files only
+        their time column."""
+        ts_col = self.d.csv.columns.get("timestamps", self.d.csv.timestamp_column)
+        sym_col = self.d.csv.symbol_column
+        single = len(self.files) == 1
+        if single:
+            self._cached = read_table(self.files[0])
+        out, spans = [], {}
+        for file in self.files:
+            quick = None if single or self.d.csv.calendar == INFER else _first_and_last(file, ts_col)
+            df = self._cached if single else pd.DataFrame({ts_col: quick}) if quick else None
+            if df is None:
+                df = read_table(file, usecols=[ts_col])
+            if ts_col not in df.columns:
+                self._checked(df, str(file))  # the one-line error naming the file's columns
+            idx = parse_timestamps(df[ts_col].reset_index(drop=True), str(file), tz=self.tz)
+            idx = idx if self.freq.intraday else idx.normalize()
+            keep = (idx >= self.start) & (idx <= self.end)
+            ns = idx.asi8[keep]
+            out.append(ns)
+            if single and sym_col in df.columns:
+                sym = df[sym_col].astype(str).to_numpy()[keep]
+                frame = pd.DataFrame({"s": sym, "t": ns}).groupby("s")["t"].agg(["min", "max"])
+                spans.update({str(k): (int(a), int(b)) for k, a, b in frame.itertuples()})
+            elif len(ns):
+                spans[file.stem.upper()] = (int(ns.min()), int(ns.max()))
+        ns_all = np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+        return ns_all, dict(sorted(spans.items()))
+
+
+def _first_and_last(path: Path, ts_col: str) -> list[str] | None:
+    """The first and last timestamps of a CSV file sorted by time, from its first lines and its tail (the span
+    of a calendar that does not depend on the data needs no more); None when that is not simple to read."""
+    if path.suffix.lower() != ".csv":
+        return None
+    with open(path, "rb") as f:
+        head = [f.readline().decode("utf-8", "replace") for _ in range(2)]
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 4096))
+        tail = [t for t in f.read().decode("utf-8", "replace").splitlines() if t.strip()]
+    sep = sniff_delimiter(path)
+    names = [c.strip().strip('"') for c in head[0].rstrip("\r\n").split(sep)]
+    if ts_col not in names or len(tail) < 2 or '"' in head[1] + tail[-1]:
+        return None
+    cells = [line.rstrip("\r\n").split(sep) for line in (head[1], tail[-1])]
+    if any(len(c) != len(names) for c in cells):
+        return None
+    return [c[names.index(ts_col)].strip() for c in cells]
+
+
+def check_bar_size(s: Series, freq: BarFreq) -> None:
+    """Consecutive bars of one day are `freq` apart (or a multiple of it: a missing bar)."""
+    if not freq.intraday or len(s.ns) < 2:
+        if not freq.intraday and len(s.ns) > 1 and (np.diff(s.ns) == 0).any():
+            i = int(np.argmax(np.diff(s.ns) == 0)) + 1
+            raise KronosError(
+                f"{s.where} lines {s.lines[i - 1]} and {s.lines[i]} are two bars on {pd.Timestamp(s.ns[i]):%Y-%m-%d}"
+                f" but data.freq is day: intraday bars? set data.freq to their bar size"
+            )
+        return
+    steps = np.diff(s.ns)
+    same_day = (s.ns[1:] // NS_PER_DAY) == (s.ns[:-1] // NS_PER_DAY)
+    inside = steps[same_day]
+    if not len(inside):
+        return
+    sizes, counts = np.unique(inside, return_counts=True)
+    common = pd.Timedelta(int(sizes[np.argmax(counts)]), "ns")
+    if common != freq.step:
+        raise KronosError(
+            f"{s.where} holds bars {_minutes(common)} apart (its most common step) but data.freq is {freq}; set "
+            f"data.freq to the file's bar size"
+        )
+    odd = same_day & (steps % freq.step.value != 0)
+    if odd.any():
+        i = int(np.argmax(odd)) + 1
+        raise KronosError(
+            f"{s.where} line {s.lines[i]}: the bar at {pd.Timestamp(s.ns[i])} comes {_minutes(steps[i - 1])} after "
+            f"the one before, not a multiple of {freq}: mixed bar sizes; keep one bar size per file"
+        )
+
+
+def _minutes(ns) -> str:
+    return f"{pd.Timedelta(int(getattr(ns, 'value', ns)), 'ns').total_seconds() / 60:g}min"
+
+
+def choose_label(d: DataConfig, freq: BarFreq, ns: np.ndarray) -> tuple[str, SessionGrid]:
+    """The calendar's grid with the bar label the config names, or (auto) the one more bars fit."""
+    name = d.csv.calendar
+    if name == INFER or not freq.intraday or d.csv.bar_label != "auto":
+        label = "start" if d.csv.bar_label == "auto" else d.csv.bar_label
+        return label, session_grid(name, freq, label, timestamps=ns if name == INFER else None)
+    lo, hi = pd.Timestamp(ns.min()), pd.Timestamp(ns.max())
+    best = None
+    for label in ("start", "end"):
+        grid = session_grid(name, freq, label)
+        fit = np.isin(ns, grid.bars(lo, hi).asi8).mean()
+        if best is None or fit > best[0]:
+            best = (fit, label, grid)
+    return best[1], best[2]
+
+
+def check_on_grid(s: Series, grid_ns: np.ndarray, grid: SessionGrid) -> np.ndarray:
+    """Each bar's position on the grid; a bar off it is a one-line error."""
+    pos = np.searchsorted(grid_ns, s.ns)
+    ok = (pos < len(grid_ns)) & (grid_ns[np.minimum(pos, len(grid_ns) - 1)] == s.ns)
+    if not ok.all():
+        i = int(np.argmax(~ok))
+        raise KronosError(
+            f"{s.where} line {s.lines[i]}: a bar at {pd.Timestamp(s.ns[i])} is not a bar of the {grid.describe()} "
+            f"calendar (at night, on a holiday or weekend, in a lunch break, or off the bar size); set "
+            f"data.csv.calendar to the market's exchange, infer (the sessions seen in the data) or 24/7, or "
+            f"data.csv.bar_label to start or end"
+        )
+    return pos
+
+
+def fill_short_gaps(values: np.ndarray, limit: int) -> int:
+    """Fill runs of at most `limit` missing rows in place: OHLC at the last close, zero volume and amount."""
+    missing = np.isnan(values[:, 3])
+    if limit <= 0 or not missing.any():
+        return 0
+    padded = np.concatenate([[False], missing, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    filled = 0
+    for a, b in zip(edges[0::2], edges[1::2]):
+        if b - a <= limit and a > 0:
+            values[a:b, :4] = values[a - 1, 3]
+            values[a:b, 4:] = 0.0
+            filled += b - a
+    return filled
+
+
+class CsvSource:
+    """A CSV or Parquet source imported into a Qlib provider at `root` while `prep` reads it: the interface of
+    `QlibSource` (universe, calendar, chunks, meta). The first pass reads every bar time (the calendar's span,
+    or the sessions of an inferred calendar) and writes the calendar and the pool; the second reads each file
+    whole, checks it, puts it on the grid, writes its feature bins and hands its frame on, so that memory grows
+    with a file, not with the market."""
+
+    def __init__(self, d: DataConfig, root: Path):
+        self.d, self.root, self.freq = d, root, parse_freq(d.freq)
+        tz = _exchange_tz(d.csv.calendar) if d.csv.calendar not in (INFER, ALWAYS_OPEN) else None
+        self.reader = CsvReader(d, tz)
+        ns_all, self.spans = self.reader.scan()
+        if not len(ns_all):
+            raise KronosError(f"no rows in {self.reader.path} between {d.start_time} and {d.end_time}")
+        self.label, self.grid = choose_label(d, self.freq, ns_all)
+        self.cal = self.grid.bars(pd.Timestamp(ns_all.min()), pd.Timestamp(ns_all.max()))
+        self.report = ImportReport(self.grid.describe(), self.label, bars=len(self.cal), files=len(self.reader.files))
+        self.meta = {"calendar": d.csv.calendar, "bar_label": self.label, "freq": self.freq.qlib, "amount": True}
+        provider.write_calendar(root, self.freq.qlib, self.cal)
+        pool = {s: [(pd.Timestamp(a), pd.Timestamp(b))] for s, (a, b) in self.spans.items()}
+        provider.write_pool(root, provider.CSV_POOL, pool, self.freq.qlib)
+        provider.write_meta(root, self.meta)
 
     def universe(self) -> Universe:
-        """Every symbol of the files, a member throughout (a CSV carries no pool membership)."""
-        return Universe.always(sorted(self.frames), self.cfg.start_time, self.cfg.end_time)
+        """Every symbol, a member over its own span (a CSV carries no pool membership)."""
+        return Universe({s: [(pd.Timestamp(a), pd.Timestamp(b))] for s, (a, b) in self.spans.items()})
 
     def calendar(self, extra: int = 0) -> tuple[pd.DatetimeIndex, int]:
-        """Every timestamp any symbol has (the files' own calendar); nothing is known beyond the data."""
-        cal = pd.DatetimeIndex(sorted(set().union(*(f.index for f in self.frames.values()))))
-        return cal, len(cal)
+        return self.cal, len(self.cal)
 
     def chunks(self, symbols: list[str]) -> Iterator[list[tuple[str, pd.DataFrame]]]:
-        calendar = self.calendar()[0]
-        max_gap = pd.Timedelta(self.cfg.csv.max_gap) if self.cfg.csv.max_gap else None
-        for i in range(0, len(symbols), self.cfg.chunk_size):
-            out = []
-            for sym in symbols[i : i + self.cfg.chunk_size]:
-                f = self.frames[sym]
-                span = calendar[(calendar >= f.index[0]) & (calendar <= f.index[-1])]
-                g = f.reindex(span)  # bars other symbols have and this one lacks become NaN rows
-                if max_gap is not None:
-                    gap_after = np.diff(span.as_unit("ns").asi8) > max_gap.value
-                    g = _insert_breaks(g, gap_after)
-                out.append((sym, g))
-            yield out
+        wanted, chunk = set(symbols), []
+        for s in self.reader.series():
+            if s.symbol in wanted:
+                chunk.append((s.symbol, self._place(s)))
+            if len(chunk) >= self.d.chunk_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+        log.info(
+            "%d symbols from %s on the %s calendar: %d bars, %d missing, %d filled",
+            len(self.spans),
+            self.reader.path,
+            self.report.calendar,
+            len(self.cal),
+            self.report.missing_bars,
+            self.report.filled_bars,
+        )
+
+    def _place(self, s: Series) -> pd.DataFrame:
+        """The series on the grid over its span (NaN rows where a bar is missing), its bins written."""
+        check_bar_size(s, self.freq)
+        pos = check_on_grid(s, self.cal.asi8, self.grid)
+        first, last = int(pos[0]), int(pos[-1])
+        values = np.full((last - first + 1, len(FEATURES)), np.nan)
+        values[pos - first] = s.values
+        filled = fill_short_gaps(values, self.d.csv.fill_gaps)
+        self.report.filled_bars += filled
+        self.report.missing_bars += int(np.isnan(values[:, 3]).sum())
+        provider.write_series(self.root, s.symbol, self.freq.qlib, first, provider.qlib_fields(values))
+        self.report.symbols += 1
+        return pd.DataFrame(values, index=self.cal[first : last + 1], columns=list(FEATURES))
 
 
-def _insert_breaks(df: pd.DataFrame, gap_after: np.ndarray) -> pd.DataFrame:
-    """Add a NaN row after each row followed by a too-long step, so the series splits there."""
-    if not gap_after.any():
-        return df
-    idx = np.flatnonzero(gap_after)
-    breaks = pd.DataFrame(np.nan, index=df.index[idx] + pd.Timedelta(1, "ns"), columns=df.columns)
-    return pd.concat([df, breaks]).sort_index()
+def _exchange_tz(name: str):
+    import exchange_calendars as xc  # lazy: slow to import
+
+    return xc.get_calendar(name).tz

@@ -24,9 +24,10 @@ import pandas as pd
 
 from kronos_cli import __version__
 from kronos_cli.bars import FEATURES
-from kronos_cli.calendar import calendar_features, future_timestamps
+from kronos_cli.calendar import calendar_features
 from kronos_cli.config import Config, DataConfig, section_hash
 from kronos_cli.data.csv_source import CsvSource
+from kronos_cli.data.provider import PROVIDER_DIR, continue_calendar
 from kronos_cli.data.qlib_source import QlibSource
 from kronos_cli.data.splits import SplitRange, embargo_bars, plan_splits
 from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, ORIGIN_SPLITS, SPLITS, NpyAppender
@@ -40,8 +41,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
 
-def open_source(cfg: Config) -> CsvSource | QlibSource:
-    return CsvSource(cfg.data) if cfg.data.source == "csv" else QlibSource(cfg.data)
+def open_source(cfg: Config, directory: Path) -> QlibSource | CsvSource:
+    """The configured Qlib provider, or a CSV or Parquet source that is written as a Qlib provider into
+    `directory`/qlib (on the market's calendar) as it is read."""
+    d = cfg.data
+    return CsvSource(d, directory / PROVIDER_DIR) if d.source == "csv" else QlibSource(d)
 
 
 def segments(valid: np.ndarray) -> list[tuple[int, int]]:
@@ -57,13 +61,14 @@ def dataset_hash(cfg: Config) -> str:
     return section_hash(data)
 
 
-def market_calendar(source: CsvSource | QlibSource, predict: int) -> tuple[np.ndarray, dict]:
+def market_calendar(source: QlibSource | CsvSource, predict: int) -> tuple[np.ndarray, dict]:
     """The market's bars in the data range, then `predict + 1` later ones (the source's own calendar where it
-    knows them, else projected by the bars' spacing) for the stamps of forecasts made on the last days."""
+    knows them, else the market calendar's next bars, else projected by the bars' spacing) for the stamps of
+    forecasts made on the last days."""
     cal, inside = source.calendar(extra=predict + 1)
     known = len(cal) - inside
     if known < predict + 1:
-        cal = cal.append(future_timestamps(cal, predict + 1 - known))
+        cal = cal.append(continue_calendar(cal, predict + 1 - known, source.meta))
     info = {
         "bars": inside,
         "first": str(cal[0]),
@@ -195,14 +200,14 @@ def _symbol(
 def prepare(cfg: Config, progress: Progress | None = None) -> dict:
     """Build the dataset at `cfg.data.dataset_path` (replacing any old one atomically); returns its manifest."""
     d, t0 = cfg.data, time.perf_counter()
-    source = open_source(cfg)
-    universe = source.universe()
-    calendar, cal_info = market_calendar(source, d.predict_window)
-    plan = plan_splits(d, calendar[: cal_info["bars"]])
-    symbols = universe.symbols()
-    log.info("preparing %d instruments (%s source)", len(symbols), d.source)
     meta, dropped, tally = [], [], _Tally()
     with atomic_dir(Path(d.dataset_path)) as tmp:
+        source = open_source(cfg, tmp)
+        universe = source.universe()
+        calendar, cal_info = market_calendar(source, d.predict_window)
+        plan = plan_splits(d, calendar[: cal_info["bars"]])
+        symbols = universe.symbols()
+        log.info("preparing %d instruments (%s source)", len(symbols), d.source)
         w, done = _Writer(tmp), 0
         for chunk in source.chunks(symbols):
             for name, df in chunk:
@@ -212,6 +217,8 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
             if progress:
                 progress(done, len(symbols), f"{done}/{len(symbols)} instruments")
         w.close()
+        if isinstance(source, CsvSource):
+            cal_info["imported"] = source.report.to_json()
         np.save(tmp / "calendar.npy", calendar, allow_pickle=False)
         _check(d, meta, tally)
         manifest = _manifest(cfg, meta, dropped, tally, w.rows, cal_info, plan, time.perf_counter() - t0)

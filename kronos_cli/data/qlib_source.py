@@ -15,8 +15,10 @@ import pandas as pd
 from kronos_cli.bars import FEATURES, amount_from_volume
 from kronos_cli.calendar import range_end
 from kronos_cli.config import DataConfig
+from kronos_cli.data.provider import pool_of, provider_meta, provider_uri
 from kronos_cli.data.universe import Universe
 from kronos_cli.errors import KronosError
+from kronos_cli.sessions import parse_freq
 
 log = logging.getLogger(__name__)
 
@@ -86,35 +88,39 @@ def check_pool_file(path: Path) -> None:
 
 
 class QlibSource:
-    """Bars of a pool from a Qlib provider: one frame per symbol over the calendar, NaN rows where no bar."""
+    """Bars of a pool from a Qlib provider: one frame per symbol over the calendar, NaN rows where no bar.
+    `uri` is the provider (default `data.provider_uri`), `pool` the pool or symbol list (`data.instrument`)."""
 
-    def __init__(self, cfg: DataConfig):
+    def __init__(self, cfg: DataConfig, uri: str | None = None, pool: str | list[str] | None = None):
         self.cfg = cfg
-        self.path = check_provider(cfg.provider_uri, cfg.freq)
+        self.freq = parse_freq(cfg.freq).qlib
+        self.path = check_provider(uri or cfg.provider_uri, self.freq)
+        self.pool = cfg.instrument if pool is None else pool
+        self.meta = provider_meta(self.path)
         init_qlib(str(self.path), cfg.region)
 
     def universe(self) -> Universe:
         """The symbols that were members at any time in the data range, with their membership spans."""
         from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
-        cfg = self.cfg
-        if isinstance(cfg.instrument, list):
+        cfg, pool = self.cfg, self.pool
+        if isinstance(pool, list):
             known = {p.name.upper() for p in (self.path / "features").iterdir()}
-            missing = [s for s in cfg.instrument if s.upper() not in known]
+            missing = [s for s in pool if s.upper() not in known]
             if missing:
                 raise KronosError(f"data.instrument lists symbols the provider does not have: {', '.join(missing)}")
-            return Universe.always([s.upper() for s in cfg.instrument], cfg.start_time, cfg.end_time)
-        if cfg.instrument not in pools(self.path):
+            return Universe.always([s.upper() for s in pool], cfg.start_time, cfg.end_time)
+        if pool not in pools(self.path):
             raise KronosError(
-                f"unknown pool {cfg.instrument!r}: {self.path}/instruments has "
-                f"{', '.join(pools(self.path)) or 'no pools'}"
+                f"unknown pool {pool!r}: {self.path}/instruments has {', '.join(pools(self.path)) or 'no pools'}"
             )
-        check_pool_file(self.path / "instruments" / f"{cfg.instrument}.txt")
-        inst = D.instruments(market=cfg.instrument)
-        spans = D.list_instruments(inst, start_time=cfg.start_time, end_time=cfg.end_time, freq=cfg.freq, as_list=False)
+        check_pool_file(self.path / "instruments" / f"{pool}.txt")
+        inst = D.instruments(market=pool)
+        end = range_end(cfg.end_time)
+        spans = D.list_instruments(inst, start_time=cfg.start_time, end_time=end, freq=self.freq, as_list=False)
         if not spans:
             raise KronosError(
-                f"pool {cfg.instrument!r} has no instruments between {cfg.start_time} and {cfg.end_time}; check "
+                f"pool {pool!r} has no instruments between {cfg.start_time} and {cfg.end_time}; check "
                 f"data.start_time/end_time against the provider's calendar"
             )
         return Universe({sym: sorted((pd.Timestamp(a), pd.Timestamp(b)) for a, b in s) for sym, s in spans.items()})
@@ -124,7 +130,7 @@ class QlibSource:
         (which days a market trades is known ahead; no price is read); also how many of them are in range."""
         from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
-        cal = pd.DatetimeIndex(D.calendar(start_time=self.cfg.start_time, freq=self.cfg.freq))
+        cal = pd.DatetimeIndex(D.calendar(start_time=self.cfg.start_time, freq=self.freq))
         inside = int((cal <= range_end(self.cfg.end_time)).sum())
         return cal[: inside + extra], inside
 
@@ -133,16 +139,27 @@ class QlibSource:
         from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
         cfg = self.cfg
+        fields = QLIB_FIELDS + (["$amount"] if self.meta.get("amount") else [])
+        end = range_end(cfg.end_time)
         for i in range(0, len(symbols), cfg.chunk_size):
             part = symbols[i : i + cfg.chunk_size]
-            raw = D.features(part, QLIB_FIELDS, start_time=cfg.start_time, end_time=cfg.end_time, freq=cfg.freq)
-            raw.columns = list(FEATURES[:5])
-            out = []
+            raw = D.features(part, fields, start_time=cfg.start_time, end_time=end, freq=self.freq)
+            raw.columns = list(FEATURES[: len(fields)])
+            out, present = [], set(raw.index.unique(level=0))  # one set, not a scan of the index per symbol
             for sym in part:
-                if sym not in raw.index.get_level_values(0):
+                if sym not in present:
                     out.append((sym, pd.DataFrame(columns=raw.columns, dtype=float)))
                     continue
                 df = raw.xs(sym, level=0).sort_index()
-                df["amount"] = amount_from_volume(df[list(FEATURES[:4])].to_numpy(), df["volume"].to_numpy())
+                if "amount" not in df:
+                    df["amount"] = amount_from_volume(df[list(FEATURES[:4])].to_numpy(), df["volume"].to_numpy())
                 out.append((sym, df))
             yield out
+
+
+def open_provider(d: DataConfig) -> QlibSource:
+    """The config's bars through Qlib: `data.provider_uri`, or the provider `kronos prep` wrote from CSV files."""
+    uri = provider_uri(d)
+    if d.source == "csv" and not Path(uri).is_dir():
+        raise KronosError(f"no prepared market data at {uri}; run `kronos prep` with this config first")
+    return QlibSource(d, uri, pool_of(d))

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kronos_cli.data.provider import write_calendar, write_pool, write_series
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_dir, json_text
 
@@ -78,10 +79,6 @@ def _calendar(spec: MarketSpec, rng: np.random.Generator) -> pd.DatetimeIndex:
         )
     holidays = rng.choice(len(days), size=len(days) // 40, replace=False)  # a few closed weekdays
     return days.delete(np.sort(holidays))
-
-
-def _write_bin(path: Path, start_index: int, values: np.ndarray) -> None:
-    np.concatenate([[start_index], values]).astype("<f4").tofile(path)
 
 
 def _series_fields(close: np.ndarray, rng: np.random.Generator, base_volume: float) -> dict[str, np.ndarray]:
@@ -219,21 +216,18 @@ def _oracle_scores(stocks: list[_Stock], member: np.ndarray, spec: MarketSpec) -
 
 
 def _write_pools(root: Path, cal: pd.DatetimeIndex, membership: dict[str, dict[str, list[tuple[int, int]]]]) -> None:
-    (root / "instruments").mkdir()
     for pool, members in membership.items():
-        lines = [f"{s}\t{cal[a]:%Y-%m-%d}\t{cal[b]:%Y-%m-%d}" for s, spans in members.items() for a, b in spans]
+        spans = {s: [(cal[a], cal[b]) for a, b in ss] for s, ss in members.items()}
         if pool == "all":  # the benchmark indices are instruments too, as in Qlib's cn_data
-            lines += [f"{b}\t{cal[0]:%Y-%m-%d}\t{cal[-1]:%Y-%m-%d}" for b in BENCHMARKS.values()]
-        (root / "instruments" / f"{pool}.txt").write_text("\n".join(lines) + "\n")
+            spans.update({b: [(cal[0], cal[-1])] for b in BENCHMARKS.values()})
+        write_pool(root, pool, spans, "day")
 
 
 def _write_features(
     root: Path, symbol: str, first: int, fields: dict[str, np.ndarray], valid: np.ndarray, last: int
 ) -> None:
-    d = root / "features" / symbol.lower()
-    d.mkdir(parents=True)
-    for name in FIELDS:
-        _write_bin(d / f"{name}.day.bin", first, np.where(valid, fields[name], np.nan)[first : last + 1])
+    values = {name: np.where(valid, fields[name], np.nan)[first : last + 1] for name in FIELDS}
+    write_series(root, symbol, "day", first, values)
 
 
 def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force: bool = False) -> Path:
@@ -256,8 +250,7 @@ def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force:
     stocks = [_stock(i, spec, rng, market) for i in range(spec.stocks)]
     membership = _membership(stocks, n)
     with atomic_dir(target) as tmp:
-        (tmp / "calendars").mkdir()
-        (tmp / "calendars" / "day.txt").write_text("\n".join(d.strftime("%Y-%m-%d") for d in cal) + "\n")
+        write_calendar(tmp, "day", cal)
         _write_pools(tmp, cal, membership)
         for s in stocks:
             _write_features(tmp, s.symbol, s.first, s.fields, s.valid, s.last)

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli.bars import FEATURES, check_history, prepare_frame
-from kronos_cli.calendar import calendar_features, future_timestamps
+from kronos_cli.calendar import calendar_features
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
+from kronos_cli.sessions import future_timestamps
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def forecast_series(
     quantiles: Sequence[float] = (),
     progress: Callable[[int, int], None] | None = None,
     trained_lookback: int | None = None,
+    calendar: str | None = None,
 ) -> SeriesForecast:
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
@@ -117,7 +119,7 @@ def forecast_series(
     n = choose_lookback(len(bars), lookback, forecaster.max_context, trained_lookback)
     hist = bars.iloc[-n:].reset_index(drop=True)
     x = prepare_frame(hist)
-    future = future_timestamps(hist["timestamps"], pred_len)
+    future = future_timestamps(hist["timestamps"], pred_len, calendar)
     fc = forecaster.forecast(
         x[None],
         calendar_features(hist["timestamps"])[None],

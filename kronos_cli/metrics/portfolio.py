@@ -1,7 +1,8 @@
-"""Portfolio statistics of daily returns, with Qlib's conventions.
+"""Portfolio statistics of per-bar returns, with Qlib's conventions.
 
-Daily returns are annualised with 238 trading days (Qlib's convention) and accumulate by summing, as Qlib's
-risk analysis does; both are stated in every report.
+Returns are annualised with the market's bars per year (238 trading days for A-shares, Qlib's convention; the
+market's days x bars per day for intraday bars) and accumulate by summing, as Qlib's risk analysis does; both
+are stated in every report.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ ANNUAL_DAYS = 238
 ACCUMULATION = "sum"
 
 
-def portfolio_stats(daily: pd.Series, turnover: pd.Series | None = None) -> dict[str, float]:
-    """Annualised return (mean x 238), volatility (std x sqrt 238), IR, max drawdown of the summed curve,
-    win rate, mean turnover."""
+def portfolio_stats(
+    daily: pd.Series, turnover: pd.Series | None = None, periods: float = ANNUAL_DAYS
+) -> dict[str, float]:
+    """Annualised return (mean x periods a year), volatility (std x sqrt periods), IR, max drawdown of the
+    summed curve, win rate, mean turnover, for returns per bar (`periods` bars a year, daily: 238)."""
     daily = daily.dropna()
     if daily.empty:
         return {}
     curve = daily.cumsum()
     std = daily.std()
     out = {
-        "annualized_return": float(daily.mean() * ANNUAL_DAYS),
-        "volatility": float(std * np.sqrt(ANNUAL_DAYS)),
-        "information_ratio": float(daily.mean() / std * np.sqrt(ANNUAL_DAYS)) if std > 0 else float("nan"),
+        "annualized_return": float(daily.mean() * periods),
+        "volatility": float(std * np.sqrt(periods)),
+        "information_ratio": float(daily.mean() / std * np.sqrt(periods)) if std > 0 else float("nan"),
         "max_drawdown": float((curve - curve.cummax()).min()),
         "win_rate": float((daily > 0).mean()),
         "total_return": float(curve.iloc[-1]),

@@ -32,6 +32,7 @@ class ModelSource:
     max_context: int | None = None  # default: what the model records (its training config, or its release)
     sampling: str | None = None  # a sampling.json whose temperature and top_p become the request defaults
     strict_sampling: bool = False  # the run's own sampling.json (-c with backtest.sampling: calibrated)
+    calendar: str | None = None  # the market calendar forecast timestamps continue on (None: the bars' sessions)
 
     def load(self, device: str | None) -> tuple[KronosPredictor, dict[str, str], dict, SamplingDefaults]:
         """The forecaster, where its weights came from, the data conventions it records, and the sampling of
@@ -144,6 +145,7 @@ def run(source: ModelSource, limits: Limits, options: ServeOptions, on_ready: Ca
             sources,
             conventions.get("lookback_window"),
             sampling,
+            source.calendar,
         )
         if options.token is None and not is_loopback(options.host):
             log.warning(

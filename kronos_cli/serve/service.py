@@ -17,13 +17,14 @@ import pandas as pd
 
 from kronos_cli import __version__
 from kronos_cli.bars import FEATURES, features
-from kronos_cli.calendar import calendar_features, future_timestamps
+from kronos_cli.calendar import calendar_features
 from kronos_cli.environment import package_version
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor, SeriesJob
 from kronos_cli.model.sampling import SamplingParams
 from kronos_cli.serve.batcher import DynamicBatcher
 from kronos_cli.serve.schema import ForecastRequest
+from kronos_cli.sessions import future_timestamps
 
 
 class RequestError(KronosError):
@@ -116,8 +117,10 @@ def prepare(
     where: str = "",
     default_lookback: int | None = None,
     sampling: SamplingDefaults = SamplingDefaults(),
+    calendar: str | None = None,
 ) -> Prepared:
-    """Check a request against the limits and turn it into a `SeriesJob`; `where` prefixes field names."""
+    """Check a request against the limits and turn it into a `SeriesJob`; `where` prefixes field names; the
+    forecast's timestamps continue on `calendar` (else on the sessions the bars show)."""
     n = len(req.bars)
     if n < limits.min_bars:
         raise RequestError(f"{where}bars", f"{n} bar(s) given; the server needs at least {limits.min_bars}")
@@ -141,7 +144,7 @@ def prepare(
     used = min(req.lookback or default_lookback or n, n, max_context)
     hist = wall[-used:]
     try:
-        future = future_timestamps(hist, req.pred_len)
+        future = future_timestamps(hist, req.pred_len, calendar)
     except KronosError as exc:
         raise RequestError(f"{where}bars", str(exc)) from None
     temperature = req.temperature if req.temperature is not None else sampling.temperature
@@ -195,6 +198,7 @@ class ForecastService:
         sources: dict[str, str] | None = None,
         default_lookback: int | None = None,
         sampling: SamplingDefaults = SamplingDefaults(),
+        calendar: str | None = None,
     ):
         if max_batch < 1:
             raise KronosError(f"--max-batch must be >= 1, got {max_batch}")
@@ -205,6 +209,7 @@ class ForecastService:
         self.sources = sources or {}
         self.default_lookback = default_lookback  # the lookback the model was trained with, when it records one
         self.sampling = sampling
+        self.calendar = calendar  # forecast timestamps continue on this market calendar (None: the bars' sessions)
         # A batch holds up to max_batch sample paths (rows of the model's batch): memory follows rows.
         self.batcher: DynamicBatcher[Prepared, np.ndarray] = DynamicBatcher(
             self._run, max_batch, max_wait_ms / 1e3, weight=lambda p: p.job.sample_count
@@ -239,7 +244,15 @@ class ForecastService:
             )
         ctx = self.forecaster.max_context
         prepared = [
-            prepare(r, self.limits, ctx, f"requests[{i}]." if batch_call else "", self.default_lookback, self.sampling)
+            prepare(
+                r,
+                self.limits,
+                ctx,
+                f"requests[{i}]." if batch_call else "",
+                self.default_lookback,
+                self.sampling,
+                self.calendar,
+            )
             for i, r in enumerate(requests)
         ]
         paths = await self.batcher.submit(prepared)

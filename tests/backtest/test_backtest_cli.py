@@ -62,7 +62,8 @@ def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
     assert set(results["portfolio"]) == {"last", "mean", "max", "min"}
     daily = results["daily_returns"]["mean"]
     assert len(daily["date"]) > 100 and any(t > 0 for t in daily["turnover"])  # Qlib traded
-    assert results["conventions"]["annualization_days"] == 238
+    assert results["conventions"]["annualization_bars"] == 238  # A-share days, one bar a day
+    assert "cn (A-shares" in results["conventions"]["market"]
     assert "excess_with_cost" in results["portfolio"]["last"] and results["benchmark"] == "SH000300"
     signals = pd.read_csv(out / "signals.csv")
     assert {"datetime", "instrument", "last", "mean", "max", "min", "mean_ret"} <= set(signals.columns)

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
+from tests.conftest import make_bars
 
 runner = CliRunner()
 
@@ -61,6 +62,31 @@ def test_predict_prints_csv_to_stdout_when_no_output(bars_csv, ck):
     assert res.exit_code == 0
     table = pd.read_csv(io.StringIO(res.stdout))
     assert list(table.columns) == ["timestamps", "open", "high", "low", "close", "volume", "amount"]
+
+
+@pytest.mark.parametrize("calendar", [None, "XSHG"])
+def test_a_share_minute_forecasts_skip_the_lunch_break_and_the_night(tmp_path, ck, calendar):
+    from kronos_cli.sessions import parse_freq, session_grid
+
+    grid = session_grid("XSHG", parse_freq("5min"), "end").bars(pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-08"))
+    hist = make_bars(len(grid) - 30).assign(timestamps=grid[: len(grid) - 30])  # ends Friday 11:00
+    path = tmp_path / "a_share_5min.csv"
+    hist.to_csv(path, index=False)
+    flags = ["--calendar", calendar] if calendar else []
+    res = _run("predict", path, *ck, "--pred-len", 32, "--top-k", 1, *flags)
+    assert res.exit_code == 0, res.output
+    stamps = pd.to_datetime(pd.read_csv(io.StringIO(res.stdout))["timestamps"])
+    assert list(stamps[:8].dt.strftime("%H:%M")) == [
+        "11:05",
+        "11:10",
+        "11:15",
+        "11:20",
+        "11:25",
+        "11:30",
+        "13:05",
+        "13:10",
+    ]
+    assert stamps.iloc[-2] == pd.Timestamp("2024-01-08 09:35")  # after Friday's close, Monday's first bar
 
 
 def test_lookback_above_max_context_warns_and_truncates(bars_csv, ck):
@@ -116,6 +142,7 @@ def test_bad_csv_gets_one_line_and_exit_2(tmp_path, bars, ck, case):
         (["--lookback", "500"], "fewer than --lookback 500"),
         (["--pred-len", "0"], "--pred-len must be > 0"),
         (["--quantiles", "0.1,1.5"], "strictly between 0 and 1"),
+        (["--calendar", "XSHE2"], "--calendar 'XSHE2' is not a known calendar; use one of infer, 24/7"),
     ],
 )
 def test_bad_options(bars_csv, ck, args, message):

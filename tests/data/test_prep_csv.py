@@ -45,10 +45,10 @@ def _cfg(path, tmp_path, *extra):
 def test_single_file_with_symbol_column(tmp_path):
     df = pd.concat([minute_bars("AAA", 1), minute_bars("BBB", 2)])
     df.to_csv(tmp_path / "bars.csv", index=False)
-    m = prepare(_cfg(tmp_path / "bars.csv", tmp_path, "data.csv.max_gap=15min"))
+    m = prepare(_cfg(tmp_path / "bars.csv", tmp_path))
     assert [s["name"] for s in m["symbols"]] == ["AAA", "BBB"]
-    # every session is its own segment with max_gap 15min: the overnight step splits the series
-    assert m["symbols"][0]["segments"] == 23
+    # nights and weekends are not gaps: one segment per symbol
+    assert m["symbols"][0]["segments"] == 1
     ds = WindowDataset(tmp_path / "ds", "train")
     x, stamp = ds[0]
     assert x.shape == (25, 6) and stamp[:, 0].max() <= 59

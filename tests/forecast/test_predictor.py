@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kronos_cli.calendar import future_timestamps
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.model import Kronos, KronosTokenizer
 from kronos_cli.model.config import PredictorConfig, TokenizerConfig
+from kronos_cli.sessions import future_timestamps
 from tests.conftest import make_bars
 
 

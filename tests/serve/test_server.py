@@ -237,3 +237,16 @@ def test_requests_default_to_the_lookback_the_model_records():
     assert len(prepare(req, Limits(), 64).job.x) == 40  # a model that records none: every bar up to the context
     explicit = ForecastRequest(bars=bars_json(series(40)), pred_len=3, lookback=30)
     assert len(prepare(explicit, Limits(), 64, "", default_lookback=20).job.x) == 30
+
+
+def test_forecast_timestamps_continue_on_the_servers_calendar():
+    from kronos_cli.serve.schema import ForecastRequest
+    from kronos_cli.serve.service import Limits, prepare
+
+    bars = series(96).assign(timestamps=pd.date_range("2024-12-28", periods=96, freq="h"))  # around the clock
+    req = ForecastRequest(bars=bars_json(bars), pred_len=30)
+    plain = prepare(req, Limits(), 64).future
+    on_xnys = prepare(req, Limits(), 64, calendar="XNYS").future
+    assert plain[0] == bars.timestamps.iloc[-1] + pd.Timedelta(hours=1)  # the bars' own sessions: 24 hours
+    assert plain[0] == pd.Timestamp("2025-01-01 00:00")  # New Year's night, as the bars trade
+    assert on_xnys[0] == pd.Timestamp("2025-01-02 09:30")  # New Year's Day is an NYSE holiday

@@ -1,0 +1,104 @@
+"""Qlib provider directories: where a config's provider is, and writing one (calendar, pools, feature bins).
+
+Every source becomes a Qlib provider: Qlib's own data is one already; `kronos prep` writes a CSV or Parquet
+source as one inside the dataset (`<dataset_path>/qlib`), so that the backtest, `signals` and `evaluate` read
+prices, calendar and benchmark through Qlib the same way for both. The layout is Qlib's: `calendars/<freq>.txt`
+(one bar per line), `instruments/<pool>.txt` (SYMBOL<TAB>start<TAB>end, a line per membership span) and
+`features/<symbol>/<field>.<freq>.bin` (little-endian float32: the series' first calendar index, then its
+values, NaN where it has no bar). `kronos_provider.json` says which market calendar the bars follow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kronos_cli.config import DataConfig
+from kronos_cli.io import json_text
+from kronos_cli.sessions import future_timestamps, parse_freq
+
+PROVIDER_DIR = "qlib"  # inside the dataset directory, for sources that are not Qlib providers
+PROVIDER_META = "kronos_provider.json"
+CSV_POOL = "all"  # the pool a CSV source's provider lists every symbol in
+
+
+def provider_uri(d: DataConfig) -> str:
+    """The Qlib provider a config's data lives in: `data.provider_uri`, or the one prep wrote from CSV."""
+    return d.provider_uri if d.source == "qlib" else str(Path(d.dataset_path) / PROVIDER_DIR)
+
+
+def pool_of(d: DataConfig) -> str | list[str]:
+    """The pool (or symbol list) a config reads: `data.instrument`, or every CSV symbol."""
+    if d.source == "csv" and not isinstance(d.instrument, list):
+        return CSV_POOL
+    return d.instrument
+
+
+def provider_meta(uri: str | Path) -> dict:
+    """What a provider written by kronos records about its market ({} for Qlib's own data)."""
+    path = Path(uri).expanduser() / PROVIDER_META
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _stamp(t: pd.Timestamp, intraday: bool) -> str:
+    return f"{t:%Y-%m-%d %H:%M:%S}" if intraday else f"{t:%Y-%m-%d}"
+
+
+def write_calendar(root: Path, freq: str, calendar: pd.DatetimeIndex) -> None:
+    intraday = parse_freq(freq).intraday
+    (root / "calendars").mkdir(parents=True, exist_ok=True)
+    text = "\n".join(_stamp(t, intraday) for t in calendar) + "\n"
+    (root / "calendars" / f"{parse_freq(freq).qlib}.txt").write_text(text)
+
+
+def write_pool(root: Path, pool: str, spans: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]], freq: str) -> None:
+    """A pool file: a line per membership span (full timestamps for intraday bars, so that Qlib keeps the
+    last day's bars)."""
+    intraday = parse_freq(freq).intraday
+    (root / "instruments").mkdir(parents=True, exist_ok=True)
+    lines = [f"{s}\t{_stamp(a, intraday)}\t{_stamp(b, intraday)}" for s, ss in spans.items() for a, b in ss]
+    (root / "instruments" / f"{pool}.txt").write_text("\n".join(lines) + "\n")
+
+
+def write_series(root: Path, symbol: str, freq: str, first: int, fields: dict[str, np.ndarray]) -> None:
+    """One symbol's fields from calendar index `first` on (NaN where it has no bar)."""
+    d = root / "features" / symbol.lower()
+    d.mkdir(parents=True, exist_ok=True)
+    name = parse_freq(freq).qlib
+    for field, values in fields.items():
+        np.concatenate([[first], np.asarray(values, dtype=np.float64)]).astype("<f4").tofile(d / f"{field}.{name}.bin")
+
+
+def write_meta(root: Path, meta: dict) -> None:
+    (root / PROVIDER_META).write_text(json_text(meta))
+
+
+def qlib_fields(bars: np.ndarray) -> dict[str, np.ndarray]:
+    """The fields Qlib's exchange reads, from (T, 6) bars in FEATURES order: prices as given ($factor 1: the
+    prices are taken as already adjusted), volume, amount, vwap and the close-to-close change."""
+    open_, high, low, close, volume, amount = (bars[:, i] for i in range(6))
+    prev = np.concatenate([[np.nan], close[:-1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        change = close / prev - 1
+        vwap = np.where(volume > 0, amount / np.where(volume > 0, volume, 1), (open_ + high + low + close) / 4)
+    return {
+        "open": open_,
+        "high": high,
+        "low": low,
+        "close": close,
+        "volume": volume,
+        "amount": amount,
+        "vwap": vwap,
+        "factor": np.where(np.isfinite(close), 1.0, np.nan),
+        "change": change,
+    }
+
+
+def continue_calendar(calendar: pd.DatetimeIndex, n: int, meta: dict) -> pd.DatetimeIndex:
+    """The n bars after a provider's calendar: on its market calendar where kronos wrote it (the next
+    session's first bar after a close, none in a lunch break, crypto around the clock), else on the sessions
+    its calendar shows."""
+    return future_timestamps(calendar, n, meta.get("calendar"), meta.get("bar_label", "auto"))

@@ -1,0 +1,31 @@
+"""Market rules: a preset per market, the config's explicit values winning, and the default benchmark."""
+
+from __future__ import annotations
+
+from kronos_cli import config
+from kronos_cli.backtest.markets import EQUAL_WEIGHT, benchmark_for, market_rules
+
+
+def _cfg(*overrides):
+    return config.load(None, list(overrides))
+
+
+def test_presets_per_market():
+    cn, us, crypto = (market_rules(_cfg(f"backtest.market={m}")) for m in ("cn", "us", "crypto"))
+    assert (cn.limit_threshold, cn.trade_unit, cn.days_per_year) == (0.095, 100, 238)
+    assert (us.limit_threshold, us.trade_unit, us.days_per_year) == (None, 1, 252)
+    assert (crypto.limit_threshold, crypto.trade_unit, crypto.days_per_year) == (None, None, 365)
+
+
+def test_the_config_wins_and_zero_turns_a_limit_or_lot_off():
+    rules = market_rules(_cfg("backtest.market=cn", "backtest.limit_threshold=0", "backtest.trade_unit=0",
+                              "backtest.open_cost=0.0002"))  # fmt: skip
+    assert rules.limit_threshold is None and rules.trade_unit is None and rules.open_cost == 0.0002
+    assert rules.close_cost == 0.0015  # the preset's where the config is silent
+
+
+def test_default_benchmark_is_the_pools_index_else_equal_weight():
+    assert benchmark_for(_cfg("data.instrument=csi300")) == "SH000300"
+    assert benchmark_for(_cfg("data.instrument=[SH600000,SH600001]")) == EQUAL_WEIGHT
+    assert benchmark_for(_cfg("data.instrument=csi300", "backtest.market=us")) == EQUAL_WEIGHT
+    assert benchmark_for(_cfg("backtest.benchmark=SPY")) == "SPY"
