@@ -159,7 +159,9 @@ def _run_stage(
     if stage == "prep":
         return prepare(cfg, progress)
     if stage.startswith("train-"):
-        return run_stage(cfg, TrainOptions(stage.split("-", 1)[1]), device, launch_opts, make_observer)
+        # The pipeline redoes a stage whose inputs changed: it starts that stage's run afresh.
+        options = TrainOptions(stage.split("-", 1)[1], overwrite=True)
+        return run_stage(cfg, options, device, launch_opts, make_observer)
     if stage == "backtest":
         return run_backtest(cfg, device=device, progress=progress)
     if stage == "evaluate":

@@ -22,6 +22,10 @@ RUN = {
         typer.Option(None, "--resume", help="'auto' (checkpoints/last if any) or a checkpoints/last directory."),
     ),
     "checkpoint_every": (int, typer.Option(0, "--checkpoint-every", help="Also save checkpoints/last every N steps.")),
+    "overwrite": (
+        bool,
+        typer.Option(False, "--overwrite", help="Start again in a run directory that holds an earlier run."),
+    ),
 }
 with_run = opt.option_group(RUN, "run", lambda **flags: flags)
 
@@ -94,6 +98,10 @@ class ConsoleObserver:
             self.bar.stop()
         if self.table and self.rows:
             console.print(_epoch_table(self.rows, summary.stage))
+        if self.table and summary.val_loss_start is not None and not self.quiet:
+            from kronos_cli.train.forgetting import verdict
+
+            console.print(f"{summary.stage}: {verdict(summary.val_loss_start, summary.best_val_loss)}")
 
 
 def _epoch_table(rows: list[tuple], stage: str):
@@ -142,7 +150,9 @@ def _train(
 
     if run["max_steps"] is not None and run["max_steps"] <= 0:
         raise KronosError(f"--max-steps must be > 0, got {run['max_steps']}")
-    options = TrainOptions(stage, run["max_steps"], run["resume"], init, tokenizer, run["checkpoint_every"])
+    options = TrainOptions(
+        stage, run["max_steps"], run["resume"], init, tokenizer, run["checkpoint_every"], overwrite=run["overwrite"]
+    )
     summary = run_stage(cfg, options, device, launch, observer_factory(ctx, json_out))
     if os.environ.get("RANK", "0") != "0":  # under torchrun/srun only rank 0 reports
         return

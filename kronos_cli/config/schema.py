@@ -100,6 +100,7 @@ class TrainingConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     patience: int | None = None  # epochs without improvement before stopping
     freeze_layers: int = 0
+    l2_to_init: float = 0.0  # weight of an L2 pull toward the starting weights (forgetting control; 0: off)
     teacher_forcing: bool = True
     save_every: int = 1  # keep checkpoints/epoch_N every N epochs (0 = never)
     num_workers: int = -1  # DataLoader workers; -1: none on CPU (batched reads are cheap), 2 per GPU worker

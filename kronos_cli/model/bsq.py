@@ -20,11 +20,7 @@ class BinarySphericalQuantizer(nn.Module):
         self.beta, self.gamma0, self.gamma, self.zeta = beta, gamma0, gamma, zeta
         self.group_size = group_size
         self.register_buffer("basis", 2 ** torch.arange(embed_dim - 1, -1, -1))
-        self.register_buffer("group_basis", 2 ** torch.arange(group_size - 1, -1, -1))
-        # Every code of one group, most significant bit first, in {-1, +1}: (2^g, g).
-        codes = torch.arange(2**group_size).unsqueeze(-1)
-        group_codebook = (torch.remainder(torch.floor_divide(codes, self.group_basis), 2) * 2 - 1).float()
-        self.register_buffer("group_codebook", group_codebook, persistent=False)
+        self.register_buffer("group_basis", 2 ** torch.arange(group_size - 1, -1, -1))  # in released state_dicts
 
     @property
     def scale(self) -> float:
@@ -36,16 +32,18 @@ class BinarySphericalQuantizer(nn.Module):
         return (z + (zhat - z).detach()) * self.scale
 
     def loss(self, z: Tensor, zq: Tensor) -> Tensor:
-        """beta * commitment + zeta * (gamma0 * per-sample entropy - gamma * codebook entropy). Can be negative."""
+        """beta * commitment + zeta * (gamma0 * per-sample entropy - gamma * codebook entropy). Can be negative.
+
+        The released tokenizers' objective (the reference's soft entropy with its default analytical per-sample
+        term): each bit is +1 with probability sigmoid(-4 z / sqrt(K)); the per-sample entropy sums the bits'
+        entropies and averages over samples, the codebook entropy sums the entropies of the bits' probabilities
+        averaged over the batch.
+        """
         commit = self.beta * torch.mean(((zq.detach() - z) ** 2).sum(dim=-1))
-        # Soft group entropies: the code is split into groups of `group_size` bits.
-        grouped = z.reshape(*z.shape[:-1], -1, self.group_size)  # (..., G, g)
-        logits = 2 * torch.einsum("...gc,dc->...gd", grouped, self.group_codebook * self.scale)
-        prob = logits.softmax(dim=-1)  # (..., G, 2^g)
         p = torch.sigmoid(-4 * z * self.scale)
-        per_sample = _entropy(torch.stack([p, 1 - p], dim=-1)).sum(dim=-1).mean()
-        avg_prob = prob.reshape(-1, *prob.shape[-2:]).mean(dim=0)  # (G, 2^g)
-        codebook = _entropy(avg_prob).sum()
+        bits = torch.stack([p, 1 - p], dim=-1)  # (..., K, 2)
+        per_sample = _entropy(bits).sum(dim=-1).mean()
+        codebook = _entropy(bits.reshape(-1, *bits.shape[-2:]).mean(dim=0)).sum()
         return commit + self.zeta * (self.gamma0 * per_sample - self.gamma * codebook)
 
 

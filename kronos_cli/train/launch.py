@@ -16,8 +16,10 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from kronos_cli.config import Config
 from kronos_cli.forecast.device import resolve_device
+from kronos_cli.runs import run_dir
 from kronos_cli.train.distributed import Context, Launch, launch, setup, teardown
 from kronos_cli.train.recipe import train
+from kronos_cli.train.resume import claim_run_dir
 from kronos_cli.train.state import Observer, StepEvent, TrainOptions, TrainSummary
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,8 @@ def run_stage(
 ) -> TrainSummary:
     """Train one stage in-process, under torchrun/srun, or through torch elastic; rank 0's summary."""
     launch_opts.check()
+    if os.environ.get("RANK", "0") == "0":
+        claim_run_dir(options, run_dir(cfg, options.stage))
     payload = WorkerPayload(cfg, options, device, make_observer=make_observer)
     if launch_opts.uses_launcher and "RANK" not in os.environ:
         log.info(

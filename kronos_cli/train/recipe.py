@@ -32,11 +32,13 @@ from kronos_cli.runs import best_or_configured, data_conventions, run_dir
 from kronos_cli.train import checkpoints
 from kronos_cli.train.augment import augment
 from kronos_cli.train.distributed import Context, all_reduce_sum, barrier, mean_across, weight_spread
+from kronos_cli.train.forgetting import AnchorPenalty, improvement
 from kronos_cli.train.loggers import MetricSink, attach_file_log
 from kronos_cli.train.optim import autocast, setup_optimizer
 from kronos_cli.train.resume import restore, resume_path
 from kronos_cli.train.stages import PredictorStage, TokenizerStage
 from kronos_cli.train.state import EpochEvent, Observer, StepEvent, TrainOptions, TrainState, TrainSummary
+from kronos_cli.train.steps import ends_step, epoch_plan, seed_for
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class Data:
             collate_fn=collate,
             persistent_workers=False,
             pin_memory=self.pin_memory,
+            drop_last=split == "train",  # every training batch full: the epoch's steps are exactly the scheduled ones
         )
 
 
@@ -82,6 +85,7 @@ class Run:
     epochs: int
     total_steps: int
     out: Path
+    anchor: AnchorPenalty  # the pull toward the starting weights (training.l2_to_init; inactive at 0)
 
     @property
     def model(self) -> nn.Module:
@@ -126,6 +130,8 @@ def _train(cfg: Config, opts: TrainOptions, ctx: Context, obs: Observer) -> Trai
         }
     )
     samples_seen, stopped_early = 0, False
+    if resumed_from is None:
+        state.val_loss_start = validate(run)  # the unchanged starting model: did fine-tuning beat it?
     try:
         for epoch in range(state.epoch, run.epochs):
             if state.step >= run.total_steps:
@@ -165,12 +171,10 @@ def setup(cfg: Config, opts: TrainOptions, ctx: Context) -> Run:
     if ctx.distributed:
         net = DistributedDataParallel(stage.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     params = [p for p in stage.model.parameters() if p.requires_grad]
-    batches_per_epoch = len(data.train_sampler) // cfg.training.batch_size
-    if batches_per_epoch == 0:
-        raise KronosError("an epoch has no full batch; raise training.n_train_iter or lower training.batch_size")
     t = cfg.training
+    batches_per_epoch, steps_per_epoch = epoch_plan(len(data.train_sampler), t.batch_size, t.accumulation_steps)
     epochs = (t.tokenizer_epochs or t.epochs) if stage.name == "tokenizer" else t.epochs
-    total_steps = epochs * math.ceil(batches_per_epoch / t.accumulation_steps)
+    total_steps = epochs * steps_per_epoch
     if opts.max_steps is not None:
         total_steps = min(total_steps, opts.max_steps)
     opt, sched, scaler = setup_optimizer(cfg, stage, params, total_steps, ctx.device)
@@ -189,6 +193,7 @@ def setup(cfg: Config, opts: TrainOptions, ctx: Context) -> Run:
         epochs,
         total_steps,
         run_dir(cfg, stage.name),
+        AnchorPenalty(params, t.l2_to_init),
     )
 
 
@@ -223,24 +228,17 @@ def setup_data(cfg: Config, ctx: Context) -> Data:
 
 def resume(run: Run, state: TrainState) -> str | None:
     """Continue from checkpoints/last when asked (or after an elastic restart); returns where from."""
+    state.run_id = run.opts.run_id
     path = resume_path(run.opts, run.out)
     if path is None:
         if run.ctx.is_main and run.ckpt_dir.exists() and run.opts.resume is None:
-            log.warning("%s already has checkpoints; they will be replaced (use --resume auto to continue)", run.out)
+            log.warning("%s holds an earlier run's checkpoints; they are replaced as this run saves", run.out)
         return None
-    restore(path, run.model, run.opt, run.sched, run.scaler, state, run.cfg.to_dict(), run.out)
+    restore(path, run.model, run.opt, run.sched, run.scaler, state, run.cfg.to_dict(), run.out, run.opts.run_id)
     return str(path)
 
 
 # ------------------------------------------------------------------------------------------------ epochs
-
-
-def seed_for(*parts: int) -> int:
-    """A seed fixed by a position in training (seed, rank, epoch, batch)."""
-    h = 0
-    for p in parts:
-        h = (h * 1_000_003 + int(p)) % (2**63 - 1)
-    return h
 
 
 def train_epoch(run: Run, state: TrainState, epoch: int, sink: MetricSink, obs: Observer) -> tuple[float, int]:
@@ -275,8 +273,7 @@ def train_epoch(run: Run, state: TrainState, epoch: int, sink: MetricSink, obs: 
 
 
 def _is_boundary(run: Run, b: int) -> bool:
-    """Whether batch b ends an accumulation group (or the epoch)."""
-    return (b + 1) % run.cfg.training.accumulation_steps == 0 or b + 1 == run.batches_per_epoch
+    return ends_step(b, run.batches_per_epoch, run.cfg.training.accumulation_steps)
 
 
 def _forward_backward(run: Run, batch, epoch: int, b: int) -> tuple[float, dict[str, float], int]:
@@ -289,7 +286,10 @@ def _forward_backward(run: Run, batch, epoch: int, b: int) -> tuple[float, dict[
     with sync:
         with autocast(cfg, ctx.device):
             loss, parts = run.stage.train_loss(run.net, x, stamp)
-        run.scaler.scale(loss / t.accumulation_steps).backward()
+        pull = run.anchor(run.params)
+        if pull is not None:
+            parts = {**parts, "l2_to_init": pull.item()}
+        run.scaler.scale((loss if pull is None else loss + pull) / t.accumulation_steps).backward()
     return loss.item(), parts, x.shape[0]
 
 
@@ -390,4 +390,6 @@ def _summary(run: Run, state: TrainState, stopped_early: bool, wall: float, samp
         samples_per_s=round(samples / max(state.train_seconds, 1e-9), 2) if samples else None,
         device=str(run.ctx.device),
         kronos_cli=__version__,
+        val_loss_start=state.val_loss_start if math.isfinite(state.val_loss_start) else None,
+        improvement=improvement(state.val_loss_start, state.best_val_loss),
     )

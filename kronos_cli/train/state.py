@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,10 @@ class TrainOptions:
     init: str | None = None  # start from this checkpoint instead of the config's model
     tokenizer: str | None = None  # the predictor stage's tokenizer
     checkpoint_every: int = 0  # also write checkpoints/last every N optimiser steps (0: at epoch ends)
+    overwrite: bool = False  # start afresh in a run directory that holds another run's checkpoints
+    # This invocation's id, the same in every worker and across elastic restarts (the options travel in the
+    # launch payload): a restart resumes checkpoints/last only when they are this run's.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
 @dataclass
@@ -36,13 +41,15 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
     rank_weight_spread: float = 0.0
+    run_id: str = ""  # the run that wrote these checkpoints (TrainOptions.run_id)
+    val_loss_start: float = float("nan")  # the starting model's validation loss, before the first step
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> TrainState:
-        return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
 
 
 @dataclass
@@ -63,6 +70,8 @@ class TrainSummary:
     samples_per_s: float | None
     device: str
     kronos_cli: str
+    val_loss_start: float | None = None  # the unchanged starting model's validation loss
+    improvement: float | None = None  # (start - best) / start: positive when fine-tuning beat its start
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -55,7 +55,11 @@ def test_max_steps_and_early_stopping(train_overrides):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["stopped_early"] and summary["epochs_completed"] == 2  # no improvement after epoch 1
-    res = runner.invoke(app, ["train-tokenizer", *train_overrides(), "--device", "cpu", "--json", "--max-steps", "4"])
+    again = runner.invoke(app, ["train-tokenizer", *train_overrides(), "--device", "cpu"])
+    assert again.exit_code == 2 and "holds the checkpoints of an earlier run; pass --resume auto" in again.output
+    res = runner.invoke(
+        app, ["train-tokenizer", *train_overrides(), "--device", "cpu", "--json", "--max-steps", "4", "--overwrite"]
+    )
     assert json.loads(res.stdout)["steps"] == 4
 
 
@@ -90,7 +94,7 @@ def test_no_space_left_keeps_previous_best_model(train_overrides, tmp_path, monk
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint, "save_file", full_disk)
-    res = runner.invoke(app, ["train-tokenizer", *ov, "--device", "cpu"])
+    res = runner.invoke(app, ["train-tokenizer", *ov, "--device", "cpu", "--overwrite"])
     assert res.exit_code == 1 and "no space left" in res.output
     assert (best / "model.safetensors").read_bytes() == before
     assert not [p for p in best.parent.iterdir() if p.name.startswith(".")]
@@ -123,3 +127,24 @@ def test_comet_online_without_key_is_a_user_error(train_overrides, monkeypatch):
     ov = train_overrides(**{"logging.comet.enabled": "true"})
     res = runner.invoke(app, ["train-tokenizer", *ov, "--device", "cpu"])
     assert res.exit_code == 2 and "COMET_API_KEY" in res.output
+
+
+def test_every_run_says_whether_it_beat_its_starting_model(train_overrides, tmp_path):
+    res = runner.invoke(app, ["train-tokenizer", *train_overrides(**{"training.epochs": 2}), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "validation loss" in res.output and "its start" in res.output
+    summary = json.loads((tmp_path / "out" / "models" / "t" / "tokenizer" / "summary.json").read_text())
+    start, best = summary["val_loss_start"], summary["best_val_loss"]
+    assert start is not None and summary["improvement"] == (start - best) / abs(start)
+
+
+def test_l2_to_init_pulls_toward_the_starting_weights():
+    from kronos_cli.train.forgetting import AnchorPenalty
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    penalty = AnchorPenalty([p], 0.5)
+    with torch.no_grad():
+        p += torch.tensor([0.3, 0.1])  # a step away from the start
+    penalty([p]).backward()
+    assert torch.allclose(p.grad, 2 * 0.5 * torch.tensor([0.3, 0.1]))  # descending it goes back
+    assert AnchorPenalty([p], 0.0)([p]) is None  # off: no term, no copy of the weights
