@@ -20,11 +20,24 @@ def export(
     push_to_hub: str | None = typer.Option(
         None, "--push-to-hub", help="Upload the hf export to this repo (token from HF_TOKEN)."
     ),
+    adapter: bool = typer.Option(
+        False, "--adapter", help="Write only the LoRA adapters of a training.method=lora run (peft's format)."
+    ),
     json_out: bool = opt.JSON,
     cfg=None,
 ) -> None:
     """Write deployable artifacts and verify each one in a fresh process."""
     from kronos_cli.export.run import run_export
+
+    if adapter:
+        from kronos_cli.export.adapters import export_adapters
+
+        paths = export_adapters(cfg, out)
+        if json_out:
+            print_json({"adapters": [str(p) for p in paths]})
+        else:
+            console.print("\n".join(f"adapter: {p}" for p in paths))
+        return
 
     with StepProgress("export") as bar:
         report = run_export(

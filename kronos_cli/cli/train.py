@@ -43,13 +43,17 @@ class ConsoleObserver:
 
     def on_start(self, info: dict[str, Any]) -> None:
         log.info(
-            "training the %s on %s (world size %d): %d epochs, %d optimiser steps, %s trainable parameters; run dir %s",
+            "training the %s on %s (world size %d): %d epochs, %d optimiser steps; method %s: %s of %s parameters "
+            "trainable (%.2f%%); run dir %s",
             info["stage"],
             info["device"],
             info["world_size"],
             info["epochs"],
             info["total_steps"],
+            info["method"],
             f"{info['params']:,}",
+            f"{info['total_params']:,}",
+            100 * info["params"] / max(info["total_params"], 1),
             info["run_dir"],
         )
         self.log_every = max(1, info["total_steps"] // 20)

@@ -105,6 +105,8 @@ def _training(cfg: Config) -> list[str]:
             problems.append(f"training.{key} must be > 0, got {getattr(t, key)}")
     if t.num_workers < -1:
         problems.append(f"training.num_workers must be -1 (auto) or >= 0, got {t.num_workers}")
+    if t.select_days < 1 or t.select_samples < 1:
+        problems.append("training.select_days and training.select_samples must be >= 1")
     if t.l2_to_init < 0:
         problems.append(f"training.l2_to_init must be >= 0 (0 turns the pull off), got {t.l2_to_init}")
     bad_aug = sorted(set(t.augment) - set(AUGMENTATIONS))

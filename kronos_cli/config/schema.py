@@ -81,6 +81,15 @@ class ModelConfig:
 
 
 @dataclass
+class LoraSettings:
+    rank: int = 8
+    alpha: float = 16.0  # the update is scaled by alpha / rank
+    dropout: float = 0.05
+    # Linear layers that get adapters: attention (q, k, v, out) and feed-forward (w1, w2, w3) projections.
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "out_proj", "w1", "w2", "w3"])
+
+
+@dataclass
 class TrainingConfig:
     epochs: int = 30
     tokenizer_epochs: int | None = None  # default: epochs
@@ -99,7 +108,16 @@ class TrainingConfig:
     n_val_iter: int = 400
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     patience: int | None = None  # epochs without improvement before stopping
+    # What trains: full (every weight), freeze (all but the first freeze_layers blocks, default half), head (the
+    # output head only: linear probing), lora (low-rank adapters through peft; base weights frozen).
+    method: Literal["full", "freeze", "head", "lora"] = "full"
+    lora: LoraSettings = field(default_factory=LoraSettings)
     freeze_layers: int = 0
+    # Which checkpoint becomes best_model: the lowest validation loss, or (predictor) the best skill on
+    # select_days validation days: the highest mean daily IC of the mean signal, or the lowest CRPS.
+    select_by: Literal["val_loss", "val_ic", "val_crps"] = "val_loss"
+    select_days: int = 20
+    select_samples: int = 4  # sample paths per window for the skill (at least 2: the CRPS needs a spread)
     l2_to_init: float = 0.0  # weight of an L2 pull toward the starting weights (forgetting control; 0: off)
     teacher_forcing: bool = True
     save_every: int = 1  # keep checkpoints/epoch_N every N epochs (0 = never)

@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_dir
 from kronos_cli.model.checkpoint import load_weights, read_state_dict, save_checkpoint
+from kronos_cli.train.methods import ADAPTER_WEIGHTS, adapter_state, is_lora, load_adapter
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,11 @@ def save_last(
 ) -> None:
     """Model and trainer state together, atomically."""
     with _write_guard("checkpoints/last"), atomic_dir(directory) as tmp:
-        save_checkpoint(model, tmp / "model", conventions)
+        if is_lora(model):  # the base weights are the starting model's: only the adapters change
+            (tmp / "adapter").mkdir()
+            save_file(adapter_state(model), str(tmp / "adapter" / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        else:
+            save_checkpoint(model, tmp / "model", conventions)
         torch.save(trainer_state, tmp / STATE_NAME)
         summary = {k: v for k, v in trainer_state.items() if isinstance(v, (int, float, str, bool, type(None)))}
         (tmp / "trainer_state.json").write_text(json.dumps(summary, indent=2))
@@ -89,7 +95,10 @@ def load_last(directory: Path, model: nn.Module) -> dict[str, Any]:
             f"{directory} is not a resumable checkpoint (no {STATE_NAME}); pass a checkpoints/last "
             f"directory or --resume auto"
         )
-    load_weights(model, read_state_dict(directory / "model"), str(directory / "model"))
+    if (directory / "adapter").is_dir():
+        load_adapter(model, directory / "adapter")
+    else:
+        load_weights(model, read_state_dict(directory / "model"), str(directory / "model"))
     try:
         return torch.load(state_path, map_location="cpu", weights_only=True)
     except Exception as exc:

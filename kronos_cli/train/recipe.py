@@ -31,14 +31,16 @@ from kronos_cli.plots import plot_loss_curve
 from kronos_cli.runs import best_or_configured, data_conventions, run_dir
 from kronos_cli.train import checkpoints
 from kronos_cli.train.augment import augment
-from kronos_cli.train.distributed import Context, all_reduce_sum, barrier, mean_across, weight_spread
+from kronos_cli.train.distributed import Context, barrier, mean_across, weight_spread
 from kronos_cli.train.forgetting import AnchorPenalty, improvement
 from kronos_cli.train.loggers import MetricSink, attach_file_log
+from kronos_cli.train.methods import is_lora, releasable, save_adapter, trainable
 from kronos_cli.train.optim import autocast, setup_optimizer
 from kronos_cli.train.resume import restore, resume_path
 from kronos_cli.train.stages import PredictorStage, TokenizerStage
 from kronos_cli.train.state import EpochEvent, Observer, StepEvent, TrainOptions, TrainState, TrainSummary
 from kronos_cli.train.steps import ends_step, epoch_plan, seed_for
+from kronos_cli.train.validation import ValidationSkill, better, epoch_scores, validate
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class Run:
     total_steps: int
     out: Path
     anchor: AnchorPenalty  # the pull toward the starting weights (training.l2_to_init; inactive at 0)
+    skill: ValidationSkill | None  # validation days scored for training.select_by (None: by validation loss)
 
     @property
     def model(self) -> nn.Module:
@@ -125,7 +128,9 @@ def _train(cfg: Config, opts: TrainOptions, ctx: Context, obs: Observer) -> Trai
             "device": str(ctx.device),
             "train_windows": len(run.data.train),
             "val_windows": len(run.data.val),
-            "params": sum(p.numel() for p in run.params),
+            "params": trainable(run.model)[0],
+            "total_params": trainable(run.model)[1],
+            "method": cfg.training.method,
             "resumed_from": resumed_from,
         }
     )
@@ -194,6 +199,7 @@ def setup(cfg: Config, opts: TrainOptions, ctx: Context) -> Run:
         total_steps,
         run_dir(cfg, stage.name),
         AnchorPenalty(params, t.l2_to_init),
+        ValidationSkill(cfg) if t.select_by != "val_loss" and stage.name == "predictor" else None,
     )
 
 
@@ -316,23 +322,28 @@ def end_epoch(
             "weights differ across ranks (spread %.3g): gradients were not synchronised", state.rank_weight_spread
         )
     val_loss = validate(run)
-    improved = val_loss < state.best_val_loss
+    scores = epoch_scores(run)
+    value = scores.get(t.select_by, val_loss)  # the skill that picks best_model (val_loss without one)
+    improved = better(t.select_by if scores else "val_loss", value, state.best_score)
     if improved:
-        state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch + 1, 0
+        state.best_score, state.best_val_loss, state.best_epoch, state.bad_epochs = value, val_loss, epoch + 1, 0
     else:
         state.bad_epochs += 1
     seconds = time.perf_counter() - epoch_t0
     state.train_seconds += seconds
     lr = run.opt.param_groups[0]["lr"]
-    state.history.append(
-        {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "seconds": seconds}
-    )
+    row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "seconds": seconds}
+    state.history.append({**row, **scores})
     state.epoch, state.batches_done = epoch + 1, 0
     if ctx.is_main:
         if improved:
-            checkpoints.save_model_dir(run.model, run.ckpt_dir / "best_model", data_conventions(run.cfg))
+            checkpoints.save_model_dir(releasable(run.model), run.ckpt_dir / "best_model", data_conventions(run.cfg))
+            if is_lora(run.model):
+                save_adapter(run.model, run.ckpt_dir / "best_adapter", run.cfg.training)
         if t.save_every and (epoch + 1) % t.save_every == 0:
-            checkpoints.save_model_dir(run.model, run.ckpt_dir / f"epoch_{epoch + 1}", data_conventions(run.cfg))
+            checkpoints.save_model_dir(
+                releasable(run.model), run.ckpt_dir / f"epoch_{epoch + 1}", data_conventions(run.cfg)
+            )
         _save_last(run, state, epoch + 1)
         sink.epoch({**state.history[-1], "best_val_loss": state.best_val_loss}, state.step)
     barrier(ctx)
@@ -341,22 +352,6 @@ def end_epoch(
         log.info("early stopping: no validation improvement for %d epoch(s)", t.patience)
         return True
     return False
-
-
-@torch.no_grad()
-def validate(run: Run) -> float:
-    """Sample-weighted mean validation loss over every rank's windows."""
-    ctx = run.ctx
-    run.model.eval()
-    total = torch.zeros(2, dtype=torch.float64, device=ctx.device)
-    for batch in run.data.loader("val"):
-        x, stamp = to_tensors(batch, ctx.device)
-        with autocast(run.cfg, ctx.device):
-            loss = run.stage.val_loss(run.model, x, stamp)
-        total += torch.tensor([loss.item() * x.shape[0], x.shape[0]], dtype=torch.float64, device=ctx.device)
-    total = all_reduce_sum(total, ctx)
-    run.model.train()
-    return float(total[0] / max(total[1], 1))
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -392,4 +387,6 @@ def _summary(run: Run, state: TrainState, stopped_early: bool, wall: float, samp
         kronos_cli=__version__,
         val_loss_start=state.val_loss_start if math.isfinite(state.val_loss_start) else None,
         improvement=improvement(state.val_loss_start, state.best_val_loss),
+        selected_by=run.cfg.training.select_by if run.skill else "val_loss",
+        best_score=state.best_score if math.isfinite(state.best_score) else None,
     )

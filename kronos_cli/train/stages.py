@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kronos_cli.config import Config
-from kronos_cli.errors import KronosError
 from kronos_cli.model.config import check_pair
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
+from kronos_cli.train.methods import apply_method
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +27,6 @@ def load_model(cls, spec: str):
     if spec.startswith("preset:"):
         return cls.from_preset(spec.split(":", 1)[1])
     return cls.from_pretrained(spec)
-
-
-def freeze_first(blocks: nn.ModuleList, n: int) -> None:
-    if n < 0 or n > len(blocks):
-        raise KronosError(f"training.freeze_layers must be between 0 and {len(blocks)}, got {n}")
-    for block in list(blocks)[:n]:
-        for p in block.parameters():
-            p.requires_grad_(False)
 
 
 @dataclass
@@ -50,8 +42,7 @@ class TokenizerStage:
 
     @classmethod
     def build(cls, cfg: Config, init: str | None = None) -> TokenizerStage:
-        model = load_model(KronosTokenizer, init or cfg.model.tokenizer)
-        freeze_first(model.encoder, min(cfg.training.freeze_layers, len(model.encoder)))
+        model = apply_method(load_model(KronosTokenizer, init or cfg.model.tokenizer), cfg.training)
         return cls(model, cfg.training.tokenizer_grad_clip, cfg.training.tokenizer_learning_rate)
 
     def modules(self) -> list[nn.Module]:
@@ -93,7 +84,7 @@ class PredictorStage:
             p.requires_grad_(False)
         model = load_model(Kronos, init or cfg.model.predictor)
         check_pair(tok.config, model.config)
-        freeze_first(model.transformer, cfg.training.freeze_layers)
+        apply_method(model, cfg.training)
         return cls(
             model,
             tok,

@@ -35,7 +35,8 @@ class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimiser steps taken
     batches_done: int = 0  # batches of the current epoch already trained
-    best_val_loss: float = float("inf")
+    best_val_loss: float = float("inf")  # the validation loss of best_model
+    best_score: float = float("nan")  # best_model's training.select_by value (its validation loss by default)
     best_epoch: int = -1
     bad_epochs: int = 0  # epochs since the last improvement
     history: list[dict[str, float]] = field(default_factory=list)
@@ -72,6 +73,8 @@ class TrainSummary:
     kronos_cli: str
     val_loss_start: float | None = None  # the unchanged starting model's validation loss
     improvement: float | None = None  # (start - best) / start: positive when fine-tuning beat its start
+    selected_by: str = "val_loss"  # what picked best_model
+    best_score: float | None = None  # best_model's value of it
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,0 +1,98 @@
+"""Validation: the loss on the validation windows (every epoch), and the skill that can choose `best_model`
+instead (`training.select_by: val_ic | val_crps`): the predictor forecasts
+a fixed subset of the validation split's signal days with the KV-cached engine and the backtest's signal
+definition, and is scored on what then happened: the mean daily IC of the `mean` signal, and the CRPS of the
+sample paths in return units. The same days, windows and seeds every epoch, so epochs compare fairly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kronos_cli.config import Config
+from kronos_cli.data.dataset import DatasetArrays, to_tensors
+from kronos_cli.data.labels import realised
+from kronos_cli.data.windows import Origins, origin_keys
+from kronos_cli.forecast.predictor import KronosPredictor
+from kronos_cli.forecast.signals import signal_table
+from kronos_cli.forecast.windows import Sampling, forecast_windows
+from kronos_cli.metrics.ic import ic_table
+from kronos_cli.metrics.probabilistic import Ensemble
+from kronos_cli.split_forecasts import split_windows
+from kronos_cli.train.distributed import all_reduce_sum
+from kronos_cli.train.methods import releasable
+from kronos_cli.train.optim import autocast
+
+HIGHER_IS_BETTER = {"val_loss": False, "val_ic": True, "val_crps": False}
+
+
+class ValidationSkill:
+    """Scores a predictor on `training.select_days` validation days spread over the split."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.arrays = DatasetArrays(cfg.data.dataset_path)
+        origins = split_windows(cfg, self.arrays, "val")
+        names, origin_ns = origin_keys(self.arrays, origins)
+        days = np.unique(origin_ns)
+        keep_days = days[np.unique(np.linspace(0, len(days) - 1, min(cfg.training.select_days, len(days))).astype(int))]
+        keep = np.isin(origin_ns, keep_days)
+        self.origins = Origins(origins.rows[keep], origins.symbols[keep])
+        self.names, self.origin_ns = names[keep], origin_ns[keep]
+        self.real = realised(self.arrays, self.origins, cfg.data.predict_window, cfg.backtest.deal_price)
+        b = cfg.backtest
+        self.sampling = Sampling(b.temperature, b.top_p, b.top_k, max(2, cfg.training.select_samples), cfg.seed)
+
+    def score(self, forecaster: KronosPredictor) -> dict[str, float]:
+        """{"val_ic": mean daily IC, "val_crps": mean CRPS in return units, "days": scored days}."""
+        fc = forecast_windows(forecaster, self.arrays, self.origins, self.sampling, self.cfg.backtest.batch_size)
+        table = signal_table(fc, self.origin_ns, self.names, ["mean"], False).set_index(["datetime", "instrument"])
+        label = pd.Series(self.real.label, index=table.index)
+        ic = ic_table(table["mean"], label)
+        known = np.isfinite(self.real.path)
+        paths = fc.return_paths()
+        crps = Ensemble(np.where(known[:, None, :], paths, 0.0)).crps(np.where(known, self.real.path, 0.0))
+        mean_crps = float(crps[known].mean()) if known.any() else math.nan
+        return {"val_ic": ic["IC"], "val_crps": mean_crps, "days": ic["days"]}
+
+
+def better(metric: str, value: float, best: float) -> bool:
+    """Whether `value` improves on `best` for `metric` (NaN never does)."""
+    if not math.isfinite(value):
+        return False
+    if not math.isfinite(best):
+        return True
+    return value > best if HIGHER_IS_BETTER[metric] else value < best
+
+
+def epoch_scores(run) -> dict[str, float]:
+    """The skill of a run's model as it stands ({} without a skill to measure); leaves it in training mode."""
+    if run.skill is None:
+        return {}
+    d = run.cfg.data
+    model = releasable(run.model)  # LoRA adapters merged: the engine reads the plain weights
+    forecaster = KronosPredictor(model, run.stage.tokenizer, run.ctx.device, d.max_context, d.clip)
+    try:
+        return run.skill.score(forecaster)
+    finally:
+        run.model.train()
+
+
+@torch.no_grad()
+def validate(run) -> float:
+    """Sample-weighted mean validation loss over every rank's windows."""
+    ctx = run.ctx
+    run.model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=ctx.device)
+    for batch in run.data.loader("val"):
+        x, stamp = to_tensors(batch, ctx.device)
+        with autocast(run.cfg, ctx.device):
+            loss = run.stage.val_loss(run.model, x, stamp)
+        total += torch.tensor([loss.item() * x.shape[0], x.shape[0]], dtype=torch.float64, device=ctx.device)
+    total = all_reduce_sum(total, ctx)
+    run.model.train()
+    return float(total[0] / max(total[1], 1))
