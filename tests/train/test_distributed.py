@@ -81,9 +81,13 @@ def test_sigkill_and_resume_ends_with_the_same_weights(train_overrides, tmp_path
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process_with_twice_the_batch(train_overrides, tmp_path):
-    """The predictor's loss is a mean over samples, so 2 x b must match 1 x 2b (the tokenizer's codebook entropy
-    is a batch statistic and is not decomposable across ranks, in the reference too)."""
+@pytest.mark.parametrize("batch,accumulation,iters", [(8, 1, 8), (4, 2, 16)])
+def test_two_gloo_processes_match_one_process_with_twice_the_batch(
+    train_overrides, tmp_path, batch, accumulation, iters
+):
+    """The predictor's loss is a mean over samples, so 2 x b must match 1 x 2b, and so must 2 processes x 2
+    accumulated batches of b/2 (DDP's no_sync until the group's last batch). The tokenizer's codebook entropy is a
+    batch statistic and is not decomposable across ranks, in the reference too."""
     one, two = tmp_path / "one", tmp_path / "two"
     single = _kronos(
         "train-predictor",
@@ -98,7 +102,13 @@ def test_two_gloo_processes_match_one_process_with_twice_the_batch(train_overrid
     ddp = _kronos(
         "train-predictor",
         *train_overrides(
-            **{"training.epochs": 1, "training.batch_size": 8, "training.n_train_iter": 8}, output_dir=two
+            **{
+                "training.epochs": 1,
+                "training.batch_size": batch,
+                "training.accumulation_steps": accumulation,
+                "training.n_train_iter": iters,
+            },
+            output_dir=two,
         ),
         "--nproc",
         "2",
@@ -160,3 +170,57 @@ def test_without_restarts_a_dead_worker_fails_the_job(train_overrides):
 def test_gpus_without_cuda(train_overrides):
     res = _kronos("train-predictor", *train_overrides(), "--gpus", "1")
     assert res.returncode == 2 and "needs CUDA" in res.stderr
+
+
+@pytest.mark.slow
+def test_predictor_killed_mid_epoch_with_ddp_accumulation_and_sampling_resumes_exactly(train_overrides, tmp_path):
+    """Dropout, s1 sampled for s2 (teacher_forcing=false), accumulation 2 and two gloo workers: the whole job is
+    SIGKILLed in the middle of an epoch and resumed; its final weights equal an uninterrupted run's, bit for bit."""
+    import dataclasses
+
+    from kronos_cli.model import Kronos
+    from kronos_cli.model.config import PREDICTOR_PRESETS
+
+    tok = _kronos("train-tokenizer", *train_overrides(output_dir=tmp_path / "tok"), "--device", "cpu")
+    assert tok.returncode == 0, tok.stderr
+    cfg = dataclasses.replace(
+        PREDICTOR_PRESETS["tiny"].config, ffn_dropout_p=0.1, attn_dropout_p=0.1, resid_dropout_p=0.1
+    )
+    torch.manual_seed(0)
+    Kronos(cfg).save_pretrained(tmp_path / "start")
+    common = {
+        "model.tokenizer": tmp_path / "tok" / "models" / "t" / "tokenizer" / "checkpoints" / "best_model",
+        "model.predictor": tmp_path / "start",
+        "training.epochs": 3,
+        "training.batch_size": 4,
+        "training.accumulation_steps": 2,
+        "training.n_train_iter": 16,
+        "training.teacher_forcing": "false",
+    }
+    flags = ["--nproc", "2", "--checkpoint-every", "1"]
+    a_out, b_out = tmp_path / "a", tmp_path / "b"
+    ref = _kronos("train-predictor", *train_overrides(**common, output_dir=a_out), *flags)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    args = [sys.executable, "-m", "kronos_cli", "train-predictor", *train_overrides(**common, output_dir=b_out), *flags]
+    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = b_out / "models" / "t" / "predictor" / "checkpoints" / "last" / "trainer_state.json"
+    killed_at, deadline = None, time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            s = json.loads(state.read_text()) if state.is_file() else {}
+        except (json.JSONDecodeError, FileNotFoundError):
+            s = {}
+        if s.get("epoch") == 1 and s.get("batches_done", 0) >= 4:  # in the middle of epoch 2
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers, as a node dies
+            killed_at = s
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert killed_at is not None, "the run finished before it could be killed"
+    resumed = _kronos("train-predictor", *train_overrides(**common, output_dir=b_out), *flags, "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stderr
+    a, b = _final_weights(a_out, "predictor"), _final_weights(b_out, "predictor")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
