@@ -38,7 +38,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: text YAML takes for a date that is not one (2024-13-45)
         value = raw
     return key.strip().split("."), value
 
@@ -63,6 +63,8 @@ def read_yaml(path: Path) -> dict:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{path}:{where}: invalid YAML ({problem}); check the indentation and the colons"]) from exc
+    except ValueError as exc:  # a value YAML reads as a date or time that cannot be one, e.g. 2024-13-45
+        raise ConfigError([f"{path}: a value YAML reads as a date is not one ({exc}); fix or quote it"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of sections"])
     return data
