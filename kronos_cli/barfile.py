@@ -101,18 +101,29 @@ def check_order(idx: pd.DatetimeIndex, where: str, lines: np.ndarray) -> None:
 
 def _read_csv_arrow(p: Path, sep: str, usecols: list[str] | None) -> pd.DataFrame | None:
     """pyarrow's multi-threaded CSV reader (ISO timestamps parsed natively, blank lines kept as empty rows);
-    None when it cannot read the file, so that pandas' reader reports the problem the usual way."""
+    None when it cannot read the file, so that pandas' reader reports the problem the usual way. A timestamp
+    column with UTC offsets (+08:00, Z) is read again as text: pyarrow would convert it to UTC and lose the
+    wall-clock time the bars were stamped with, which `parse_timestamps` keeps."""
     import pyarrow as pa  # lazy: only the CSV reading path needs it
     import pyarrow.csv as pc  # lazy: as above
 
-    try:
-        table = pc.read_csv(
+    def read(text_columns: list[str]):
+        return pc.read_csv(
             p,
             parse_options=pc.ParseOptions(delimiter=sep, ignore_empty_lines=False),
             convert_options=pc.ConvertOptions(
-                include_columns=usecols, include_missing_columns=False, timestamp_parsers=[pc.ISO8601]
+                include_columns=usecols,
+                include_missing_columns=False,
+                timestamp_parsers=[pc.ISO8601],
+                column_types={c: pa.string() for c in text_columns},
             ),
         )
+
+    try:
+        table = read([])
+        zoned = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz is not None]
+        if zoned:
+            table = read(zoned)
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
         return None
     return table.to_pandas()
