@@ -29,8 +29,17 @@ def amount_from_volume(prices: np.ndarray, volume: np.ndarray) -> np.ndarray:
 
 
 def lookback_stats(history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and population std over the rows (axis -2) of the lookback bars, kept as (..., 1, F)."""
-    return history.mean(axis=-2, keepdims=True), history.std(axis=-2, keepdims=True)
+    """Mean and population std over the rows (axis -2) of the lookback bars, kept as (..., 1, F).
+
+    In the bars' own precision, as the reference computes them; where float32 sums overflow (amounts near 1e36,
+    whose squares pass the float32 limit) that column's statistics come from float64 instead of being inf."""
+    mean, std = history.mean(axis=-2, keepdims=True), history.std(axis=-2, keepdims=True)
+    overflow = ~(np.isfinite(mean) & np.isfinite(std))
+    if overflow.any() and np.isfinite(history).all():
+        wide = history.astype(np.float64)
+        mean = np.where(overflow, wide.mean(axis=-2, keepdims=True), mean).astype(history.dtype)
+        std = np.where(overflow, wide.std(axis=-2, keepdims=True), std).astype(history.dtype)
+    return mean, std
 
 
 def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float) -> np.ndarray:

@@ -36,6 +36,8 @@ SERVER = {
         ),
     ),
     "access_log": (bool, typer.Option(True, "--access-log/--no-access-log", help="Log every request.")),
+}
+BATCHING = {
     "max_batch": (
         int,
         typer.Option(
@@ -46,6 +48,30 @@ SERVER = {
         float,
         typer.Option(10.0, "--max-wait-ms", help="How long the first request of a batch waits for others."),
     ),
+    "max_queue": (
+        int,
+        typer.Option(
+            1024,
+            "--max-queue",
+            help="Most sample paths waiting for the model; a request beyond it gets 429 with Retry-After.",
+        ),
+    ),
+    "request_timeout_s": (
+        float,
+        typer.Option(
+            60.0,
+            "--request-timeout",
+            help="Seconds a request may wait and run; past it the answer is 504 and its work is dropped.",
+        ),
+    ),
+    "long_horizon": (
+        int,
+        typer.Option(
+            128,
+            "--long-horizon",
+            help="Requests with a larger pred_len take the long lane, served in turn with the short one.",
+        ),
+    ),
 }
 
 
@@ -53,6 +79,12 @@ def _limits(**values):
     from kronos_cli.serve.service import Limits
 
     return Limits(**values)
+
+
+def _batching(**values):
+    from kronos_cli.serve.service import Batching
+
+    return Batching(**values)
 
 
 def _server(token: str | None, **values):
@@ -106,6 +138,7 @@ def _announce(json_out: bool):
 
 
 @opt.option_group(SERVER, "server", _server)
+@opt.option_group(BATCHING, "batching", _batching)
 @opt.option_group(LIMITS, "limits", _limits)
 def serve(
     config: Path | None = opt.CONFIG,
@@ -131,6 +164,7 @@ def serve(
     calendar: str | None = opt.CALENDAR,
     json_out: bool = typer.Option(False, "--json", help="Announce readiness as one JSON line on stdout."),
     limits=None,
+    batching=None,
     server=None,
 ) -> None:
     """Serve forecasts over HTTP: POST /v1/forecast, /v1/forecast/batch; GET /v1/model, /healthz; /docs."""
@@ -159,4 +193,4 @@ def serve(
         raise KronosError(f"--max-context must be >= 2, got {source.max_context}")
     opt.check_calendar(source.calendar)
     _route_uvicorn_logs()
-    run(source, limits, server, _announce(json_out))
+    run(source, limits, batching, server, _announce(json_out))

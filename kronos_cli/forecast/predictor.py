@@ -177,12 +177,15 @@ class KronosPredictor:
         return bars.float().cpu().numpy()
 
     @torch.no_grad()
-    def forecast_jobs(self, jobs: Sequence[SeriesJob]) -> list[np.ndarray]:
+    def forecast_jobs(
+        self, jobs: Sequence[SeriesJob], progress: Callable[[int, int], None] | None = None
+    ) -> list[np.ndarray]:
         """Forecast series that each carry their own sampling, seed and path count -> (S, P, 6) raw bars each.
 
         Series of one history length and horizon run as one batch. Every series draws from its own generator,
         so its result matches `forecast` of that series alone with the same seed (to float rounding of the
-        batched matmuls). This is what the server's dynamic batching calls.
+        batched matmuls). This is what the server's dynamic batching calls; `progress(step, steps)` is called
+        after every decode step (an exception it raises stops the forecast).
         """
         out: list[np.ndarray | None] = [None] * len(jobs)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -197,7 +200,7 @@ class KronosPredictor:
             stamp = np.stack([np.concatenate([j.x_stamp, j.y_stamp]) for j in group])
             counts = [j.sample_count for j in group]
             sampler = RowSampler(counts, [j.params for j in group], [self._generator(j.seed) for j in group])
-            rows = self._generate(xn, stamp, pred_len, counts, sampler, True, None)
+            rows = self._generate(xn, stamp, pred_len, counts, sampler, True, progress)
             offsets = np.cumsum([0, *counts])
             for k, i in enumerate(members):
                 paths = rows[offsets[k] : offsets[k + 1]]

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from kronos_cli import __version__
 from kronos_cli.errors import KronosError
+from kronos_cli.serve.batcher import DeadlineExceeded, QueueFull
 from kronos_cli.serve.schema import (
     BatchRequest,
     BatchResponse,
@@ -23,11 +25,13 @@ from kronos_cli.serve.schema import (
     ForecastRequest,
     ForecastResponse,
     field_path,
+    with_limits,
 )
 from kronos_cli.serve.service import ForecastService, RequestError
 
 log = logging.getLogger(__name__)
 MAX_LISTED_ERRORS = 20
+CLIENT_CLOSED = 499  # nginx's status for a caller that went away; nobody reads it, the access log shows it
 
 
 def error_response(
@@ -123,8 +127,18 @@ def _handle_errors(app: FastAPI, service: ForecastService) -> None:
         service.rejected += 1
         return error_response(422, [(None, str(exc))])
 
+    @app.exception_handler(QueueFull)
+    async def _busy(_request: Request, exc: QueueFull) -> JSONResponse:
+        return error_response(429, [(None, str(exc))], {"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(DeadlineExceeded)
+    async def _late(_request: Request, exc: DeadlineExceeded) -> JSONResponse:
+        return error_response(504, [(None, f"the forecast was dropped: {exc}")])
+
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not read the body at all (not UTF-8, not JSON)
+            return error_response(400, [("body", f"unreadable ({exc.detail}); send UTF-8 JSON")])
         return error_response(exc.status_code, [(None, str(exc.detail))], getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
@@ -133,13 +147,32 @@ def _handle_errors(app: FastAPI, service: ForecastService) -> None:
         return error_response(500, [(None, f"forecast failed ({type(exc).__name__}: {exc}); the server keeps running")])
 
 
-def _v1(service: ForecastService, token: str | None) -> APIRouter:
-    """The forecasting routes; with `token`, each needs `Authorization: Bearer <token>`."""
-    bearer = HTTPBearer(auto_error=False, description="Set when the server runs with --token-env.")
+async def _until_disconnected(request: Request) -> None:
+    """Returns when the caller closes the connection (its body has been read, so only that can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_gone(request: Request, service: ForecastService, work: Awaitable[Any]) -> Any:
+    """The result of `work`, or a bare 499 when the caller went away first: the work is then cancelled, so a
+    request still queued never reaches the model."""
+    task, watch = asyncio.ensure_future(work), asyncio.ensure_future(_until_disconnected(request))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    service.disconnected += 1
+    return Response(status_code=CLIENT_CLOSED)
+
+
+def _authorise(token: str):
+    """A dependency that needs `Authorization: Bearer <token>` (declared in the schema as the bearer scheme)."""
+    bearer = HTTPBearer(auto_error=False, description="The token the server reads from its --token-env variable.")
 
     def authorise(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if token is None:
-            return
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
             raise HTTPException(
                 401,
@@ -147,20 +180,32 @@ def _v1(service: ForecastService, token: str | None) -> APIRouter:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    errors = {401: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorise)], responses=errors)
+    return authorise
 
-    @v1.post("/forecast", response_model=ForecastResponse, summary="Forecast one series")
-    async def forecast(body: ForecastRequest) -> JSONResponse:
+
+def _v1(service: ForecastService, token: str | None) -> APIRouter:
+    """The forecasting routes; with `token`, each needs `Authorization: Bearer <token>` (and only then does the
+    schema declare the bearer scheme)."""
+    error = {"model": ErrorResponse}
+    busy = {**error, "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}}
+    answers = {400: error, 413: error, 422: error, 429: busy, 504: error, **({401: error} if token else {})}
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(_authorise(token))] if token else [])
+
+    @v1.post("/forecast", response_model=ForecastResponse, summary="Forecast one series", responses=answers)
+    async def forecast(body: ForecastRequest, request: Request) -> Any:
         service.requests += 1
-        return JSONResponse((await service.forecast([body]))[0])
+        got = await _unless_gone(request, service, service.forecast([body]))
+        return got if isinstance(got, Response) else JSONResponse(got[0])
 
-    @v1.post("/forecast/batch", response_model=BatchResponse, summary="Forecast many series in one call")
-    async def forecast_batch(body: BatchRequest) -> JSONResponse:
+    @v1.post(
+        "/forecast/batch", response_model=BatchResponse, summary="Forecast many series in one call", responses=answers
+    )
+    async def forecast_batch(body: BatchRequest, request: Request) -> Any:
         service.requests += 1
-        return JSONResponse({"forecasts": await service.forecast(body.requests, batch_call=True)})
+        got = await _unless_gone(request, service, service.forecast(body.requests, batch_call=True))
+        return got if isinstance(got, Response) else JSONResponse({"forecasts": got})
 
-    @v1.get("/model", summary="Model configs, versions, device, limits")
+    @v1.get("/model", summary="Model configs, versions, device, limits", responses={401: error} if token else None)
     async def model() -> dict[str, Any]:
         return service.model_info()
 
@@ -195,4 +240,12 @@ def create_app(
         return service.health()
 
     app.include_router(_v1(service, token))
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:  # the enforced limits, as schema constraints a generated client obeys
+        if app.openapi_schema is None:
+            app.openapi_schema = with_limits(generated(), service.limits)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

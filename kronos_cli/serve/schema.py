@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+# The largest price, volume or amount a bar may carry: the model normalises in float32, whose squares overflow
+# near 1.8e19, so a larger value could not give a finite forecast (1e18 is still far above any real turnover).
+MAX_VALUE = 1e18
+Price = Annotated[float, Field(gt=0, le=MAX_VALUE, allow_inf_nan=False)]
+Quantity = Annotated[float, Field(ge=0, le=MAX_VALUE, allow_inf_nan=False)]
 Quantile = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
+def _text_only(value: Any) -> Any:
+    """A timestamp must be ISO 8601 text: pydantic would otherwise read a number as seconds since 1970."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date-time string such as 2024-01-02T09:30:00+08:00")
+    return value
 
 
 class Bar(BaseModel):
@@ -16,16 +27,16 @@ class Bar(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timestamp: datetime = Field(
+    timestamp: Annotated[datetime, BeforeValidator(_text_only)] = Field(
         validation_alias=AliasChoices("timestamp", "timestamps", "date", "datetime"),
-        description="ISO 8601 date or date-time; bars must be strictly increasing.",
+        description="ISO 8601 date-time (an offset such as +08:00 optional); bars must be strictly increasing.",
     )
-    open: Finite
-    high: Finite
-    low: Finite
-    close: Finite
-    volume: Finite | None = None
-    amount: Finite | None = None
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Quantity | None = None
+    amount: Quantity | None = None
 
 
 class ForecastRequest(BaseModel):
@@ -39,7 +50,8 @@ class ForecastRequest(BaseModel):
     lookback: int | None = Field(
         None,
         ge=2,
-        description="Use only the last `lookback` bars [default: the lookback the model was trained with when it "
+        description="Use at most the last `lookback` bars (all of them when fewer are given) [default: the lookback "
+        "the model was trained with when it "
         "records one, else all, up to the model's max_context].",
     )
     temperature: float | None = Field(
@@ -59,7 +71,9 @@ class ForecastRequest(BaseModel):
     )
     top_k: int = Field(0, ge=0, description="Top-k sampling (0 = off, 1 = greedy).")
     samples: int = Field(1, ge=1, description="Sample paths; the forecast is their mean.")
-    seed: int | None = Field(None, ge=0, lt=2**63, description="Seed for a reproducible forecast.")
+    seed: int | None = Field(
+        None, ge=0, le=2**53 - 1, description="Seed for a reproducible forecast (a JSON-safe integer, below 2^53)."
+    )
     quantiles: list[Quantile] = Field(
         default_factory=list, max_length=99, description="Quantiles of the sample paths to return, e.g. [0.1, 0.9]."
     )
@@ -120,3 +134,28 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
         else:
             out += f".{p}" if out else str(p)
     return out or "body"
+
+
+def _all_or_none(name: str) -> dict[str, Any]:
+    """Every bar gives `name`, or none does (null counts as not given)."""
+    return {
+        "anyOf": [
+            {"items": {"required": [name], "properties": {name: {"type": "number"}}}},
+            {"items": {"properties": {name: {"type": "null"}}}},
+        ]
+    }
+
+
+def with_limits(schema: dict[str, Any], limits: Any) -> dict[str, Any]:
+    """The OpenAPI schema with what this server enforces beyond the models' own constraints: its request limits
+    (`Limits`: min_bars, max_pred_len, max_samples, max_series) and volume/amount on every bar or none.
+
+    What JSON Schema cannot say stays in the descriptions and is answered 422 naming the field: timestamps
+    strictly increasing, and a forecast that stays finite."""
+    models = schema["components"]["schemas"]
+    request = models["ForecastRequest"]["properties"]
+    request["bars"].update(minItems=limits.min_bars, allOf=[_all_or_none("volume"), _all_or_none("amount")])
+    request["pred_len"]["maximum"] = limits.max_pred_len
+    request["samples"]["maximum"] = limits.max_samples
+    models["BatchRequest"]["properties"]["requests"]["maxItems"] = limits.max_series
+    return schema

@@ -17,7 +17,7 @@ from kronos_cli.forecast.calibrated import sampling_for
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.runs import load_pair
 from kronos_cli.serve.app import create_app
-from kronos_cli.serve.service import ForecastService, Limits, SamplingDefaults
+from kronos_cli.serve.service import Batching, ForecastService, Limits, SamplingDefaults
 
 log = logging.getLogger(__name__)
 
@@ -128,36 +128,31 @@ class ServeOptions:
     device: str = "auto"
     token: str | None = None
     access_log: bool = True
-    max_batch: int = 64
-    max_wait_ms: float = 10.0
 
 
-def run(source: ModelSource, limits: Limits, options: ServeOptions, on_ready: Callable[[str], None]) -> None:
+def run(
+    source: ModelSource, limits: Limits, batching: Batching, options: ServeOptions, on_ready: Callable[[str], None]
+) -> None:
     """Bind (a taken port fails before the model loads), load, warm up, and serve until interrupted."""
     sock = bind(options.host, options.port)
     try:
         forecaster, sources, conventions, sampling = source.load(options.device)
         service = ForecastService(
-            forecaster,
-            limits,
-            options.max_batch,
-            options.max_wait_ms,
-            sources,
-            conventions.get("lookback_window"),
-            sampling,
-            source.calendar,
+            forecaster, limits, batching, sources, conventions.get("lookback_window"), sampling, source.calendar
         )
         if options.token is None and not is_loopback(options.host):
             log.warning(
                 "listening on %s without --token-env: anyone who can reach this machine can use the model", options.host
             )
         log.info(
-            "serving tokenizer %s and model %s on %s (max batch %d, wait %g ms)",
+            "serving tokenizer %s and model %s on %s (max batch %d, wait %g ms, queue %d paths, timeout %g s)",
             sources["tokenizer"],
             sources["model"],
             forecaster.device,
-            options.max_batch,
-            options.max_wait_ms,
+            batching.max_batch,
+            batching.max_wait_ms,
+            batching.max_queue,
+            batching.request_timeout_s,
         )
         serve(service, sock, options.token, options.access_log, on_ready=on_ready)
     finally:

@@ -22,7 +22,7 @@ from kronos_cli.environment import package_version
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor, SeriesJob
 from kronos_cli.model.sampling import SamplingParams
-from kronos_cli.serve.batcher import DynamicBatcher
+from kronos_cli.serve.batcher import Abandoned, DynamicBatcher
 from kronos_cli.serve.schema import ForecastRequest
 from kronos_cli.sessions import future_timestamps
 
@@ -51,6 +51,26 @@ class Limits:
                 raise KronosError(f"--{f.name.replace('_', '-')} must be >= 1, got {getattr(self, f.name)}")
         if self.min_bars < 2:
             raise KronosError(f"--min-bars must be >= 2 (the bar spacing needs two bars), got {self.min_bars}")
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How requests share the model: batch size and wait, the queue bound, the deadline and the long lane."""
+
+    max_batch: int = 64  # sample paths (series x samples) forecast together
+    max_wait_ms: float = 10.0  # how long the first request of a batch waits for others
+    max_queue: int = 1024  # sample paths waiting; more answers 429 (a call is always admitted to an empty queue)
+    request_timeout_s: float = 60.0  # waiting plus running; longer answers 504 and the work is dropped
+    long_horizon: int = 128  # requests forecasting more bars take the long lane (served in turn with the short)
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_queue", "long_horizon"):
+            if getattr(self, name) < 1:
+                raise KronosError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not (self.max_wait_ms >= 0 and math.isfinite(self.max_wait_ms)):
+            raise KronosError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if not (self.request_timeout_s > 0 and math.isfinite(self.request_timeout_s)):
+            raise KronosError(f"--request-timeout must be > 0 seconds, got {self.request_timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -132,8 +152,6 @@ def prepare(
         raise RequestError(
             f"{where}samples", f"{req.samples} is above this server's limit of {limits.max_samples} (--max-samples)"
         )
-    if req.lookback is not None and req.lookback > n:
-        raise RequestError(f"{where}lookback", f"{req.lookback} is more than the {n} bars given")
     wall, tz = _timestamps(req, where)
     prices = np.array([(b.open, b.high, b.low, b.close) for b in req.bars], dtype=np.float64)
     volume, amount = _optional_column(req, "volume", where), _optional_column(req, "amount", where)
@@ -145,11 +163,17 @@ def prepare(
     hist = wall[-used:]
     try:
         future = future_timestamps(hist, req.pred_len, calendar)
+        stamps = calendar_features(hist), calendar_features(future)
     except KronosError as exc:
         raise RequestError(f"{where}bars", str(exc)) from None
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        raise RequestError(
+            f"{where}bars",
+            "timestamps must lie between 1677-09-22 and 2262-04-11 (pandas' nanosecond range), the forecast's too",
+        ) from None
     temperature = req.temperature if req.temperature is not None else sampling.temperature
     params = SamplingParams(temperature, req.top_k, req.top_p if req.top_p is not None else sampling.top_p)
-    job = SeriesJob(x[-used:], calendar_features(hist), calendar_features(future), req.samples, params, req.seed)
+    job = SeriesJob(x[-used:], *stamps, req.samples, params, req.seed)
     return Prepared(req, job, future, tz, where)
 
 
@@ -193,33 +217,38 @@ class ForecastService:
         self,
         forecaster: KronosPredictor,
         limits: Limits,
-        max_batch: int = 64,
-        max_wait_ms: float = 10.0,
+        batching: Batching = Batching(),
         sources: dict[str, str] | None = None,
         default_lookback: int | None = None,
         sampling: SamplingDefaults = SamplingDefaults(),
         calendar: str | None = None,
     ):
-        if max_batch < 1:
-            raise KronosError(f"--max-batch must be >= 1, got {max_batch}")
-        if not (max_wait_ms >= 0 and math.isfinite(max_wait_ms)):
-            raise KronosError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
-        self.forecaster, self.limits = forecaster, limits
-        self.max_batch, self.max_wait_ms = max_batch, max_wait_ms
+        self.forecaster, self.limits, self.batching = forecaster, limits, batching
         self.sources = sources or {}
         self.default_lookback = default_lookback  # the lookback the model was trained with, when it records one
         self.sampling = sampling
         self.calendar = calendar  # forecast timestamps continue on this market calendar (None: the bars' sessions)
         # A batch holds up to max_batch sample paths (rows of the model's batch): memory follows rows.
         self.batcher: DynamicBatcher[Prepared, np.ndarray] = DynamicBatcher(
-            self._run, max_batch, max_wait_ms / 1e3, weight=lambda p: p.job.sample_count
+            self._run,
+            batching.max_batch,
+            batching.max_wait_ms / 1e3,
+            weight=lambda p: p.job.sample_count,
+            lane=lambda p: int(p.request.pred_len > batching.long_horizon),
+            max_queue=batching.max_queue,
+            timeout_s=batching.request_timeout_s,
         )
         self.started = time.time()
         self.requests = 0
-        self.rejected = 0
+        self.rejected = 0  # answered 4xx for the request's content
+        self.disconnected = 0  # callers that went away before their answer
 
-    def _run(self, items: list[Prepared]) -> list[np.ndarray]:
-        return self.forecaster.forecast_jobs([p.job for p in items])
+    def _run(self, items: list[Prepared], abandoned) -> list[np.ndarray]:
+        def check(_step: int, _steps: int) -> None:
+            if abandoned():
+                raise Abandoned("every caller of this batch went away")
+
+        return self.forecaster.forecast_jobs([p.job for p in items], progress=check)
 
     def warm_up(self) -> None:
         """One small forecast, so that a broken device fails at start and the first caller waits no longer."""
@@ -265,7 +294,10 @@ class ForecastService:
             "device": str(self.forecaster.device),
             "requests": self.requests,
             "rejected": self.rejected,
+            "disconnected": self.disconnected,
             "queued": self.batcher.queued,
+            "queued_paths": self.batcher.waiting_weight,
+            "max_queue": self.batching.max_queue,
             "batching": self.batcher.stats.as_dict(),
         }
 
@@ -286,7 +318,7 @@ class ForecastService:
             "max_context": p.max_context,
             "clip": p.clip,
             "features": list(FEATURES),
-            "batching": {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms},
+            "batching": dataclasses.asdict(self.batching),
             "limits": dataclasses.asdict(self.limits),
             "sampling": dataclasses.asdict(self.sampling),
             "versions": {

@@ -102,6 +102,9 @@ def test_startup_mistakes_are_one_line_and_exit_2(tiny_checkpoints, bundle, tmp_
     _one_line_error(_serve("--bundle", bundle, *ck, "--port", "0"), "either --bundle")
     _one_line_error(_serve(*ck, "--max-batch", "0", "--port", "0"), "--max-batch")
     _one_line_error(_serve(*ck, "--min-bars", "1", "--port", "0"), "--min-bars")
+    _one_line_error(_serve(*ck, "--max-queue", "0", "--port", "0"), "--max-queue")
+    _one_line_error(_serve(*ck, "--request-timeout", "0", "--port", "0"), "--request-timeout")
+    _one_line_error(_serve(*ck, "--long-horizon", "0", "--port", "0"), "--long-horizon")
     _one_line_error(_serve(*ck, "--port", "70000"), "--port")
 
 

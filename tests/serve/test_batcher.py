@@ -1,4 +1,5 @@
-"""The dynamic batcher on its own: batch sizes, the wait window, and isolation of a failing item."""
+"""The dynamic batcher on its own: batch sizes, the wait window, isolation of a failing item, the queue limit,
+deadlines, abandoned callers and the two lanes."""
 
 from __future__ import annotations
 
@@ -7,19 +8,25 @@ import time
 
 import pytest
 
-from kronos_cli.serve.batcher import DynamicBatcher
+from kronos_cli.serve.batcher import Abandoned, DeadlineExceeded, DynamicBatcher, QueueFull
 
 
 class Recorder:
-    """A run function that records every batch it sees; items named 'poison' make a whole batch fail."""
+    """A run function that records every batch it sees; items named 'poison' make a whole batch fail. It works
+    in `steps` slices of `delay / steps` and, like the model's decode loop, stops when every caller left."""
 
-    def __init__(self, delay: float = 0.0):
+    def __init__(self, delay: float = 0.0, steps: int = 1):
         self.batches: list[list[str]] = []
-        self.delay = delay
+        self.delay, self.steps = delay, steps
+        self.stopped = 0
 
-    def __call__(self, items: list[str]) -> list[str]:
+    def __call__(self, items: list[str], abandoned=lambda: False) -> list[str]:
         self.batches.append(list(items))
-        time.sleep(self.delay)
+        for _ in range(self.steps):
+            time.sleep(self.delay / self.steps)
+            if abandoned():
+                self.stopped += 1
+                raise Abandoned("gone")
         if "poison" in items:
             raise ValueError("poisoned item")
         return [it.upper() for it in items]
@@ -130,3 +137,89 @@ def test_weighted_items_fill_a_batch_up_to_max_batch_and_a_heavy_one_runs_alone(
 
     assert [r[0] for r in _run(_with(b, body))] == ["A", "B", "C", "HEAVY", "D"]
     assert rec.batches == [["a"], ["b", "c"], ["heavy"], ["d"]]
+
+
+def test_a_full_queue_refuses_at_once_with_a_retry_hint_and_an_empty_one_takes_any_call():
+    rec = Recorder(delay=0.3)
+    b = DynamicBatcher(rec, max_batch=2, max_wait_s=0.0, weight=lambda it: 3 if it == "heavy" else 1, max_queue=3)
+
+    async def body():
+        running = asyncio.ensure_future(b.submit(["a", "b"]))  # taken at once: the queue is empty again
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(b.submit(["c", "d", "e"]))  # waits: 3 paths, the limit
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull) as full:
+            await b.submit(["f"])
+        assert full.value.retry_after_s >= 1 and "--max-queue 3" in str(full.value)
+        assert b.waiting_weight == 3 and b.stats.rejected_full == 1
+        await asyncio.gather(running, queued)
+        return await b.submit(["heavy"])  # heavier than the whole queue, admitted to an empty one
+
+    assert _run(_with(b, body)) == ["HEAVY"]
+
+
+def test_a_queued_request_past_its_deadline_is_withdrawn_unrun():
+    rec = Recorder(delay=0.6)  # one step: it cannot stop early
+    b = DynamicBatcher(rec, max_batch=1, max_wait_s=0.0, timeout_s=0.3)
+
+    async def body():
+        first = asyncio.ensure_future(b.submit(["slow"]))
+        await asyncio.sleep(0.01)
+        with pytest.raises(DeadlineExceeded, match="--request-timeout"):
+            await b.submit(["queued"])
+        assert b.waiting_weight == 0
+        with pytest.raises(DeadlineExceeded):
+            await first
+        await asyncio.sleep(0.4)
+
+    _run(_with(b, body))
+    assert rec.batches == [["slow"]]
+    assert b.stats.timed_out == 2 and b.stats.abandoned == 1
+
+
+def test_a_running_batch_whose_callers_all_left_stops_at_its_next_step():
+    rec = Recorder(delay=2.0, steps=40)
+    b = DynamicBatcher(rec, max_batch=4, max_wait_s=0.0, timeout_s=0.2)
+
+    async def body():
+        with pytest.raises(DeadlineExceeded):
+            await b.submit(["slow"])
+        await asyncio.sleep(0.2)
+
+    t0 = time.monotonic()
+    _run(_with(b, body))
+    assert time.monotonic() - t0 < 1.0  # far less than the 2 s the run would take
+    assert rec.stopped == 1 and b.stats.stopped_runs == 1
+
+
+def test_a_caller_that_goes_away_before_its_batch_starts_never_reaches_the_model():
+    rec = Recorder(delay=0.3)
+    b = DynamicBatcher(rec, max_batch=1, max_wait_s=0.0)
+
+    async def body():
+        first = asyncio.ensure_future(b.submit(["first"]))
+        await asyncio.sleep(0.01)
+        gone = asyncio.ensure_future(b.submit(["gone"]))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await asyncio.sleep(0.01)
+        assert b.waiting_weight == 0
+        return await first, await b.submit(["after"])
+
+    assert _run(_with(b, body)) == (["FIRST"], ["AFTER"])
+    assert rec.batches == [["first"], ["after"]]
+
+
+def test_short_requests_wait_behind_at_most_one_long_batch():
+    rec = Recorder(delay=0.05)
+    b = DynamicBatcher(rec, max_batch=1, max_wait_s=0.0, lane=lambda it: int(it.startswith("long")))
+
+    async def body():
+        longs = [asyncio.ensure_future(b.submit([f"long{i}"])) for i in range(6)]
+        await asyncio.sleep(0.01)
+        shorts = [asyncio.ensure_future(b.submit([f"short{i}"])) for i in range(2)]
+        await asyncio.gather(*longs, *shorts)
+
+    _run(_with(b, body))
+    order = [x[0] for x in rec.batches]
+    assert order[:5] == ["long0", "short0", "long1", "short1", "long2"]

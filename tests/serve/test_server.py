@@ -29,12 +29,26 @@ def test_health_model_and_openapi(server, tiny_pair):
     assert info["model"]["parameters"] == sum(p.numel() for p in model.parameters())
     assert info["device"] == "cpu" and info["max_context"] == 64
     assert {"kronos_cli", "torch", "fastapi", "uvicorn"} <= set(info["versions"])
-    assert info["batching"] == {"max_batch": 64, "max_wait_ms": 100.0}
+    assert info["batching"] == {
+        "max_batch": 64,
+        "max_wait_ms": 100.0,
+        "max_queue": 1024,
+        "request_timeout_s": 60.0,
+        "long_horizon": 128,
+    }
     assert info["limits"]["max_pred_len"] == 64
+    assert {"queued", "queued_paths", "max_queue", "disconnected"} <= set(health)
+    assert {"rejected_queue_full", "timed_out", "abandoned_items"} <= set(health["batching"])
     status, schema = server.get("/openapi.json")
     assert status == 200
     assert {"/v1/forecast", "/v1/forecast/batch", "/v1/model", "/healthz"} <= set(schema["paths"])
-    assert "ForecastRequest" in schema["components"]["schemas"]
+    # The limits this server enforces are schema constraints; no bearer scheme without --token-env.
+    request = schema["components"]["schemas"]["ForecastRequest"]["properties"]
+    assert request["bars"]["minItems"] == 16 and request["pred_len"]["maximum"] == 64
+    assert request["samples"]["maximum"] == 8
+    assert schema["components"]["schemas"]["BatchRequest"]["properties"]["requests"]["maxItems"] == 4
+    assert "securitySchemes" not in schema["components"]
+    assert all("security" not in op for path in schema["paths"].values() for op in path.values())
 
 
 def test_forecast_equals_the_library_for_the_same_seed(server, library_predictor):
@@ -163,11 +177,19 @@ BAD = {
     "top_p above 1": (_mutate(lambda r: r.update(top_p=1.5)), 422, "top_p", "less than or equal to 1"),
     "temperature zero": (_mutate(lambda r: r.update(temperature=0)), 422, "temperature", "greater than 0"),
     "quantile of 1": (_mutate(lambda r: r.update(quantiles=[0.5, 1.0])), 422, "quantiles[1]", "less than 1"),
-    "lookback above bars": (_mutate(lambda r: r.update(lookback=31)), 422, "lookback", "more than the 30 bars"),
+    "timestamp as a number": (_mutate(_set(2, "timestamp", 1700000000)), 422, "bars[2].timestamp", "ISO 8601"),
+    "year 9999": (
+        _mutate(lambda r: [b.update(timestamp=b["timestamp"].replace("2024", "9999", 1)) for b in r["bars"]]),
+        422,
+        "bars",
+        "pandas' nanosecond range",
+    ),
+    "seed above 2^53": (_mutate(lambda r: r.update(seed=2**53)), 422, "seed", "less than or equal to"),
     "unknown field": (_mutate(lambda r: r.update(pred_length=3)), 422, "pred_length", "not permitted"),
     "bars not a list": (_mutate(lambda r: r.update(bars={"a": 1})), 422, "bars", "list"),
-    "beyond float32": (_mutate(_set(5, "close", 1e39)), 422, "bars", "float32 range"),
-    "overflows normalisation": (_mutate(_set(5, "volume", -1e30)), 422, "bars", "overflowed float32"),
+    "beyond the value limit": (_mutate(_set(5, "close", 1e19)), 422, "bars[5].close", f"or equal to {10**18}"),
+    "negative volume": (_mutate(_set(5, "volume", -1.0)), 422, "bars[5].volume", "greater than or equal to 0"),
+    "zero price": (_mutate(_set(5, "low", 0.0)), 422, "bars[5].low", "greater than 0"),
 }
 
 
@@ -208,11 +230,7 @@ def test_body_problems(server):
 def test_bad_requests_do_not_disturb_good_ones_sent_with_them(server):
     good = _mixed_requests()[:6]
     expected = [server.post("/v1/forecast", r)[1] for r in good]
-    # The last one passes the checks, joins the batch and fails there (its normalisation overflows).
-    bad = [
-        BAD[k][0]
-        for k in ("unsorted", "missing close", "pred_len above limit", "too few bars", "overflows normalisation")
-    ]
+    bad = [BAD[k][0] for k in ("unsorted", "missing close", "pred_len above limit", "too few bars", "negative volume")]
     mixed = [(True, r) for r in good] + [(False, r) for r in bad]
     order = [mixed[i] for i in (0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5)]
     with ThreadPoolExecutor(len(order)) as pool:
@@ -222,6 +240,22 @@ def test_bad_requests_do_not_disturb_good_ones_sent_with_them(server):
     assert got_good == expected
     assert server.alive()
     assert server.get("/healthz")[1]["status"] == "ok"
+
+
+def test_a_lookback_above_the_bars_given_uses_them_all(server):
+    status, got = server.post("/v1/forecast", {**_good(), "lookback": 500})
+    assert status == 200 and got["lookback"] == len(_good()["bars"])
+
+
+def test_values_near_the_limit_give_a_finite_forecast(server):
+    """Amounts near 1e36 (volume x price) overflow float32 statistics; they are taken in float64 then."""
+    req = _good()
+    for i, bar in enumerate(req["bars"]):
+        bar.update(open=9e17, high=1e18, low=8e17 + i, close=9.5e17, volume=1e18 - i)
+        bar.pop("amount", None)
+    status, got = server.post("/v1/forecast", req)
+    assert status == 200, got
+    assert all(np.isfinite(b["amount"]) for b in got["bars"])
 
 
 def test_no_auth_needed_when_no_token_is_configured(server):
