@@ -65,8 +65,11 @@ def request_bodies(n: int, lookback: int, pred_len: int) -> list[bytes]:
     return out
 
 
-def start(tok: Path, model: Path, batching: bool, log: Path) -> tuple[subprocess.Popen, int]:
-    flags = ["--max-batch", "64", "--max-wait-ms", "10"] if batching else ["--max-batch", "1"]
+BATCHING = {True: ["--max-batch", "64", "--max-wait-ms", "10"], False: ["--max-batch", "1"]}
+
+
+def start(tok: Path, model: Path, flags: list[str], log: Path) -> tuple[subprocess.Popen, int]:
+    """A `kronos serve` process with `flags` on a free port: (process, port), once it says it is ready."""
     cmd = [
         sys.executable,
         "-m",
@@ -142,7 +145,7 @@ def run(preset: str, root: Path, args) -> dict:
     runs: dict[str, list] = {"off": [], "on": []}
     for _ in range(args.rounds):
         for batching in (False, True):
-            proc, port = start(tok, model, batching, root / f"{preset}-{batching}.log")
+            proc, port = start(tok, model, BATCHING[batching], root / f"{preset}-{batching}.log")
             try:
                 load(port, warm, args.clients)  # warm-up: first-call allocations, connection set-up
                 before = health(port)["batching"]

@@ -172,9 +172,19 @@ class KronosPredictor:
             progress=progress,
             sampler=sampler,
         )
-        start = max(0, hist + pred_len - self.max_context)
-        bars = self.tokenizer.decode([s1[:, start:], s2[:, start:]], half=True)[:, -pred_len:]
-        return bars.float().cpu().numpy()
+        return self._decode(s1, s2, hist).float().cpu().numpy()
+
+    def _decode(self, s1: torch.Tensor, s2: torch.Tensor, hist: int) -> torch.Tensor:
+        """The bars of the tokens after `hist`: decoded, as the reference does, from the last max_context tokens;
+        a horizon longer than the context is decoded in consecutive windows of max_context tokens (the
+        reference cannot forecast past its context: it returns max_context bars)."""
+        pieces, end = [], s1.shape[1]
+        while end > hist:
+            take = min(end - hist, self.max_context)
+            start = max(0, end - self.max_context)
+            pieces.append(self.tokenizer.decode([s1[:, start:end], s2[:, start:end]], half=True)[:, -take:])
+            end -= take
+        return torch.cat(pieces[::-1], dim=1)
 
     @torch.no_grad()
     def forecast_jobs(

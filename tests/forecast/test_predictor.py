@@ -54,6 +54,16 @@ def test_greedy_cached_equals_full_recompute_in_prices(predictor, bars, max_cont
     np.testing.assert_allclose(a.samples, b.samples, rtol=1e-5)
 
 
+def test_a_horizon_longer_than_the_context_is_decoded_window_by_window(predictor, bars):
+    """Forecasting past max_context (64) returns every bar; the tokens' first window decodes as a shorter
+    forecast with the same seed does (the reference returns only max_context bars here)."""
+    df, xt, _ = _split(bars.iloc[:40], 100)
+    long = predictor.predict(df, xt, future_timestamps(xt, 100), pred_len=100, sample_count=2, seed=4)
+    short = predictor.predict(df, xt, future_timestamps(xt, 36), pred_len=36, sample_count=2, seed=4)
+    assert long.shape == (100, 6) and np.isfinite(long.to_numpy()).all()
+    pd.testing.assert_frame_equal(long.iloc[:36], short)
+
+
 def test_predict_batch_matches_individual_greedy(predictor):
     frames = [make_bars(30, seed=s) for s in range(3)]
     args = [_split(f, 4) for f in frames]
