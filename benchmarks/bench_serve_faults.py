@@ -59,8 +59,9 @@ def series(i: int, n: int = 40) -> pd.DataFrame:
 
 
 def good_request(i: int) -> dict:
+    cols = ("open", "high", "low", "close", "volume")
     bars = [
-        {"timestamp": r.timestamps.isoformat(), **{c: getattr(r, c) for c in ("open", "high", "low", "close", "volume")}}
+        {"timestamp": r.timestamps.isoformat(), **{c: getattr(r, c) for c in cols}}
         for r in series(i).itertuples(index=False)
     ]
     return {"bars": bars, "pred_len": 2 + i % 5, "samples": 1 + i % 2, "seed": 7000 + i}
@@ -190,6 +191,10 @@ def expected_answers(tok: Path, model: Path) -> dict[int, np.ndarray]:
     return out
 
 
+def _values(bars: list[dict]) -> np.ndarray:
+    return np.array([[b[c] for c in FEATURES] for b in bars])
+
+
 def verdicts(tally: Tally, want: dict[int, np.ndarray]) -> dict:
     outs = tally.outcomes
     answered = [o for o in outs if o.status is not None]
@@ -201,7 +206,7 @@ def verdicts(tally: Tally, want: dict[int, np.ndarray]) -> dict:
         and not (400 <= o.status < 500 and o.body.get("field") == list(MALFORMED.values())[o.index][1])
     ]
     goods = [o for o in answered if o.kind in ("good", "burst") and o.status == 200]
-    wrong = [o for o in goods if not np.array_equal(np.array([[b[c] for c in FEATURES] for b in o.body["bars"]]), want[o.index])]
+    wrong = [o for o in goods if not np.array_equal(_values(o.body["bars"]), want[o.index])]
     rejected = [o for o in answered if o.status == 429]
     other = [o for o in answered if o.kind in ("good", "burst") and o.status not in (200, 429)]
     lat = np.array([o.latency for o in answered]) * 1e3
