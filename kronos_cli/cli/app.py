@@ -44,7 +44,8 @@ class KronosGroup(TyperGroup):
         except KronosError as exc:
             if _debug(ctx):
                 traceback.print_exc()
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            one_line = " ".join(str(exc).split())  # a message quoting a library's own may span lines
+            err_console.print(f"[bold red]error:[/] {one_line}", markup=True, highlight=False)
             raise typer.Exit(KronosError.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")

@@ -30,7 +30,7 @@ from kronos_cli.data.csv_source import CsvSource
 from kronos_cli.data.provider import PROVIDER_DIR, continue_calendar
 from kronos_cli.data.qlib_source import QlibSource
 from kronos_cli.data.splits import SplitRange, embargo_bars, plan_splits
-from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, ORIGIN_SPLITS, SPLITS, NpyAppender
+from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, ORIGIN_SPLITS, SPLITS, NpyAppender, array_digests
 from kronos_cli.data.universe import Universe
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_dir, write_json
@@ -222,6 +222,7 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
         np.save(tmp / "calendar.npy", calendar, allow_pickle=False)
         _check(d, meta, tally)
         manifest = _manifest(cfg, meta, dropped, tally, w.rows, cal_info, plan, time.perf_counter() - t0)
+        manifest["arrays"] = array_digests(tmp)
         write_json(tmp / MANIFEST, manifest)
     log.info("dataset written to %s", d.dataset_path)
     return manifest

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,16 @@ def read_payload(path: str | os.PathLike, fmt: str, what: str = "bundle") -> dic
     try:
         with warnings.catch_warnings():  # quantised weights are stored the old way; torch says so on every load
             warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise KronosError(
+            f"{path} holds Python objects besides tensors and plain containers; it was refused unread "
+            f"(torch.load with weights_only=True never runs a pickle's code): use a {what} from `kronos export`"
+        ) from None
     except Exception as exc:
-        raise KronosError(f"{path} is not a readable kronos {what} ({exc})") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KronosError(f"{path} is not a readable kronos {what} ({first}); is it truncated?") from exc
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise KronosError(f"{path} is not a kronos {what} (written by `kronos export`)")
     return data

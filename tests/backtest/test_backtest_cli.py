@@ -80,6 +80,20 @@ def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
     third = json.loads(runner.invoke(app, [*bt_args("backtest.batch_size=333"), "--json"]).stdout)
     assert third["reused_forecasts"] == summary["signal_days"] and third["signal_quality"] == summary["signal_quality"]
 
+    # A cached chunk of the wrong shape is set aside, logged, and its windows forecast again: the same result.
+    chunks = sorted(out.glob("forecast_cache/*/chunk_*.npz"))
+    with np.load(chunks[0]) as z:
+        names, origins = z["names"], z["origins"]
+    with open(chunks[0], "wb") as f:
+        np.savez(f, names=names, origins=origins, paths=np.zeros((len(names), 3, 1), np.float32))
+    fourth = runner.invoke(app, [*bt_args(), "--json"])
+    assert fourth.exit_code == 0, fourth.output
+    assert "ignoring unreadable forecast cache chunk" in fourth.output
+    redone = json.loads(fourth.stdout)
+    assert redone["reused_forecasts"] == summary["signal_days"] - len(names)
+    assert redone["signal_quality"] == summary["signal_quality"]
+    assert chunks[0].with_name(chunks[0].name + ".bad").is_file()
+
 
 def test_bad_backtest_input(bt_args, tmp_path, prepared):
     cases = [
