@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -16,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -87,10 +90,26 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json_text(obj))
 
 
+def recover_dir(target: Path) -> Path:
+    """Undo a replacement that a kill interrupted between its two renames: when `target` is missing but the
+    previous version waits as `.NAME.old-PID`, it is put back. Returns `target`."""
+    target = Path(target)
+    if not target.exists() and target.parent.is_dir():
+        olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if olds:
+            olds[-1].rename(target)
+            log.warning("%s was being replaced when its writer died; the previous version is back", target)
+    return target
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
-    """A temporary sibling directory that replaces `target` only when the block succeeds."""
-    target = Path(target)
+    """A temporary sibling directory that replaces `target` only when the block succeeds.
+
+    A kill at any moment leaves `target` whole: before the swap it is untouched (a hidden `.NAME.tmp-*` is left
+    over), during the swap the previous version waits as `.NAME.old-PID`, which `recover_dir` (run by the next
+    write and by readers of checkpoints) puts back."""
+    target = recover_dir(Path(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from kronos_cli.config import Config
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
+from kronos_cli.io import recover_dir
 from kronos_cli.model.bundle import load_bundle
 from kronos_cli.model.checkpoint import WEIGHTS_NAME, read_conventions, resolve_checkpoint
 from kronos_cli.model.config import check_pair, released_context
@@ -29,7 +30,7 @@ def run_dir(cfg: Config, stage: str) -> Path:
 
 
 def best_model_dir(cfg: Config, stage: str) -> Path:
-    return run_dir(cfg, stage) / "checkpoints" / "best_model"
+    return recover_dir(run_dir(cfg, stage) / "checkpoints" / "best_model")
 
 
 def best_or_configured(cfg: Config, stage: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import traceback
 
@@ -55,6 +56,13 @@ class KronosGroup(TyperGroup):
                 raise
             if _debug(ctx):
                 traceback.print_exc()
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                err_console.print(
+                    f"[bold red]error:[/] could not write {exc.filename or 'a file'}: {exc.strerror} (a full disk or "
+                    f"the file-size limit, ulimit -f); outputs are written atomically, nothing half-written remains",
+                    highlight=False,
+                )
+                raise typer.Exit(1) from None
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             err_console.print(
                 f"[bold red]error:[/] {type(exc).__name__}: {msg} (run with --debug for the traceback)", highlight=False

@@ -8,7 +8,6 @@ checkpoint is written into a temporary directory and renamed into place, so an i
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import random
@@ -51,17 +50,20 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def _write_guard(name: str):
-    """Turn a full disk into a clear runtime error that says the previous checkpoint is intact."""
+    """Turn a failed checkpoint write (a full disk, the file-size limit, an I/O error: safetensors and torch
+    report these in their own exception types) into one clear runtime error that says the previous one is
+    intact."""
 
     class Guard:
         def __enter__(self):
             return self
 
         def __exit__(self, kind, exc, tb):
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if isinstance(exc, Exception) and not isinstance(exc, KronosError):
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise RuntimeError(
-                    f"no space left on the device while writing {name}; the previous {name} is "
-                    f"intact. Free space and resume with --resume auto"
+                    f"writing {name} failed ({first}); the previous {name} is intact. Check free space and the "
+                    f"file-size limit (ulimit -f), then resume with --resume auto"
                 ) from exc
             return False
 

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from kronos_cli.errors import KronosError
+from kronos_cli.io import recover_dir
 from kronos_cli.train import checkpoints
 from kronos_cli.train.state import TrainOptions, TrainState
 
@@ -47,7 +48,7 @@ def saved_run_id(last: Path) -> str:
 
 
 def _resume_path(opts: TrainOptions, out: Path, restarted: bool) -> Path | None:
-    last = out / "checkpoints" / "last"
+    last = recover_dir(out / "checkpoints" / "last")
     if opts.resume == "auto":
         return last if last.is_dir() else None
     if opts.resume is not None:

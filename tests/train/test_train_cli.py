@@ -95,7 +95,7 @@ def test_no_space_left_keeps_previous_best_model(train_overrides, tmp_path, monk
 
     monkeypatch.setattr(checkpoint, "save_file", full_disk)
     res = runner.invoke(app, ["train-tokenizer", *ov, "--device", "cpu", "--overwrite"])
-    assert res.exit_code == 1 and "no space left" in res.output
+    assert res.exit_code == 1 and "No space left on device" in res.output and "is intact" in res.output
     assert (best / "model.safetensors").read_bytes() == before
     assert not [p for p in best.parent.iterdir() if p.name.startswith(".")]
     del checkpoint
