@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
+from kronos_cli.data.store import array_digests
 from tests.conftest import DEMO_SPLITS
 
 runner = CliRunner()
@@ -122,5 +123,8 @@ def test_bad_backtest_input(bt_args, tmp_path, prepared):
     no_test = tmp_path / "no_test"
     shutil.copytree(cfg.data.dataset_path, no_test)
     np.save(no_test / "origins_test.npy", np.zeros((0, 2), dtype=np.int64))
+    manifest = json.loads((no_test / "manifest.json").read_text())
+    manifest["arrays"] = array_digests(no_test)  # a dataset built that way, not a corrupted one
+    (no_test / "manifest.json").write_text(json.dumps(manifest))
     res = runner.invoke(app, bt_args(dataset=no_test))
     assert res.exit_code == 2 and "no test signal days" in res.output
