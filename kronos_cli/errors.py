@@ -1,4 +1,5 @@
-"""The one error type for a user's mistakes; its message says what is wrong and what to do."""
+"""The one error type for a user's mistakes (its message says what is wrong and what to do), and the signal
+that a worker's share of a distributed job is done."""
 
 from __future__ import annotations
 
@@ -11,3 +12,8 @@ class KronosError(ValueError):
     """
 
     exit_code = 2
+
+
+class WorkerDone(Exception):
+    """Not an error: this process's share of a distributed forecast is done and rank 0 carries on; the CLI
+    exits 0."""

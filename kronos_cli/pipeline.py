@@ -20,12 +20,12 @@ from kronos_cli.backtest.report import BacktestResult
 from kronos_cli.backtest.run import run_backtest
 from kronos_cli.config import Config
 from kronos_cli.data.prep import dataset_hash, prepare
+from kronos_cli.distributed import Context, Launch
 from kronos_cli.errors import KronosError
 from kronos_cli.evaluate.run import run_evaluate
 from kronos_cli.export.run import FORMATS, run_export
 from kronos_cli.io import write_json
 from kronos_cli.runs import backtest_dir, evaluation_dir, export_dir, pipeline_stamps, run_dir, sampling_file
-from kronos_cli.train.distributed import Context, Launch
 from kronos_cli.train.launch import run_stage
 from kronos_cli.train.state import Observer, TrainOptions
 

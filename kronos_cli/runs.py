@@ -95,6 +95,7 @@ class ModelPair:
     sources: dict[str, str]
     weights: tuple[Path, ...]
     conventions: dict
+    spec: tuple[str | None, str | None, str | None] = (None, None, None)  # load_pair's (tokenizer, model, bundle)
 
     def warn_if_trained_otherwise(self, cfg: Config) -> None:
         """A model trained with another lookback or horizon than the config's still runs, but says so."""
@@ -129,6 +130,7 @@ def load_pair(
             {"tokenizer": f"{bundle} (bundle)", "model": f"{bundle} (bundle)"},
             (Path(bundle).expanduser(),),
             conventions,
+            (None, None, str(Path(bundle).expanduser())),
         )
     if cfg is not None:
         tokenizer = tokenizer or best_or_configured(cfg, "tokenizer")
@@ -151,4 +153,5 @@ def load_pair(
         {"tokenizer": str(tokenizer), "model": str(model), "tokenizer_dir": str(tok_dir), "model_dir": str(model_dir)},
         (tok_dir / WEIGHTS_NAME, model_dir / WEIGHTS_NAME),
         conventions,
+        (str(tok_dir), str(model_dir), None),
     )

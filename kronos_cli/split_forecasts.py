@@ -14,18 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from kronos_cli.config import Config
 from kronos_cli.data.labels import Realised, realised
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, origin_keys, split_origins
+from kronos_cli.distributed import Launch
 from kronos_cli.errors import KronosError
-from kronos_cli.forecast.cache import ForecastCache
 from kronos_cli.forecast.calibrated import sampling_for
+from kronos_cli.forecast.predictor import check_dtype
 from kronos_cli.forecast.signals import signal_table
-from kronos_cli.forecast.windows import Sampling, WindowForecasts, cache_key, forecast_windows
+from kronos_cli.forecast.windows import Sampling, WindowForecasts, forecast_windows
 from kronos_cli.model.checkpoint import WEIGHTS_NAME
-from kronos_cli.runs import ModelPair, best_model_dir, forecast_cache_dir, sampling_file
+from kronos_cli.runs import ModelPair, best_model_dir, sampling_file
+from kronos_cli.sharding import forecast_everywhere, window_cache
+from kronos_cli.tables import Table, num, pct
 
 Progress = Callable[[int, int, str], None]
 
@@ -106,6 +110,7 @@ class SplitForecasts:
     forecasts: WindowForecasts
     real: Realised
     cache_dir: str
+    precision: dict | None = None  # bf16/fp16 forecasts against fp32 on a sample of windows
 
     @property
     def days(self) -> pd.DatetimeIndex:
@@ -118,6 +123,14 @@ class SplitForecasts:
         return table.sort_values(["datetime", "instrument"], kind="stable").reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class Scale:
+    """How a split is forecast: the precision, and the workers (`--nproc`, `--gpus`, nodes; None: this one)."""
+
+    dtype: str = "fp32"
+    launch: Launch | None = None
+
+
 def forecast_split(
     cfg: Config,
     arrays: DatasetArrays,
@@ -126,21 +139,67 @@ def forecast_split(
     device,
     progress: Progress | None = None,
     sampling: Sampling | None = None,
+    scale: Scale = Scale(),
 ) -> SplitForecasts:
-    """Forecasts of `origins` by `pair` on `device` (cached), and what happened after each."""
+    """Forecasts of `origins` by `pair` on `device` (cached; by many workers when `scale` says so), and what
+    happened after each."""
     sampling = sampling or sampling_of(cfg)
     forecaster = pair.forecaster(device, cfg.data.max_context, cfg.data.clip)
-    key = cache_key(
-        pair.weights,
-        arrays.manifest["config_hash"],
-        sampling,
-        cfg.data.lookback_window,
-        cfg.data.predict_window,
-        forecaster.max_context,
-        forecaster.clip,
-    )
-    cache = ForecastCache(forecast_cache_dir(cfg, key), (sampling.sample_count, cfg.data.predict_window))
+    forecaster.dtype = check_dtype(scale.dtype)
+    forecast_everywhere(cfg, arrays, origins, pair, forecaster, sampling, scale.launch, progress)
+    cache = window_cache(cfg, arrays, pair, forecaster, sampling)
     fc = forecast_windows(forecaster, arrays, origins, sampling, cfg.backtest.batch_size, cache, progress)
     names, origin_ns = origin_keys(arrays, origins)
     real = realised(arrays, origins, cfg.data.predict_window, cfg.backtest.deal_price)
-    return SplitForecasts(origins, names, origin_ns, fc, real, str(cache.directory))
+    sf = SplitForecasts(origins, names, origin_ns, fc, real, str(cache.directory))
+    if forecaster.dtype != "fp32":
+        sf.precision = precision_deviation(cfg, arrays, sf, pair, device, sampling, forecaster.dtype)
+    return sf
+
+
+PRECISION_SAMPLE = 256  # windows forecast again in fp32 to measure what bf16/fp16 changed
+
+
+def precision_deviation(
+    cfg: Config, arrays: DatasetArrays, sf: SplitForecasts, pair: ModelPair, device, sampling: Sampling, dtype: str
+) -> dict:
+    """How far `dtype`'s forecasts are from fp32's on up to PRECISION_SAMPLE evenly spread windows (forecast in
+    fp32 with the same seeds, and cached): returns are fractions of the last close, the signal is the mean
+    forecast return at the horizon."""
+    n = len(sf.origins)
+    idx = np.unique(np.linspace(0, n - 1, min(PRECISION_SAMPLE, n)).astype(np.int64))
+    exact = pair.forecaster(device, cfg.data.max_context, cfg.data.clip)
+    cache = window_cache(cfg, arrays, pair, exact, sampling)
+    ref = forecast_windows(exact, arrays, sf.origins.subset(idx), sampling, cfg.backtest.batch_size, cache)
+    low, high = sf.forecasts.return_paths()[idx].mean(axis=1), ref.return_paths().mean(axis=1)
+    real = sf.real.path[idx]
+    known = np.isfinite(real)
+    mae_low, mae_high = float(np.abs(low - real)[known].mean()), float(np.abs(high - real)[known].mean())
+    corr = spearmanr(low[:, -1], high[:, -1]).statistic if len(idx) > 2 else float("nan")
+    return {
+        "dtype": dtype,
+        "windows": int(len(idx)),
+        "units": "forecast returns, fraction of the last close; signal = mean forecast return at the horizon",
+        "mean_abs_forecast_diff": float(np.abs(low - high).mean()),
+        "mae_fp32": mae_high,
+        f"mae_{dtype}": mae_low,
+        "mae_difference": mae_low - mae_high,
+        "signal_rank_correlation": float(corr),
+    }
+
+
+def precision_table(p: dict) -> Table:
+    """What forecasting in bf16/fp16 changed, against fp32 on a sample of the same windows."""
+    t = Table(
+        f"Precision: {p['dtype']} against fp32 on {p['windows']:,} windows",
+        ["mean |diff|", "MAE fp32", f"MAE {p['dtype']}", "MAE change", "signal rank corr."],
+        caption=p["units"],
+    )
+    t.add(
+        pct(p["mean_abs_forecast_diff"], 3),
+        pct(p["mae_fp32"], 3),
+        pct(p[f"mae_{p['dtype']}"], 3),
+        pct(p["mae_difference"], 3),
+        num(p["signal_rank_correlation"], 4),
+    )
+    return t

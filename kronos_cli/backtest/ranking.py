@@ -18,10 +18,13 @@ from kronos_cli.calendar import calendar_features
 from kronos_cli.config import Config, DataConfig
 from kronos_cli.data.prep import market_calendar, segments
 from kronos_cli.data.qlib_source import open_provider
+from kronos_cli.distributed import Launch
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.forecast.signals import check_signals, signal_table
-from kronos_cli.forecast.windows import forecast_batch, window_seed
+from kronos_cli.forecast.windows import window_seed
+from kronos_cli.runs import ModelPair
+from kronos_cli.sharding import forecast_batch_everywhere
 from kronos_cli.split_forecasts import sampling_of
 
 FAR_FUTURE = "2262-01-01"  # read whatever the source has (pandas' last representable year)
@@ -98,7 +101,9 @@ def _windows(d: DataConfig, calendar: np.ndarray, pos: int) -> tuple[list[str], 
     return names, np.stack(xs), np.stack(stamps), len(members)
 
 
-def day_signals(cfg: Config, forecaster: KronosPredictor, date: str | None = None) -> DaySignals:
+def day_signals(
+    cfg: Config, pair: ModelPair, forecaster: KronosPredictor, date: str | None = None, launch: Launch | None = None
+) -> DaySignals:
     b, d = cfg.backtest, cfg.data
     check_signals(b.signals)
     everything = dataclasses.replace(d, end_time=FAR_FUTURE)
@@ -112,7 +117,7 @@ def day_signals(cfg: Config, forecaster: KronosPredictor, date: str | None = Non
         )
     sampling = sampling_of(cfg)
     seeds = [window_seed(sampling.seed, n, calendar[pos]) for n in names]
-    fc = forecast_batch(forecaster, x, stamps, seeds, sampling, d.predict_window)
+    fc = forecast_batch_everywhere(pair, forecaster, x, stamps, seeds, sampling, d.predict_window, launch)
     table = signal_table(fc, np.full(len(names), calendar[pos]), np.array(names), b.signals, returns=True)
     key = b.signals[0]
     table = table.sort_values([key, "instrument"], ascending=[False, True], kind="stable").reset_index(drop=True)

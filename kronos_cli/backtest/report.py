@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from kronos_cli.split_forecasts import precision_table
 from kronos_cli.tables import Table, num, pct, render_text
 
 
@@ -32,6 +33,7 @@ class BacktestResult:
     config: dict[str, Any] = field(repr=False)
     elapsed_s: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)
+    precision: dict[str, Any] | None = None  # with --dtype bf16/fp16: the deviation from fp32 on a sample
 
     def to_json(self, full: bool = True) -> dict[str, Any]:
         """Everything (`full`), or the summary a script wants (no daily returns, no config)."""
@@ -64,7 +66,8 @@ class BacktestResult:
             num(a["MASE"], 3),
             f"{pct(a['direction'], 1)} [{pct(a['direction_lo'], 1)}, {pct(a['direction_hi'], 1)}]",
         )
-        return [quality, accuracy, self._portfolio_table()]
+        tables = [quality, accuracy, self._portfolio_table()]
+        return tables + ([precision_table(self.precision)] if self.precision else [])
 
     def _portfolio_table(self) -> Table:
         c = self.conventions

@@ -22,7 +22,7 @@ from kronos_cli.metrics.ic import ic_table
 from kronos_cli.metrics.portfolio import ACCUMULATION, portfolio_stats
 from kronos_cli.plots import plot_performance
 from kronos_cli.runs import backtest_dir, load_pair
-from kronos_cli.split_forecasts import forecast_split, open_dataset, split_windows
+from kronos_cli.split_forecasts import Scale, forecast_split, open_dataset, split_windows
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -34,6 +34,7 @@ def run_backtest(
     model: str | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    scale: Scale = Scale(),
 ) -> BacktestResult:
     t0, b = time.perf_counter(), cfg.backtest
     check_signals(b.signals)
@@ -45,7 +46,7 @@ def run_backtest(
     qlib_backtest.check_benchmark(cfg, bench)
     pair = load_pair(cfg, tokenizer, model)
     pair.warn_if_trained_otherwise(cfg)
-    sf = forecast_split(cfg, arrays, origins, pair, dev, progress)
+    sf = forecast_split(cfg, arrays, origins, pair, dev, progress, scale=scale)
     table = sf.signal_table(b.signals, b.returns_signals)
     indexed = table.set_index(["datetime", "instrument"])
     periods, per_day = qlib_backtest.bars_a_year(cfg)
@@ -71,6 +72,7 @@ def run_backtest(
         daily_returns=_daily_json(daily),
         config=cfg.to_dict(),
     )
+    result.precision = sf.precision
     result.elapsed_s = round(time.perf_counter() - t0, 2)
     write_outputs(backtest_dir(cfg), result, table, positions, daily, cfg)
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import traceback
 
@@ -24,7 +25,7 @@ from kronos_cli.cli import signals as signals_cmd
 from kronos_cli.cli import train as train_cmd
 from kronos_cli.cli.common import err_console, setup_logging
 from kronos_cli.cli.config_cmd import config_app
-from kronos_cli.errors import KronosError
+from kronos_cli.errors import KronosError, WorkerDone
 
 
 def _is_cli_control(exc: BaseException) -> bool:
@@ -48,6 +49,9 @@ class KronosGroup(TyperGroup):
             one_line = " ".join(str(exc).split())  # a message quoting a library's own may span lines
             err_console.print(f"[bold red]error:[/] {one_line}", markup=True, highlight=False)
             raise typer.Exit(KronosError.exit_code) from None
+        except WorkerDone as done:  # this process's share of a distributed forecast is with rank 0
+            logging.getLogger("kronos_cli.cli").info("%s", done)
+            raise typer.Exit(0) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None

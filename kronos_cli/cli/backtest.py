@@ -8,6 +8,7 @@ from kronos_cli.cli import options as opt
 from kronos_cli.cli.common import StepProgress, console, print_json, print_tables
 
 
+@opt.with_launcher
 @opt.with_config
 def backtest(
     tokenizer: str | None = typer.Option(
@@ -19,14 +20,17 @@ def backtest(
         None, "--model", help="Predictor checkpoint [default: the run's fine-tuned best_model, else model.predictor]."
     ),
     device: str = opt.DEVICE,
+    dtype: str = opt.DTYPE,
     json_out: bool = opt.JSON,
     cfg=None,
+    launch=None,
 ) -> None:
     """Forecast every signal day of the test split point in time, and backtest the signals with Qlib."""
     from kronos_cli.backtest.run import run_backtest
+    from kronos_cli.split_forecasts import Scale
 
-    with StepProgress("backtest") as bar:
-        result = run_backtest(cfg, tokenizer, model, device, progress=bar.update)
+    with StepProgress("backtest", unit="windows") as bar:
+        result = run_backtest(cfg, tokenizer, model, device, progress=bar.update, scale=Scale(dtype, launch))
     if json_out:
         print_json(result.to_json(full=False))
         return

@@ -21,7 +21,7 @@ def demo(
     from kronos_cli.cli.pipeline import report, run_with_cli
     from kronos_cli.configs import shipped
     from kronos_cli.demo import demo_overrides, ensure_market
-    from kronos_cli.train.distributed import Launch
+    from kronos_cli.distributed import Launch
 
     out = out.expanduser().resolve()
     ensure_market(out)

@@ -8,6 +8,7 @@ from kronos_cli.cli import options as opt
 from kronos_cli.cli.common import StepProgress, console, print_json, print_tables
 
 
+@opt.with_launcher
 @opt.with_config
 def evaluate(
     models: list[str] | None = typer.Option(
@@ -24,12 +25,15 @@ def evaluate(
         "and write them to the run's sampling.json.",
     ),
     device: str = opt.DEVICE,
+    dtype: str = opt.DTYPE,
     json_out: bool = opt.JSON,
     cfg=None,
+    launch=None,
 ) -> None:
     """Is the fine-tuned model worth it? Models and baselines scored on the same windows, with significance."""
     from kronos_cli.errors import KronosError
     from kronos_cli.evaluate.run import run_evaluate
+    from kronos_cli.split_forecasts import Scale
 
     if split not in (None, "val", "test"):
         raise KronosError(f"--split must be val or test, got {split!r}")
@@ -42,8 +46,8 @@ def evaluate(
         if not json_out:
             print_tables(tuned.tables())
         cfg.backtest.sampling = "calibrated"
-    with StepProgress("evaluate") as bar:
-        result = run_evaluate(cfg, models or [], split, device, progress=bar.update)
+    with StepProgress("evaluate", unit="windows") as bar:
+        result = run_evaluate(cfg, models or [], split, device, progress=bar.update, scale=Scale(dtype, launch))
     if json_out:
         print_json({**result.to_json(), **({"tuning": tuned.to_json()} if tuned else {})})
         return

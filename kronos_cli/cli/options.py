@@ -26,6 +26,12 @@ SETS = typer.Option(None, "--set", help="An override (key=value); may be repeate
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 JSON = typer.Option(False, "--json", help="Print a JSON summary on stdout (logs stay on stderr).")
 BUNDLE = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`.")
+DTYPE = typer.Option(
+    "fp32",
+    "--dtype",
+    help="Forecasting precision: fp32 (exact), bf16 or fp16 (faster on GPUs; their deviation from fp32 on a "
+    "sample of windows is reported).",
+)
 CALENDAR = typer.Option(
     None,
     "--calendar",
@@ -54,7 +60,7 @@ LAUNCH = {
 
 
 def build_launch(**flags: Any):
-    from kronos_cli.train.distributed import Launch  # imports torch: only when the command runs
+    from kronos_cli.distributed import Launch  # imports torch: only when the command runs
 
     return Launch(**flags)
 

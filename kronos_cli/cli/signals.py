@@ -11,6 +11,7 @@ from kronos_cli.cli import options as opt
 from kronos_cli.cli.common import console, print_json
 
 
+@opt.with_launcher
 @opt.with_config
 def signals(
     date: str = typer.Option("latest", "--date", help="YYYY-MM-DD, or latest (the last bar of the data)."),
@@ -19,8 +20,10 @@ def signals(
     bundle: Path | None = opt.BUNDLE,
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the table here (.csv or .json)."),
     device: str = opt.DEVICE,
+    dtype: str = opt.DTYPE,
     json_out: bool = opt.JSON,
     cfg=None,
+    launch=None,
 ) -> None:
     """Rank the pool on one day with the backtest's signals (for tomorrow's trades with --date latest)."""
     from kronos_cli.backtest.ranking import day_signals
@@ -29,7 +32,11 @@ def signals(
 
     pair = load_pair(cfg, tokenizer, model, str(bundle) if bundle else None)
     pair.warn_if_trained_otherwise(cfg)
-    result = day_signals(cfg, pair.forecaster(device, cfg.data.max_context, cfg.data.clip), date)
+    from kronos_cli.forecast.predictor import check_dtype
+
+    forecaster = pair.forecaster(device, cfg.data.max_context, cfg.data.clip)
+    forecaster.dtype = check_dtype(dtype)
+    result = day_signals(cfg, pair, forecaster, date, launch)
     if output is not None:
         if output.suffix == ".json":
             write_json(output, result.to_json())

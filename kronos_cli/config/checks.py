@@ -15,7 +15,7 @@ AUGMENTATIONS = ("noise", "scale", "time_warp", "slice")
 
 
 def semantic_checks(cfg: Config, where: str) -> list[str]:
-    problems = [f"{where}: {p}" for p in _data(cfg.data) + _splits(cfg.data) + _training(cfg)]
+    problems = [f"{where}: {p}" for p in _data(cfg.data) + _splits(cfg.data) + _training(cfg) + _backtest(cfg)]
     cfg.data.features = list(FEATURES)  # the reference's vol/amt spelling, normalised
     return problems
 
@@ -112,4 +112,13 @@ def _training(cfg: Config) -> list[str]:
     bad_aug = sorted(set(t.augment) - set(AUGMENTATIONS))
     if bad_aug:
         problems.append(f"training.augment has unknown {bad_aug}; use {', '.join(AUGMENTATIONS)}")
+    return problems
+
+
+def _backtest(cfg: Config) -> list[str]:
+    b, problems = cfg.backtest, []
+    if b.batch_size != "auto" and b.batch_size < 1:
+        problems.append(f"backtest.batch_size must be auto or >= 1, got {b.batch_size}")
+    if b.sample_count < 1:
+        problems.append(f"backtest.sample_count must be >= 1, got {b.sample_count}")
     return problems

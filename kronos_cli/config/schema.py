@@ -152,7 +152,7 @@ class BacktestConfig:
     top_p: float = 0.9
     top_k: int = 0
     sample_count: int = 5
-    batch_size: int = 256
+    batch_size: int | Literal["auto"] = "auto"  # windows forecast at once; auto: what a quarter of free memory holds
     signals: list[str] = field(default_factory=lambda: ["last", "mean", "max", "min"])
     returns_signals: bool = False  # also write each signal as a price return (<name>_ret)
     signal_format: Literal["csv", "parquet"] = "csv"

@@ -12,6 +12,7 @@ import numpy as np
 
 from kronos_cli.evaluate.scores import ModelScores
 from kronos_cli.plots import plot_by_horizon, plot_calibration, plot_ic_by_month, plot_pit
+from kronos_cli.split_forecasts import precision_table
 from kronos_cli.tables import Table, num, pct, render_text
 
 # leaderboard columns: (title, how to read it from the scores, better: "low", "high" or a nominal level)
@@ -64,6 +65,7 @@ class EvaluationResult:
     elapsed_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # forecasting; scoring (baselines included)
     outputs: dict[str, str] = field(default_factory=dict)
+    precision: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> bf16/fp16 deviation from fp32
 
     def to_json(self) -> dict[str, Any]:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("models", "comparisons")}
@@ -112,7 +114,10 @@ class EvaluationResult:
                 num(c.p_value, 4),
                 c.verdict,
             )
-        return [board, sig]
+        extra = [precision_table(p) for p in self.precision.values()]
+        for label, t in zip(self.precision, extra):
+            t.title = f"{label}: {t.title}"
+        return [board, sig, *extra]
 
     def report_text(self) -> str:
         head = [

@@ -24,6 +24,7 @@ from kronos_cli.metrics.probabilistic import Ensemble
 from kronos_cli.metrics.significance import diebold_mariano
 from kronos_cli.runs import evaluation_dir
 from kronos_cli.split_forecasts import (
+    Scale,
     SplitForecasts,
     forecast_split,
     labelled_progress,
@@ -58,13 +59,15 @@ def _forecasts(
     cands: list[Candidate],
     device: str,
     progress: Progress | None,
+    scale: Scale,
 ) -> dict[str, SplitForecasts]:
     dev = resolve_device(device)
     out = {}
     for i, c in enumerate(cands):
         log.info("forecasting the %s split with %s (%d of %d)", split, c.label, i + 1, len(cands))
         c.pair.warn_if_trained_otherwise(cfg)
-        out[c.label] = forecast_split(cfg, arrays, origins, c.pair, dev, labelled_progress(progress, c.label))
+        labelled = labelled_progress(progress, c.label)
+        out[c.label] = forecast_split(cfg, arrays, origins, c.pair, dev, labelled, scale=scale)
     return out
 
 
@@ -111,6 +114,7 @@ def run_evaluate(
     split: str | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    scale: Scale = Scale(),
 ) -> EvaluationResult:
     t0 = time.perf_counter()
     split = split or cfg.evaluate.split
@@ -119,7 +123,7 @@ def run_evaluate(
     origins = split_windows(cfg, arrays, split)
     days = _check_days(cfg, arrays, origins, split)
     cands = candidates(cfg, [*cfg.evaluate.models, *(specs or [])], out)
-    sfs = _forecasts(cfg, arrays, origins, split, cands, device, progress)
+    sfs = _forecasts(cfg, arrays, origins, split, cands, device, progress, scale)
     first = next(iter(sfs.values()))
     t1 = time.perf_counter()
     scores = _score_all(cfg, arrays, cands, sfs)
@@ -137,6 +141,7 @@ def run_evaluate(
         _conventions(cfg, first.real.convention),
     )
     result.timings = {"forecast_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3)}
+    result.precision = {label: sf.precision for label, sf in sfs.items() if sf.precision}
     result.elapsed_s = round(time.perf_counter() - t0, 2)
     write_outputs(result, out)
     return result

@@ -36,6 +36,9 @@ class ForecastCache:
                 np.concatenate(origins) if origins else np.array([], np.int64),
             ]
         )
+        repeated = self._index.duplicated()  # a window two workers (or runs) both wrote: equal forecasts
+        if repeated.any():
+            self._index, self._paths = self._index[~repeated], self._paths[~repeated]
 
     def _read(self, file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         try:

@@ -59,8 +59,21 @@ class SeriesJob:
         return len(self.x), len(self.y_stamp)
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_dtype(name: str) -> str:
+    """A forecasting precision by name, or a one-line error listing them."""
+    if name not in DTYPES:
+        raise KronosError(f"--dtype must be one of {', '.join(DTYPES)}, got {name!r}")
+    return name
+
+
 class KronosPredictor:
-    """Forecast OHLCV bars with a tokenizer and a predictor (the reference's API, plus sample paths)."""
+    """Forecast OHLCV bars with a tokenizer and a predictor (the reference's API, plus sample paths).
+
+    `dtype` ("fp32", the exact default; "bf16" or "fp16") is the precision of the models' matrix products
+    (torch autocast); sampling, normalisation and the returned bars stay float32."""
 
     def __init__(
         self,
@@ -76,6 +89,7 @@ class KronosPredictor:
         self.tokenizer = tokenizer.to(self.device).eval()
         self.max_context = max_context
         self.clip = clip
+        self.dtype = "fp32"
 
     @classmethod
     def from_pretrained(
@@ -159,20 +173,22 @@ class KronosPredictor:
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
         st = torch.from_numpy(np.ascontiguousarray(stamp, dtype=np.float32)).to(dev)
         hist = xt.shape[1]
-        s1, s2 = self.tokenizer.encode(xt, half=True)
-        s1, s2 = generate(
-            self.model,
-            s1,
-            s2,
-            st,
-            pred_len,
-            self.max_context,
-            sample_count,
-            use_cache=use_cache,
-            progress=progress,
-            sampler=sampler,
-        )
-        return self._decode(s1, s2, hist).float().cpu().numpy()
+        low = check_dtype(self.dtype) != "fp32"
+        with torch.autocast(dev.type, dtype=DTYPES[self.dtype], enabled=low):
+            s1, s2 = self.tokenizer.encode(xt, half=True)
+            s1, s2 = generate(
+                self.model,
+                s1,
+                s2,
+                st,
+                pred_len,
+                self.max_context,
+                sample_count,
+                use_cache=use_cache,
+                progress=progress,
+                sampler=sampler,
+            )
+            return self._decode(s1, s2, hist).float().cpu().numpy()
 
     def _decode(self, s1: torch.Tensor, s2: torch.Tensor, hist: int) -> torch.Tensor:
         """The bars of the tokens after `hist`: decoded, as the reference does, from the last max_context tokens;

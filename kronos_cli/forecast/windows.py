@@ -20,6 +20,7 @@ from kronos_cli.bars import EPS, FEATURES, normalise_lookback
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, gather, origin_keys
 from kronos_cli.forecast.cache import ForecastCache
+from kronos_cli.forecast.memory import auto_batch_size
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.model.sampling import SamplingParams
 
@@ -70,8 +71,10 @@ def cache_key(
     predict: int,
     max_context: int,
     clip: float,
+    dtype: str = "fp32",
 ) -> str:
-    """Everything a cached forecast depends on: the weights' bytes, the data, the sampling, the window shape."""
+    """Everything a cached forecast depends on: the weights' bytes, the data, the sampling, the window shape and
+    the precision of the arithmetic."""
     parts = {
         "weights": [file_digest(w) for w in weights],
         "data": data_hash,
@@ -81,6 +84,7 @@ def cache_key(
         "max_context": max_context,
         "clip": clip,
         "paths": "close",
+        **({"dtype": dtype} if dtype != "fp32" else {}),  # fp32 keys stay those of earlier versions
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -95,6 +99,13 @@ class WindowForecasts:
     std: np.ndarray  # (N,) lookback std of the close
     last_close: np.ndarray  # (N,) float64: the last close in prices
     reused: int = 0  # windows that came from the cache
+
+    @classmethod
+    def concat(cls, parts: list[WindowForecasts]) -> WindowForecasts:
+        """The windows of `parts`, in order (shards forecast by several workers)."""
+        fields = ("paths", "last", "mean", "std", "last_close")
+        joined = [np.concatenate([getattr(p, f) for p in parts]) for f in fields]
+        return cls(*joined, reused=sum(p.reused for p in parts))
 
     def price_paths(self) -> np.ndarray:
         """(N, S, P) forecast close in prices."""
@@ -134,13 +145,16 @@ def forecast_windows(
     arrays: DatasetArrays,
     origins: Origins,
     sampling: Sampling,
-    batch_size: int,
+    batch_size: int | str,
     cache: ForecastCache | None = None,
     progress: Progress | None = None,
 ) -> WindowForecasts:
-    """Forecasts of a dataset's signal windows, batch by batch; cached windows are not forecast again."""
+    """Forecasts of a dataset's signal windows, batch by batch (`batch_size` windows, or "auto": what the free
+    memory holds); cached windows are not forecast again."""
     look, pred = arrays.manifest["lookback_window"], arrays.manifest["predict_window"]
     n, s = len(origins), sampling.sample_count
+    if batch_size == "auto":
+        batch_size = auto_batch_size(forecaster, look, pred, s)
     names, origin_ns = origin_keys(arrays, origins)
     out = WindowForecasts(
         np.empty((n, s, pred), np.float32),

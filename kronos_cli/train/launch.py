@@ -15,9 +15,9 @@ import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from kronos_cli.config import Config
+from kronos_cli.distributed import Context, Launch, backend_device, launch, setup, teardown
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.runs import run_dir
-from kronos_cli.train.distributed import Context, Launch, launch, setup, teardown
 from kronos_cli.train.recipe import train
 from kronos_cli.train.resume import claim_run_dir
 from kronos_cli.train.state import Observer, StepEvent, TrainOptions, TrainSummary
@@ -68,11 +68,7 @@ def _observer(payload: WorkerPayload, ctx: Context) -> Observer:
 
 
 def _device(payload: WorkerPayload) -> torch.device:
-    if payload.backend == "nccl":
-        return torch.device("cuda")
-    if payload.backend == "gloo":
-        return torch.device("cpu")
-    return resolve_device(payload.device)
+    return backend_device(payload.backend) or resolve_device(payload.device)
 
 
 @record

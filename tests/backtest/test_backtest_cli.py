@@ -128,3 +128,20 @@ def test_bad_backtest_input(bt_args, tmp_path, prepared):
     (no_test / "manifest.json").write_text(json.dumps(manifest))
     res = runner.invoke(app, bt_args(dataset=no_test))
     assert res.exit_code == 2 and "no test signal days" in res.output
+
+
+@pytest.mark.slow
+def test_two_workers_forecast_the_same_backtest_as_one_and_a_rerun_reuses_them(bt_args, tmp_path):
+    """`--nproc 2`: two gloo workers through torch elastic, each forecasting half the windows into the cache;
+    the signals equal a single process's bit for bit, and a rerun forecasts nothing."""
+    one = runner.invoke(app, [*bt_args(f"output_dir={tmp_path / 'one'}"), "--json"])
+    assert one.exit_code == 0, one.output
+    two = runner.invoke(app, [*bt_args(f"output_dir={tmp_path / 'two'}", "--nproc", "2"), "--json"])
+    assert two.exit_code == 0, two.output
+    a, b = json.loads(one.stdout), json.loads(two.stdout)
+    assert b["signal_days"] == a["signal_days"] and b["reused_forecasts"] == a["signal_days"]  # all from workers
+    assert b["signal_quality"] == a["signal_quality"]
+    sig = [pd.read_csv(tmp_path / d / "backtest_results" / "bt" / "signals.csv") for d in ("one", "two")]
+    pd.testing.assert_frame_equal(sig[0], sig[1], check_exact=True)
+    again = runner.invoke(app, [*bt_args(f"output_dir={tmp_path / 'two'}", "--nproc", "2"), "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["reused_forecasts"] == a["signal_days"]

@@ -234,6 +234,9 @@ def test_signals_latest_equal_the_backtest_for_that_day(prepared, tiny_checkpoin
         np.testing.assert_array_equal(got[name].to_numpy(np.float32), want[name].to_numpy(np.float32))
     bad = runner.invoke(app, ["signals", *args, "--date", "2024-12-28"])  # a Saturday
     assert bad.exit_code == 2 and "not a trading day" in bad.output
+    two = runner.invoke(app, ["signals", *args, "--date", "latest", "--json", "--nproc", "2"])
+    assert two.exit_code == 0, two.output
+    assert json.loads(two.stdout)["signals"] == day["signals"]  # two workers, each half the pool: the same table
 
 
 def test_a_pool_file_without_membership_spans_is_refused(market, tmp_path):

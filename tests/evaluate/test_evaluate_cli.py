@@ -120,3 +120,26 @@ def test_a_split_too_short_for_the_statistics_says_how_many_days_it_needs(market
     ]
     assert runner.invoke(app, ["prep", *ov]).exit_code == 0
     _one_line_error(runner.invoke(app, ["evaluate", *ov, "--device", "cpu"]), "need at least 20", "test_time_range")
+
+
+@pytest.mark.slow
+def test_two_workers_and_bf16_on_evaluate(prepared, tiny_checkpoints, other_model, tmp_path):
+    """`--nproc 2` gives the single process's leaderboard exactly; `--dtype bf16` reports its deviation from
+    fp32 per model."""
+    cfg, _ = prepared
+    tok, model = tiny_checkpoints
+    runs = {}
+    for name, flags in (("one", []), ("two", ["--nproc", "2"])):
+        ov = _overrides(cfg, tmp_path / name, tok, model)
+        res = runner.invoke(app, ["evaluate", *ov, "--models", f"other={other_model}", "--json", *flags])
+        assert res.exit_code == 0, res.output
+        runs[name] = json.loads(res.stdout)
+    assert [m["overall"] for m in runs["one"]["models"]] == [m["overall"] for m in runs["two"]["models"]]
+    ov = _overrides(cfg, tmp_path / "bf16", tok, model)
+    res = runner.invoke(app, ["evaluate", *ov, "--json", "--dtype", "bf16"])
+    assert res.exit_code == 0, res.output
+    p = json.loads(res.stdout)["precision"]["zero-shot"]
+    assert p["dtype"] == "bf16" and p["windows"] == 256
+    assert 0 < p["mean_abs_forecast_diff"] < 0.05 and -1 <= p["signal_rank_correlation"] <= 1
+    bad = runner.invoke(app, ["evaluate", *ov, "--dtype", "fp8"])
+    assert bad.exit_code == 2 and "--dtype must be one of fp32, bf16, fp16" in bad.output

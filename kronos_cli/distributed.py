@@ -1,4 +1,5 @@
-"""Process groups and launching: in-process, already launched (torchrun, srun), or through torch elastic.
+"""Process groups and launching, for training and forecasting: in-process, already launched (torchrun, srun), or
+through torch elastic.
 
 One worker per GPU with NCCL (`--gpus N`) or CPU workers with gloo (`--nproc N`) are started by torch's own
 elastic launcher (`torch.distributed.launcher.api.elastic_launch`), with torchrun's meanings and defaults
@@ -92,6 +93,11 @@ def launch(entry: Callable, payload: Any, opts: Launch) -> dict:
     return elastic_launch(config, entry)(payload)
 
 
+def backend_device(backend: str | None) -> torch.device | None:
+    """The device of a worker the launcher started: CUDA for NCCL, the CPU for gloo; None when not launched."""
+    return {"nccl": torch.device("cuda"), "gloo": torch.device("cpu")}.get(backend or "")
+
+
 @dataclass(frozen=True)
 class Context:
     """This process's place in the job."""
@@ -126,8 +132,9 @@ def setup(device: torch.device, backend: str | None = None) -> Context:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu") if device.type != "cuda" else device
-        # torchrun gives each CPU worker one thread; share the cores instead of oversubscribing them.
-        per_worker = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+        # Share the cores instead of oversubscribing them, unless OMP_NUM_THREADS says how many (torchrun sets 1).
+        shared = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+        per_worker = int(os.environ.get("OMP_NUM_THREADS") or shared)
         torch.set_num_threads(per_worker)
     if not dist.is_initialized():
         timeout = timedelta(minutes=30)

@@ -1,0 +1,56 @@
+"""How many windows to forecast at once: as many as a share of the free memory holds (`batch_size: auto`).
+
+A batch of B windows with S sample paths holds, per path, a key/value cache for every layer and for the
+dependency layer over the window (lookback + horizon, at most the model's context), and, per window during the
+prefill, the attention scores and the feed-forward activations of the lookback. The batch takes a quarter of
+the free memory (CUDA: free device memory; CPU: the kernel's MemAvailable), between 16 and 1,024 windows.
+Forecasts do not depend on the batch size (each window has its own seed), so this only changes speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+log = logging.getLogger(__name__)
+SHARE, SMALLEST, LARGEST = 0.25, 16, 1024
+
+
+def free_bytes(device: torch.device) -> int:
+    """Free memory where the forecast runs."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+def window_bytes(model_config, lookback: int, predict: int, samples: int, max_context: int) -> int:
+    """Estimated peak bytes one window (with its sample paths) needs while it is forecast in fp32."""
+    c = model_config
+    span = min(lookback + predict, max_context)
+    kv = samples * (c.n_layers + 1) * 2 * c.d_model * span * 4
+    prefill = (c.n_heads * lookback * lookback + 4 * lookback * max(c.ff_dim, c.d_model)) * 4
+    logits = samples * 2 * (2**c.s1_bits) * 4
+    return kv + prefill + logits
+
+
+def auto_batch_size(forecaster, lookback: int, predict: int, samples: int) -> int:
+    per = window_bytes(forecaster.model.config, lookback, predict, samples, forecaster.max_context)
+    free = free_bytes(forecaster.device)
+    size = int(min(LARGEST, max(SMALLEST, SHARE * free // max(per, 1))))
+    log.info(
+        "batch_size auto: %d windows (%.1f MB each, %.1f GB free on %s)",
+        size,
+        per / 2**20,
+        free / 2**30,
+        forecaster.device,
+    )
+    return size
