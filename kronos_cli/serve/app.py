@@ -159,6 +159,8 @@ async def _unless_gone(request: Request, service: ForecastService, work: Awaitab
     task, watch = asyncio.ensure_future(work), asyncio.ensure_future(_until_disconnected(request))
     try:
         await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done() and watch.exception() is not None:  # this server cannot watch the connection
+            return await task
     finally:
         watch.cancel()
     if task.done():
