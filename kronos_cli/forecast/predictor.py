@@ -7,6 +7,7 @@ prepared windows, and `forecast_jobs` for series that each carry their own sampl
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from kronos_cli.errors import KronosError
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.model.bundle import load_bundle
 from kronos_cli.model.config import DEFAULT_CONTEXT, check_pair
-from kronos_cli.model.engine import generate
+from kronos_cli.model.engine import BufferPool, generate
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
 from kronos_cli.model.tokenizer import KronosTokenizer
@@ -90,6 +91,7 @@ class KronosPredictor:
         self.max_context = max_context
         self.clip = clip
         self.dtype = "fp32"
+        self._local = threading.local()  # each thread's BufferPool: the last forecast's caches, lent to the next
 
     @classmethod
     def from_pretrained(
@@ -187,8 +189,14 @@ class KronosPredictor:
                 use_cache=use_cache,
                 progress=progress,
                 sampler=sampler,
+                pool=self._pool(),
             )
             return self._decode(s1, s2, hist).float().cpu().numpy()
+
+    def _pool(self) -> BufferPool:
+        if not hasattr(self._local, "pool"):
+            self._local.pool = BufferPool()
+        return self._local.pool
 
     def _decode(self, s1: torch.Tensor, s2: torch.Tensor, hist: int) -> torch.Tensor:
         """The bars of the tokens after `hist`: decoded, as the reference does, from the last max_context tokens;

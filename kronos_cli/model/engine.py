@@ -8,6 +8,7 @@ slides its window, which changes every position's hidden state, so the cached pa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,27 @@ from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
 
 __all__ = ["KVCache", "RowSampler", "SamplingParams", "decode_one_token", "generate", "prefill"]
+
+
+class BufferPool:
+    """The previous call's cache tensors, handed out again to a call of the same shapes.
+
+    A large tensor allocated afresh is memory the kernel maps in page by page on first touch; for a batch
+    forecast (64 series x 5 paths) that cost more than copying the cache itself. Only the last call's tensors
+    are kept, so the memory held is one cache at most. Not shared between threads (a predictor keeps one per
+    thread)."""
+
+    def __init__(self) -> None:
+        self._free: dict[tuple, list[Tensor]] = {}
+
+    def take(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        stack = self._free.get((tuple(shape), like.dtype, like.device))
+        return stack.pop() if stack else like.new_empty(shape)
+
+    def keep(self, tensors: list[Tensor]) -> None:
+        self._free = {}
+        for t in tensors:
+            self._free.setdefault((tuple(t.shape), t.dtype, t.device), []).append(t)
 
 
 class LayerKV:
@@ -44,26 +66,38 @@ class KVCache:
         self.h_last: Tensor | None = None
 
     @classmethod
-    def allocate(cls, model: Kronos, batch: int, capacity: int) -> KVCache:
+    def allocate(cls, model: Kronos, batch: int, capacity: int, pool: BufferPool | None = None) -> KVCache:
         p = next(model.parameters())
         c = model.config
+        pool = pool or BufferPool()
 
         def slot(heads: int) -> LayerKV:
             shape = (batch, heads, capacity, c.d_model // heads)
-            return LayerKV(p.new_empty(shape), p.new_empty(shape))
+            return LayerKV(pool.take(shape, p), pool.take(shape, p))
 
         return cls([slot(c.n_heads) for _ in range(c.n_layers)], slot(model.dep_layer.cross_attn.n_heads))
+
+    def tensors(self) -> list[Tensor]:
+        return [t for s in (*self.layers, self.dep) for t in (s.k, s.v)]
 
     def reset(self) -> None:
         for s in (*self.layers, self.dep):
             s.length = 0
         self.h_last = None
 
-    def repeat_interleave(self, n: int | Tensor) -> KVCache:
+    def repeat_interleave(self, n: int | Tensor, pool: BufferPool | None = None) -> KVCache:
         """The cache of each row repeated n times (row i becomes rows i*n .. i*n+n-1); n may vary per row."""
+        pool = pool or BufferPool()
+
+        def repeated(t: Tensor) -> Tensor:
+            if not isinstance(n, int):
+                return t.repeat_interleave(n, 0)
+            out = pool.take((t.shape[0] * n, *t.shape[1:]), t)
+            out.view(t.shape[0], n, *t.shape[1:]).copy_(t[:, None].expand(t.shape[0], n, *t.shape[1:]))
+            return out
 
         def rep(s: LayerKV) -> LayerKV:
-            out = LayerKV(s.k.repeat_interleave(n, 0), s.v.repeat_interleave(n, 0))
+            out = LayerKV(repeated(s.k), repeated(s.v))
             out.length = s.length
             return out
 
@@ -169,8 +203,10 @@ class _Rollout:
     max_context: int
     draw: RowSampler
     weights: DecodeWeights | None
+    pool: BufferPool = dataclasses.field(default_factory=BufferPool)
     cache: KVCache | None = None
     logits: Tensor | None = None
+    held: list[Tensor] = dataclasses.field(default_factory=list)  # every cache tensor, for the pool afterwards
 
     def cached_step(
         self, cur: int, last: bool, first: tuple[Tensor, Tensor, Tensor], repeats: int | Tensor
@@ -180,10 +216,13 @@ class _Rollout:
         if self.logits is None and self.cache is None:
             # All paths of a series share their history: prefill each series once, then copy.
             s1, s2, stamp = first
-            self.cache = KVCache.allocate(self.model, s1.shape[0], min(self.s1.shape[1], self.max_context))
+            capacity = min(self.s1.shape[1], self.max_context)
+            self.cache = KVCache.allocate(self.model, s1.shape[0], capacity, self.pool)
+            self.held += self.cache.tensors()
             self.logits = prefill(self.model, self.cache, s1[:, start:], s2[:, start:], stamp[:, start:cur])
             if self.s1.shape[0] != s1.shape[0]:
-                self.cache = self.cache.repeat_interleave(repeats)
+                self.cache = self.cache.repeat_interleave(repeats, self.pool)
+                self.held += self.cache.tensors()
                 self.logits = self.logits.repeat_interleave(repeats, 0)
         elif self.logits is None:  # the window slid: every position's hidden state changed
             self.cache.reset()
@@ -212,11 +251,13 @@ def generate(
     use_cache: bool = True,
     progress: Callable[[int, int], None] | None = None,
     sampler: RowSampler | None = None,
+    pool: BufferPool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Extend each history (s1, s2 ids (B, L), stamps (B, L + pred_len, 5)) by `pred_len` tokens, `sample_count`
     times (one number, or one per series); returns the full sequences (rows, L + pred_len), series-major (series i
     owns rows i*S .. i*S+S-1). `params`/`generator` sample all rows as one draw per step; `sampler` gives each
-    series its own (see `RowSampler`). `use_cache=False` runs the reference's full-recompute algorithm."""
+    series its own (see `RowSampler`). `use_cache=False` runs the reference's full-recompute algorithm. `pool`
+    lends the key/value caches of the previous call with the same shapes and keeps this call's."""
     if pred_len <= 0:
         raise KronosError(f"pred_len must be > 0, got {pred_len}")
     hist, total = s1.shape[1], s1.shape[1] + pred_len
@@ -236,6 +277,7 @@ def generate(
         max_context,
         draw,
         DecodeWeights(model, min(total, max_context)) if fused else None,
+        pool or BufferPool(),
     )
     for i in range(pred_len):
         cur = hist + i
@@ -249,4 +291,5 @@ def generate(
         seq_s1[:, cur], seq_s2[:, cur] = s1_next, s2_next
         if progress is not None:
             progress(i + 1, pred_len)
+    roll.pool.keep(roll.held)
     return seq_s1, seq_s2
