@@ -8,6 +8,8 @@ so results are readable by whoever may read the output folder.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import logging
 import math
@@ -88,6 +90,21 @@ def json_text(obj: Any) -> str:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json_text(obj))
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, remembered while its size and modification time stay the same."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(8 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def recover_dir(target: Path) -> Path:

@@ -90,6 +90,14 @@ def _gather_to_main(ctx: Context, names: np.ndarray, origins: np.ndarray, paths:
             cache.store(n[~found], o[~found], p[~found])
 
 
+def _load(job: ShardJob | BatchJob, ctx: Context) -> tuple[ModelPair, KronosPredictor]:
+    """A worker's pair and forecaster, as the launching process had them (context, clip, precision)."""
+    pair = load_pair(None, *job.spec)
+    forecaster = pair.forecaster(ctx.device, job.max_context, job.clip)
+    forecaster.dtype = job.dtype
+    return pair, forecaster
+
+
 @record
 def forecast_shard(job: ShardJob) -> dict[str, float]:
     """A worker: forecast this rank's shard into the cache, then hand it to rank 0; returns its windows, how
@@ -104,9 +112,7 @@ def forecast_shard(job: ShardJob) -> dict[str, float]:
 def _forecast_shard(job: ShardJob, ctx: Context) -> dict[str, float]:
     cfg = job.cfg
     arrays = DatasetArrays(cfg.data.dataset_path)
-    pair = load_pair(None, *job.spec)
-    forecaster = pair.forecaster(ctx.device, job.max_context, job.clip)
-    forecaster.dtype = job.dtype
+    pair, forecaster = _load(job, ctx)
     cache = window_cache(cfg, arrays, pair, forecaster, job.sampling)
     mine = job.origins.subset(shard_of(len(job.origins), ctx.rank, ctx.world_size))
     t0 = time.perf_counter()
@@ -221,8 +227,7 @@ def forecast_batch_shard(job: BatchJob) -> WindowForecasts | None:
     """A worker: forecast this rank's share of the windows; rank 0 returns all of them, in order."""
     ctx = setup(backend_device(job.backend) or resolve_device("auto"), job.backend)
     try:
-        forecaster = load_pair(None, *job.spec).forecaster(ctx.device, job.max_context, job.clip)
-        forecaster.dtype = job.dtype
+        _, forecaster = _load(job, ctx)
         idx = shard_of(len(job.x), ctx.rank, ctx.world_size)
         mine = forecast_batch(
             forecaster, job.x[idx], job.stamps[idx], [job.seeds[i] for i in idx], job.sampling, job.predict

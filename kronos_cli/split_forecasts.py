@@ -171,7 +171,7 @@ def precision_deviation(
     exact = pair.forecaster(device, cfg.data.max_context, cfg.data.clip)
     cache = window_cache(cfg, arrays, pair, exact, sampling)
     ref = forecast_windows(exact, arrays, sf.origins.subset(idx), sampling, cfg.backtest.batch_size, cache)
-    low, high = sf.forecasts.return_paths()[idx].mean(axis=1), ref.return_paths().mean(axis=1)
+    low, high = sf.forecasts.subset(idx).return_paths().mean(axis=1), ref.return_paths().mean(axis=1)
     real = sf.real.path[idx]
     known = np.isfinite(real)
     mae_low, mae_high = float(np.abs(low - real)[known].mean()), float(np.abs(high - real)[known].mean())

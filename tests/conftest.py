@@ -67,6 +67,32 @@ DEMO_SPLITS = [
 ]
 
 
+def backtest_args(cfg, tok, model, output_dir, dataset=None) -> list[str]:
+    """`kronos backtest` of the prepared synthetic market by the tiny pair (2 paths, a short test range); callers
+    append their batch size and flags."""
+    return [
+        "backtest",
+        f"data.dataset_path={dataset or cfg.data.dataset_path}",
+        f"data.provider_uri={cfg.data.provider_uri}",
+        "data.lookback_window=30",
+        "data.predict_window=5",
+        *DEMO_SPLITS,
+        f"output_dir={output_dir}",
+        "run_name=bt",
+        "backtest.start_time=2024-06-01",
+        "backtest.end_time=2024-12-31",
+        "backtest.topk=8",
+        "backtest.n_drop=2",
+        "backtest.sample_count=2",
+        "--tokenizer",
+        str(tok),
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+    ]
+
+
 @pytest.fixture(scope="session")
 def market(tmp_path_factory):
     """The default synthetic market, written once per test session and read through real pyqlib."""

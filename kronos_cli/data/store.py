@@ -16,7 +16,6 @@ file and process).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from kronos_cli.errors import KronosError
+from kronos_cli.io import file_digest
 
 MANIFEST = "manifest.json"
 FORMAT = "kronos-dataset"
@@ -66,26 +66,10 @@ class NpyAppender:
         self._f.close()
 
 
-_VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 this process computed
-
-
-def file_sha256(path: Path) -> str:
-    """The file's SHA-256, read in 8 MiB blocks (memoised per path, size and modification time)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _VERIFIED:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(8 << 20), b""):
-                digest.update(block)
-        _VERIFIED[key] = digest.hexdigest()
-    return _VERIFIED[key]
-
-
 def array_digests(directory: Path) -> dict[str, dict[str, Any]]:
     """{array name: {"bytes", "sha256"}} of every `.npy` in a dataset directory (for its manifest)."""
     return {
-        f.stem: {"bytes": f.stat().st_size, "sha256": file_sha256(f)} for f in sorted(Path(directory).glob("*.npy"))
+        f.stem: {"bytes": f.stat().st_size, "sha256": file_digest(f)} for f in sorted(Path(directory).glob("*.npy"))
     }
 
 
@@ -97,7 +81,7 @@ def verify_arrays(directory: Path, manifest: dict) -> None:
             problem = "is missing"
         elif file.stat().st_size != want["bytes"]:
             problem = f"has {file.stat().st_size} bytes, the manifest records {want['bytes']} (truncated or replaced)"
-        elif file_sha256(file) != want["sha256"]:
+        elif file_digest(file) != want["sha256"]:
             problem = "does not match the SHA-256 the manifest records (changed since `kronos prep`)"
         else:
             continue

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kronos_cli.errors import KronosError
-from kronos_cli.forecast.windows import file_digest
+from kronos_cli.io import file_digest
 
 log = logging.getLogger(__name__)
 

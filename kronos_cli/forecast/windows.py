@@ -6,7 +6,6 @@ Each window's sample paths depend only on its inputs, the models, the sampling s
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -22,6 +21,7 @@ from kronos_cli.data.windows import Origins, gather, origin_keys
 from kronos_cli.forecast.cache import ForecastCache
 from kronos_cli.forecast.memory import auto_batch_size
 from kronos_cli.forecast.predictor import KronosPredictor
+from kronos_cli.io import file_digest
 from kronos_cli.model.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -33,21 +33,6 @@ def window_seed(seed: int, symbol: str, origin_ns: int) -> int:
     """The sampling seed of one window, fixed by (seed, symbol, origin time) alone."""
     digest = hashlib.sha256(f"{seed}|{symbol}|{int(origin_ns)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (remembered while the file's size and modification time stay the same)."""
-    st = Path(path).stat()
-    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -89,6 +74,9 @@ def cache_key(
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
+WINDOW_FIELDS = ("paths", "last", "mean", "std", "last_close")  # the per-window arrays of WindowForecasts
+
+
 @dataclass
 class WindowForecasts:
     """Forecast close paths of signal windows in the model's units, and what turns them into prices."""
@@ -103,9 +91,11 @@ class WindowForecasts:
     @classmethod
     def concat(cls, parts: list[WindowForecasts]) -> WindowForecasts:
         """The windows of `parts`, in order (shards forecast by several workers)."""
-        fields = ("paths", "last", "mean", "std", "last_close")
-        joined = [np.concatenate([getattr(p, f) for p in parts]) for f in fields]
+        joined = [np.concatenate([getattr(p, f) for p in parts]) for f in WINDOW_FIELDS]
         return cls(*joined, reused=sum(p.reused for p in parts))
+
+    def subset(self, index: np.ndarray) -> WindowForecasts:
+        return WindowForecasts(*(getattr(self, f)[index] for f in WINDOW_FIELDS))
 
     def price_paths(self) -> np.ndarray:
         """(N, S, P) forecast close in prices."""

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
 from kronos_cli.data.store import array_digests
-from tests.conftest import DEMO_SPLITS
+from tests.conftest import backtest_args
 
 runner = CliRunner()
 
@@ -26,27 +26,9 @@ def bt_args(prepared, tiny_checkpoints, tmp_path):
 
     def make(*extra, dataset=None):
         return [
-            "backtest",
-            f"data.dataset_path={dataset or cfg.data.dataset_path}",
-            f"data.provider_uri={cfg.data.provider_uri}",
-            "data.lookback_window=30",
-            "data.predict_window=5",
-            *DEMO_SPLITS,
-            f"output_dir={tmp_path / 'out'}",
-            "run_name=bt",
-            "backtest.start_time=2024-06-01",
-            "backtest.end_time=2024-12-31",
-            "backtest.topk=8",
-            "backtest.n_drop=2",
-            "backtest.sample_count=2",
+            *backtest_args(cfg, tok, model, tmp_path / "out", dataset),
             "backtest.batch_size=2048",
             "backtest.returns_signals=true",
-            "--tokenizer",
-            str(tok),
-            "--model",
-            str(model),
-            "--device",
-            "cpu",
             *extra,
         ]
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import DEMO_SPLITS
+from tests.conftest import DEMO_SPLITS, backtest_args
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 COMMON = {"training.epochs": 3, "training.n_train_iter": 16, "training.batch_size": 8}
@@ -125,30 +125,8 @@ def test_backtest_out_of_file_space_keeps_its_forecast_cache_valid(prepared, tin
     tok, model = tiny_checkpoints
 
     def backtest(out: Path, max_file_bytes: int | None = None):
-        return _kronos(
-            "backtest",
-            f"data.dataset_path={cfg.data.dataset_path}",
-            f"data.provider_uri={cfg.data.provider_uri}",
-            "data.lookback_window=30",
-            "data.predict_window=5",
-            *DEMO_SPLITS,
-            f"output_dir={out}",
-            "run_name=bt",
-            "backtest.start_time=2024-06-01",
-            "backtest.end_time=2024-12-31",
-            "backtest.topk=8",
-            "backtest.n_drop=2",
-            "backtest.sample_count=2",
-            "backtest.batch_size=256",
-            "--tokenizer",
-            tok,
-            "--model",
-            model,
-            "--device",
-            "cpu",
-            "--json",
-            max_file_bytes=max_file_bytes,
-        )
+        args = backtest_args(cfg, tok, model, out)
+        return _kronos(*args, "backtest.batch_size=256", "--json", max_file_bytes=max_file_bytes)
 
     clean = backtest(tmp_path / "clean")
     assert clean.returncode == 0, clean.stderr[-3000:]
