@@ -13,14 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from kronos_cli.errors import KronosError
+from kronos_cli.model.decode import DecodeWeights, dep_append, s2_step_logits, step_hidden
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
 
-__all__ = ["KVCache", "RowSampler", "SamplingParams", "decode_one_token", "generate", "prefill"]
+__all__ = ["DecodeWeights", "KVCache", "RowSampler", "SamplingParams", "decode_one_token", "generate", "prefill"]
 
 
 class BufferPool:
@@ -114,58 +114,22 @@ def prefill(model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor
     return model.head(cache.h_last)
 
 
-class DecodeWeights:
-    """Each block's weights laid out for one-token steps: q|k|v in one matrix, w1|w3 in another, RoPE tables.
-
-    A decoding step reads every weight once for a handful of rows, so it is bound by memory and per-op
-    overhead; fewer, larger matmuls and precomputed rotations cut the overhead (see benchmarks/bench_forecast.py).
-    The arithmetic per output element is unchanged.
-    """
-
-    def __init__(self, model: Kronos, max_len: int):
-        self.blocks = []
-        for block in model.transformer:
-            attn, ffn = block.self_attn, block.ffn
-            qkv_w = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
-            qkv_b = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias])
-            w13 = torch.cat([ffn.w1.weight, ffn.w3.weight])
-            inv = attn.rotary.inv_freq
-            freqs = torch.outer(torch.arange(max_len, device=inv.device).type_as(inv), inv)
-            emb = torch.cat((freqs, freqs), dim=-1)
-            self.blocks.append((block, qkv_w, qkv_b, w13, emb.cos().to(qkv_w.dtype), emb.sin().to(qkv_w.dtype)))
-
-
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
-
-
 def decode_one_token(
     model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor, weights: DecodeWeights | None = None
 ) -> Tensor:
     """Append one token per row (B,) with its stamp (B, 5); returns the next s1 logits (B, V1)."""
     if weights is None:
         return prefill(model, cache, s1[:, None], s2[:, None], stamp[:, None])
-    x = model.embedding(s1[:, None], s2[:, None]) + model.time_emb(stamp[:, None])  # (B, 1, d_model)
-    for (block, qkv_w, qkv_b, w13, cos, sin), kv in zip(weights.blocks, cache.layers):
-        attn = block.self_attn
-        b = x.shape[0]
-        qkv = F.linear(block.norm1(x), qkv_w, qkv_b).view(b, 1, 3, attn.n_heads, -1).permute(2, 0, 3, 1, 4)
-        pos = kv.length
-        q, k = _rotate(qkv[0], cos[pos], sin[pos]), _rotate(qkv[1], cos[pos], sin[pos])  # (B, H, 1, hd)
-        keys, values = kv.append(k, qkv[2])
-        out = F.scaled_dot_product_attention(q, keys, values)
-        x = x + attn.out_proj(out.transpose(1, 2).reshape(b, 1, -1))
-        gate, up = F.linear(block.norm2(x), w13).chunk(2, dim=-1)
-        x = x + F.linear(F.silu(gate) * up, block.ffn.w2.weight)
-    h = model.norm(x)
-    cache.dep.append(*model.dep_layer.cross_attn.project_kv(h))
-    cache.h_last = h[:, -1]
-    return model.head(cache.h_last)
+    h = step_hidden(model, weights, cache, s1, s2, stamp)  # (B, d_model)
+    dep_append(weights, cache, h)
+    cache.h_last = h
+    return weights.head_s1(h)
 
 
-def s2_logits(model: Kronos, cache: KVCache, s1_next: Tensor) -> Tensor:
+def s2_logits(model: Kronos, cache: KVCache, s1_next: Tensor, weights: DecodeWeights | None = None) -> Tensor:
     """s2 logits (B, V2) of the next position given its sampled s1 (B,): a one-token query over the window."""
+    if weights is not None:
+        return s2_step_logits(model, weights, cache, s1_next)
     query = model.embedding.emb_s1(s1_next)[:, None]  # (B, 1, d_model)
     n = cache.dep.length
     attn = model.dep_layer.cross_attn.attend(query, cache.dep.k[:, :, :n], cache.dep.v[:, :, :n], causal=False)
@@ -230,7 +194,7 @@ class _Rollout:
                 self.model, self.cache, self.s1[:, start:cur], self.s2[:, start:cur], self.stamps[:, start:cur]
             )
         s1_next = self.draw(self.logits)
-        s2_next = self.draw(s2_logits(self.model, self.cache, s1_next))
+        s2_next = self.draw(s2_logits(self.model, self.cache, s1_next, self.weights))
         self.logits = None
         if not last and cur + 1 <= self.max_context:
             self.logits = decode_one_token(self.model, self.cache, s1_next, s2_next, self.stamps[:, cur], self.weights)
@@ -268,7 +232,7 @@ def generate(
     seq_s1, seq_s2 = s1.new_empty(rows, total), s2.new_empty(rows, total)
     seq_s1[:, :hist], seq_s2[:, :hist] = s1.repeat_interleave(repeats, 0), s2.repeat_interleave(repeats, 0)
     plain = isinstance(model.transformer[0].self_attn.q_proj.weight, torch.Tensor)  # not an int8-quantised copy
-    fused = use_cache and pred_len > 1 and not model.training and plain
+    fused = use_cache and not model.training and plain
     roll = _Rollout(
         model,
         seq_s1,

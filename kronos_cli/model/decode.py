@@ -1,0 +1,151 @@
+"""One-token decoding steps laid out for memory-bound work: every weight read once per step, few small ops.
+
+A decoding step multiplies each weight matrix by a handful of rows, so its time is the time to read the
+weights plus a fixed cost per op. Three things bring it near the read time (see benchmarks/bench_forecast.py):
+- matrices that share an input are concatenated (q|k|v, w1|w3, the dependency layer's k|v): fewer, larger
+  products;
+- a product with at most `SplitLinear.MAX_ROWS` rows is split into row blocks of the weight and run as one
+  batched product: MKL runs a matrix-vector product on a single thread, the batched one spreads the blocks over
+  all threads (1.4-1.6x faster on 2 cores);
+- rotary tables are precomputed, q and k are rotated together, and the fp32 RMSNorm skips its dtype round trip.
+Each output element is still one dot product of the same numbers, so only float rounding can differ from the
+plain layers (well below 1e-5 on the logits, which tests/model/test_engine.py checks).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kronos_cli.model.layers import RMSNorm
+from kronos_cli.model.predictor import Kronos
+
+
+class SplitLinear:
+    """`F.linear(x, weight, bias)` for x (rows, in); with few rows, as `parts` row blocks in one batched product."""
+
+    MAX_ROWS = 8  # beyond this MKL's own matrix-matrix product is as fast (benchmarks/bench_forecast.py)
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, parts: int):
+        out = weight.shape[0]
+        self.weight, self.bias = weight, bias
+        self.parts = parts if parts > 1 and out % parts == 0 else 1
+        self.blocks = weight.view(self.parts, out // self.parts, -1).transpose(1, 2)  # (parts, in, out/parts)
+        self.bias_blocks = None if bias is None else bias.view(self.parts, 1, -1)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        rows = x.shape[0]
+        if self.parts == 1 or rows > self.MAX_ROWS:
+            return F.linear(x, self.weight, self.bias)
+        xs = x.expand(self.parts, *x.shape)
+        y = torch.bmm(xs, self.blocks) if self.bias is None else torch.baddbmm(self.bias_blocks, xs, self.blocks)
+        return y.transpose(0, 1).reshape(rows, -1)  # (parts, rows, out/parts) -> (rows, out); a view for one row
+
+
+def joined(linears: list[torch.nn.Linear], parts: int) -> SplitLinear:
+    """One product for several linear layers of the same input: their weights (and biases) stacked by row."""
+    weight = torch.cat([lin.weight for lin in linears]) if len(linears) > 1 else linears[0].weight
+    bias = None if linears[0].bias is None else torch.cat([lin.bias for lin in linears])
+    return SplitLinear(weight, bias, parts)
+
+
+def split_parts(threads: int, sizes: list[int]) -> int:
+    """The number of row blocks: one per thread, as many as divide the output sizes (1 on one thread)."""
+    for parts in range(max(threads, 1), 1, -1):
+        if all(n % parts == 0 for n in sizes):
+            return parts
+    return 1
+
+
+def _rms(norm: RMSNorm, x: Tensor) -> Tensor:
+    """RMSNorm of fp32 rows without the module's dtype round trip (the same arithmetic); other dtypes as is."""
+    if x.dtype != torch.float32:
+        return norm(x)
+    mean = (x * x).sum(dim=-1, keepdim=True).div_(x.shape[-1])  # what torch.mean does, in fewer ops
+    return x * torch.rsqrt(mean.add_(norm.eps)) * norm.weight
+
+
+class _Block:
+    """One transformer block's weights for a one-token step."""
+
+    def __init__(self, block, parts: int):
+        attn, ffn = block.self_attn, block.ffn
+        self.norm1, self.norm2, self.heads = block.norm1, block.norm2, attn.n_heads
+        self.qkv = joined([attn.q_proj, attn.k_proj, attn.v_proj], parts)
+        self.out = joined([attn.out_proj], parts)
+        self.w13 = joined([ffn.w1, ffn.w3], parts)
+        self.w2 = joined([ffn.w2], parts)
+
+
+class _Rope:
+    """cos and signed sin tables (positions, head_dim) of one rotary embedding: x*cos + swap_halves(x)*sin."""
+
+    def __init__(self, inv_freq: Tensor, max_len: int, dtype: torch.dtype):
+        freqs = torch.outer(torch.arange(max_len, device=inv_freq.device).type_as(inv_freq), inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        half = inv_freq.shape[0]
+        sin = emb.sin()
+        sin[:, :half] = -sin[:, :half]  # rotate_half(x) = (-x2, x1) = swap_halves(x) * (-1, +1)
+        self.cos, self.sin = emb.cos().to(dtype), sin.to(dtype)
+
+    def __call__(self, x: Tensor, pos: int) -> Tensor:
+        """Rotate x (..., head_dim) at position `pos`: -x2*sin equals x2*(-sin) exactly."""
+        swapped = torch.roll(x, x.shape[-1] // 2, dims=-1)  # (x2, x1)
+        return (x * self.cos[pos]).add_(swapped.mul_(self.sin[pos]))
+
+
+class DecodeWeights:
+    """Every weight a one-token step reads, laid out for it (see the module docstring)."""
+
+    def __init__(self, model: Kronos, max_len: int, threads: int | None = None):
+        c = model.config
+        dep = model.dep_layer.cross_attn
+        sizes = [c.d_model, c.ff_dim, 2**c.s1_bits, 2**c.s2_bits]
+        parts = split_parts(torch.get_num_threads() if threads is None else threads, sizes)
+        self.blocks = [_Block(block, parts) for block in model.transformer]
+        dtype = model.transformer[0].self_attn.q_proj.weight.dtype
+        self.ropes = [_Rope(block.self_attn.rotary.inv_freq, max_len, dtype) for block in model.transformer]
+        self.fusion = joined([model.embedding.fusion_proj], parts)
+        self.dep_kv, self.dep_q = joined([dep.k_proj, dep.v_proj], parts), joined([dep.q_proj], parts)
+        self.dep_out, self.dep_heads = joined([dep.out_proj], parts), dep.n_heads
+        self.head_s1, self.head_s2 = joined([model.head.proj_s1], parts), joined([model.head.proj_s2], parts)
+
+
+def _heads(x: Tensor, n_heads: int) -> Tensor:
+    """(B, d) -> (B, H, 1, hd)."""
+    return x.view(x.shape[0], n_heads, 1, -1)
+
+
+def step_hidden(model: Kronos, w: DecodeWeights, cache, s1: Tensor, s2: Tensor, stamp: Tensor) -> Tensor:
+    """The normalised hidden state (B, d_model) of one new token per row, appended to `cache`'s layers."""
+    scale = math.sqrt(model.embedding.d_model)
+    e = torch.cat([model.embedding.emb_s1(s1) * scale, model.embedding.emb_s2(s2) * scale], dim=-1)
+    x = w.fusion(e) + model.time_emb(stamp[:, None])[:, 0]  # (B, d_model)
+    b = x.shape[0]
+    for blk, rope, kv in zip(w.blocks, w.ropes, cache.layers):
+        qkv = blk.qkv(_rms(blk.norm1, x)).view(b, 3, blk.heads, 1, -1).transpose(0, 1)  # (3, B, H, 1, hd)
+        qk = rope(qkv[:2], kv.length)
+        keys, values = kv.append(qk[1], qkv[2])
+        out = F.scaled_dot_product_attention(qk[0], keys, values)  # (B, H, 1, hd)
+        x.add_(blk.out(out.reshape(b, -1)))  # x is this step's own tensor: residuals in place
+        gate, up = blk.w13(_rms(blk.norm2, x)).chunk(2, dim=-1)
+        x.add_(blk.w2(F.silu(gate).mul_(up)))
+    return _rms(model.norm, x)
+
+
+def dep_append(w: DecodeWeights, cache, h: Tensor) -> None:
+    """The dependency layer's keys and values of new hidden states h (B, d_model), appended to its cache."""
+    k, v = w.dep_kv(h).chunk(2, dim=-1)
+    cache.dep.append(_heads(k, w.dep_heads), _heads(v, w.dep_heads))
+
+
+def s2_step_logits(model: Kronos, w: DecodeWeights, cache, s1_next: Tensor) -> Tensor:
+    """s2 logits (B, V2) of the next position given its sampled s1 (B,): a one-token query over the window."""
+    q = _heads(w.dep_q(model.embedding.emb_s1(s1_next)), w.dep_heads)
+    n = cache.dep.length
+    out = F.scaled_dot_product_attention(q, cache.dep.k[:, :, :n], cache.dep.v[:, :, :n])
+    h = cache.h_last + w.dep_out(out.reshape(out.shape[0], -1))
+    return w.head_s2(_rms(model.dep_layer.norm, h))
