@@ -177,11 +177,11 @@ class KronosPredictor:
         hist = xt.shape[1]
         low = check_dtype(self.dtype) != "fp32"
         with torch.autocast(dev.type, dtype=DTYPES[self.dtype], enabled=low):
-            s1, s2 = self.tokenizer.encode(xt, half=True)
+            h1, h2 = self.tokenizer.encode(xt, half=True)
             s1, s2 = generate(
                 self.model,
-                s1,
-                s2,
+                h1,
+                h2,
                 st,
                 pred_len,
                 self.max_context,
@@ -191,22 +191,32 @@ class KronosPredictor:
                 sampler=sampler,
                 pool=self._pool(),
             )
-            return self._decode(s1, s2, hist).float().cpu().numpy()
+            shared = (h1, h2, _repeats(sample_count, dev)) if use_cache else None
+            return self._decode(s1, s2, hist, shared).float().cpu().numpy()
 
     def _pool(self) -> BufferPool:
         if not hasattr(self._local, "pool"):
             self._local.pool = BufferPool()
         return self._local.pool
 
-    def _decode(self, s1: torch.Tensor, s2: torch.Tensor, hist: int) -> torch.Tensor:
+    def _decode(
+        self, s1: torch.Tensor, s2: torch.Tensor, hist: int, shared: tuple[torch.Tensor, ...] | None = None
+    ) -> torch.Tensor:
         """The bars of the tokens after `hist`: decoded, as the reference does, from the last max_context tokens;
         a horizon longer than the context is decoded in consecutive windows of max_context tokens (the
-        reference cannot forecast past its context: it returns max_context bars)."""
+        reference cannot forecast past its context: it returns max_context bars). With `shared` (each series'
+        history ids and its number of rows), a window's history is decoded once per series, not once per path
+        (`KronosTokenizer.decode_after`)."""
         pieces, end = [], s1.shape[1]
         while end > hist:
             take = min(end - hist, self.max_context)
             start = max(0, end - self.max_context)
-            pieces.append(self.tokenizer.decode([s1[:, start:end], s2[:, start:end]], half=True)[:, -take:])
+            if shared is not None and start < hist:
+                h1, h2, repeats = shared
+                prefix = [h1[:, start:], h2[:, start:]]
+                pieces.append(self.tokenizer.decode_after(prefix, [s1[:, hist:end], s2[:, hist:end]], repeats))
+            else:
+                pieces.append(self.tokenizer.decode([s1[:, start:end], s2[:, start:end]], half=True)[:, -take:])
             end -= take
         return torch.cat(pieces[::-1], dim=1)
 
@@ -324,3 +334,8 @@ class KronosPredictor:
             frame = pd.DataFrame(fc.mean[i], columns=list(FEATURES), index=yt)
             out.append((frame, fc.samples[i]) if return_samples else frame)
         return out
+
+
+def _repeats(sample_count: int | Sequence[int], device: torch.device) -> int | torch.Tensor:
+    """How many rows (sample paths) each series has: one number, or one per series."""
+    return sample_count if isinstance(sample_count, int) else torch.tensor(list(sample_count), device=device)

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from kronos_cli.errors import KronosError
 from kronos_cli.model.decode import DecodeWeights, dep_append, s2_step_logits, step_hidden
+from kronos_cli.model.layers import LayerKV
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
 
@@ -42,20 +43,6 @@ class BufferPool:
         self._free = {}
         for t in tensors:
             self._free.setdefault((tuple(t.shape), t.dtype, t.device), []).append(t)
-
-
-class LayerKV:
-    """Preallocated keys and values (B, H, capacity, head_dim) of one attention layer."""
-
-    def __init__(self, k: Tensor, v: Tensor):
-        self.k, self.v, self.length = k, v, 0
-
-    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        end = self.length + k.shape[-2]
-        self.k[:, :, self.length : end] = k
-        self.v[:, :, self.length : end] = v
-        self.length = end
-        return self.k[:, :, :end], self.v[:, :, :end]
 
 
 class KVCache:
@@ -87,21 +74,8 @@ class KVCache:
 
     def repeat_interleave(self, n: int | Tensor, pool: BufferPool | None = None) -> KVCache:
         """The cache of each row repeated n times (row i becomes rows i*n .. i*n+n-1); n may vary per row."""
-        pool = pool or BufferPool()
-
-        def repeated(t: Tensor) -> Tensor:
-            if not isinstance(n, int):
-                return t.repeat_interleave(n, 0)
-            out = pool.take((t.shape[0] * n, *t.shape[1:]), t)
-            out.view(t.shape[0], n, *t.shape[1:]).copy_(t[:, None].expand(t.shape[0], n, *t.shape[1:]))
-            return out
-
-        def rep(s: LayerKV) -> LayerKV:
-            out = LayerKV(repeated(s.k), repeated(s.v))
-            out.length = s.length
-            return out
-
-        new = KVCache([rep(s) for s in self.layers], rep(self.dep))
+        take = (pool or BufferPool()).take
+        new = KVCache([s.repeat_interleave(n, take) for s in self.layers], self.dep.repeat_interleave(n, take))
         new.h_last = None if self.h_last is None else self.h_last.repeat_interleave(n, 0)
         return new
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -18,6 +19,39 @@ class KVSlot(Protocol):
     length: int
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+class LayerKV:
+    """Preallocated keys and values (B, H, capacity, head_dim) of one attention layer: a `KVSlot`."""
+
+    def __init__(self, k: Tensor, v: Tensor):
+        self.k, self.v, self.length = k, v, 0
+
+    @classmethod
+    def empty(cls, batch: int, heads: int, capacity: int, head_dim: int, like: Tensor) -> LayerKV:
+        return cls(like.new_empty(batch, heads, capacity, head_dim), like.new_empty(batch, heads, capacity, head_dim))
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        end = self.length + k.shape[-2]
+        self.k[:, :, self.length : end] = k
+        self.v[:, :, self.length : end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+    def repeat_interleave(self, n: int | Tensor, take: Callable[[tuple, Tensor], Tensor] | None = None) -> LayerKV:
+        """Each row's keys and values repeated n times (row i becomes rows i*n .. i*n+n-1); n may vary per row.
+        `take(shape, like)` supplies the new tensors when n is a number (a buffer pool's, say)."""
+
+        def repeated(t: Tensor) -> Tensor:
+            if take is None or not isinstance(n, int):
+                return t.repeat_interleave(n, 0)
+            out = take((t.shape[0] * n, *t.shape[1:]), t)
+            out.view(t.shape[0], n, *t.shape[1:]).copy_(t[:, None].expand(t.shape[0], n, *t.shape[1:]))
+            return out
+
+        out = LayerKV(repeated(self.k), repeated(self.v))
+        out.length = self.length
+        return out
 
 
 class RMSNorm(nn.Module):

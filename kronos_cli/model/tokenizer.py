@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from kronos_cli.model.bsq import BSQuantizer
 from kronos_cli.model.checkpoint import PretrainedMixin
 from kronos_cli.model.config import TokenizerConfig
-from kronos_cli.model.layers import TransformerBlock
+from kronos_cli.model.layers import LayerKV, TransformerBlock
 
 
 class KronosTokenizer(PretrainedMixin, nn.Module):
@@ -82,3 +82,23 @@ class KronosTokenizer(PretrainedMixin, nn.Module):
     def decode(self, ids, half: bool = False) -> Tensor:
         """Bars (B, T, d_in) from token ids."""
         return self._decode_latent(self.post_quant_embed(self.indices_to_bits(ids, half)))
+
+    def decode_after(self, prefix: list[Tensor], tail: list[Tensor], repeats: int | Tensor) -> Tensor:
+        """Bars (rows, T_tail, d_in) of tail ids [s1, s2] (rows, T_tail) that continue a prefix [s1, s2] (B, T_p)
+        shared by consecutive rows (series i owns `repeats` rows, one number or one per series).
+
+        The decoder is causal, so this is `decode` of each row's prefix + tail, keeping the tail; but each prefix
+        runs once, not once per row, and its keys and values are lent to its rows (sample paths share their
+        history). Equal to the full decode up to float rounding."""
+        z = self.post_quant_embed(self.indices_to_bits(prefix, half=True))  # (B, T_p, d_model)
+        capacity = prefix[0].shape[1] + tail[0].shape[1]
+        caches = []
+        for layer in self.decoder:
+            heads = layer.self_attn.n_heads
+            kv = LayerKV.empty(z.shape[0], heads, capacity, z.shape[-1] // heads, like=z)
+            z = layer(z, kv)
+            caches.append(kv.repeat_interleave(repeats))
+        z = self.post_quant_embed(self.indices_to_bits(tail, half=True))  # (rows, T_tail, d_model)
+        for layer, kv in zip(self.decoder, caches):
+            z = layer(z, kv)
+        return self.head(z)
