@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kronos_cli.model.layers import RMSNorm
+from kronos_cli.model.layers import LayerKV, RMSNorm
 from kronos_cli.model.predictor import Kronos
 
 
@@ -66,6 +66,48 @@ def _rms(norm: RMSNorm, x: Tensor) -> Tensor:
         return norm(x)
     mean = (x * x).sum(dim=-1, keepdim=True).div_(x.shape[-1])  # what torch.mean does, in fewer ops
     return x * torch.rsqrt(mean.add_(norm.eps)) * norm.weight
+
+
+class PathsKV(LayerKV):
+    """A layer's keys and values for B series whose S sample paths share each series' prefilled history.
+
+    The history is stored once per series; each decoding step writes the S paths' new keys side by side after
+    it (slot prefix + j*S + s holds path s's j-th token) and masks each path's query to the history and its own
+    keys. Attention reads the history once per series instead of once per path, and the cache holds
+    B * (L + P*S) positions instead of B*S * (L + P). Rows are series-major (series i owns rows i*S .. i*S+S-1).
+    """
+
+    def __init__(self, slot: LayerKV, paths: int):
+        super().__init__(slot.k, slot.v)
+        self.length = self.prefix = slot.length
+        self.paths = paths
+        steps = (slot.k.shape[2] - self.prefix) // paths
+        history = torch.ones(paths, self.prefix, dtype=torch.bool, device=slot.k.device)
+        own = torch.eye(paths, dtype=torch.bool, device=slot.k.device).repeat(1, steps)
+        self._mask = torch.cat([history, own], dim=1)  # (S, capacity): what each path's query may see
+
+    @property
+    def position(self) -> int:
+        return self.prefix + (self.length - self.prefix) // self.paths
+
+    def _by_series(self, x: Tensor) -> Tensor:
+        """(B*S, H, 1, hd) -> (B, H, S, hd)."""
+        return x.view(x.shape[0] // self.paths, self.paths, x.shape[1], x.shape[-1]).transpose(1, 2)
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """One new key and value per row (B*S, H, 1, hd)."""
+        end = self.length + self.paths
+        self.k[:, :, self.length : end] = self._by_series(k)
+        self.v[:, :, self.length : end] = self._by_series(v)
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+    def attention(self, q: Tensor) -> Tensor:
+        n = self.length
+        out = F.scaled_dot_product_attention(
+            self._by_series(q), self.k[:, :, :n], self.v[:, :, :n], attn_mask=self._mask[:, :n]
+        )  # (B, H, S, hd)
+        return out.transpose(1, 2).reshape(q.shape[0], -1)
 
 
 class _Block:
@@ -127,10 +169,9 @@ def step_hidden(model: Kronos, w: DecodeWeights, cache, s1: Tensor, s2: Tensor, 
     b = x.shape[0]
     for blk, rope, kv in zip(w.blocks, w.ropes, cache.layers):
         qkv = blk.qkv(_rms(blk.norm1, x)).view(b, 3, blk.heads, 1, -1).transpose(0, 1)  # (3, B, H, 1, hd)
-        qk = rope(qkv[:2], kv.length)
-        keys, values = kv.append(qk[1], qkv[2])
-        out = F.scaled_dot_product_attention(qk[0], keys, values)  # (B, H, 1, hd)
-        x.add_(blk.out(out.reshape(b, -1)))  # x is this step's own tensor: residuals in place
+        qk = rope(qkv[:2], kv.position)
+        kv.append(qk[1], qkv[2])
+        x.add_(blk.out(kv.attention(qk[0])))  # x is this step's own tensor: residuals in place
         gate, up = blk.w13(_rms(blk.norm2, x)).chunk(2, dim=-1)
         x.add_(blk.w2(F.silu(gate).mul_(up)))
     return _rms(model.norm, x)
@@ -145,7 +186,5 @@ def dep_append(w: DecodeWeights, cache, h: Tensor) -> None:
 def s2_step_logits(model: Kronos, w: DecodeWeights, cache, s1_next: Tensor) -> Tensor:
     """s2 logits (B, V2) of the next position given its sampled s1 (B,): a one-token query over the window."""
     q = _heads(w.dep_q(model.embedding.emb_s1(s1_next)), w.dep_heads)
-    n = cache.dep.length
-    out = F.scaled_dot_product_attention(q, cache.dep.k[:, :, :n], cache.dep.v[:, :, :n])
-    h = cache.h_last + w.dep_out(out.reshape(out.shape[0], -1))
+    h = cache.h_last + w.dep_out(cache.dep.attention(q))
     return w.head_s2(_rms(model.dep_layer.norm, h))

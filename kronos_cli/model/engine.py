@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from kronos_cli.errors import KronosError
-from kronos_cli.model.decode import DecodeWeights, dep_append, s2_step_logits, step_hidden
+from kronos_cli.model.decode import DecodeWeights, PathsKV, dep_append, s2_step_logits, step_hidden
 from kronos_cli.model.layers import LayerKV
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
@@ -71,6 +71,17 @@ class KVCache:
         for s in (*self.layers, self.dep):
             s.length = 0
         self.h_last = None
+
+    def share(self, paths: int) -> KVCache:
+        """This per-series cache, continued by `paths` sample paths per series that share its history
+        (`PathsKV`; one-token steps with `DecodeWeights` only)."""
+        new = KVCache([PathsKV(s, paths) for s in self.layers], PathsKV(self.dep, paths))
+        new.h_last = None if self.h_last is None else self.h_last.repeat_interleave(paths, 0)
+        return new
+
+    @property
+    def shared(self) -> bool:
+        return isinstance(self.dep, PathsKV)
 
     def repeat_interleave(self, n: int | Tensor, pool: BufferPool | None = None) -> KVCache:
         """The cache of each row repeated n times (row i becomes rows i*n .. i*n+n-1); n may vary per row."""
@@ -155,14 +166,25 @@ class _Rollout:
             # All paths of a series share their history: prefill each series once, then copy.
             s1, s2, stamp = first
             capacity = min(self.s1.shape[1], self.max_context)
-            self.cache = KVCache.allocate(self.model, s1.shape[0], capacity, self.pool)
+            # With the decode step's weights and one path count, the paths attend to one copy of the history.
+            share = self.weights is not None and isinstance(repeats, int) and repeats > 1
+            prefix = cur - start
+            room = prefix + (capacity - prefix) * repeats if share else capacity
+            self.cache = KVCache.allocate(self.model, s1.shape[0], room, self.pool)
             self.held += self.cache.tensors()
             self.logits = prefill(self.model, self.cache, s1[:, start:], s2[:, start:], stamp[:, start:cur])
             if self.s1.shape[0] != s1.shape[0]:
-                self.cache = self.cache.repeat_interleave(repeats, self.pool)
-                self.held += self.cache.tensors()
+                if share:
+                    self.cache = self.cache.share(repeats)
+                else:
+                    self.cache = self.cache.repeat_interleave(repeats, self.pool)
+                    self.held += self.cache.tensors()
                 self.logits = self.logits.repeat_interleave(repeats, 0)
         elif self.logits is None:  # the window slid: every position's hidden state changed
+            if self.cache.shared:  # from now on every path has its own window
+                capacity = min(self.s1.shape[1], self.max_context)
+                self.cache = KVCache.allocate(self.model, self.s1.shape[0], capacity, self.pool)
+                self.held += self.cache.tensors()
             self.cache.reset()
             self.logits = prefill(
                 self.model, self.cache, self.s1[:, start:cur], self.s2[:, start:cur], self.stamps[:, start:cur]

@@ -31,12 +31,22 @@ class LayerKV:
     def empty(cls, batch: int, heads: int, capacity: int, head_dim: int, like: Tensor) -> LayerKV:
         return cls(like.new_empty(batch, heads, capacity, head_dim), like.new_empty(batch, heads, capacity, head_dim))
 
+    @property
+    def position(self) -> int:
+        """The position of the next token (its rotary angle)."""
+        return self.length
+
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         end = self.length + k.shape[-2]
         self.k[:, :, self.length : end] = k
         self.v[:, :, self.length : end] = v
         self.length = end
         return self.k[:, :, :end], self.v[:, :, :end]
+
+    def attention(self, q: Tensor) -> Tensor:
+        """One query per row, q (rows, H, 1, head_dim), over every cached key -> (rows, H * head_dim)."""
+        n = self.length
+        return F.scaled_dot_product_attention(q, self.k[:, :, :n], self.v[:, :, :n]).reshape(q.shape[0], -1)
 
     def repeat_interleave(self, n: int | Tensor, take: Callable[[tuple, Tensor], Tensor] | None = None) -> LayerKV:
         """Each row's keys and values repeated n times (row i becomes rows i*n .. i*n+n-1); n may vary per row.

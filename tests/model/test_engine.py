@@ -48,6 +48,29 @@ def test_cached_logits_match_full_window_to_1e5(tiny_pair, fused, threads):
     torch.testing.assert_close(logits, full, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("hist,pred,max_context", [(20, 15, 64), (30, 12, 36)])
+def test_paths_sharing_one_history_equal_paths_with_copies(tiny_pair, hist, pred, max_context, monkeypatch):
+    """Sample paths that attend to one copy of their series' history (one path count for all series) draw the
+    same tokens as paths with their own copies (per-series counts), inside the context and once it slides."""
+    from kronos_cli.model.engine import KVCache
+
+    shares = []
+    real_share = KVCache.share
+    monkeypatch.setattr(KVCache, "share", lambda self, paths: shares.append(paths) or real_share(self, paths))
+    _, model = tiny_pair
+    s1, s2, stamp = _history(2, hist, pred)
+    params = SamplingParams(temperature=1.0, top_p=0.9)
+
+    def run(count):
+        g = torch.Generator().manual_seed(3)
+        return generate(model, s1, s2, stamp, pred, max_context, sample_count=count, params=params, generator=g)
+
+    shared, copies = run(3), run([3, 3])
+    assert torch.equal(shared[0], copies[0]) and torch.equal(shared[1], copies[1])
+    assert shares == [3]  # only the one path count shared its history
+    assert len(set(map(tuple, shared[0][:3, hist:].tolist()))) > 1  # the paths differ
+
+
 @pytest.mark.parametrize("parts", [1, 2, 3, 4])
 def test_split_linear_equals_linear(parts):
     """The row-block product gives F.linear's numbers (to float rounding) for any row count, with or without
