@@ -38,14 +38,12 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
 
 
 def copy_bandwidth(mib: int = 256, reps: int = 5) -> float:
-    """Bytes copied per second by a large tensor copy (each byte read once and written once)."""
+    """Bytes copied per second by a large tensor copy (each byte read once and written once), the best of
+    `reps` copies, as the step time is the best of its repeats (noise only ever slows a run down)."""
     a = torch.empty(mib * 2**20 // 4)
     b = torch.empty_like(a)
     b.copy_(a)
-    t = time.perf_counter()
-    for _ in range(reps):
-        b.copy_(a)
-    return a.numel() * 4 * reps / (time.perf_counter() - t)
+    return a.numel() * 4 / timed(lambda: b.copy_(a), reps)
 
 
 def gemv_floor(model: torch.nn.Module, parts: int = 1, reps: int = 10) -> float:

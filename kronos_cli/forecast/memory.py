@@ -1,8 +1,10 @@
 """How many windows to forecast at once: as many as a share of the free memory holds (`batch_size: auto`).
 
-A batch of B windows with S sample paths holds, per path, a key/value cache for every layer and for the
-dependency layer over the window (lookback + horizon, at most the model's context), and, per window during the
-prefill, the attention scores and the feed-forward activations of the lookback. The batch takes a quarter of
+A batch of B windows with S sample paths holds, per window, a key/value cache for every layer and for the
+dependency layer: the lookback once and the horizon once per path (the paths share their history, see
+`model.decode.PathsKV`), or the whole context once per path after the window slid; the tokenizer decoder's
+cache of the window per path; and, per window during the prefill, the attention scores and the feed-forward
+activations of the lookback. The batch takes a quarter of
 the free memory (CUDA: free device memory; CPU: the kernel's MemAvailable), between 16 and 1,024 windows.
 Forecasts do not depend on the batch size (each window has its own seed), so this only changes speed.
 """
@@ -32,18 +34,30 @@ def free_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
-def window_bytes(model_config, lookback: int, predict: int, samples: int, max_context: int) -> int:
+def window_bytes(
+    model_config, lookback: int, predict: int, samples: int, max_context: int, tokenizer_config=None
+) -> int:
     """Estimated peak bytes one window (with its sample paths) needs while it is forecast in fp32."""
     c = model_config
-    span = min(lookback + predict, max_context)
-    kv = samples * (c.n_layers + 1) * 2 * c.d_model * span * 4
+    hist = min(lookback, max_context)
+    positions = hist + min(predict, max_context - hist) * samples  # the history once, each path's own tokens
+    if lookback + predict > max_context:  # once the window slides, every path has its own
+        positions = max(positions, samples * max_context)
+    kv = (c.n_layers + 1) * 2 * c.d_model * positions * 4
     prefill = (c.n_heads * lookback * lookback + 4 * lookback * max(c.ff_dim, c.d_model)) * 4
     logits = samples * 2 * (2**c.s1_bits) * 4
-    return kv + prefill + logits
+    decoder = 0
+    if tokenizer_config is not None:
+        t = tokenizer_config
+        decoder = samples * (t.n_dec_layers - 1) * 2 * t.d_model * min(lookback + predict, max_context) * 4
+    return kv + prefill + logits + decoder
 
 
 def auto_batch_size(forecaster, lookback: int, predict: int, samples: int) -> int:
-    per = window_bytes(forecaster.model.config, lookback, predict, samples, forecaster.max_context)
+    tokenizer = getattr(forecaster, "tokenizer", None)
+    per = window_bytes(
+        forecaster.model.config, lookback, predict, samples, forecaster.max_context, getattr(tokenizer, "config", None)
+    )
     free = free_bytes(forecaster.device)
     size = int(min(LARGEST, max(SMALLEST, SHARE * free // max(per, 1))))
     log.info(

@@ -42,7 +42,9 @@ class SplitLinear:
             return F.linear(x, self.weight, self.bias)
         xs = x.expand(self.parts, *x.shape)
         y = torch.bmm(xs, self.blocks) if self.bias is None else torch.baddbmm(self.bias_blocks, xs, self.blocks)
-        return y.transpose(0, 1).reshape(rows, -1)  # (parts, rows, out/parts) -> (rows, out); a view for one row
+        if rows == 1:
+            return y.view(1, -1)  # (parts, 1, out/parts) is already (1, out) in memory
+        return y.transpose(0, 1).reshape(rows, -1)  # (parts, rows, out/parts) -> (rows, out)
 
 
 def joined(linears: list[torch.nn.Linear], parts: int) -> SplitLinear:
@@ -61,11 +63,11 @@ def split_parts(threads: int, sizes: list[int]) -> int:
 
 
 def _rms(norm: RMSNorm, x: Tensor) -> Tensor:
-    """RMSNorm of fp32 rows without the module's dtype round trip (the same arithmetic); other dtypes as is."""
+    """RMSNorm of fp32 rows in one op (the same arithmetic as the module, tests/model/test_engine.py checks it);
+    other dtypes through the module."""
     if x.dtype != torch.float32:
         return norm(x)
-    mean = (x * x).sum(dim=-1, keepdim=True).div_(x.shape[-1])  # what torch.mean does, in fewer ops
-    return x * torch.rsqrt(mean.add_(norm.eps)) * norm.weight
+    return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.eps)  # bit for bit the module's fp32 arithmetic
 
 
 class PathsKV(LayerKV):
@@ -133,10 +135,14 @@ class _Rope:
         sin[:, :half] = -sin[:, :half]  # rotate_half(x) = (-x2, x1) = swap_halves(x) * (-1, +1)
         self.cos, self.sin = emb.cos().to(dtype), sin.to(dtype)
 
-    def __call__(self, x: Tensor, pos: int) -> Tensor:
-        """Rotate x (..., head_dim) at position `pos`: -x2*sin equals x2*(-sin) exactly."""
+    def at(self, pos: int) -> tuple[Tensor, Tensor]:
+        return self.cos[pos], self.sin[pos]
+
+    @staticmethod
+    def rotate(x: Tensor, cos_sin: tuple[Tensor, Tensor]) -> Tensor:
+        """Rotate x (..., head_dim) by one position's tables: -x2*sin equals x2*(-sin) exactly."""
         swapped = torch.roll(x, x.shape[-1] // 2, dims=-1)  # (x2, x1)
-        return (x * self.cos[pos]).add_(swapped.mul_(self.sin[pos]))
+        return (x * cos_sin[0]).addcmul_(swapped, cos_sin[1])
 
 
 class DecodeWeights:
@@ -149,7 +155,11 @@ class DecodeWeights:
         parts = split_parts(torch.get_num_threads() if threads is None else threads, sizes)
         self.blocks = [_Block(block, parts) for block in model.transformer]
         dtype = model.transformer[0].self_attn.q_proj.weight.dtype
-        self.ropes = [_Rope(block.self_attn.rotary.inv_freq, max_len, dtype) for block in model.transformer]
+        tables = [block.self_attn.rotary.inv_freq for block in model.transformer]
+        if all(torch.equal(t, tables[0]) for t in tables):  # as in every released model: one table for all
+            self.ropes = [_Rope(tables[0], max_len, dtype)] * len(tables)
+        else:
+            self.ropes = [_Rope(t, max_len, dtype) for t in tables]
         self.fusion = joined([model.embedding.fusion_proj], parts)
         self.dep_kv, self.dep_q = joined([dep.k_proj, dep.v_proj], parts), joined([dep.q_proj], parts)
         self.dep_out, self.dep_heads = joined([dep.out_proj], parts), dep.n_heads
@@ -167,9 +177,12 @@ def step_hidden(model: Kronos, w: DecodeWeights, cache, s1: Tensor, s2: Tensor, 
     e = torch.cat([model.embedding.emb_s1(s1) * scale, model.embedding.emb_s2(s2) * scale], dim=-1)
     x = w.fusion(e) + model.time_emb(stamp[:, None])[:, 0]  # (B, d_model)
     b = x.shape[0]
+    pos, last, cos_sin = cache.layers[0].position, None, None
     for blk, rope, kv in zip(w.blocks, w.ropes, cache.layers):
+        if rope is not last:  # the tables of this position, once for all blocks that share them
+            last, cos_sin = rope, rope.at(pos)
         qkv = blk.qkv(_rms(blk.norm1, x)).view(b, 3, blk.heads, 1, -1).transpose(0, 1)  # (3, B, H, 1, hd)
-        qk = rope(qkv[:2], kv.position)
+        qk = _Rope.rotate(qkv[:2], cos_sin)
         kv.append(qk[1], qkv[2])
         x.add_(blk.out(kv.attention(qk[0])))  # x is this step's own tensor: residuals in place
         gate, up = blk.w13(_rms(blk.norm2, x)).chunk(2, dim=-1)

@@ -33,6 +33,8 @@ def filter_logits(logits: Tensor, top_k: int | Tensor = 0, top_p: float | Tensor
     reference; the nucleus always keeps the most likely token and the token that carries the cumulative
     probability over top_p. Every row is filtered on its own, so a row's result does not depend on the others.
     """
+    if isinstance(top_k, int) and isinstance(top_p, (int, float)):
+        return _filter_uniform(logits, top_k, float(top_p))
     rows, vocab = logits.shape
     top_k = torch.as_tensor(top_k, device=logits.device).expand(rows)
     top_p = torch.as_tensor(top_p, device=logits.device, dtype=logits.dtype).expand(rows)
@@ -50,6 +52,21 @@ def filter_logits(logits: Tensor, top_k: int | Tensor = 0, top_p: float | Tensor
     outside_p = remove.scatter(-1, order, remove)
     mask = torch.where(by_k[:, None], outside_k, outside_p & by_p[:, None])
     return logits.masked_fill(mask, float("-inf"))
+
+
+def _filter_uniform(logits: Tensor, top_k: int, top_p: float) -> Tensor:
+    """`filter_logits` with one top_k and top_p for every row: the same masks, a quarter of the ops (it runs
+    twice per decoding step)."""
+    if top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        return logits.masked_fill(logits < kth, float("-inf"))
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+    remove = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1) > top_p
+    remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses the threshold
+    remove[..., 0] = False
+    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
 
 
 def race(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -71,6 +71,16 @@ def test_paths_sharing_one_history_equal_paths_with_copies(tiny_pair, hist, pred
     assert len(set(map(tuple, shared[0][:3, hist:].tolist()))) > 1  # the paths differ
 
 
+def test_decode_step_rms_norm_is_the_modules_arithmetic():
+    from kronos_cli.model.decode import _rms
+    from kronos_cli.model.layers import RMSNorm
+
+    norm = RMSNorm(64)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(7, 64) * 3
+    assert torch.equal(_rms(norm, x), norm(x))
+
+
 @pytest.mark.parametrize("parts", [1, 2, 3, 4])
 def test_split_linear_equals_linear(parts):
     """The row-block product gives F.linear's numbers (to float rounding) for any row count, with or without
