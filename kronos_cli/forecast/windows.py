@@ -48,6 +48,9 @@ class Sampling:
         return SamplingParams(self.temperature, self.top_k, self.top_p)
 
 
+ENGINE_VERSION = 2
+
+
 def cache_key(
     weights: tuple[Path, ...],
     data_hash: str,
@@ -58,8 +61,8 @@ def cache_key(
     clip: float,
     dtype: str = "fp32",
 ) -> str:
-    """Everything a cached forecast depends on: the weights' bytes, the data, the sampling, the window shape and
-    the precision of the arithmetic."""
+    """Everything a cached forecast depends on: the weights' bytes, the data, the sampling, the window shape, the
+    precision of the arithmetic and the engine's version."""
     parts = {
         "weights": [file_digest(w) for w in weights],
         "data": data_hash,
@@ -69,7 +72,10 @@ def cache_key(
         "max_context": max_context,
         "clip": clip,
         "paths": "close",
-        **({"dtype": dtype} if dtype != "fp32" else {}),  # fp32 keys stay those of earlier versions
+        **({"dtype": dtype} if dtype != "fp32" else {}),
+        # The engine's arithmetic: paths sharing one history and row-block products round differently from the
+        # first engine, which can flip a sampled token; its cached forecasts are not mixed with this one's.
+        "engine": ENGINE_VERSION,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
