@@ -41,3 +41,25 @@ def test_tokenizer_is_causal(tiny_pair):
     y = x.clone()
     y[0, -1] += 3.0
     assert torch.equal(tok.encode(x)[:, :-1], tok.encode(y)[:, :-1])
+
+
+def test_decode_after_a_shared_history_equals_the_full_decode_and_ignores_the_batch(tiny_pair):
+    """Paths that continue one history decode as the full window would (to float rounding), and a lone short
+    forecast decodes to the same bits as it does among many others (what the server's batching relies on)."""
+    tok, _ = tiny_pair
+    g = torch.Generator().manual_seed(0)
+    ids = lambda *shape: torch.randint(0, 16, shape, generator=g)  # noqa: E731
+    series, paths, hist, pred = 6, 3, 40, 2
+    prefix, tail = [ids(series, hist), ids(series, hist)], [ids(series * paths, pred), ids(series * paths, pred)]
+    with torch.no_grad():
+        together = tok.decode_after(prefix, tail, paths)
+        full = tok.decode([torch.cat([p.repeat_interleave(paths, 0), t], 1) for p, t in zip(prefix, tail)], half=True)
+        torch.testing.assert_close(together, full[:, -pred:], rtol=1e-5, atol=1e-6)
+        for s in range(series):
+            rows = slice(s * paths, s * paths + paths)
+            alone = tok.decode_after([p[s : s + 1] for p in prefix], [t[rows] for t in tail], paths)
+            assert torch.equal(alone, together[rows])
+            one = tok.decode_after([p[s : s + 1] for p in prefix], [t[rows][:1] for t in tail], 1)
+            assert torch.equal(one, together[rows][:1])
+        per_series = tok.decode_after(prefix, tail, torch.full((series,), paths))
+        assert torch.equal(per_series, together)
