@@ -236,7 +236,7 @@ def generate(
         stamp.repeat_interleave(repeats, 0),
         max_context,
         draw,
-        DecodeWeights(model, min(total, max_context)) if fused else None,
+        DecodeWeights.of(model, min(max_context, 1 << (total - 1).bit_length())) if fused else None,
         pool or BufferPool(),
     )
     for i in range(pred_len):

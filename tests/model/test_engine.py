@@ -71,6 +71,33 @@ def test_paths_sharing_one_history_equal_paths_with_copies(tiny_pair, hist, pred
     assert len(set(map(tuple, shared[0][:3, hist:].tolist()))) > 1  # the paths differ
 
 
+def test_decode_layout_is_reused_until_the_weights_change(tiny_pair):
+    """A server's batches reuse the step's weight layout; an optimiser step or a loaded state dict (both change
+    the parameters in place) gets a fresh one, so a forecast never runs on stale copies of the weights."""
+    import copy
+
+    from kronos_cli.model.decode import DecodeWeights
+
+    _, model = tiny_pair
+    model = copy.deepcopy(model)
+    first = DecodeWeights.of(model, 32)
+    assert DecodeWeights.of(model, 16) is first  # a shorter window is served by the longer tables
+    assert DecodeWeights.of(model, 64) is not first
+    s1, s2, stamp = _history(2, 20, 6)
+    before = generate(model, s1, s2, stamp, 6, 64, params=GREEDY)
+    q = model.transformer[0].self_attn.q_proj.weight
+    with torch.no_grad():  # what an optimiser step does: the same storage, changed in place
+        model.head.proj_s1.weight.mul_(-1.0)
+        q.mul_(2.0)
+    changed = DecodeWeights.of(model, 64)
+    assert torch.equal(changed.blocks[0].qkv.weight[: q.shape[0]], q)  # the concatenated copy is fresh
+    cached = generate(model, s1, s2, stamp, 6, 64, params=GREEDY)
+    full = generate(model, s1, s2, stamp, 6, 64, params=GREEDY, use_cache=False)
+    assert torch.equal(cached[0], full[0]) and not torch.equal(cached[0], before[0])
+    model.load_state_dict(copy.deepcopy(tiny_pair[1].state_dict()))
+    assert DecodeWeights.of(model, 64) is not changed
+
+
 def test_decode_step_rms_norm_is_the_modules_arithmetic():
     from kronos_cli.model.decode import _rms
     from kronos_cli.model.layers import RMSNorm
