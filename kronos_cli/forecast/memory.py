@@ -34,9 +34,7 @@ def free_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
-def window_bytes(
-    model_config, lookback: int, predict: int, samples: int, max_context: int, tokenizer_config=None
-) -> int:
+def window_bytes(model_config, tokenizer_config, lookback: int, predict: int, samples: int, max_context: int) -> int:
     """Estimated peak bytes one window (with its sample paths) needs while it is forecast in fp32."""
     c = model_config
     hist = min(lookback, max_context)
@@ -46,18 +44,14 @@ def window_bytes(
     kv = (c.n_layers + 1) * 2 * c.d_model * positions * 4
     prefill = (c.n_heads * lookback * lookback + 4 * lookback * max(c.ff_dim, c.d_model)) * 4
     logits = samples * 2 * (2**c.s1_bits) * 4
-    decoder = 0
-    if tokenizer_config is not None:
-        t = tokenizer_config
-        decoder = samples * (t.n_dec_layers - 1) * 2 * t.d_model * min(lookback + predict, max_context) * 4
+    t = tokenizer_config
+    decoder = samples * (t.n_dec_layers - 1) * 2 * t.d_model * min(lookback + predict, max_context) * 4
     return kv + prefill + logits + decoder
 
 
 def auto_batch_size(forecaster, lookback: int, predict: int, samples: int) -> int:
-    tokenizer = getattr(forecaster, "tokenizer", None)
-    per = window_bytes(
-        forecaster.model.config, lookback, predict, samples, forecaster.max_context, getattr(tokenizer, "config", None)
-    )
+    configs = forecaster.model.config, forecaster.tokenizer.config
+    per = window_bytes(*configs, lookback, predict, samples, forecaster.max_context)
     free = free_bytes(forecaster.device)
     size = int(min(LARGEST, max(SMALLEST, SHARE * free // max(per, 1))))
     log.info(

@@ -21,7 +21,7 @@ from kronos_cli.errors import KronosError
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.model.bundle import load_bundle
 from kronos_cli.model.config import DEFAULT_CONTEXT, check_pair
-from kronos_cli.model.engine import BufferPool, generate
+from kronos_cli.model.engine import BufferPool, generate, path_counts
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
 from kronos_cli.model.tokenizer import KronosTokenizer
@@ -191,7 +191,7 @@ class KronosPredictor:
                 sampler=sampler,
                 pool=self._pool(),
             )
-            shared = (h1, h2, _repeats(sample_count, dev)) if use_cache else None
+            shared = (h1, h2, path_counts(sample_count, h1.shape[0], dev)[0]) if use_cache else None
             return self._decode(s1, s2, hist, shared).float().cpu().numpy()
 
     def _pool(self) -> BufferPool:
@@ -334,8 +334,3 @@ class KronosPredictor:
             frame = pd.DataFrame(fc.mean[i], columns=list(FEATURES), index=yt)
             out.append((frame, fc.samples[i]) if return_samples else frame)
         return out
-
-
-def _repeats(sample_count: int | Sequence[int], device: torch.device) -> int | torch.Tensor:
-    """How many rows (sample paths) each series has: one number, or one per series."""
-    return sample_count if isinstance(sample_count, int) else torch.tensor(list(sample_count), device=device)

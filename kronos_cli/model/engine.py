@@ -21,7 +21,16 @@ from kronos_cli.model.layers import LayerKV
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
 
-__all__ = ["DecodeWeights", "KVCache", "RowSampler", "SamplingParams", "decode_one_token", "generate", "prefill"]
+__all__ = [
+    "DecodeWeights",
+    "KVCache",
+    "RowSampler",
+    "SamplingParams",
+    "decode_one_token",
+    "generate",
+    "path_counts",
+    "prefill",
+]
 
 
 class BufferPool:
@@ -85,7 +94,7 @@ class KVCache:
 
     def repeat_interleave(self, n: int | Tensor, pool: BufferPool | None = None) -> KVCache:
         """The cache of each row repeated n times (row i becomes rows i*n .. i*n+n-1); n may vary per row."""
-        take = (pool or BufferPool()).take
+        take = pool.take if pool is not None else None
         new = KVCache([s.repeat_interleave(n, take) for s in self.layers], self.dep.repeat_interleave(n, take))
         new.h_last = None if self.h_last is None else self.h_last.repeat_interleave(n, 0)
         return new
@@ -131,7 +140,7 @@ def _full_recompute_step(
     return s1_next, draw(s2_all[:, -1])
 
 
-def _repeats(sample_count: int | Sequence[int], batch: int, device: torch.device) -> tuple[int | Tensor, int]:
+def path_counts(sample_count: int | Sequence[int], batch: int, device: torch.device) -> tuple[int | Tensor, int]:
     """How often each series is repeated (its sample paths), and the number of rows that makes."""
     if isinstance(sample_count, int):
         return sample_count, batch * sample_count
@@ -221,7 +230,7 @@ def generate(
     if pred_len <= 0:
         raise KronosError(f"pred_len must be > 0, got {pred_len}")
     hist, total = s1.shape[1], s1.shape[1] + pred_len
-    repeats, rows = _repeats(sample_count, s1.shape[0], s1.device)
+    repeats, rows = path_counts(sample_count, s1.shape[0], s1.device)
     draw = sampler or RowSampler.uniform(rows, params, generator)
     if draw.rows != rows:
         raise ValueError(f"the sampler covers {draw.rows} rows, the batch has {rows}")
