@@ -7,7 +7,8 @@ paths) sent at once. Checks, printed and in `--json`:
 
 - zero 5xx;
 - every malformed request a 4xx whose body names the offending field;
-- every good answer identical to the library's forecast for its seed (the same weights loaded in this process);
+- every good answer identical to the library's forecast for its seed (the same weights loaded in this process),
+  also with `--hog N` busy processes beside the server;
 - the burst meets 429s with a Retry-After header, and nothing else fails;
 - the server's resident memory (VmRSS) at the end within 10% of its value after warm-up.
 
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -192,7 +195,8 @@ def expected_answers(tok: Path, model: Path) -> dict[int, np.ndarray]:
 
 
 def _values(bars: list[dict]) -> np.ndarray:
-    return np.array([[b[c] for c in FEATURES] for b in bars])
+    """The served numbers as the float32 values they spell (the server writes each one's shortest decimal)."""
+    return np.array([[b[c] for c in FEATURES] for b in bars]).astype(np.float32)
 
 
 def verdicts(tally: Tally, want: dict[int, np.ndarray]) -> dict:
@@ -206,7 +210,7 @@ def verdicts(tally: Tally, want: dict[int, np.ndarray]) -> dict:
         and not (400 <= o.status < 500 and o.body.get("field") == list(MALFORMED.values())[o.index][1])
     ]
     goods = [o for o in answered if o.kind in ("good", "burst") and o.status == 200]
-    wrong = [o for o in goods if not np.array_equal(_values(o.body["bars"]), want[o.index])]
+    wrong = [o for o in goods if not np.array_equal(_values(o.body["bars"]), want[o.index].astype(np.float32))]
     rejected = [o for o in answered if o.status == 429]
     other = [o for o in answered if o.kind in ("good", "burst") and o.status not in (200, 429)]
     lat = np.array([o.latency for o in answered]) * 1e3
@@ -226,6 +230,21 @@ def verdicts(tally: Tally, want: dict[int, np.ndarray]) -> dict:
     }
 
 
+@contextlib.contextmanager
+def busy_processes(n: int):
+    """n processes that each keep a core busy until the block ends (at most 15 minutes)."""
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 900\nwhile time.time() < end: pass"])
+        for _ in range(n)
+    ]
+    try:
+        yield
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=2000)
@@ -235,8 +254,11 @@ def main() -> int:
     ap.add_argument("--max-queue", type=int, default=96, help="The server's --max-queue (sample paths).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="Print the figures and checks as one JSON object.")
+    ap.add_argument(
+        "--hog", type=int, default=0, help="Busy processes beside the server for the whole run (a loaded machine)."
+    )
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, busy_processes(args.hog):
         root = Path(tmp)
         tok, model = save_models("tiny", root)
         want = expected_answers(tok, model)

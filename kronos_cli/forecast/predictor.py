@@ -22,6 +22,7 @@ from kronos_cli.forecast.device import resolve_device
 from kronos_cli.model.bundle import load_bundle
 from kronos_cli.model.config import DEFAULT_CONTEXT, check_pair
 from kronos_cli.model.engine import BufferPool, generate, path_counts
+from kronos_cli.model.invariant import batch_invariant
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
 from kronos_cli.model.tokenizer import KronosTokenizer
@@ -177,7 +178,8 @@ class KronosPredictor:
         hist = xt.shape[1]
         low = check_dtype(self.dtype) != "fp32"
         with torch.autocast(dev.type, dtype=DTYPES[self.dtype], enabled=low):
-            h1, h2 = self.tokenizer.encode(xt, half=True)
+            with batch_invariant():
+                h1, h2 = self.tokenizer.encode(xt, half=True)
             s1, s2 = generate(
                 self.model,
                 h1,
@@ -192,7 +194,8 @@ class KronosPredictor:
                 pool=self._pool(),
             )
             shared = (h1, h2, path_counts(sample_count, h1.shape[0], dev)[0]) if use_cache else None
-            return self._decode(s1, s2, hist, shared).float().cpu().numpy()
+            with batch_invariant():
+                return self._decode(s1, s2, hist, shared).float().cpu().numpy()
 
     def _pool(self) -> BufferPool:
         if not hasattr(self._local, "pool"):
@@ -226,29 +229,28 @@ class KronosPredictor:
     ) -> list[np.ndarray]:
         """Forecast series that each carry their own sampling, seed and path count -> (S, P, 6) raw bars each.
 
-        Series of one history length and horizon run as one batch. Every series draws from its own generator,
-        so its result matches `forecast` of that series alone with the same seed (to float rounding of the
-        batched matmuls). This is what the server's dynamic batching calls; `progress(step, steps)` is called
-        after every decode step (an exception it raises stops the forecast).
+        Series of one history length, horizon and path count run as one batch (the paths of a series then share
+        one copy of its history, as alone). Every series draws from its own generator and every product is
+        batch-invariant (`model/invariant.py`), so its result equals `forecast` of that series alone with the same
+        seed, bit for bit, whatever it is batched with. This is what the server's dynamic batching calls;
+        `progress(step, steps)` is called after every decode step (an exception it raises stops the forecast).
         """
         out: list[np.ndarray | None] = [None] * len(jobs)
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[int, int, int], list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault(job.shape, []).append(i)
-        for (_, pred_len), members in groups.items():
+            groups.setdefault((*job.shape, job.sample_count), []).append(i)
+        for (_, pred_len, paths), members in groups.items():
             group = [jobs[i] for i in members]
             # Each series on its own, exactly as `forecast` normalises a single series (same summation order).
             stats = [normalise_lookback(np.asarray(j.x, dtype=np.float32)[None], self.clip) for j in group]
             xn = np.concatenate([st[0] for st in stats])
             mean, std = np.concatenate([st[1] for st in stats]), np.concatenate([st[2] for st in stats])
             stamp = np.stack([np.concatenate([j.x_stamp, j.y_stamp]) for j in group])
-            counts = [j.sample_count for j in group]
+            counts = [paths] * len(group)
             sampler = RowSampler(counts, [j.params for j in group], [self._generator(j.seed) for j in group])
-            rows = self._generate(xn, stamp, pred_len, counts, sampler, True, progress)
-            offsets = np.cumsum([0, *counts])
+            rows = self._generate(xn, stamp, pred_len, paths, sampler, True, progress)
             for k, i in enumerate(members):
-                paths = rows[offsets[k] : offsets[k + 1]]
-                out[i] = denormalise(paths, mean[k], std[k])
+                out[i] = denormalise(rows[k * paths : (k + 1) * paths], mean[k], std[k])
         return out  # type: ignore[return-value]
 
     def forecast(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int, **kwargs) -> Forecast:

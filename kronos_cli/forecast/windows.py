@@ -48,7 +48,7 @@ class Sampling:
         return SamplingParams(self.temperature, self.top_k, self.top_p)
 
 
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3  # 3: batch-invariant products (model/invariant.py) round otherwise than version 2's
 
 
 def cache_key(
@@ -73,8 +73,8 @@ def cache_key(
         "clip": clip,
         "paths": "close",
         **({"dtype": dtype} if dtype != "fp32" else {}),
-        # The engine's arithmetic: paths sharing one history and row-block products round differently from the
-        # first engine, which can flip a sampled token; its cached forecasts are not mixed with this one's.
+        # The engine's arithmetic: each version rounds differently from the one before, which can flip a sampled
+        # token; one version's cached forecasts are not mixed with another's.
         "engine": ENGINE_VERSION,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]

@@ -1,12 +1,12 @@
 """One-token decoding steps laid out for memory-bound work: every weight read once per step, few small ops.
 
 A decoding step multiplies each weight matrix by a handful of rows, so its time is the time to read the
-weights plus a fixed cost per op. Three things bring it near the read time (see benchmarks/bench_forecast.py):
+weights plus a fixed cost per op. These bring it near the read time (see benchmarks/bench_forecast.py):
 - matrices that share an input are concatenated (q|k|v, w1|w3, the dependency layer's k|v): fewer, larger
   products;
-- a product with at most `SplitLinear.MAX_ROWS` rows is split into row blocks of the weight and run as one
-  batched product: MKL runs a matrix-vector product on a single thread, the batched one spreads the blocks over
-  all threads (1.4-1.6x faster on 2 cores);
+- every product is made of products of one shape, a tile of 16 rows times a column block of the weight, each
+  on one thread (`invariant.RowBlockLinear`): a row's result does not depend on the other rows of the step
+  (what the server's batching needs), and one series' step spreads its blocks over all threads;
 - rotary tables are precomputed, q and k are rotated together, and the fp32 RMSNorm skips its dtype round trip.
 Each output element is still one dot product of the same numbers, so only float rounding can differ from the
 plain layers (well below 1e-5 on the logits, which tests/model/test_engine.py checks).
@@ -21,46 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kronos_cli.model.invariant import RowBlockLinear, block_count
 from kronos_cli.model.layers import LayerKV, RMSNorm
 from kronos_cli.model.predictor import Kronos
 
 
-class SplitLinear:
-    """`F.linear(x, weight, bias)` for x (rows, in); with few rows, as `parts` row blocks in one batched product."""
-
-    MAX_ROWS = 8  # beyond this MKL's own matrix-matrix product is as fast (benchmarks/bench_forecast.py)
-
-    def __init__(self, weight: Tensor, bias: Tensor | None, parts: int):
-        out = weight.shape[0]
-        self.weight, self.bias = weight, bias
-        self.parts = parts if parts > 1 and out % parts == 0 else 1
-        self.blocks = weight.view(self.parts, out // self.parts, -1).transpose(1, 2)  # (parts, in, out/parts)
-        self.bias_blocks = None if bias is None else bias.view(self.parts, 1, -1)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        rows = x.shape[0]
-        if self.parts == 1 or rows > self.MAX_ROWS:
-            return F.linear(x, self.weight, self.bias)
-        xs = x.expand(self.parts, *x.shape)
-        y = torch.bmm(xs, self.blocks) if self.bias is None else torch.baddbmm(self.bias_blocks, xs, self.blocks)
-        if rows == 1:
-            return y.view(1, -1)  # (parts, 1, out/parts) is already (1, out) in memory
-        return y.transpose(0, 1).reshape(rows, -1)  # (parts, rows, out/parts) -> (rows, out)
-
-
-def joined(linears: list[torch.nn.Linear], parts: int) -> SplitLinear:
+def joined(linears: list[torch.nn.Linear], parts: int) -> RowBlockLinear:
     """One product for several linear layers of the same input: their weights (and biases) stacked by row."""
     weight = torch.cat([lin.weight for lin in linears]) if len(linears) > 1 else linears[0].weight
     bias = None if linears[0].bias is None else torch.cat([lin.bias for lin in linears])
-    return SplitLinear(weight, bias, parts)
-
-
-def split_parts(threads: int, sizes: list[int]) -> int:
-    """The number of row blocks: one per thread, as many as divide the output sizes (1 on one thread)."""
-    for parts in range(max(threads, 1), 1, -1):
-        if all(n % parts == 0 for n in sizes):
-            return parts
-    return 1
+    return RowBlockLinear(weight, bias, parts)
 
 
 def _rms(norm: RMSNorm, x: Tensor) -> Tensor:
@@ -166,11 +136,11 @@ class DecodeWeights:
         cls._layouts[model] = (key, max_len, weights)
         return weights
 
-    def __init__(self, model: Kronos, max_len: int, threads: int | None = None):
-        c = model.config
+    def __init__(self, model: Kronos, max_len: int):
         dep = model.dep_layer.cross_attn
+        c = model.config
         sizes = [c.d_model, c.ff_dim, 2**c.s1_bits, 2**c.s2_bits]
-        parts = split_parts(torch.get_num_threads() if threads is None else threads, sizes)
+        parts = block_count(torch.get_num_threads(), sizes)
         self.blocks = [_Block(block, parts) for block in model.transformer]
         dtype = model.transformer[0].self_attn.q_proj.weight.dtype
         tables = [block.self_attn.rotary.inv_freq for block in model.transformer]

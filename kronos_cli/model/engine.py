@@ -1,9 +1,11 @@
 """Autoregressive token generation: prefill the window once, then decode one token at a time with a KV cache.
 
-The engine knows token ids and time stamps, not prices (see `forecast.py` for those). `generate` also keeps
-the reference's full-recompute algorithm (`use_cache=False`), which re-runs the whole window at every step;
-the two agree exactly while the history plus the forecast fits in `max_context`. Beyond it the reference
-slides its window, which changes every position's hidden state, so the cached path re-prefills the window.
+The engine knows token ids and time stamps, not prices (see `forecast/predictor.py` for those). A row's
+tokens do not depend on the other rows of its batch (`invariant.py`), given its own sampler (`RowSampler`).
+`generate` also keeps the reference's full-recompute algorithm (`use_cache=False`), which re-runs the whole
+window at every step; the two agree exactly while the history plus the forecast fits in `max_context`. Beyond
+it the reference slides its window, which changes every position's hidden state, so the cached path
+re-prefills the window.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import Tensor
 
 from kronos_cli.errors import KronosError
 from kronos_cli.model.decode import DecodeWeights, PathsKV, dep_append, s2_step_logits, step_hidden
+from kronos_cli.model.invariant import batch_invariant
 from kronos_cli.model.layers import LayerKV
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
@@ -102,10 +105,11 @@ class KVCache:
 
 def prefill(model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor) -> Tensor:
     """Run tokens (B, T) after the cached ones; returns the s1 logits (B, V1) of the last position."""
-    h = model.hidden(s1, s2, stamp, kv=cache.layers)  # (B, T, d_model)
-    cache.dep.append(*model.dep_layer.cross_attn.project_kv(h))
-    cache.h_last = h[:, -1]
-    return model.head(cache.h_last)
+    with batch_invariant():
+        h = model.hidden(s1, s2, stamp, kv=cache.layers)  # (B, T, d_model)
+        cache.dep.append(*model.dep_layer.cross_attn.project_kv(h))
+        cache.h_last = h[:, -1]
+        return model.head(cache.h_last)
 
 
 def decode_one_token(
@@ -134,9 +138,10 @@ def _full_recompute_step(
     model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, draw: RowSampler
 ) -> tuple[Tensor, Tensor]:
     """One step of the reference algorithm: the whole window through the model, logits at every position."""
-    s1_logits, context = model.decode_s1(s1, s2, stamp)
-    s1_next = draw(s1_logits[:, -1])
-    s2_all = model.decode_s2(context, s1_next[:, None])
+    with batch_invariant():
+        s1_logits, context = model.decode_s1(s1, s2, stamp)
+        s1_next = draw(s1_logits[:, -1])
+        s2_all = model.decode_s2(context, s1_next[:, None])
     return s1_next, draw(s2_all[:, -1])
 
 

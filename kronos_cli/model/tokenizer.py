@@ -90,9 +90,7 @@ class KronosTokenizer(PretrainedMixin, nn.Module):
         The decoder is causal, so this is `decode` of each row's prefix + tail, keeping the tail; but each prefix
         runs once, not once per row, and its keys and values are lent to its rows (sample paths share their
         history). Equal to the full decode up to float rounding; a row's bars do not depend on the other rows
-        (see `_padded`)."""
-        rows = tail[0].shape[0]
-        prefix, tail, repeats = _padded(prefix, tail, repeats)
+        when run under `invariant.batch_invariant()`, as the forecaster does."""
         z = self.post_quant_embed(self.indices_to_bits(prefix, half=True))  # (B, T_p, d_model)
         capacity = prefix[0].shape[1] + tail[0].shape[1]
         caches = []
@@ -104,29 +102,4 @@ class KronosTokenizer(PretrainedMixin, nn.Module):
         z = self.post_quant_embed(self.indices_to_bits(tail, half=True))  # (rows, T_tail, d_model)
         for layer, kv in zip(self.decoder, caches):
             z = layer(z, kv)
-        return self.head(z)[:rows]
-
-
-# MKL multiplies matrices of fewer than 12 rows (other than 4 and 8) with kernels that round differently from
-# its main one, so the same row could decode to other last bits alone than in a batch. The tail of a lone short
-# forecast is that small; `decode_after` pads both passes to at least this many token rows with copies of the
-# last row (dropped afterwards), so that a forecast does not depend on what it is batched with.
-MIN_TOKEN_ROWS = 16
-
-
-def _padded(prefix: list[Tensor], tail: list[Tensor], repeats: int | Tensor):
-    """prefix, tail and repeats with copies of the last series and row added so that each pass multiplies at
-    least MIN_TOKEN_ROWS token rows; the added series have no rows, the added rows belong to the last series."""
-    series, rows = prefix[0].shape[0], tail[0].shape[0]
-    more_series = max(0, -(-MIN_TOKEN_ROWS // max(prefix[0].shape[1], 1)) - series)
-    more_rows = max(0, -(-MIN_TOKEN_ROWS // max(tail[0].shape[1], 1)) - rows)
-    if not (more_series or more_rows):
-        return prefix, tail, repeats
-    counts = torch.as_tensor(repeats, device=tail[0].device).expand(series).clone()
-    counts[-1] += more_rows
-    counts = torch.cat([counts, counts.new_zeros(more_series)])
-
-    def grown(ids: list[Tensor], n: int) -> list[Tensor]:
-        return [torch.cat([x, x[-1:].expand(n, -1)]) for x in ids]
-
-    return grown(prefix, more_series), grown(tail, more_rows), counts
+        return self.head(z)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast import KronosPredictor
@@ -181,5 +182,37 @@ def test_reference_predict_and_csv_forecast_agree_bit_for_bit(tiny_pair):
     bars = make_bars(120, seed=0).drop(columns="amount")  # amount from volume x mean price: large sums
     df, xt, yt = _split(bars, 5)
     ref = predictor.predict(df, xt, yt, 5, sample_count=3, seed=2)
-    csv = forecast_series(predictor, bars, 5, samples=3, seed=2)
+    csv = forecast_series(predictor, bars, 5, samples=3, seed=2, raw=True)  # the model's bars, as `predict`
     np.testing.assert_array_equal(ref.to_numpy(), csv.table[ref.columns].to_numpy())
+
+
+@pytest.fixture(scope="module")
+def wide_predictor():
+    """Kronos-small's width (one block): wide enough that MKL's plain products round a row differently at
+    different row counts on two threads."""
+    torch.manual_seed(0)
+    tok = KronosTokenizer(
+        TokenizerConfig(d_model=256, n_heads=4, ff_dim=512, n_enc_layers=2, n_dec_layers=2, s1_bits=8, s2_bits=8)
+    )
+    model = Kronos(PredictorConfig(s1_bits=8, s2_bits=8, n_layers=1, d_model=832, n_heads=8, ff_dim=2048))
+    return KronosPredictor(model.eval(), tok.eval(), device="cpu", max_context=64)
+
+
+def test_a_seeded_series_gets_the_same_bits_in_any_batch(wide_predictor):
+    """The server batches requests as they arrive: a request's answer must not depend on its neighbours (any
+    number of them, other path counts, sampling settings and shapes, before or after it)."""
+    from kronos_cli.model.sampling import SamplingParams
+
+    plain, other = SamplingParams(1.0, 0, 0.9), SamplingParams(0.7, 5, 1.0)
+    target = _job(make_bars(40, seed=7), 3, 2, plain, 7)
+    alone = wide_predictor.forecast_jobs([target])[0]
+    batches = [
+        [_job(make_bars(40, seed=i), 3, 1, plain, i) for i in range(3)],
+        [_job(make_bars(40, seed=i), 3, 2, plain, i) for i in range(9)],
+        [_job(make_bars(40, seed=i), 3, s, other, i) for i, s in enumerate([1, 2, 5, 1, 3, 2, 4])],
+        [_job(make_bars(n, seed=i), p, 2, plain, i) for i, (n, p) in enumerate([(40, 3), (30, 3), (40, 5), (64, 3)])],
+    ]
+    for others in batches:
+        half = len(others) // 2
+        got = wide_predictor.forecast_jobs([*others[:half], target, *others[half:]])[half]
+        np.testing.assert_array_equal(got, alone)

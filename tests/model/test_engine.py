@@ -30,16 +30,16 @@ def test_cached_equals_full_recompute_greedy(tiny_pair, hist, pred, max_context)
     assert torch.equal(cached[0], full[0]) and torch.equal(cached[1], full[1])
 
 
-@pytest.mark.parametrize("fused,threads", [(False, 1), (True, 1), (True, 2), (True, 3)])
-def test_cached_logits_match_full_window_to_1e5(tiny_pair, fused, threads):
+@pytest.mark.parametrize("fused", [False, True])
+def test_cached_logits_match_full_window_to_1e5(tiny_pair, fused):
     """Not just the argmax: the next-token logits of the cache equal a fresh pass over the window, whether the
-    decode step splits its products into row blocks (threads > 1) or not."""
+    decode step runs its own tiled products or the modules'."""
     from kronos_cli.model.engine import DecodeWeights, KVCache, decode_one_token, prefill
 
     _, model = tiny_pair
     s1, s2, stamp = _history(2, 24, 1)
     cache = KVCache.allocate(model, 2, 24)
-    weights = DecodeWeights(model, 24, threads=threads) if fused else None
+    weights = DecodeWeights(model, 24) if fused else None
     with torch.no_grad():
         prefill(model, cache, s1[:, :20], s2[:, :20], stamp[:, :20])
         for t in range(20, 24):
@@ -108,20 +108,22 @@ def test_decode_step_rms_norm_is_the_modules_arithmetic():
     assert torch.equal(_rms(norm, x), norm(x))
 
 
-@pytest.mark.parametrize("parts", [1, 2, 3, 4])
-def test_split_linear_equals_linear(parts):
-    """The row-block product gives F.linear's numbers (to float rounding) for any row count, with or without
-    bias; a split that does not divide the output falls back to one block."""
-    from kronos_cli.model.decode import SplitLinear, split_parts
+@pytest.mark.parametrize("parts", [2, 3, 4])
+def test_row_block_linear_equals_linear(parts):
+    """The tiled product gives F.linear's numbers (to float rounding) for any row count, with or without bias,
+    also where the blocks do not divide the output (the weight is padded)."""
+    from kronos_cli.model.invariant import RowBlockLinear, block_count
 
     g = torch.Generator().manual_seed(parts)
     weight, bias = torch.randn(48, 20, generator=g), torch.randn(48, generator=g)
-    for rows in (1, 2, 5, 8, 9, 40):
+    for rows in (1, 2, 5, 16, 17, 40):
         x = torch.randn(rows, 20, generator=g)
         for b in (None, bias):
-            torch.testing.assert_close(SplitLinear(weight, b, parts)(x), F.linear(x, weight, b), rtol=1e-6, atol=1e-5)
-    assert SplitLinear(weight, bias, 5).parts == 1
-    assert split_parts(4, [512, 1024]) == 4 and split_parts(3, [512, 832]) == 2 and split_parts(1, [512]) == 1
+            for out in (48, 47):
+                lin = RowBlockLinear(weight[:out], None if b is None else b[:out], parts)
+                torch.testing.assert_close(lin(x), F.linear(x, weight[:out], None if b is None else b[:out]))
+    assert block_count(4, [512, 1024]) == 4 and block_count(3, [512, 832]) == 2 and block_count(1, [512]) == 2
+    assert block_count(2, [5]) == 2  # none divides: two blocks of a padded weight
 
 
 def test_sampling_is_seedable_and_paths_differ(tiny_pair):

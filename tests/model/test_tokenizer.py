@@ -45,13 +45,16 @@ def test_tokenizer_is_causal(tiny_pair):
 
 def test_decode_after_a_shared_history_equals_the_full_decode_and_ignores_the_batch(tiny_pair):
     """Paths that continue one history decode as the full window would (to float rounding), and a lone short
-    forecast decodes to the same bits as it does among many others (what the server's batching relies on)."""
+    forecast decodes to the same bits as it does among many others under `batch_invariant()` (what the server's
+    batching relies on)."""
+    from kronos_cli.model.invariant import batch_invariant
+
     tok, _ = tiny_pair
     g = torch.Generator().manual_seed(0)
     ids = lambda *shape: torch.randint(0, 16, shape, generator=g)  # noqa: E731
     series, paths, hist, pred = 6, 3, 40, 2
     prefix, tail = [ids(series, hist), ids(series, hist)], [ids(series * paths, pred), ids(series * paths, pred)]
-    with torch.no_grad():
+    with torch.no_grad(), batch_invariant():
         together = tok.decode_after(prefix, tail, paths)
         full = tok.decode([torch.cat([p.repeat_interleave(paths, 0), t], 1) for p, t in zip(prefix, tail)], half=True)
         torch.testing.assert_close(together, full[:, -pred:], rtol=1e-5, atol=1e-6)

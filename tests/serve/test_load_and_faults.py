@@ -1,7 +1,8 @@
 """The load-and-fault run of `benchmarks/bench_serve_faults.py` as a test: 2,000 requests from 64 clients on
 loopback, 10% malformed, 5% hanging up, a burst at twice the queue limit; zero 5xx, every malformed request a
 4xx naming its field, every good answer equal to the library's, 429s with Retry-After in the burst, resident
-memory within 10% of warm-up."""
+memory within 10% of warm-up; all of it with two busy processes beside the server, as on a loaded machine
+(answers must not depend on how requests happen to be batched)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.mark.slow
-def test_two_thousand_requests_with_faults_get_no_5xx_and_right_answers():
+def test_two_thousand_requests_with_faults_on_a_busy_machine_get_no_5xx_and_right_answers():
     res = subprocess.run(
-        [sys.executable, "bench_serve_faults.py", "--json"], cwd=BENCH, capture_output=True, text=True, timeout=600
+        [sys.executable, "bench_serve_faults.py", "--json", "--hog", "2"],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert res.stdout.strip(), res.stderr[-3000:]
     result = json.loads(res.stdout.strip().splitlines()[-1])
