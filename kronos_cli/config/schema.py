@@ -20,6 +20,9 @@ class CsvConfig:
     path: str | None = field(default=None, metadata=PATH)  # one file with a symbol column, or a directory
     symbol_column: str = "symbol"  # in a single file; per-symbol files take the symbol from the file name
     timestamp_column: str = "timestamps"
+    # How the timestamps are written: a strptime format (%d/%m/%Y %H:%M) or epoch_s, epoch_ms, epoch_us, epoch_ns;
+    # None: detected from each file's whole column (ISO, YYYYMMDD, epoch numbers, day or month first).
+    timestamp_format: str | None = None
     columns: dict[str, str] = field(default_factory=dict)  # our name -> the file's name, e.g. {volume: Vol}
     # The market's calendar, which says which bars should exist (a missing one is a gap; nights, lunch breaks,
     # weekends and holidays are not): an exchange_calendars name (XSHG, XNYS, XHKG, ...), 24/7, or infer (the

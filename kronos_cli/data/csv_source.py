@@ -18,7 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kronos_cli.barfile import check_column, check_order, file_lines, parse_timestamps, read_table, sniff_delimiter
+from kronos_cli.barfile import (
+    DAY_MONTH,
+    TimestampSpec,
+    check_column,
+    check_order,
+    file_lines,
+    parse_timestamps,
+    read_table,
+    sniff_delimiter,
+)
 from kronos_cli.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical
 from kronos_cli.calendar import range_end
 from kronos_cli.config import DataConfig
@@ -80,6 +89,12 @@ class CsvReader:
         self.files = source_files(self.path)
         self.freq = parse_freq(d.freq)
         self.start, self.end = pd.Timestamp(d.start_time), range_end(d.end_time)
+        self.stamps = TimestampSpec(
+            d.csv.columns.get("timestamps", d.csv.timestamp_column),
+            d.csv.timestamp_format,
+            "data.csv.timestamp_column",
+            "data.csv.timestamp_format",
+        )
         self._cached: pd.DataFrame | None = None
 
     def _column(self, df: pd.DataFrame, ours: str, where: str, required: bool) -> str | None:
@@ -97,14 +112,14 @@ class CsvReader:
 
     def _checked(self, df: pd.DataFrame, where: str) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
         """Timestamps, values and file lines of a whole file, every value checked."""
-        ts_col = self.d.csv.columns.get("timestamps", self.d.csv.timestamp_column)
+        ts_col = self.stamps.column
         if ts_col not in df.columns:
             raise KronosError(
                 f"{where} lacks the timestamp column {ts_col!r} (columns: {', '.join(map(str, df.columns))}); "
                 f"set data.csv.timestamp_column"
             )
         lines = file_lines(pd.RangeIndex(len(df)))
-        idx = parse_timestamps(df[ts_col].reset_index(drop=True), where, lines, tz=self.tz)
+        idx = parse_timestamps(df[ts_col].reset_index(drop=True), where, lines, tz=self.tz, spec=self.stamps)
         cols = {ours: self._column(df, ours, where, ours in PRICE_COLUMNS) for ours in FEATURES}
         values = np.full((len(df), len(FEATURES)), np.nan)
         for i, (ours, theirs) in enumerate(cols.items()):
@@ -150,7 +165,7 @@ class CsvReader:
         """Every bar time in range (for the calendar's span, or a calendar inferred from the data) and each
         symbol's first and last bar: one file is read whole (and kept for `series`), a directory's files only
         their time column."""
-        ts_col = self.d.csv.columns.get("timestamps", self.d.csv.timestamp_column)
+        ts_col = self.stamps.column
         sym_col = self.d.csv.symbol_column
         single = len(self.files) == 1
         if single:
@@ -158,12 +173,14 @@ class CsvReader:
         out, spans = [], {}
         for file in self.files:
             quick = None if single or self.d.csv.calendar == INFER else _first_and_last(file, ts_col)
+            if quick and not self.stamps.format and any(DAY_MONTH.search(q) for q in quick):
+                quick = None  # the whole column decides whether the day or the month comes first
             df = self._cached if single else pd.DataFrame({ts_col: quick}) if quick else None
             if df is None:
                 df = read_table(file, usecols=[ts_col])
             if ts_col not in df.columns:
                 self._checked(df, str(file))  # the one-line error naming the file's columns
-            idx = parse_timestamps(df[ts_col].reset_index(drop=True), str(file), tz=self.tz)
+            idx = parse_timestamps(df[ts_col].reset_index(drop=True), str(file), tz=self.tz, spec=self.stamps)
             idx = idx if self.freq.intraday else idx.normalize()
             keep = (idx >= self.start) & (idx <= self.end)
             ns = idx.asi8[keep]

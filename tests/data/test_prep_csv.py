@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,3 +97,63 @@ def test_bad_csv(tmp_path, mutate, message):
 def test_missing_csv_path(tmp_path):
     with pytest.raises(KronosError, match="no CSV file or directory"):
         prepare(_cfg(tmp_path / "none.csv", tmp_path))
+
+
+EPOCH = pd.Timestamp(0)
+
+
+@pytest.mark.parametrize(
+    "column,write,settings",
+    [
+        ("timestamps", lambda ts: ts.strftime("%d/%m/%Y %H:%M"), []),  # day first: the whole column shows it
+        ("timestamps", lambda ts: ts.strftime("%d/%m/%Y %H:%M"), ["data.csv.timestamp_format=%d/%m/%Y %H:%M"]),
+        ("time", lambda ts: (ts - EPOCH) // pd.Timedelta(seconds=1), ["data.csv.timestamp_column=time"]),
+        ("Stamp", lambda ts: ts.strftime("%Y%m%d%H%M"), ["data.csv.columns={timestamps: Stamp}"]),
+        ("when", lambda ts: ts.strftime("%H:%M %d-%m-%Y"), ["data.csv.timestamp_column=when"]),
+        ("timestamps", lambda ts: ts.strftime("%d-%m-%Y %Hh%M"), ["data.csv.timestamp_format=%d-%m-%Y %Hh%M"]),
+    ],
+)
+def test_timestamps_as_people_write_them_prepare_as_iso_does(tmp_path, column, write, settings):
+    iso = minute_bars("AAA", 1)
+    iso.to_csv(tmp_path / "iso.csv", index=False)
+    want = prepare(_cfg(tmp_path / "iso.csv", tmp_path))
+    theirs = iso.drop(columns="timestamps").assign(**{column: write(pd.DatetimeIndex(iso["timestamps"]))})
+    theirs.to_csv(tmp_path / "theirs.csv", index=False)
+    got = prepare(_cfg(tmp_path / "theirs.csv", tmp_path, *settings))
+    assert got["calendar"] == want["calendar"] and got["symbols"] == want["symbols"]
+
+
+def test_an_ambiguous_day_month_order_is_refused_then_read_with_the_format(tmp_path):
+    """Bars of 1 to 12 January written 02/01/2024 09:30: the file cannot say which is the day; the key does."""
+    iso = minute_bars("AAA", 1)
+    iso = iso[pd.DatetimeIndex(iso["timestamps"]).day <= 12]
+    splits = [
+        "data.train_time_range=[2024-01-01,2024-01-08]",
+        "data.val_time_range=[2024-01-09,2024-01-10]",
+        "data.test_time_range=[2024-01-11,2024-01-12]",
+    ]
+    iso.to_csv(tmp_path / "iso.csv", index=False)
+    want = prepare(_cfg(tmp_path / "iso.csv", tmp_path, *splits))
+    stamps = pd.DatetimeIndex(iso["timestamps"]).strftime("%d/%m/%Y %H:%M")
+    iso.assign(timestamps=stamps).to_csv(tmp_path / "bars.csv", index=False)
+    message = "set data.csv.timestamp_format to '%d/%m/%Y %H:%M' (day first) or '%m/%d/%Y %H:%M' (month first)"
+    with pytest.raises(KronosError, match=re.escape(message)):
+        prepare(_cfg(tmp_path / "bars.csv", tmp_path, *splits))
+    got = prepare(_cfg(tmp_path / "bars.csv", tmp_path, *splits, "data.csv.timestamp_format=%d/%m/%Y %H:%M"))
+    assert got["calendar"] == want["calendar"] and got["symbols"] == want["symbols"]
+
+
+def test_a_directory_whose_first_and_last_dates_are_ambiguous(tmp_path):
+    """With a calendar that does not depend on the data, a directory's files are first read by their first and
+    last lines (01/01 and 09/02 read either way); the whole column decides the order (13/01: day first)."""
+    days = pd.bdate_range("2024-01-01", "2024-02-09")
+    ts = pd.DatetimeIndex(
+        [d + pd.Timedelta(hours=9, minutes=30) + i * pd.Timedelta(minutes=5) for d in days for i in range(66)]
+    )
+    (tmp_path / "bars").mkdir()
+    for name, seed in (("aaa", 1), ("bbb", 2)):
+        make_bars(len(ts), seed=seed).assign(timestamps=ts.strftime("%d/%m/%Y %H:%M")).to_csv(
+            tmp_path / "bars" / f"{name}.csv", index=False
+        )
+    m = prepare(_cfg(tmp_path / "bars", tmp_path, "data.csv.calendar=24/7"))
+    assert (m["calendar"]["first"], m["calendar"]["last"]) == ("2024-01-01 09:30:00", "2024-01-31 14:55:00")
