@@ -88,6 +88,14 @@ def json_text(obj: Any) -> str:
     return json.dumps(_finite(obj), indent=2, default=str, allow_nan=False) + "\n"
 
 
+def json_floats(values) -> list:
+    """An array as nested lists of floats; float32 values as the shortest decimals that read back as the same
+    float32 (42.648735, not the 42.64873504638672 `.tolist()` gives): numpy writes float32 as such text."""
+    if values.dtype == "float32":
+        return values.astype(str).astype("float64").tolist()
+    return values.tolist()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json_text(obj))
 

@@ -12,6 +12,7 @@ import pandas as pd
 from kronos_cli.io import atomic_path
 
 MAX_TICKS = 10
+MAX_WIDTH = 12  # inches: at dpi 110 a figure stays about 1,300 pixels wide and its text readable when shown
 
 
 def _pyplot():
@@ -29,10 +30,20 @@ def _finish(plt, fig, ax, title: str, path: str | os.PathLike) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     fig.tight_layout()
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def _legend_below(fig, ax) -> None:
+    """One legend for the figure, under its axes, so no line or bar is hidden behind it (constrained layout)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
 
 
 def _session_ticks(times: pd.DatetimeIndex) -> tuple[list[int], list[str]]:
@@ -135,18 +146,23 @@ def plot_performance(
 
 
 def plot_by_horizon(series: dict[str, dict[str, list[float]]], path: str | os.PathLike, title: str) -> Path:
-    """MAE and CRPS per horizon step, one line per model (percent of the last close)."""
+    """MAE and CRPS per horizon step, one line per model (percent of the last close), the legend under them."""
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib is only imported to draw
+
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(MAX_WIDTH, 5), layout="constrained")
     for label, s in series.items():
         steps = np.arange(1, len(s["MAE"]) + 1)
         left.plot(steps, 100 * np.asarray(s["MAE"]), marker="o", label=label)
         right.plot(steps, 100 * np.asarray(s["CRPS"]), marker="o", label=label)
-    left.set(xlabel="bars ahead", ylabel="MAE (% of the last close)", title="point error by horizon")
-    right.set(xlabel="bars ahead", ylabel="CRPS (% of the last close)")
-    left.grid(alpha=0.3)
-    left.legend(loc="best", fontsize=8)
-    return _finish(plt, fig, right, title, path)
+    left.set(xlabel="bars ahead", ylabel="MAE (% of the last close)", title="point error (MAE)")
+    right.set(xlabel="bars ahead", ylabel="CRPS (% of the last close)", title="distribution error (CRPS)")
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole bars: no tick at 1.5 bars ahead
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    _legend_below(fig, left)
+    return _save(plt, fig, path)
 
 
 def plot_calibration(observed: dict[str, dict[str, float]], path: str | os.PathLike, title: str) -> Path:
@@ -164,7 +180,9 @@ def plot_calibration(observed: dict[str, dict[str, float]], path: str | os.PathL
 def plot_pit(histograms: dict[str, list[float]], path: str | os.PathLike, title: str) -> Path:
     """PIT histograms, one panel per model: flat when the forecast distribution is calibrated."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(histograms), figsize=(3.2 * len(histograms), 3.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(histograms), figsize=(min(MAX_WIDTH, 3.2 * len(histograms)), 3.2), squeeze=False, sharey=True
+    )  # one y scale: the panels' heights compare
     for ax, (label, shares) in zip(axes[0], histograms.items()):
         edges = np.linspace(0, 1, len(shares) + 1)
         ax.bar(edges[:-1], shares, width=np.diff(edges), align="edge", color="#1f4e79", alpha=0.8)
@@ -173,21 +191,24 @@ def plot_pit(histograms: dict[str, list[float]], path: str | os.PathLike, title:
     axes[0][0].set_ylabel("share of observations")
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_ic_by_month(monthly: dict[str, dict[str, float]], path: str | os.PathLike, title: str) -> Path:
-    """The mean daily IC of each month, one group of bars per month, a bar per model."""
+    """The mean daily IC of each month, one group of bars per month, a bar per model; at most MAX_WIDTH inches wide
+    whatever the number of months (at most 2 * MAX_TICKS month labels), the legend under the bars."""
     plt = _pyplot()
     months = sorted({m for series in monthly.values() for m in series})
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(months) * max(1, len(monthly))), 4))
+    bars = len(months) * max(1, len(monthly))
+    fig, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(6, 2 + 0.2 * bars)), 4.5), layout="constrained")
     width = 0.8 / max(1, len(monthly))
     for i, (label, series) in enumerate(monthly.items()):
         ax.bar(np.arange(len(months)) + i * width, [series.get(m, np.nan) for m in months], width, label=label)
-    ax.set_xticks(np.arange(len(months)) + 0.4 - width / 2, months, rotation=45, ha="right")
+    every = max(1, int(np.ceil(len(months) / (2 * MAX_TICKS))))
+    ticks = np.arange(len(months))[::every]
+    ax.set_xticks(ticks + 0.4 - width / 2, months[::every], rotation=45, ha="right")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_ylabel("mean daily IC")
-    return _finish(plt, fig, ax, title, path)
+    ax.set(ylabel="mean daily IC", title=title)
+    ax.grid(alpha=0.3)
+    _legend_below(fig, ax)
+    return _save(plt, fig, path)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
+import numpy as np
 import pytest
 
-from kronos_cli.io import atomic_dir, atomic_path, write_text
+from kronos_cli.io import atomic_dir, atomic_path, json_floats, write_text
 
 
 @pytest.fixture
@@ -44,3 +46,11 @@ def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("interrupted")
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_float32_values_are_written_as_their_shortest_decimals():
+    values = np.array([[42.648735, 1 / 3, 0.1], [1e-8, 3.4e38, -0.0]], dtype=np.float32)
+    got = json_floats(values)
+    assert json.dumps(got) == "[[42.648735, 0.33333334, 0.1], [1e-08, 3.4e+38, -0.0]]"  # no float32 noise digits
+    np.testing.assert_array_equal(np.array(got, dtype=np.float32), values)  # the same float32 values
+    assert json_floats(np.array([1 / 3])) == [1 / 3]  # float64 keeps its own digits

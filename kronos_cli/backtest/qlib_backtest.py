@@ -51,10 +51,12 @@ def check_signal_days(cfg: Config, signal_days: pd.DatetimeIndex) -> pd.Datetime
 
 
 def trading_range(cfg: Config, signal_days: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Timestamp, list[str]]:
-    """The backtest range, inside the configured one and the days that have signals; notes say what moved.
+    """The backtest range, inside the configured one and the days that have signals; notes say what moved, and a
+    warning is logged when the configured range was cut short of what the user asked for.
 
     Qlib's TopkDropout trades on day T with the signal of the trading day before it, so a signal of the
-    provider's last day ranks tomorrow's trades (see `kronos signals`) and is not traded here.
+    provider's last day ranks tomorrow's trades (see `kronos signals`) and is not traded here: a range that
+    ends on the provider's last day ends on the day before it, as every backtest must (an info line, no more).
     """
     from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
@@ -70,6 +72,7 @@ def trading_range(cfg: Config, signal_days: pd.DatetimeIndex) -> tuple[pd.Timest
             f"the backtest range starts {held} bar(s) before the first signal; it starts at {stamp(lo)} instead "
             f"of holding cash"
         )
+        log.warning(notes[-1])
     full = pd.DatetimeIndex(D.calendar(freq=freq))
     if hi >= full[-1]:  # Qlib needs the next bar to settle the last one
         hi = full[-2]
@@ -77,6 +80,10 @@ def trading_range(cfg: Config, signal_days: pd.DatetimeIndex) -> tuple[pd.Timest
             f"the backtest ends {stamp(hi)}, the provider's second-to-last bar (the last bar's signals rank "
             f"trades for the bar after it)"
         )
+        past_data = want_hi > range_end(full[-1].normalize())  # asked for days after the provider's last one
+        if past_data:
+            notes[-1] += f"; backtest.end_time {b.end_time} is after the provider's last bar {stamp(full[-1])}"
+        log.log(logging.WARNING if past_data else logging.INFO, notes[-1])
     days = cal[(cal >= lo) & (cal <= hi)]
     if len(days) < 2:
         raise KronosError(f"fewer than two bars with signals between {b.start_time} and {b.end_time}")

@@ -3,7 +3,6 @@ labels -> Qlib portfolio backtests -> report files."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +21,9 @@ from kronos_cli.metrics.ic import ic_table
 from kronos_cli.metrics.portfolio import ACCUMULATION, portfolio_stats
 from kronos_cli.plots import plot_performance
 from kronos_cli.runs import backtest_dir, load_pair
+from kronos_cli.sessions import parse_freq
 from kronos_cli.split_forecasts import Scale, forecast_split, open_dataset, split_windows
 
-log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
 
@@ -97,18 +96,23 @@ def _conventions(cfg: Config, label: str, periods: float, per_day: float) -> dic
         "market": f"{b.market} ({rules.note}); price limit {rules.limit_threshold or 'none'}, lot "
         f"{rules.trade_unit or 'fractional'}, costs open {rules.open_cost:g} close {rules.close_cost:g} min "
         f"{rules.min_cost:g}",
-        "annualization": f"{periods:g} bars a year ({rules.days_per_year} trading days x {per_day:g} bars a day, "
-        f"{cfg.data.freq} bars)",
+        "annualization": _annualization(rules.days_per_year, per_day, cfg.data.freq),
         "annualization_bars": periods,
         "accumulation": ACCUMULATION,
     }
 
 
+def _annualization(days: int, per_day: float, freq: str) -> str:
+    """How per-bar returns are annualised, in words: daily bars need no sum ("238 trading days a year")."""
+    if not parse_freq(freq).intraday:
+        return f"{days} trading days a year"
+    bars = "1 bar" if per_day == 1 else f"{per_day:g} bars"
+    return f"{days * per_day:,g} bars a year ({days} trading days x {bars} a day, {freq} bars)"
+
+
 def _portfolios(cfg: Config, indexed: pd.DataFrame, bench: str, periods: float, progress: Progress | None = None):
     b = cfg.backtest
     start, end, notes = qlib_backtest.trading_range(cfg, indexed.index.get_level_values("datetime").unique())
-    for note in notes:
-        log.warning(note)
     portfolio, daily, positions = {}, {}, []
     bench_daily = None
     for i, name in enumerate(b.signals):

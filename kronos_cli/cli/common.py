@@ -15,11 +15,47 @@ from kronos_cli.io import json_text
 # Results (tables, CSV, JSON) on stdout; wide enough for tables when piped into a file or a CI log.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)  # logs, progress and errors on stderr
+MIN_RATE_S = 1.0  # a rate measured over less time says nothing: a cached batch arrives within microseconds
+
+
+class Rate:
+    """Work per second between reports at least MIN_RATE_S apart (monotonic time): none before the first such
+    span, so a first step or a burst of cached work shows no rate rather than 0.0/s or millions a second."""
+
+    def __init__(self, now: float, done: int = 0) -> None:
+        self.mark, self.per_s = (now, done), None
+
+    def observe(self, now: float, done: int) -> float | None:
+        t, d = self.mark
+        if now - t >= MIN_RATE_S and done > d:
+            self.per_s, self.mark = (done - d) / (now - t), (now, done)
+        return self.per_s
+
+    def describe(self, done: int, total: int | None, unit: str = "") -> list[str]:
+        """The rate and the time left as text ("1,234 windows/s", "~2 min left"), those that are known."""
+        if self.per_s is None:
+            return []
+        r = self.per_s
+        if r >= 1:
+            out = [f"{r:,.0f}" if r >= 100 else f"{r:.1f}"]
+            out[0] += f" {unit}/s" if unit else "/s"
+        else:  # slow steps read better as seconds each than as 0.075/s
+            out = [f"{1 / r:,.1f} s each"]
+        if total and done < total:
+            out.append(f"~{_duration((total - done) / r)} left")
+        return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"  # never "~0 s left" while work remains
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
 class StepProgress:
     """A Rich progress bar (rate and time left) on a terminal; periodic plain log lines with the rate and time left
-    otherwise, so CI logs stay readable. `phase` starts a new stage of the same operation."""
+    otherwise, so CI logs stay readable. `phase` starts a new stage of the same operation; an update that counts
+    fewer done than the last (the next model of the same size) starts a new round."""
 
     def __init__(self, description: str, total: int | None = None, every: int = 10, unit: str = ""):
         self.description, self.total, self.every, self.unit = description, total, every, unit
@@ -27,18 +63,18 @@ class StepProgress:
         self.task = None
         self._last = -1
         self._done = 0
-        self._t0 = time.monotonic()
+        self._t = time.monotonic()  # of the last update
+        self._rate = Rate(self._t)
 
     def __enter__(self) -> StepProgress:
         if err_console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
                 TextColumn("{task.fields[note]}"),
                 console=err_console,
                 transient=True,
@@ -49,23 +85,20 @@ class StepProgress:
 
     def phase(self, description: str, total: int | None = None) -> None:
         self.description, self.total, self._last, self._done = description, total, -1, 0
-        self._t0 = time.monotonic()
+        self._t = time.monotonic()
+        self._rate = Rate(self._t)
         if self.bar is not None:
             self.bar.reset(self.task, total=total, description=description, note="", rate="")
 
-    def _rate(self, done: int, total: int | None) -> tuple[str, str]:
-        elapsed = max(time.monotonic() - self._t0, 1e-9)
-        rate = done / elapsed
-        left = f", ~{(total - done) / rate:,.0f} s left" if total and rate > 0 and done < total else ""
-        return f"{rate:,.1f} {self.unit}/s".replace(" /s", "/s"), left
-
     def update(self, done: int, total: int | None = None, note: str = "") -> None:
+        now = time.monotonic()
         restarted = done < self._done  # the next model or setting of the same size began
         if restarted or (total is not None and self.total is not None and total != self.total):  # the next stage
-            self._last, self._t0 = -1, time.monotonic()
-        self._done = done
+            self._last, self._rate = -1, Rate(self._t)  # its work began when the last round reported its end
+        self._done, self._t = done, now
         self.total = total = total or self.total
-        rate, left = self._rate(done, total)
+        self._rate.observe(now, done)
+        rate = ", ".join(self._rate.describe(done, total, self.unit))
         if self.bar is not None:
             self.bar.update(self.task, completed=done, total=total, note=note, rate=rate)
             return
@@ -73,7 +106,7 @@ class StepProgress:
         if pct // self.every != self._last or done == total:
             self._last = pct // self.every
             logging.getLogger("kronos_cli.cli").info(
-                "%s: %s (%s%s)", self.description, note or f"{done}/{total}", rate, left
+                "%s: %s%s", self.description, note or f"{done}/{total}", f" ({rate})" if rate else ""
             )
 
     def __exit__(self, *exc) -> None:
@@ -113,6 +146,14 @@ def setup_logging(debug: bool = False, quiet: bool = False) -> None:
     root.propagate = False
 
 
+def error_text(exc: Exception) -> str:
+    """A user error as the CLI prints it, Rich markup escaped: one line (a message quoting a library's own may
+    span lines), or a config's header line with one indented line per problem."""
+    from rich.markup import escape
+
+    return escape(str(exc) if getattr(exc, "multiline", False) else " ".join(str(exc).split()))
+
+
 def print_json(obj: Any) -> None:
     """JSON on stdout, unstyled, so scripts can parse it."""
     sys.stdout.write(json_text(obj))
@@ -120,7 +161,8 @@ def print_json(obj: Any) -> None:
 
 
 def print_tables(tables) -> None:
-    """Render the library's neutral `Table`s with Rich on stdout, each with its caption."""
+    """Render the library's neutral `Table`s with Rich on stdout, each with its caption; the stressed cells (the
+    best of a column) bold on a terminal, marked with '*' where bold would not show (a pipe, a file)."""
     from rich.markup import escape
     from rich.table import Table as RichTable
 
@@ -128,6 +170,8 @@ def print_tables(tables) -> None:
         rich = RichTable(title=t.title, caption=t.caption or None, caption_justify="left")
         for i, col in enumerate(t.columns):
             rich.add_column(col, justify="left" if i == 0 else "right")
+        bold = console.is_terminal
         for r, row in enumerate(t.rows):
-            rich.add_row(*(f"[bold]{escape(c)}[/bold]" if (r, i) in t.bold else escape(c) for i, c in enumerate(row)))
+            cells = [escape(c if bold else t.cell(r, i)) for i, c in enumerate(row)]
+            rich.add_row(*(f"[bold]{c}[/bold]" if bold and (r, i) in t.bold else c for i, c in enumerate(cells)))
         console.print(rich)

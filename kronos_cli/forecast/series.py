@@ -12,7 +12,9 @@ import pandas as pd
 from kronos_cli.bars import FEATURES, check_history, prepare_frame
 from kronos_cli.calendar import calendar_features
 from kronos_cli.errors import KronosError
+from kronos_cli.forecast.candles import repair
 from kronos_cli.forecast.predictor import KronosPredictor
+from kronos_cli.io import json_floats
 from kronos_cli.sessions import future_timestamps
 
 log = logging.getLogger(__name__)
@@ -22,8 +24,9 @@ log = logging.getLogger(__name__)
 class SeriesForecast:
     history: pd.DataFrame  # the lookback rows used
     table: pd.DataFrame  # timestamps, mean columns, then one column per (feature, quantile)
-    samples: np.ndarray  # (samples, pred_len, 6)
+    samples: np.ndarray  # (samples, pred_len, 6): valid candles unless `raw`
     quantiles: tuple[float, ...]
+    repaired: float | None = None  # the share of sampled bars mended into valid candles (None: raw bars kept)
 
     def close_band(self) -> tuple[str, np.ndarray, np.ndarray] | None:
         """(label, low, high) of the close between the lowest and highest quantile asked for, if two or more."""
@@ -35,6 +38,21 @@ class SeriesForecast:
             self.table[quantile_column("close", lo)].to_numpy(),
             self.table[quantile_column("close", hi)].to_numpy(),
         )
+
+    def to_json(self) -> dict:
+        """The forecast rows (timestamps in ISO 8601) and what they were made from."""
+        values = self.table.columns.drop("timestamps")  # float32: written without float32 noise digits
+        columns = dict(zip(values, json_floats(self.table[values].to_numpy().T)))
+        rows = self.table.assign(timestamps=[t.isoformat() for t in self.table["timestamps"]], **columns)
+        return {
+            "lookback": len(self.history),
+            "history_end": self.history["timestamps"].iloc[-1].isoformat(),
+            "samples": int(self.samples.shape[0]),
+            "quantiles": list(self.quantiles),
+            "raw": self.repaired is None,
+            "repaired_bars": self.repaired,
+            "forecast": rows.to_dict("records"),
+        }
 
 
 def parse_quantiles(text: str | None) -> tuple[float, ...]:
@@ -108,7 +126,10 @@ def forecast_series(
     progress: Callable[[int, int], None] | None = None,
     trained_lookback: int | None = None,
     calendar: str | None = None,
+    raw: bool = False,
 ) -> SeriesForecast:
+    """The next `pred_len` bars of `bars`: the mean of the sample paths and their `quantiles`. Each path's bars are
+    mended into valid candles first (`candles.repair`) unless `raw`."""
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
     if samples < 1:
@@ -132,10 +153,13 @@ def forecast_series(
         seed=seed,
         progress=progress,
     )
-    table = pd.DataFrame(fc.mean[0], columns=list(FEATURES))
+    paths, repaired = (fc.samples[0], None) if raw else repair(fc.samples[0])
+    if repaired:
+        log.info("%.1f%% of the sampled bars were mended into valid candles (--raw keeps the model's)", 100 * repaired)
+    table = pd.DataFrame(paths.mean(axis=0), columns=list(FEATURES))
     for q in quantiles:
-        qv = fc.quantile(q)[0]
+        qv = np.quantile(paths, q, axis=0)
         for j, col in enumerate(FEATURES):
             table[quantile_column(col, q)] = qv[:, j]
     table.insert(0, "timestamps", future)
-    return SeriesForecast(hist, table, fc.samples[0], tuple(quantiles))
+    return SeriesForecast(hist, table, paths, tuple(quantiles), repaired)

@@ -26,6 +26,7 @@ from kronos_cli.model.tokenizer import KronosTokenizer
 
 BUNDLE_NAME = "kronos_finetuned.pth"
 BUNDLE_FORMAT = "kronos-bundle"
+ZIP_MAGIC, PICKLE_PROTO = b"PK\x03\x04", b"\x80"  # how torch.save's files begin: a zip archive, or the legacy pickle
 
 
 def conventions(data: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +69,10 @@ def read_payload(path: str | os.PathLike, fmt: str, what: str = "bundle") -> dic
     path = Path(path).expanduser()
     if not path.is_file():
         raise KronosError(f"no {what} at {path}; write one with `kronos export`")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not magic.startswith((ZIP_MAGIC, PICKLE_PROTO)):  # a CSV or any other file torch.save did not write
+        raise KronosError(_not_a(path, what, "it is not a file torch.save wrote"))
     try:
         with warnings.catch_warnings():  # quantised weights are stored the old way; torch says so on every load
             warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
@@ -82,8 +87,15 @@ def read_payload(path: str | os.PathLike, fmt: str, what: str = "bundle") -> dic
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KronosError(f"{path} is not a readable kronos {what} ({first}); is it truncated?") from exc
     if not isinstance(data, dict) or data.get("format") != fmt:
-        raise KronosError(f"{path} is not a kronos {what} (written by `kronos export`)")
+        raise KronosError(_not_a(path, what, "it holds something else"))
     return data
+
+
+def _not_a(path: Path, what: str, why: str) -> str:
+    return (
+        f"{path} is not a kronos {what} ({why}): a {what} is the single .pth file `kronos export` writes, holding "
+        f"both models' configs and weights and the data conventions they were trained with"
+    )
 
 
 def load_bundle(path: str | os.PathLike) -> tuple[KronosTokenizer, Kronos, dict[str, Any]]:

@@ -77,6 +77,11 @@ class ForecastRequest(BaseModel):
     quantiles: list[Quantile] = Field(
         default_factory=list, max_length=99, description="Quantiles of the sample paths to return, e.g. [0.1, 0.9]."
     )
+    raw: bool = Field(
+        False,
+        description="Keep the model's sampled bars as they are; by default each path's bars are mended into valid "
+        "candles first (high >= max(open, close), low <= min(open, close), volume and amount >= 0).",
+    )
 
 
 class BatchRequest(BaseModel):
@@ -105,6 +110,9 @@ class ForecastResponse(BaseModel):
     pred_len: int
     samples: int
     seed: int | None
+    repaired_bars: float | None = Field(
+        description="The share of sampled bars mended into valid candles before the mean and quantiles (null: raw)."
+    )
 
 
 class BatchResponse(BaseModel):

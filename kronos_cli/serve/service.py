@@ -20,7 +20,9 @@ from kronos_cli.bars import FEATURES, features
 from kronos_cli.calendar import calendar_features
 from kronos_cli.environment import package_version
 from kronos_cli.errors import KronosError
+from kronos_cli.forecast.candles import repair
 from kronos_cli.forecast.predictor import KronosPredictor, SeriesJob
+from kronos_cli.io import json_floats
 from kronos_cli.model.sampling import SamplingParams
 from kronos_cli.serve.batcher import Abandoned, DynamicBatcher
 from kronos_cli.serve.schema import ForecastRequest
@@ -182,7 +184,7 @@ def quantile_key(q: float) -> str:
 
 
 def _bars_json(stamps: list[str], values: np.ndarray) -> list[dict[str, Any]]:
-    return [dict(zip(FEATURES, row), timestamp=t) for t, row in zip(stamps, values.tolist())]
+    return [dict(zip(FEATURES, row), timestamp=t) for t, row in zip(stamps, json_floats(values))]
 
 
 def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
@@ -196,6 +198,7 @@ def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
     future = p.future.tz_localize(p.tz) if p.tz is not None else p.future
     stamps = [t.isoformat() for t in future]
     req = p.request
+    paths, repaired = (paths, None) if req.raw else repair(paths)
     return {
         "bars": _bars_json(stamps, paths.mean(axis=0)),
         "quantiles": {quantile_key(q): _bars_json(stamps, np.quantile(paths, q, axis=0)) for q in req.quantiles},
@@ -203,6 +206,7 @@ def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
         "pred_len": req.pred_len,
         "samples": req.samples,
         "seed": req.seed,
+        "repaired_bars": repaired,
     }
 
 

@@ -91,6 +91,11 @@ def test_a_pickle_posing_as_a_bundle_is_refused_and_nothing_of_it_runs(tmp_path,
     assert not marker.exists()
 
 
+def test_a_csv_passed_as_a_bundle_says_what_a_bundle_is(bars_csv):
+    res = runner.invoke(app, ["predict", str(bars_csv), "--bundle", str(bars_csv), "--device", "cpu"])
+    _one_line(res, "is not a kronos bundle", "the single .pth file `kronos export` writes")
+
+
 @pytest.fixture
 def dataset_copy(prepared, tmp_path):
     cfg, _ = prepared

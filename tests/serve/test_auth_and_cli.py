@@ -67,7 +67,7 @@ def test_bundle_server_forecasts_equal_the_library(secured, bundle):
     assert status == 200, got
     predictor = KronosPredictor.from_bundle(str(bundle), device="cpu")
     want = forecast_series(predictor, series(40, seed=3), 4, samples=2, seed=5)
-    values = np.array([[b[c] for c in list(FEATURES)] for b in got["bars"]])
+    values = np.array([[b[c] for c in list(FEATURES)] for b in got["bars"]], dtype=np.float32)
     np.testing.assert_array_equal(values, want.table[list(FEATURES)].to_numpy())
 
 

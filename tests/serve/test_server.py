@@ -15,7 +15,8 @@ from tests.serve.conftest import bars_json, series
 
 
 def _values(bars: list[dict]) -> np.ndarray:
-    return np.array([[b[c] for c in list(FEATURES)] for b in bars])
+    """The served numbers as the float32 values they write (each the shortest decimal that reads back as it)."""
+    return np.array([[b[c] for c in list(FEATURES)] for b in bars], dtype=np.float32)
 
 
 def test_health_model_and_openapi(server, tiny_pair):
@@ -76,6 +77,8 @@ def test_forecast_equals_the_library_for_the_same_seed(server, library_predictor
     assert (stamps.day_of_week < 5).all()  # business-day bars continue on weekdays
     assert got["lookback"] == 50 and got["samples"] == 4 and got["seed"] == 11
     assert server.post("/v1/forecast", req)[1] == got  # the same seed, the same answer
+    served = [b[c] for bars in (got["bars"], *got["quantiles"].values()) for b in bars for c in FEATURES]
+    assert all(v == float(str(np.float32(v))) for v in served)  # 42.648735, not float32 noise 42.64873504638672
 
 
 def test_intraday_timestamps_continue_the_spacing_and_keep_the_offset(server):
