@@ -12,6 +12,7 @@ class KronosError(ValueError):
     """
 
     exit_code = 2
+    multiline = False  # True: a header line and one indented line per problem (a config's), printed as they are
 
 
 class WorkerDone(Exception):

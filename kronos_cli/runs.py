@@ -115,6 +115,29 @@ class ModelPair:
         return KronosPredictor(self.model, self.tokenizer, device=device, max_context=ctx, clip=clip)
 
 
+def _checkpoint(spec: str, run: Config | None, stage: str) -> Path:
+    """The checkpoint directory of `spec`. With `run`, `spec` is what stood in for the run's own best_model; when
+    it fails too, the error names the run directory looked in and the settings that point there."""
+    try:
+        return resolve_checkpoint(spec)
+    except KronosError as exc:
+        if run is None:
+            raise
+        d = run_dir(run, stage)
+        state = "it has no checkpoints/best_model" if d.is_dir() else "it does not exist"
+        where = (
+            f"no trained {stage} in the run directory {d} (output_dir={run.output_dir} and run_name={run.run_name} "
+            f"point there; {state})"
+        )
+        if not spec.startswith("preset:"):
+            raise KronosError(f"{where}, and model.{stage}={spec}, tried instead, failed: {exc}") from None
+        raise KronosError(
+            f"{where}, and model.{stage}={spec} is an untrained architecture with no weights to load; train the run "
+            f"first (`kronos pipeline -c CONFIG`), set output_dir and run_name to those of a trained run (`kronos "
+            f"demo` writes its own to <out>/config.yaml), or name the checkpoints or the bundle to use"
+        ) from None
+
+
 def load_pair(
     cfg: Config | None = None, tokenizer: str | None = None, model: str | None = None, bundle: str | None = None
 ) -> ModelPair:
@@ -132,6 +155,7 @@ def load_pair(
             conventions,
             (None, None, str(Path(bundle).expanduser())),
         )
+    run = {"tokenizer": cfg if not tokenizer else None, "predictor": cfg if not model else None}
     if cfg is not None:
         tokenizer = tokenizer or best_or_configured(cfg, "tokenizer")
         model = model or best_or_configured(cfg, "predictor")
@@ -140,7 +164,10 @@ def load_pair(
             "say which models to use: a tokenizer and a model (Hub ids or checkpoint directories), "
             "a bundle file from `kronos export`, or a config for a run's fine-tuned models"
         )
-    tok_dir, model_dir = resolve_checkpoint(tokenizer), resolve_checkpoint(model)
+    tok_dir, model_dir = (
+        _checkpoint(tokenizer, run["tokenizer"], "tokenizer"),
+        _checkpoint(model, run["predictor"], "predictor"),
+    )
     tok, mdl = KronosTokenizer.from_pretrained(tok_dir), Kronos.from_pretrained(model_dir)
     check_pair(tok.config, mdl.config)
     conventions = read_conventions(model_dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -51,7 +53,7 @@ def test_overrides_parse_values_and_beat_the_file(tmp_path):
 
 
 def test_override_errors_name_the_command_line(tmp_path):
-    with pytest.raises(ConfigError, match="command-line override: unknown key data.pool"):
+    with pytest.raises(ConfigError, match="override data.pool=csi800: unknown key data.pool"):
         config.load(_write(tmp_path, "{}\n"), ["data.pool=csi800"])
     with pytest.raises(ConfigError, match="key=value"):
         config.load(None, ["data.instrument"])
@@ -118,6 +120,14 @@ def test_every_shipped_config_validates():
         config.load(p)
 
 
+def test_every_shipped_config_dumps_to_yaml_that_loads_back_the_same(tmp_path):
+    for path in shipped_configs():
+        cfg = config.load(path)
+        saved = tmp_path / f"{path.stem}.yaml"
+        saved.write_text(config.dump(cfg))
+        assert config.load(saved).to_dict() == cfg.to_dict(), path.name
+
+
 def test_config_cli_show_and_validate(tmp_path):
     runner = CliRunner()
     p = _write(tmp_path, "data:\n  instrument: csi800\n")
@@ -143,3 +153,92 @@ def test_packaged_configs_are_the_shipped_ones():
     root = Path(pkg.__file__).resolve().parent.parent.parent / "configs"
     for path in root.glob("*.yaml"):
         assert (Path(pkg.__file__).parent / path.name).read_text() == path.read_text(), path.name
+
+
+def test_several_problems_read_as_a_header_and_one_line_each(tmp_path):
+    p = _write(tmp_path, "data:\n  instrment: x\n  clip: no\ntraining:\n  epochs: 0\n")
+    with pytest.raises(ConfigError) as e:
+        config.load(p)
+    header, *lines = str(e.value).splitlines()
+    assert header == f"{p}: 3 problems:"
+    assert lines == [
+        "  unknown key data.instrment; did you mean data.instrument?",
+        "  data.clip must be a number, got False",
+        "  training.epochs must be > 0, got 0",
+    ]
+    assert all(str(p) in problem for problem in e.value.problems)  # each one names its file on its own
+    res = CliRunner().invoke(app, ["config", "validate", "-c", str(p)])
+    assert res.exit_code == 2
+    assert res.stderr.splitlines() == [f"error: {header}", *lines]
+
+
+def test_an_overrides_problem_names_the_override_not_the_file():
+    from kronos_cli.configs import shipped
+
+    with pytest.raises(ConfigError) as e:
+        config.load(shipped("demo.yaml"), ["training.epochs=-3"])
+    assert str(e.value) == "override training.epochs=-3: training.epochs must be > 0, got -3"
+    with pytest.raises(ConfigError) as e:
+        config.load(shipped("demo.yaml"), ["data.max_context=64", "data.lookback_window=600", "data.clip=-1"])
+    assert e.value.problems == [
+        "overrides data.max_context=64 data.lookback_window=600: data.lookback_window + data.predict_window + 1 "
+        "(606) exceeds data.max_context (64)",
+        "override data.clip=-1: data.clip must be > 0, got -1.0",
+    ]
+    res = CliRunner().invoke(app, ["train-predictor", "-c", str(shipped("demo.yaml")), "training.epochs=-3"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == "error: override training.epochs=-3: training.epochs must be > 0, got -3"
+
+
+def test_a_key_set_without_its_lookalike_warns(tmp_path):
+    runner = CliRunner()
+    slip = _write(tmp_path, "backtest:\n  top_k: 10\n")
+    res = runner.invoke(app, ["config", "validate", str(slip)])
+    assert res.exit_code == 0
+    assert "backtest.top_k is set (10) but backtest.topk is not" in res.stderr and str(slip) in res.stderr
+    res = runner.invoke(app, ["config", "validate", "backtest.top_k=3"])  # no file: the override is the source
+    assert "override backtest.top_k=3: backtest.top_k is set (3)" in res.stderr
+    for fine in (["backtest.topk=10"], ["backtest.top_k=10", "backtest.topk=20"]):  # the usual key; both set
+        res = runner.invoke(app, ["config", "validate", *fine])
+        assert res.exit_code == 0 and "WARNING" not in res.stderr, res.stderr
+
+
+def test_lookalike_keys_are_found_in_any_section():
+    """The rule is general: any two keys of one section whose names differ only by underscores."""
+    from kronos_cli.config.checks import confusable_keys
+
+    found = dict(confusable_keys({"inner": {"maxlen": 5}, "warmup": 2}, _Outer))
+    assert set(found) == {"inner.maxlen", "warmup"}
+    assert "inner.max_len to 8" in found["inner.maxlen"] and "warm_up to 0" in found["warmup"]
+    assert confusable_keys({"inner": {"maxlen": 5, "max_len": 4}}, _Outer) == []
+
+
+@dataclass
+class _Inner:
+    max_len: int = 8
+    maxlen: int = 3
+
+
+@dataclass
+class _Outer:
+    inner: _Inner = field(default_factory=_Inner)
+    warm_up: int = 0
+    warmup: int = 1
+
+
+def test_config_validate_takes_c_and_json(tmp_path):
+    runner = CliRunner()
+    good = _write(tmp_path, "data:\n  instrument: csi800\n")
+    for args in (["-c", str(good)], [str(good)], ["-c", str(good), "training.epochs=3", "--set", "seed=1"]):
+        res = runner.invoke(app, ["config", "validate", *args])
+        assert res.exit_code == 0 and res.stdout.strip() == f"{good}: OK", res.output
+    res = runner.invoke(app, ["config", "validate", "-c", str(good), "training.epochs=0", "--json"])
+    assert res.exit_code == 2
+    assert json.loads(res.stdout) == {
+        "config": str(good),
+        "valid": False,
+        "problems": ["override training.epochs=0: training.epochs must be > 0, got 0"],
+    }
+    res = runner.invoke(app, ["config", "show", "-c", str(good), "training.epochs=4", "--json"])
+    shown = json.loads(res.stdout)
+    assert shown["data"]["instrument"] == "csi800" and shown["training"]["epochs"] == 4

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from kronos_cli.cli.common import console
+from kronos_cli.cli import options as opt
+from kronos_cli.cli.common import console, print_json
 
 
 def demo_data(
@@ -29,6 +30,7 @@ def demo_data(
         "CSV, XSHG), crypto1h (hourly Parquet, 24/7), usdaily (daily CSV, XNYS).",
     ),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty directory."),
+    json_out: bool = opt.JSON,
 ) -> None:
     """Write a synthetic market as a real Qlib provider directory (for demos and tests); its kronos_market.json
     holds the ground-truth IC of the planted component. `--market cn5min|crypto1h|usdaily` writes bar files of
@@ -39,7 +41,13 @@ def demo_data(
     if market != "qlib":
         n = stocks if stocks != 60 else 12
         path = write_csv_market(out, market, symbols=n, seed=seed, force=force)
-        console.print(f"synthetic {market} bar files: {path}")
+        if json_out:
+            print_json({"market": market, "path": str(path)})
+        else:
+            console.print(f"synthetic {market} bar files: {path}")
         return
     path = write_market(out, MarketSpec(stocks, start, end, seed, signal, strength, market_vol), force=force)
-    console.print(f"synthetic Qlib market: {path} (ground truth in {path / METADATA})")
+    if json_out:
+        print_json({"market": market, "path": str(path), "ground_truth": str(path / METADATA)})
+    else:
+        console.print(f"synthetic Qlib market: {path} (ground truth in {path / METADATA})")

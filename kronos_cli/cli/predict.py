@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from kronos_cli.cli import options as opt
-from kronos_cli.cli.common import StepProgress, console
+from kronos_cli.cli.common import StepProgress, console, print_json
 
 log = logging.getLogger("kronos_cli.cli")
 
@@ -66,17 +66,37 @@ def predict(
     quantiles: str | None = typer.Option(None, "--quantiles", help="Comma-separated, e.g. 0.1,0.9."),
     plot: Path | None = typer.Option(None, "--plot", help="Save a PNG of history and forecast."),
     calendar: str | None = opt.CALENDAR,
+    timestamp_column: str | None = typer.Option(
+        None,
+        "--timestamp-column",
+        help="The column of timestamps [default: timestamps, timestamp, datetime, date or time].",
+    ),
+    timestamp_format: str | None = typer.Option(
+        None,
+        "--timestamp-format",
+        help="How the timestamps are written: a strptime format such as %d/%m/%Y %H:%M, or epoch_s, epoch_ms, "
+        "epoch_us, epoch_ns [default: detected from the whole column: ISO, YYYYMMDD, epoch numbers by magnitude, "
+        "day or month first when a day above 12 shows which].",
+    ),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Keep the model's sampled bars; by default each path's bars are mended into valid candles (high >= "
+        "max(open, close) >= min(open, close) >= low, volume and amount >= 0) before the mean and quantiles.",
+    ),
+    json_out: bool = opt.JSON,
     sampling=None,
 ) -> None:
     """Forecast the next bars of a series from a CSV file."""
-    from kronos_cli.barfile import read_bars
+    from kronos_cli.barfile import TimestampSpec, read_bars
     from kronos_cli.bars import check_history
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
     from kronos_cli.runs import load_pair
 
-    _check_flags(pred_len, max_context, calendar, sampling["calibrated"])
+    _check_flags(pred_len, max_context, calendar, sampling)
     qs = parse_quantiles(quantiles)
-    bars = read_bars(csv)
+    stamps = TimestampSpec(timestamp_column, timestamp_format, "--timestamp-column", "--timestamp-format")
+    bars = read_bars(csv, stamps)
     check_history(len(bars), str(csv))  # before any model is loaded
     if bundle is None:
         tokenizer, model = tokenizer or DEFAULT_TOKENIZER, model or DEFAULT_MODEL
@@ -94,19 +114,29 @@ def predict(
             progress=bar.update,
             trained_lookback=pair.conventions.get("lookback_window"),
             calendar=calendar,
+            raw=raw,
             **sampling,
         )
-    _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast")
+    _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast", json_out)
 
 
-def _check_flags(pred_len: int, max_context: int | None, calendar: str | None, calibrated: Path | None) -> None:
+def _check_flags(pred_len: int, max_context: int | None, calendar: str | None, sampling: dict) -> None:
     """Bad flags fail before any file or model is read."""
     from kronos_cli.errors import KronosError
 
-    if calibrated is not None:
+    if sampling["calibrated"] is not None:
         from kronos_cli.forecast.calibrated import read_sampling
 
-        read_sampling(calibrated)
+        read_sampling(sampling["calibrated"])
+    t, p = sampling["temperature"], sampling["top_p"]
+    for bad, flag, want, got in (
+        (sampling["samples"] < 1, "--samples", ">= 1", sampling["samples"]),
+        (sampling["top_k"] < 0, "--top-k", ">= 0", sampling["top_k"]),
+        (t is not None and not t > 0, "--temperature", "> 0", t),
+        (p is not None and not 0 < p <= 1, "--top-p", "in (0, 1]", p),
+    ):
+        if bad:
+            raise KronosError(f"{flag} must be {want}, got {got}")
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
     if max_context is not None and max_context < 2:
@@ -127,13 +157,14 @@ def resolve_sampling(pair, calibrated: Path | None, temperature: float | None, t
     }
 
 
-def _write(result, output: Path | None, plot: Path | None, title: str) -> None:
+def _write(result, output: Path | None, plot: Path | None, title: str, json_out: bool = False) -> None:
     from kronos_cli.io import write_text
 
     buf = io.StringIO()
     result.table.to_csv(buf, index=False)
     if output is None:
-        console.file.write(buf.getvalue())
+        if not json_out:  # --json prints the forecast in the JSON instead
+            console.file.write(buf.getvalue())
     else:
         write_text(output, buf.getvalue())
         log.info("wrote %s", output)
@@ -150,3 +181,5 @@ def _write(result, output: Path | None, plot: Path | None, title: str) -> None:
             title=title,
         )
         log.info("wrote %s", plot)
+    if json_out:
+        print_json({**result.to_json(), "output": str(output) if output else None, "plot": str(plot) if plot else None})

@@ -1,7 +1,7 @@
 """Typed YAML configs: the schema (one dataclass per section), one loader with dotted overrides, and checks
 that report every problem at once."""
 
-from kronos_cli.config.load import ConfigError, load, parse_override
+from kronos_cli.config.load import ConfigError, dump, load, parse_override
 from kronos_cli.config.schema import (
     BacktestConfig,
     CometConfig,
@@ -26,6 +26,7 @@ __all__ = [
     "LoggingConfig",
     "ModelConfig",
     "TrainingConfig",
+    "dump",
     "load",
     "parse_override",
     "section_hash",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 import pandas as pd
 
 from kronos_cli.bars import FEATURES, canonical
@@ -14,10 +17,40 @@ SPLITS = ("train", "val", "test")
 AUGMENTATIONS = ("noise", "scale", "time_warp", "slice")
 
 
-def semantic_checks(cfg: Config, where: str) -> list[str]:
-    problems = [f"{where}: {p}" for p in _data(cfg.data) + _splits(cfg.data) + _training(cfg) + _backtest(cfg)]
+def semantic_checks(cfg: Config) -> list[str]:
+    """Every problem, each naming the dotted keys it is about (the loader tells the file's from an override's)."""
+    problems = _data(cfg.data) + _splits(cfg.data) + _training(cfg) + _backtest(cfg)
     cfg.data.features = list(FEATURES)  # the reference's vol/amt spelling, normalised
     return problems
+
+
+# Keys of a lookalike pair (below) set on their own so often that a warning would be noise; their lookalikes warn.
+USUAL_KEYS = {"backtest.topk"}
+
+
+def confusable_keys(tree: dict, cls: type = Config, prefix: str = "") -> list[tuple[str, str]]:
+    """(key, warning) for each key set in `tree` (a config file with its overrides) whose name differs only by
+    underscores from another key of its section that is not set: both are valid, so a slip such as
+    `backtest.top_k` (sampling) written for `backtest.topk` (stocks held) would otherwise pass silently."""
+    hints, names, defaults = typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)], cls()
+    found: list[tuple[str, str]] = []
+    for key, value in tree.items():
+        if key not in names or f"{prefix}{key}" in USUAL_KEYS:
+            continue
+        if dataclasses.is_dataclass(hints[key]):
+            found += confusable_keys(value, hints[key], f"{prefix}{key}.") if isinstance(value, dict) else []
+            continue
+        for other in names:
+            if other != key and other.replace("_", "") == str(key).replace("_", "") and other not in tree:
+                found.append(
+                    (
+                        f"{prefix}{key}",
+                        f"{prefix}{key} is set ({value!r}) but {prefix}{other} is not: they are different settings "
+                        f"({prefix}{key} defaults to {getattr(defaults, key)!r}, {prefix}{other} to "
+                        f"{getattr(defaults, other)!r}); if you meant {prefix}{other}, rename the key",
+                    )
+                )
+    return found
 
 
 def _data(d: DataConfig) -> list[str]:

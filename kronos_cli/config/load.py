@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,17 +21,26 @@ from typing import Any, Literal
 
 import yaml
 
-from kronos_cli.config.checks import semantic_checks
+from kronos_cli.config.checks import confusable_keys, semantic_checks
 from kronos_cli.config.schema import SECRET_KEYS, Config
 from kronos_cli.errors import KronosError
 
+log = logging.getLogger(__name__)
+
 
 class ConfigError(KronosError):
-    """One or more config problems; each names the key and the file."""
+    """One or more config problems, each naming its key and where it was set (the file or the override). More
+    than one read as a header line naming the file and one indented line per problem."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems) if len(problems) > 1 else problems[0])
+    def __init__(self, problems: list[str], where: str | None = None):
+        self.problems = [" ".join(p.split()) for p in problems]
+        self.multiline = len(self.problems) > 1
+        if not self.multiline:
+            super().__init__(self.problems[0])
+            return
+        prefix = f"{where}: " if where else ""
+        header = f"{where}: {len(self.problems)} problems:" if where else f"{len(self.problems)} config problems:"
+        super().__init__("\n".join([header, *(f"  {p.removeprefix(prefix)}" for p in self.problems)]))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -74,19 +85,40 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str
     """The resolved config of `path` (defaults when None) with `key=value` overrides applied."""
     cfg_path = Path(path).expanduser().resolve() if path is not None else None
     tree = read_yaml(cfg_path) if cfg_path else {}
-    overridden: set[str] = set()
+    overridden: dict[str, str] = {}  # dotted key -> the override that set it last
     for text in overrides:
         keys, value = parse_override(text)
         _set(tree, keys, value)
-        overridden.add(".".join(keys))
+        overridden.pop(".".join(keys), None)
+        overridden[".".join(keys)] = text.strip()
     where = str(cfg_path) if cfg_path else "defaults"
     problems: list[str] = []
     cfg = _build(Config, tree, "", where, overridden, problems)
-    problems += semantic_checks(cfg, where)
+    problems += [f"{_source(_KEY.findall(p), overridden, where)}: {p}" for p in semantic_checks(cfg)]
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, str(cfg_path) if cfg_path else None)
+    for key, message in confusable_keys(tree):
+        log.warning("%s: %s", _source([key], overridden, where), message)
     cfg.config_file = str(cfg_path) if cfg_path else None
     return cfg
+
+
+# A dotted config key named in a check's message: every check names the keys it is about.
+_KEY = re.compile(r"\b[a-z_]+(?:\.[a-z0-9_]+)+\b")
+
+
+def _source(keys: list[str], overridden: dict[str, str], file_where: str) -> str:
+    """Where a problem with `keys` comes from: the overrides that set one of them (or their section), else the
+    file."""
+    texts = [t for k, t in overridden.items() if any(key == k or key.startswith(f"{k}.") for key in keys)]
+    if not texts:
+        return file_where
+    return f"override {texts[0]}" if len(texts) == 1 else f"overrides {' '.join(texts)}"
+
+
+def dump(cfg: Config) -> str:
+    """The resolved config as YAML that `load` reads back into the same config (its paths absolute)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def _path(value: str) -> str:
@@ -94,9 +126,11 @@ def _path(value: str) -> str:
     return str(Path(value).expanduser().resolve())
 
 
-def _build(cls: type, data: Any, prefix: str, where: str, overridden: set[str], problems: list[str]) -> Any:
+def _build(cls: type, data: Any, prefix: str, where: str, overridden: dict[str, str], problems: list[str]) -> Any:
     if not isinstance(data, dict):
-        problems.append(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
+        section = prefix.rstrip(".")
+        source = _source([section], overridden, where) if section else where
+        problems.append(f"{source}: {section or 'config'} must be a mapping, got {type(data).__name__}")
         return cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "config_file"}
@@ -104,7 +138,7 @@ def _build(cls: type, data: Any, prefix: str, where: str, overridden: set[str], 
     file_where = where
     for key, value in data.items():
         name = f"{prefix}{key}"
-        where = "command-line override" if name in overridden else file_where
+        where = _source([name], overridden, file_where)
         if str(key).lower() in SECRET_KEYS:
             problems.append(
                 f"{where}: {name}: secrets are never read from config files; set them in the "

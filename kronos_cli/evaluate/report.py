@@ -73,6 +73,17 @@ class EvaluationResult:
         d["comparisons"] = [{**dataclasses.asdict(c), "verdict": c.verdict} for c in self.comparisons]
         return d
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> EvaluationResult:
+        """The result as `to_json` saved it in evaluation.json (the daily losses behind the tests are not kept)."""
+        fields = {k: v for k, v in d.items() if k not in ("models", "comparisons", "precision")}
+        return cls(
+            **fields,
+            models=[ModelScores(**_nan(m)) for m in d["models"]],
+            comparisons=[Comparison(**{k: v for k, v in _nan(c).items() if k != "verdict"}) for c in d["comparisons"]],
+            precision=_nan(d.get("precision", {})),
+        )
+
     def beats_last_close(self, label: str) -> list[str]:
         return [
             c.metric
@@ -148,6 +159,17 @@ class EvaluationResult:
             ),
         }
         return {k: str(v) for k, v in files.items()}
+
+
+def _nan(value: Any) -> Any:
+    """Scores saved as null (strict JSON has no NaN) back to NaN, in mappings and lists of them."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, dict):
+        return {k: _nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan(v) for v in value]
+    return value
 
 
 def _cell(title: str, value: float) -> str:

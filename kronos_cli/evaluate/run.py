@@ -3,6 +3,7 @@ seeds and cache; point in time), add the baselines, and score them all on the sa
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -158,6 +159,18 @@ def _conventions(cfg: Config, label: str) -> dict[str, str]:
         f"with Newey-West standard errors ({p} lags), 95% interval from a circular block bootstrap over days",
         "label": label,
     }
+
+
+def saved_evaluation(cfg: Config, split: str | None = None) -> EvaluationResult | None:
+    """The last evaluation of the run's split as `write_outputs` saved it, or None when there is none."""
+    path = evaluation_dir(cfg, split or cfg.evaluate.split) / "evaluation.json"
+    if not path.is_file():
+        return None
+    try:
+        return EvaluationResult.from_json(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError) as exc:  # written by another version, or damaged
+        log.warning("%s could not be read (%s); `kronos evaluate` writes it again", path, exc)
+        return None
 
 
 def write_outputs(result: EvaluationResult, out) -> None:

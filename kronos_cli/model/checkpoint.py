@@ -36,6 +36,11 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
         raise KronosError(
             f"{name} is a file; pass the checkpoint directory that holds {CONFIG_NAME} and {WEIGHTS_NAME}"
         )
+    if name.startswith("preset:"):  # a valid model spec for training, but one without weights
+        raise KronosError(
+            f"{name} names an untrained architecture, not a checkpoint, so there are no weights to load; pass a "
+            f"trained checkpoint directory, or a Hugging Face Hub id such as NeoQuasar/Kronos-small"
+        )
     if name.startswith((".", "~")) or not _HUB_ID.match(name):
         raise KronosError(
             f"no checkpoint directory at {name} (taken for a local path); check the path, or pass a "

@@ -46,6 +46,9 @@ def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
     daily = results["daily_returns"]["mean"]
     assert len(daily["date"]) > 100 and any(t > 0 for t in daily["turnover"])  # Qlib traded
     assert results["conventions"]["annualization_bars"] == 238  # A-share days, one bar a day
+    assert results["conventions"]["annualization"] == "238 trading days a year"
+    ending = [ln for ln in res.output.splitlines() if "second-to-last" in ln]  # ends on the provider's last day
+    assert ending and not any("WARNING" in ln for ln in ending)  # ordinary: an info line, no warning
     assert "cn (A-shares" in results["conventions"]["market"]
     assert "excess_with_cost" in results["portfolio"]["last"] and results["benchmark"] == "SH000300"
     signals = pd.read_csv(out / "signals.csv")

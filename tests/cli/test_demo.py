@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -15,16 +18,70 @@ runner = CliRunner()
 SMALL = ["training.n_train_iter=10", "training.epochs=1"]
 
 
-@pytest.mark.slow
-def test_demo_end_to_end_then_skips_what_is_done(tmp_path):
-    out = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """`kronos demo` run once for this module (it takes minutes): its --out and its JSON report. The tests that
+    only read it come first; the end-to-end test, which changes a setting, comes last."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
     old_mask = os.umask(0o022)
     try:
         res = runner.invoke(app, ["demo", "--out", str(out), "--json"])  # the demo as a new user runs it
     finally:
         os.umask(old_mask)
     assert res.exit_code == 0, res.output
-    report = json.loads(res.stdout)
+    return out, json.loads(res.stdout)
+
+
+@pytest.mark.slow
+def test_the_demo_config_leads_to_signals(demo_run, tmp_path):
+    out, report = demo_run
+    config = out / "config.yaml"
+    assert report["paths"]["config"] == str(config)
+    from kronos_cli.config import load
+
+    cfg = load(config)
+    assert cfg.output_dir == str(out / "outputs") and cfg.data.provider_uri == str(out / "market")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    ranked = subprocess.run(  # a real CLI run from another folder: the config's paths are absolute
+        [sys.executable, "-m", "kronos_cli", "signals", "-c", str(config), "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ranked.returncode == 0, ranked.stderr[-3000:]
+    table = json.loads(ranked.stdout)
+    assert table["signals"] and {row["datetime"] for row in table["signals"]} == {"2024-12-31"}  # the last day
+
+
+@pytest.mark.slow
+def test_a_second_demo_shows_the_saved_leaderboard_and_the_next_commands(demo_run):
+    out, report = demo_run
+    from kronos_cli.evaluate.report import EvaluationResult
+    from kronos_cli.io import json_text
+
+    saved = json.loads((out / "outputs" / "evaluation" / "demo" / "test" / "evaluation.json").read_text())
+    assert json.loads(json_text(EvaluationResult.from_json(saved).to_json())) == saved  # read back whole
+
+    again = runner.invoke(app, ["demo", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    text = again.stdout
+    assert "kronos evaluate: test split" in text and "fine-tuned" in text and "last close" in text
+    assert "evaluate skipped" in text
+    lines = text.strip().splitlines()
+    bundle = out / "outputs" / "exported" / "demo" / "kronos_finetuned.pth"
+    nexts = lines[lines.index("next, try:") + 1 :]
+    assert nexts[0].split()[:4] == ["kronos", "signals", "-c", str(out / "config.yaml")]
+    assert any(line.split()[:2] == ["kronos", "predict"] and f"--bundle {bundle}" in line for line in nexts)
+    assert any(line.split()[:4] == ["kronos", "serve", "--bundle", str(bundle)] for line in nexts)
+    csv = next(line.split()[2] for line in nexts if line.split()[:2] == ["kronos", "predict"])
+    assert Path(csv).is_file() and Path(csv).parent.parent == out
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_then_skips_what_is_done(demo_run, tmp_path):
+    out, report = demo_run
     assert set(report["stages"].values()) == {"done"}
     assert report["backtest"]["signal_days"] > 1000
     assert report["backtest"]["signal_range"][1] == "2024-12-31"  # signals up to the market's last day
@@ -88,6 +145,27 @@ def test_demo_end_to_end_then_skips_what_is_done(tmp_path):
         "export": "skipped",
         "evaluate": "done",  # it scores with the backtest's sampling
     }
+
+
+def test_a_missing_checkpoint_names_the_run_directory_and_the_settings_that_point_there(tmp_path):
+    from kronos_cli.configs import shipped
+
+    args = ["signals", "-c", str(shipped("demo.yaml")), f"output_dir={tmp_path / 'outputs'}"]
+    res = runner.invoke(app, args)  # the demo's config without its run: model.tokenizer is a preset
+    assert res.exit_code == 2
+    run = tmp_path / "outputs" / "models" / "demo" / "tokenizer"
+    message = " ".join(res.output.split())
+    assert f"no trained tokenizer in the run directory {run}" in message
+    assert f"output_dir={tmp_path / 'outputs'} and run_name=demo point there" in message
+    assert "model.tokenizer=preset:tokenizer-tiny is an untrained architecture" in message
+    assert "taken for a local path" not in message
+
+    (run / "checkpoints").mkdir(parents=True)  # a run directory without a best_model, and a path configured
+    res = runner.invoke(app, [*args, f"model.tokenizer={tmp_path / 'nowhere'}"])
+    assert res.exit_code == 2
+    message = " ".join(res.output.split())
+    assert f"{run} (output_dir=" in message and "it has no checkpoints/best_model" in message
+    assert f"model.tokenizer={tmp_path / 'nowhere'}, tried instead, failed: no checkpoint directory" in message
 
 
 def test_pipeline_from_until_and_bad_stage(tmp_path):

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
 from tests.conftest import make_bars
+from tests.test_barfile_timestamps import DAYS, EPOCH_S, FORMATS, write_bars
 
 runner = CliRunner()
 
@@ -148,6 +149,20 @@ def test_bad_csv_gets_one_line_and_exit_2(tmp_path, bars, ck, case):
 def test_bad_options(bars_csv, ck, args, message):
     res = _run("predict", bars_csv, *ck, *args)
     assert res.exit_code == 2 and message in res.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--samples", "0"], "--samples must be >= 1, got 0"),
+        (["--top-k", "-1"], "--top-k must be >= 0, got -1"),
+        (["--temperature", "0"], "--temperature must be > 0"),
+        (["--top-p", "1.5"], "--top-p must be in (0, 1], got 1.5"),
+    ],
+)
+def test_bad_sampling_options_fail_before_any_model_loads(tmp_path, bars_csv, args, message):
+    res = _run("predict", bars_csv, "--tokenizer", tmp_path / "none", "--model", tmp_path / "none", *args)
+    assert res.exit_code == 2 and message in res.output, res.output  # not the missing model's error
 
 
 def test_a_directory_a_semicolon_file_and_blank_lines(tmp_path, bars, ck):
@@ -311,3 +326,58 @@ def test_the_model_records_its_context_and_lookback(tmp_path, tiny_pair):
     )
     assert plain.exit_code == 0
     assert plain.output.count("the CSV has 300 bars, more than the model's context of 128") == 1
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_predict_reads_each_timestamp_format(tmp_path, ck, name):
+    """Daily bars ending Friday 10 Feb 2023, written each way: the forecast starts on Monday 13 Feb."""
+    column, written, expected = FORMATS[name]
+    write_bars(tmp_path / "bars.csv", column, written)
+    res = _run("predict", tmp_path / "bars.csv", *ck, "--pred-len", 2, "--top-k", 1)
+    assert res.exit_code == 0, res.output
+    stamps = pd.to_datetime(pd.read_csv(io.StringIO(res.stdout))["timestamps"])
+    assert stamps.iloc[0].normalize() == (expected[-1] + pd.offsets.BDay(1)).normalize()
+
+
+def test_predict_refuses_an_ambiguous_day_month_order_and_takes_the_format(tmp_path, ck):
+    """Hourly bars of one day written 02/01/2023 09:00: 2 January or 1 February; the file cannot say which."""
+    path = tmp_path / "bars.csv"
+    write_bars(path, "date", pd.date_range("2023-01-02 00:00", periods=24, freq="h").strftime("%d/%m/%Y %H:%M"))
+    res = _run("predict", path, *ck, "--pred-len", 2)
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    assert "set --timestamp-format to '%d/%m/%Y %H:%M' (day first) or '%m/%d/%Y %H:%M' (month first)" in res.output
+    for fmt, first in [("%d/%m/%Y %H:%M", "2023-01-03"), ("%m/%d/%Y %H:%M", "2023-02-02")]:
+        res = _run("predict", path, *ck, "--pred-len", 2, "--top-k", 1, "--timestamp-format", fmt)
+        assert res.exit_code == 0, res.output
+        assert pd.read_csv(io.StringIO(res.stdout))["timestamps"].iloc[0].startswith(first)
+
+
+def test_predict_names_the_timestamp_column(tmp_path, ck):
+    path = tmp_path / "bars.csv"
+    write_bars(path, "Opened", EPOCH_S)
+    res = _run("predict", path, *ck, "--pred-len", 2)
+    assert res.exit_code == 2 and "or name yours with --timestamp-column" in res.output
+    res = _run("predict", path, *ck, "--pred-len", 2, "--top-k", 1, "--timestamp-column", "Opened")
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(io.StringIO(res.stdout))["timestamps"].iloc[0] == "2023-02-13"
+    res = _run("predict", path, *ck, "--timestamp-column", "When")
+    assert res.exit_code == 2 and "has no column 'When' (--timestamp-column)" in res.output
+
+
+def test_real_subprocess_reads_day_first_dates_and_epoch_seconds(tmp_path, tiny_checkpoints):
+    """The reported files: sorted 02/01/2023-style dates, and epoch seconds in a `time` column."""
+    tok, model = tiny_checkpoints
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    write_bars(tmp_path / "day_first.csv", "date", DAYS.strftime("%d/%m/%Y"))
+    write_bars(tmp_path / "epoch.csv", "time", EPOCH_S)
+    for name in ("day_first.csv", "epoch.csv"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "kronos_cli", "predict", str(tmp_path / name), "--tokenizer", str(tok)]
+            + ["--model", str(model), "--pred-len", "2", "--top-k", "1"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert pd.read_csv(io.StringIO(proc.stdout))["timestamps"].tolist() == ["2023-02-13", "2023-02-14"]

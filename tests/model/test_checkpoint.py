@@ -186,6 +186,12 @@ def test_missing_directory_is_named_as_a_path(tmp_path):
         resolve_checkpoint(tmp_path / "nowhere")
 
 
+def test_a_preset_is_named_as_weights_to_train_not_as_a_path():
+    with pytest.raises(KronosError, match="preset:tiny names an untrained architecture") as err:
+        resolve_checkpoint("preset:tiny")
+    assert "taken for" not in str(err.value)
+
+
 def test_unreachable_hub_id_says_what_it_was_taken_for(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
