@@ -117,6 +117,10 @@ def predict(
             raw=raw,
             **sampling,
         )
+    if result.repaired:
+        log.info(
+            "%.1f%% of the sampled bars were mended into valid candles (--raw keeps the model's)", 100 * result.repaired
+        )
     _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast", json_out)
 
 

@@ -168,7 +168,7 @@ def saved_evaluation(cfg: Config, split: str | None = None) -> EvaluationResult 
         return None
     try:
         return EvaluationResult.from_json(json.loads(path.read_text()))
-    except (ValueError, TypeError, KeyError) as exc:  # written by another version, or damaged
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # written by another version, or damaged
         log.warning("%s could not be read (%s); `kronos evaluate` writes it again", path, exc)
         return None
 

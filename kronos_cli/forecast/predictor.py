@@ -57,7 +57,7 @@ class SeriesJob:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """(history length, horizon): series with equal shapes batch together."""
+        """(history length, horizon); with the path count, what series must share to batch together."""
         return len(self.x), len(self.y_stamp)
 
 

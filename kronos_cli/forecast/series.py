@@ -154,8 +154,6 @@ def forecast_series(
         progress=progress,
     )
     paths, repaired = (fc.samples[0], None) if raw else repair(fc.samples[0])
-    if repaired:
-        log.info("%.1f%% of the sampled bars were mended into valid candles (--raw keeps the model's)", 100 * repaired)
     table = pd.DataFrame(paths.mean(axis=0), columns=list(FEATURES))
     for q in quantiles:
         qv = np.quantile(paths, q, axis=0)

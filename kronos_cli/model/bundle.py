@@ -69,8 +69,11 @@ def read_payload(path: str | os.PathLike, fmt: str, what: str = "bundle") -> dic
     path = Path(path).expanduser()
     if not path.is_file():
         raise KronosError(f"no {what} at {path}; write one with `kronos export`")
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise KronosError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
     if not magic.startswith((ZIP_MAGIC, PICKLE_PROTO)):  # a CSV or any other file torch.save did not write
         raise KronosError(_not_a(path, what, "it is not a file torch.save wrote"))
     try:
@@ -93,7 +96,8 @@ def read_payload(path: str | os.PathLike, fmt: str, what: str = "bundle") -> dic
 
 def _not_a(path: Path, what: str, why: str) -> str:
     return (
-        f"{path} is not a kronos {what} ({why}): a {what} is the single .pth file `kronos export` writes, holding "
+        f"{path} is not a kronos {what} ({why}): {'an' if what[0] in 'aeiou' else 'a'} {what} is the single .pth "
+        f"file `kronos export` writes, holding "
         f"both models' configs and weights and the data conventions they were trained with"
     )
 

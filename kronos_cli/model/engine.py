@@ -128,10 +128,11 @@ def s2_logits(model: Kronos, cache: KVCache, s1_next: Tensor, weights: DecodeWei
     """s2 logits (B, V2) of the next position given its sampled s1 (B,): a one-token query over the window."""
     if weights is not None:
         return s2_step_logits(model, weights, cache, s1_next)
-    query = model.embedding.emb_s1(s1_next)[:, None]  # (B, 1, d_model)
-    n = cache.dep.length
-    attn = model.dep_layer.cross_attn.attend(query, cache.dep.k[:, :, :n], cache.dep.v[:, :, :n], causal=False)
-    return model.head.cond_forward(model.dep_layer.norm(cache.h_last[:, None] + attn))[:, 0]
+    with batch_invariant():
+        query = model.embedding.emb_s1(s1_next)[:, None]  # (B, 1, d_model)
+        n = cache.dep.length
+        attn = model.dep_layer.cross_attn.attend(query, cache.dep.k[:, :, :n], cache.dep.v[:, :, :n], causal=False)
+        return model.head.cond_forward(model.dep_layer.norm(cache.h_last[:, None] + attn))[:, 0]
 
 
 def _full_recompute_step(

@@ -58,17 +58,21 @@ class RowBlockLinear:
     how many rows share the step or where it stands among them. Up to TILE rows the blocks of one tile spread
     over the threads (one-series decoding reads every weight once); more rows are tiles, block by block."""
 
-    def __init__(self, weight: Tensor, bias: Tensor | None, parts: int):
+    def __init__(self, weight: Tensor, bias: Tensor | None, parts: int, copy: bool = True):
         out = weight.shape[0]
+        self.weight, self.bias, self.out, self.parts = weight, bias, out, parts
         pad = -out % parts
         if pad:  # an output size no block count divides: zero rows added, their outputs dropped
             weight = torch.cat([weight, weight.new_zeros(pad, weight.shape[1])])
             bias = None if bias is None else torch.cat([bias, bias.new_zeros(pad)])
-        self.weight, self.bias, self.out, self.parts = weight, bias, out, parts
-        self.blocks = weight.view(parts, -1, weight.shape[1]).transpose(1, 2)  # (parts, in, out/parts): a view
+        blocks = weight.view(parts, -1, weight.shape[1]).transpose(1, 2)  # (parts, in, out/parts)
+        # A copy in the products' own layout: a 16-row product reads it about a quarter faster than the view.
+        self.blocks = blocks.contiguous() if copy else blocks
         self.bias_blocks = None if bias is None else bias.view(parts, -1)
 
     def __call__(self, x: Tensor) -> Tensor:
+        if not _eligible(x, self.weight):  # CUDA, autocast, other dtypes: their own kernel, one call
+            return F.linear(x, self.weight, self.bias)
         rows = x.shape[0]
         n = -(-rows // TILE)
         if n * TILE != rows:
@@ -120,7 +124,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if not _eligible(x, weight):
         return F.linear(x, weight, bias)
     if x.dim() <= 2:
-        lin = RowBlockLinear(weight, bias, block_count(torch.get_num_threads(), [weight.shape[0]]))
+        lin = RowBlockLinear(weight, bias, block_count(torch.get_num_threads(), [weight.shape[0]]), copy=False)
         return lin(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], weight.shape[0])
     items = x.reshape(-1, *x.shape[-2:])
     return per_item(items, weight.t(), bias).reshape(*x.shape[:-1], weight.shape[0])

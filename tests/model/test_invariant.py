@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kronos_cli.model.invariant import TILE, batch_invariant, linear
+from kronos_cli.model.invariant import TILE, RowBlockLinear, batch_invariant, block_count, linear
 
 # Kronos-small's products (q|k|v, w2) and the tiny preset's. MKL's plain product gives a row other bits at other
 # row counts for all of them on some code path (AVX-512: below 16 rows, and wide ones on two threads; AVX2: row
@@ -21,11 +21,13 @@ def test_a_row_gets_the_same_bits_whatever_shares_its_batch(d_in, d_out, with_bi
     weight = torch.randn(d_out, d_in, generator=g) / d_in**0.5
     bias = torch.randn(d_out, generator=g) if with_bias else None
     x = torch.randn(400, d_in, generator=g)
-    whole = linear(x, weight, bias)
-    torch.testing.assert_close(whole, F.linear(x, weight, bias))
-    for rows in (1, 2, 3, 5, 8, 9, 11, TILE - 1, TILE, 17, 19, 20, 21, 25, 40, 90, 333):
-        for start in (0, 7, 400 - rows):
-            assert torch.equal(linear(x[start : start + rows], weight, bias), whole[start : start + rows]), rows
+    step = RowBlockLinear(weight, bias, block_count(torch.get_num_threads(), [d_out]))  # the decode step's copy
+    for product in (lambda rows: linear(rows, weight, bias), step):
+        whole = product(x)
+        torch.testing.assert_close(whole, F.linear(x, weight, bias))
+        for rows in (1, 2, 3, 5, 8, 9, 11, TILE - 1, TILE, 17, 19, 20, 21, 25, 40, 90, 333):
+            for start in (0, 7, 400 - rows):
+                assert torch.equal(product(x[start : start + rows]), whole[start : start + rows]), rows
 
 
 @pytest.mark.parametrize("d_in,d_out,with_bias", SHAPES)
@@ -43,14 +45,16 @@ def test_a_window_gets_the_same_bits_alone_and_among_others(d_in, d_out, with_bi
 
 AVX2_CHECK = """
 import torch
-from kronos_cli.model.invariant import linear
+from kronos_cli.model.invariant import RowBlockLinear, linear
 torch.manual_seed(0)
 for d_in, d_out in ((832, 2496), (64, 192), (32, 96)):
     w, b, x = torch.randn(d_out, d_in), torch.randn(d_out), torch.randn(200, d_in)
-    rows, windows = linear(x, w, b), linear(x.view(10, 20, d_in), w, b)
+    rows, windows, step = linear(x, w, b), linear(x.view(10, 20, d_in), w, b), RowBlockLinear(w, b, 2)
+    steps = step(x)
     for n in range(1, 60):
         assert torch.equal(linear(x[:n], w, b), rows[:n]), (d_in, n)
         assert torch.equal(linear(x[n : n + 40], w, b), rows[n : n + 40]), (d_in, n)
+        assert torch.equal(step(x[n : n + 40]), steps[n : n + 40]) and torch.equal(step(x[:n]), steps[:n]), n
     for k in range(1, 10):
         assert torch.equal(linear(x[: 20 * k].view(k, 20, d_in), w, b), windows[:k]), (d_in, k)
 print("invariant")

@@ -79,6 +79,22 @@ def test_forecast_equals_the_library_for_the_same_seed(server, library_predictor
     assert server.post("/v1/forecast", req)[1] == got  # the same seed, the same answer
     served = [b[c] for bars in (got["bars"], *got["quantiles"].values()) for b in bars for c in FEATURES]
     assert all(v == float(str(np.float32(v))) for v in served)  # 42.648735, not float32 noise 42.64873504638672
+    assert got["repaired_bars"] == want.repaired
+
+
+def test_forecast_bars_are_valid_candles_unless_raw(server):
+    """Each sampled path is mended before the mean and quantiles (the share said); `raw` keeps the model's bars
+    and its close."""
+    req = {"bars": bars_json(series(60, seed=4)), "pred_len": 10, "samples": 8, "seed": 3, "quantiles": [0.1, 0.9]}
+    status, got = server.post("/v1/forecast", req)
+    status_raw, raw = server.post("/v1/forecast", {**req, "raw": True})
+    assert status == status_raw == 200, (got, raw)
+    for bars in (got["bars"], *got["quantiles"].values()):
+        v = _values(bars)
+        assert (v[:, 1] >= np.maximum(v[:, 0], v[:, 3])).all() and (v[:, 2] <= np.minimum(v[:, 0], v[:, 3])).all()
+        assert (v[:, 4:] >= 0).all()
+    assert raw["repaired_bars"] is None and 0 <= got["repaired_bars"] <= 1
+    np.testing.assert_array_equal(_values(raw["bars"])[:, 3], _values(got["bars"])[:, 3])
 
 
 def test_intraday_timestamps_continue_the_spacing_and_keep_the_offset(server):
