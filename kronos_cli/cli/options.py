@@ -26,6 +26,18 @@ SETS = typer.Option(None, "--set", help="An override (key=value); may be repeate
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 JSON = typer.Option(False, "--json", help="Print a JSON summary on stdout (logs stay on stderr).")
 BUNDLE = typer.Option(None, "--bundle", help="A kronos_finetuned.pth from `kronos export`.")
+TIMESTAMP_COLUMN = typer.Option(
+    None,
+    "--timestamp-column",
+    help="The column of timestamps [default: timestamps, timestamp, datetime, date or time].",
+)
+TIMESTAMP_FORMAT = typer.Option(
+    None,
+    "--timestamp-format",
+    help="How the timestamps are written: a strptime format such as %d/%m/%Y %H:%M, or epoch_s, epoch_ms, "
+    "epoch_us, epoch_ns [default: detected from the whole column: ISO, YYYYMMDD, epoch numbers by magnitude, "
+    "day or month first when a day above 12 shows which].",
+)
 DTYPE = typer.Option(
     "fp32",
     "--dtype",

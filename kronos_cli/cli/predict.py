@@ -41,6 +41,19 @@ SAMPLING = {
 }
 
 
+LOOKBACK = typer.Option(
+    None,
+    "--lookback",
+    help="History rows to use [default: the lookback the model was trained with, else all rows up to the context].",
+)
+RAW = typer.Option(
+    False,
+    "--raw",
+    help="Keep the model's sampled bars; by default each path's bars are mended into valid candles (high >= "
+    "max(open, close) >= min(open, close) >= low, volume and amount >= 0) before the mean and quantiles.",
+)
+
+
 @opt.option_group(SAMPLING, "sampling", lambda **flags: flags)
 def predict(
     csv: Path = typer.Argument(..., help="CSV with columns timestamps, open, high, low, close[, volume, amount]."),
@@ -49,11 +62,7 @@ def predict(
     ),
     model: str | None = typer.Option(None, "--model", help=f"Hub id or directory [default: {DEFAULT_MODEL}]."),
     bundle: Path | None = opt.BUNDLE,
-    lookback: int | None = typer.Option(
-        None,
-        "--lookback",
-        help="History rows to use [default: the lookback the model was trained with, else all rows up to the context].",
-    ),
+    lookback: int | None = LOOKBACK,
     pred_len: int = typer.Option(120, "--pred-len", help="Bars to forecast."),
     device: str = opt.DEVICE,
     max_context: int | None = typer.Option(
@@ -66,24 +75,9 @@ def predict(
     quantiles: str | None = typer.Option(None, "--quantiles", help="Comma-separated, e.g. 0.1,0.9."),
     plot: Path | None = typer.Option(None, "--plot", help="Save a PNG of history and forecast."),
     calendar: str | None = opt.CALENDAR,
-    timestamp_column: str | None = typer.Option(
-        None,
-        "--timestamp-column",
-        help="The column of timestamps [default: timestamps, timestamp, datetime, date or time].",
-    ),
-    timestamp_format: str | None = typer.Option(
-        None,
-        "--timestamp-format",
-        help="How the timestamps are written: a strptime format such as %d/%m/%Y %H:%M, or epoch_s, epoch_ms, "
-        "epoch_us, epoch_ns [default: detected from the whole column: ISO, YYYYMMDD, epoch numbers by magnitude, "
-        "day or month first when a day above 12 shows which].",
-    ),
-    raw: bool = typer.Option(
-        False,
-        "--raw",
-        help="Keep the model's sampled bars; by default each path's bars are mended into valid candles (high >= "
-        "max(open, close) >= min(open, close) >= low, volume and amount >= 0) before the mean and quantiles.",
-    ),
+    timestamp_column: str | None = opt.TIMESTAMP_COLUMN,
+    timestamp_format: str | None = opt.TIMESTAMP_FORMAT,
+    raw: bool = RAW,
     json_out: bool = opt.JSON,
     sampling=None,
 ) -> None:
@@ -116,10 +110,6 @@ def predict(
             calendar=calendar,
             raw=raw,
             **sampling,
-        )
-    if result.repaired:
-        log.info(
-            "%.1f%% of the sampled bars were mended into valid candles (--raw keeps the model's)", 100 * result.repaired
         )
     _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast", json_out)
 
@@ -164,6 +154,10 @@ def resolve_sampling(pair, calibrated: Path | None, temperature: float | None, t
 def _write(result, output: Path | None, plot: Path | None, title: str, json_out: bool = False) -> None:
     from kronos_cli.io import write_text
 
+    if result.repaired:
+        log.info(
+            "%.1f%% of the sampled bars were mended into valid candles (--raw keeps the model's)", 100 * result.repaired
+        )
     buf = io.StringIO()
     result.table.to_csv(buf, index=False)
     if output is None:
