@@ -198,6 +198,10 @@ def test_a_key_set_without_its_lookalike_warns(tmp_path):
     assert "backtest.top_k is set (10) but backtest.topk is not" in res.stderr and str(slip) in res.stderr
     res = runner.invoke(app, ["config", "validate", "backtest.top_k=3"])  # no file: the override is the source
     assert "override backtest.top_k=3: backtest.top_k is set (3)" in res.stderr
+    both = tmp_path / "both.yaml"  # a resolved config (the demo's): both keys set
+    both.write_text("backtest:\n  top_k: 0\n  topk: 10\n")
+    res = runner.invoke(app, ["config", "validate", "-c", str(both), "backtest.top_k=10"])
+    assert res.exit_code == 0 and "override backtest.top_k=10: backtest.top_k is set (10)" in res.stderr
     for fine in (["backtest.topk=10"], ["backtest.top_k=10", "backtest.topk=20"]):  # the usual key; both set
         res = runner.invoke(app, ["config", "validate", *fine])
         assert res.exit_code == 0 and "WARNING" not in res.stderr, res.stderr

@@ -28,24 +28,33 @@ def semantic_checks(cfg: Config) -> list[str]:
 USUAL_KEYS = {"backtest.topk"}
 
 
-def confusable_keys(tree: dict, cls: type = Config, prefix: str = "") -> list[tuple[str, str]]:
+def confusable_keys(
+    tree: dict, cls: type = Config, prefix: str = "", overridden: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
     """(key, warning) for each key set in `tree` (a config file with its overrides) whose name differs only by
-    underscores from another key of its section that is not set: both are valid, so a slip such as
-    `backtest.top_k` (sampling) written for `backtest.topk` (stocks held) would otherwise pass silently."""
+    underscores from another key of its section that is not set, or that an override sets (dotted keys in
+    `overridden`) while no override sets the other: both are valid, so a slip such as `backtest.top_k=10`
+    (sampling) written for `backtest.topk` (stocks held) would otherwise pass silently, also against a file
+    that sets both (a resolved config such as the demo's)."""
     hints, names, defaults = typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)], cls()
     found: list[tuple[str, str]] = []
     for key, value in tree.items():
         if key not in names or f"{prefix}{key}" in USUAL_KEYS:
             continue
         if dataclasses.is_dataclass(hints[key]):
-            found += confusable_keys(value, hints[key], f"{prefix}{key}.") if isinstance(value, dict) else []
+            if isinstance(value, dict):
+                found += confusable_keys(value, hints[key], f"{prefix}{key}.", overridden)
             continue
         for other in names:
-            if other != key and other.replace("_", "") == str(key).replace("_", "") and other not in tree:
+            if other == key or other.replace("_", "") != str(key).replace("_", ""):
+                continue
+            slip = f"{prefix}{key}" in overridden and f"{prefix}{other}" not in overridden
+            if other not in tree or slip:
+                unset = "is not" if other not in tree else "is not overridden"
                 found.append(
                     (
                         f"{prefix}{key}",
-                        f"{prefix}{key} is set ({value!r}) but {prefix}{other} is not: they are different settings "
+                        f"{prefix}{key} is set ({value!r}) but {prefix}{other} {unset}: they are different settings "
                         f"({prefix}{key} defaults to {getattr(defaults, key)!r}, {prefix}{other} to "
                         f"{getattr(defaults, other)!r}); if you meant {prefix}{other}, rename the key",
                     )

@@ -97,7 +97,7 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str
     problems += [f"{_source(_KEY.findall(p), overridden, where)}: {p}" for p in semantic_checks(cfg)]
     if problems:
         raise ConfigError(problems, str(cfg_path) if cfg_path else None)
-    for key, message in confusable_keys(tree):
+    for key, message in confusable_keys(tree, overridden=frozenset(overridden)):
         log.warning("%s: %s", _source([key], overridden, where), message)
     cfg.config_file = str(cfg_path) if cfg_path else None
     return cfg
