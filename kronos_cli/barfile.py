@@ -14,7 +14,7 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from kronos_cli.bars import ALIASES, FEATURES, PRICE_COLUMNS, TIMESTAMP_ALIASES, prepare_frame
-from kronos_cli.errors import KronosError
+from kronos_cli.errors import KronosError, excerpt
 
 DELIMITERS = (",", ";", "\t", "|")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -104,15 +104,15 @@ def parse_timestamps(
             fix = f"the column's dates are written {form!r}; write them all one way or set {spec.format_setting}"
         else:
             fix = f"use ISO dates such as 2024-01-31 or 2024-01-31 09:35:00, or set {spec.format_setting}"
-        raise KronosError(f"{where} line {lines[i]}: timestamp {str(raw)!r} is not a date; {fix}")
+        raise KronosError(f"{where} line {lines[i]}: timestamp {excerpt(str(raw))} is not a date; {fix}")
     if idx.tz is not None:
         idx = (idx.tz_convert(tz) if tz is not None else idx).tz_localize(None)
     beyond = (idx < pd.Timestamp.min) | (idx > pd.Timestamp.max)
     if beyond.any():
         i = int(np.argmax(beyond))
         raise KronosError(
-            f"{where} line {lines[i]}: timestamp {str(values.iloc[i])!r} reads as {idx[i]}, beyond pandas' range "
-            f"(1677-2262); fix that line or set {spec.format_setting}"
+            f"{where} line {lines[i]}: timestamp {excerpt(str(values.iloc[i]))} reads as {idx[i]}, beyond pandas' "
+            f"range (1677-2262); fix that line or set {spec.format_setting}"
         )
     return idx.as_unit("ns")
 
@@ -305,13 +305,13 @@ def check_column(values: pd.Series, column: str, where: str, lines: np.ndarray, 
     def fail(mask: np.ndarray, what: str) -> None:
         i = int(np.argmax(mask))
         raise KronosError(
-            f"{where} line {lines[i]}, column {column!r}: {what.format(v=numbers[i], raw=values.iloc[i])}"
+            f"{where} line {lines[i]}, column {column!r}: {what.format(v=numbers[i], raw=excerpt(values.iloc[i]))}"
             f"; fix or drop that line"
         )
 
     missing = np.isnan(numbers)
     if missing.any():
-        fail(missing, "is empty" if _blank(values.iloc[int(np.argmax(missing))]) else "{raw!r} is not a number")
+        fail(missing, "is empty" if _blank(values.iloc[int(np.argmax(missing))]) else "{raw} is not a number")
     if np.isinf(numbers).any():
         fail(np.isinf(numbers), "is infinite")
     if (np.abs(numbers) > FLOAT32_MAX).any():

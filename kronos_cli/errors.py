@@ -3,6 +3,8 @@ that a worker's share of a distributed job is done."""
 
 from __future__ import annotations
 
+import reprlib
+
 
 class KronosError(ValueError):
     """A mistake the user can fix (bad input, bad config, missing file).
@@ -18,3 +20,14 @@ class KronosError(ValueError):
 class WorkerDone(Exception):
     """Not an error: this process's share of a distributed forecast is done and rank 0 carries on; the CLI
     exits 0."""
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """The repr of a value a user gave, at most `limit` characters, built with bounded work: a 200 MB CSV field
+    or a YAML alias bomb is quoted, not echoed whole (`reprlib` cuts long strings and deep or long
+    containers before formatting them)."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlevel, short.maxlist, short.maxdict = 3, 6, 6
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

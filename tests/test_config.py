@@ -246,3 +246,24 @@ def test_config_validate_takes_c_and_json(tmp_path):
     res = runner.invoke(app, ["config", "show", "-c", str(good), "training.epochs=4", "--json"])
     shown = json.loads(res.stdout)
     assert shown["data"]["instrument"] == "csi800" and shown["training"]["epochs"] == 4
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly_and_not_echoed(tmp_path):
+    """'Billion laughs': 9 levels of 9 aliases; building or printing it took 35 s and 4 GB."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    lines.append(f"run_name: [{', '.join(['*a8'] * 9)}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    res = CliRunner().invoke(app, ["config", "validate", "-c", str(bomb)])
+    assert res.exit_code == 2 and "expands to more than 100,000 values" in res.stderr
+    assert len(res.stderr) < 500 and "lol" not in res.stderr
+    res = CliRunner().invoke(app, ["config", "validate", "run_name=[" + ", ".join(["[1, 2]"] * 3) + "]"])
+    assert res.exit_code == 2 and "run_name must be" in res.stderr  # a small wrong value is still quoted
+
+
+def test_a_huge_value_is_quoted_in_a_few_characters(tmp_path):
+    from kronos_cli.errors import excerpt
+
+    assert len(excerpt("x" * 10_000_000)) <= 80 and len(excerpt([list(range(1000))] * 1000)) <= 80
+    assert excerpt("1,2") == "'1,2'"

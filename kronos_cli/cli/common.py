@@ -151,7 +151,15 @@ def error_text(exc: Exception) -> str:
     span lines), or a config's header line with one indented line per problem."""
     from rich.markup import escape
 
-    return escape(str(exc) if getattr(exc, "multiline", False) else " ".join(str(exc).split()))
+    text = str(exc) if getattr(exc, "multiline", False) else " ".join(str(exc).split())
+    return escape("\n".join(_clipped(line) for line in text.splitlines()))
+
+
+MAX_ERROR_LINE = 2000  # characters of one error line: whatever a message quotes, stderr gets no megabytes
+
+
+def _clipped(line: str) -> str:
+    return line if len(line) <= MAX_ERROR_LINE else f"{line[:MAX_ERROR_LINE]}... ({len(line):,} characters cut)"
 
 
 def print_json(obj: Any) -> None:

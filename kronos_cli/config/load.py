@@ -23,7 +23,7 @@ import yaml
 
 from kronos_cli.config.checks import confusable_keys, semantic_checks
 from kronos_cli.config.schema import SECRET_KEYS, Config
-from kronos_cli.errors import KronosError
+from kronos_cli.errors import KronosError, excerpt
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,28 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except (yaml.YAMLError, ValueError):  # ValueError: text YAML takes for a date that is not one (2024-13-45)
         value = raw
+    _check_size(value, f"override {key.strip()}")
     return key.strip().split("."), value
+
+
+MAX_VALUES = 100_000  # values in a config once YAML aliases are expanded; real configs hold a few hundred
+
+
+def _check_size(data: Any, where: str) -> None:
+    """Refuse YAML whose aliases expand to more than MAX_VALUES values ("billion laughs": a few hundred bytes that
+    expand to gigabytes once anything walks or prints them). Counting stops at the bound, so this is cheap."""
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise ConfigError(
+                [f"{where}: expands to more than {MAX_VALUES:,} values (nested YAML aliases?); write the values out"]
+            )
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _set(tree: dict, keys: list[str], value: Any) -> None:
@@ -78,6 +99,7 @@ def read_yaml(path: Path) -> dict:
         raise ConfigError([f"{path}: a value YAML reads as a date is not one ({exc}); fix or quote it"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of sections"])
+    _check_size(data, str(path))
     return data
 
 
@@ -156,7 +178,7 @@ def _build(cls: type, data: Any, prefix: str, where: str, overridden: dict[str, 
             continue
         ok, coerced = _check_type(value, tp)
         if not ok:
-            problems.append(f"{where}: {name} must be {_describe(tp)}, got {value!r}")
+            problems.append(f"{where}: {name} must be {_describe(tp)}, got {excerpt(value)}")
             continue
         if f.metadata.get("path") and isinstance(coerced, str):
             coerced = _path(coerced)

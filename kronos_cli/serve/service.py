@@ -106,7 +106,14 @@ def _timestamps(req: ForecastRequest, where: str) -> tuple[np.ndarray, tzinfo | 
                 f"{where}bars[{i}].timestamp",
                 "mixes timezone-aware and naive timestamps; give every bar an offset or none",
             )
-        naive.append(t.astimezone(tz).replace(tzinfo=None) if tz is not None else t)
+        try:
+            naive.append(t.astimezone(tz).replace(tzinfo=None) if tz is not None else t)
+        except OverflowError:  # an offset that moves a bar past year 1 or 9999
+            raise RequestError(
+                f"{where}bars[{i}].timestamp",
+                f"{t.isoformat()} in the last bar's offset lies outside 0001-9999; timestamps must lie between "
+                "1677-09-22 and 2262-04-11 (pandas' nanosecond range)",
+            ) from None
     wall = np.array(naive, dtype="datetime64[us]")  # a parsed datetime carries no finer resolution
     diffs = np.diff(wall.astype(np.int64))
     if (diffs <= 0).any():

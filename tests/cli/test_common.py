@@ -79,3 +79,12 @@ def test_piped_tables_mark_the_best_of_a_column_with_a_star(capsys):
     print_tables([table])  # stdout is no terminal under pytest
     out = capsys.readouterr().out
     assert "1.75%*" in out and "1.84%*" not in out and "Best of each column marked" in out
+
+
+def test_an_error_line_is_clipped_whatever_it_quotes():
+    from kronos_cli.cli.common import MAX_ERROR_LINE, error_text
+    from kronos_cli.errors import KronosError
+
+    text = error_text(KronosError("bad file " + "z" * 1_000_000))
+    assert len(text) < MAX_ERROR_LINE + 100 and "characters cut" in text
+    assert error_text(KronosError("short and [bold]plain[/bold]")) == "short and \\[bold]plain\\[/bold]"

@@ -381,3 +381,14 @@ def test_real_subprocess_reads_day_first_dates_and_epoch_seconds(tmp_path, tiny_
         )
         assert proc.returncode == 0, proc.stderr
         assert pd.read_csv(io.StringIO(proc.stdout))["timestamps"].tolist() == ["2023-02-13", "2023-02-14"]
+
+
+def test_a_huge_field_is_not_echoed_into_the_error(tmp_path, ck):
+    """A 5 MB field in the close column: the error quotes a few characters of it, not megabytes."""
+    rows = ["timestamps,open,high,low,close"]
+    rows += [f"2024-01-{d:02d},10,11,9,10" for d in range(1, 20)]
+    rows.append("2024-01-20,10,11,9," + "9" * 2_000_000 + "x" * 3_000_000)
+    csv = tmp_path / "huge.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    res = _run("predict", csv, *ck)
+    assert res.exit_code == 2 and "is not a number" in res.output and len(res.output) < 3000, res.output[:300]

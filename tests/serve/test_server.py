@@ -266,6 +266,19 @@ def test_a_lookback_above_the_bars_given_uses_them_all(server):
     assert status == 200 and got["lookback"] == len(_good()["bars"])
 
 
+def test_an_offset_that_moves_a_bar_before_year_one_is_a_422(server):
+    """Seen in an attack: 15 bars at year 1 with +01:00, the last at +00:00: converting the others to its offset
+    overflowed the datetime type (a 500 with a traceback)."""
+    bars = [_bar(f"0001-01-01T{h:02d}:00:00+01:00") for h in range(15)] + [_bar("0001-01-01T23:00:00+00:00")]
+    status, body = server.post("/v1/forecast", {"bars": bars, "pred_len": 2})
+    assert status == 422 and body["field"] == "bars[0].timestamp", body
+    assert server.alive()
+
+
+def _bar(stamp: str) -> dict:
+    return {"timestamp": stamp, "open": 10.0, "high": 10.5, "low": 9.5, "close": 10.2, "volume": 1e5}
+
+
 def test_values_near_the_limit_give_a_finite_forecast(server):
     """Amounts near 1e36 (volume x price) overflow float32 statistics; they are taken in float64 then."""
     req = _good()
