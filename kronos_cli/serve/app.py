@@ -170,17 +170,41 @@ async def _unless_gone(request: Request, service: ForecastService, work: Awaitab
     return Response(status_code=CLIENT_CLOSED)
 
 
+UNAUTHORISED = "missing or wrong bearer token; send the header `Authorization: Bearer <token>`"
+
+
+class BearerFirst:
+    """Answers 401 to a /v1 request without the right bearer token before its body is parsed or kept (it is
+    drained and dropped, up to a cap, so a client still sending sees the answer rather than a reset): an
+    unauthenticated caller costs no JSON parsing and never counts as a rejected request."""
+
+    def __init__(self, app, token: str, drain_cap: int):
+        self.app, self.token, self.drain_cap = app, token.encode(), drain_cap
+
+    def _authorised(self, scope) -> bool:
+        scheme, _, credentials = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.token)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1") or self._authorised(scope):
+            return await self.app(scope, receive, send)
+        size, more = 0, scope["method"] not in ("GET", "HEAD", "OPTIONS")
+        while more and size <= self.drain_cap:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        await error_response(401, [(None, UNAUTHORISED)], {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+
+
 def _authorise(token: str):
     """A dependency that needs `Authorization: Bearer <token>` (declared in the schema as the bearer scheme)."""
     bearer = HTTPBearer(auto_error=False, description="The token the server reads from its --token-env variable.")
 
     def authorise(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
-            raise HTTPException(
-                401,
-                "missing or wrong bearer token; send the header `Authorization: Bearer <token>`",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise HTTPException(401, UNAUTHORISED, headers={"WWW-Authenticate": "Bearer"})
 
     return authorise
 
@@ -235,6 +259,8 @@ def create_app(
         "batched onto the model; a seeded request gives the same answer alone or batched.",
     )
     app.add_middleware(BodyLimit, limit=service.limits.max_body_bytes)
+    if token:  # added last, so it runs first: no body is read or parsed for a caller without the token
+        app.add_middleware(BearerFirst, token=token, drain_cap=max(4 * service.limits.max_body_bytes, 16 * 2**20))
     _handle_errors(app, service)
 
     @app.get("/healthz", summary="Liveness and batching statistics (no auth)")

@@ -55,6 +55,18 @@ def test_v1_needs_the_bearer_token(secured):
     assert secured.call("GET", "/healthz")[0] == 200  # liveness probes need no token
 
 
+def test_a_caller_without_the_token_gets_401_before_the_body_is_parsed(secured):
+    """Seen in an attack: `{not json` without a token got 422 (parsed first) and counted as a rejected request;
+    a 6.7 MB body was parsed before the 401."""
+    before = secured.get("/healthz")[1]["rejected"]
+    for raw in (b"{not json", b"[" + b"1," * 3_000_000 + b"1]"):
+        status, body, hdrs = secured.call("POST", "/v1/forecast", raw=raw)
+        assert status == 401 and "bearer token" in body["error"], (status, body)
+    assert secured.get("/healthz")[1]["rejected"] == before
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert secured.call("POST", "/v1/forecast", raw=b"{not json", headers=auth)[0] == 422  # with it: parsed
+
+
 def test_the_token_never_reaches_the_log_or_the_model_info(secured):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     _, info, _ = secured.call("GET", "/v1/model", headers=auth)
