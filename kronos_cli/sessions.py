@@ -265,6 +265,8 @@ def future_timestamps(history, n: int, calendar: str | None = None, label: str =
     step = int(gaps[np.argmax(counts)])  # the most common gap; the smallest of equally common ones
     if step <= 0:
         raise KronosError("timestamps must be strictly increasing")
+    if step >= WIDE_BAR_DAYS * NS_PER_DAY:  # weekly, monthly, quarterly, yearly bars: their own calendar
+        return _in_zone(pd.DatetimeIndex(_wide_future(ns, step, n).as_unit("ns"), name=idx.name), idx.tz)
     freq = BarFreq(None) if step >= NS_PER_DAY else BarFreq(max(1, round(step / NS_PER_MIN)))
     if freq.intraday and step % NS_PER_MIN:
         raise KronosError("bars must be whole minutes apart (or daily) to continue their timestamps")
@@ -273,10 +275,36 @@ def future_timestamps(history, n: int, calendar: str | None = None, label: str =
     else:
         grid = InferredGrid(freq, ns)
     future = grid.after(pd.Timestamp(ns[-1]), n).as_unit("ns")
-    future = pd.DatetimeIndex(future, name=idx.name)
-    if idx.tz is not None:
-        future = future.tz_localize(idx.tz, ambiguous=False, nonexistent="shift_forward")
-    return future
+    return _in_zone(pd.DatetimeIndex(future, name=idx.name), idx.tz)
+
+
+def _in_zone(future: pd.DatetimeIndex, tz) -> pd.DatetimeIndex:
+    """Wall-clock stamps back in the history's zone, if it had one."""
+    return future if tz is None else future.tz_localize(tz, ambiguous=False, nonexistent="shift_forward")
+
+
+WIDE_BAR_DAYS = 6  # a most common step of this many days or more: weekly bars or wider (daily bars step 1-4 days)
+
+
+def _wide_future(ns: np.ndarray, step: int, n: int) -> pd.DatetimeIndex:
+    """`n` stamps after bars a week or more apart, on their own calendar: what pandas infers from the last bars
+    (W-FRI, MS, QE-DEC, YE-DEC, ...); else whole months from the typical gap (at month ends or starts when the
+    bars are, else the last bar's day of the month); else the step itself."""
+    recent = pd.DatetimeIndex(ns[-25:])
+    start = recent[-1]
+    inferred = pd.infer_freq(recent) if len(recent) >= 3 else None
+    months = round(step / NS_PER_DAY / 30.44)
+    if inferred is not None:
+        offset = inferred
+    elif months < 1:
+        offset = pd.Timedelta(step)
+    elif recent.is_month_end.all():
+        offset = pd.offsets.MonthEnd(months)
+    elif recent.is_month_start.all():
+        offset = pd.offsets.MonthBegin(months)
+    else:  # counted from the last bar each time, so the 31st does not drift to the 30th
+        return pd.DatetimeIndex([start + pd.DateOffset(months=months * k) for k in range(1, n + 1)])
+    return pd.date_range(start, periods=n + 1, freq=offset)[1:]
 
 
 def _label(calendar: str, freq: BarFreq, ns: np.ndarray, label: str) -> str:

@@ -78,3 +78,22 @@ def test_forecast_timestamps_skip_exchange_holidays_and_keep_crypto_nights():
     crypto = pd.date_range("2024-01-05 20:00", periods=30, freq="h", tz="UTC")
     fut = future_timestamps(crypto, 3, "24/7")
     assert fut[0] == crypto[-1] + pd.Timedelta(hours=1) and str(fut.tz) == "UTC"
+
+
+@pytest.mark.parametrize(
+    "history,want",
+    [
+        (pd.date_range("2017-05-01", "2018-04-01", freq="MS"), ["2018-05-01", "2018-06-01", "2018-07-01"]),
+        (pd.date_range("2017-01-31", periods=8, freq="ME"), ["2017-09-30", "2017-10-31", "2017-11-30"]),
+        (pd.date_range("2015-03-31", periods=8, freq="QE"), ["2017-03-31", "2017-06-30", "2017-09-30"]),
+        (pd.date_range("2024-01-05", periods=10, freq="W-FRI"), ["2024-03-15", "2024-03-22", "2024-03-29"]),
+        (pd.date_range("2010-12-31", periods=5, freq="YE"), ["2015-12-31", "2016-12-31", "2017-12-31"]),
+        # monthly bars on the 15th with one late bar: whole months from the last, no drift
+        (pd.DatetimeIndex(["2023-10-15", "2023-11-15", "2023-12-18", "2024-01-15"]), ["2024-02-15", "2024-03-15"]),
+    ],
+)
+def test_bars_wider_than_a_day_continue_on_their_own_calendar(history, want):
+    """Seen in an attack: monthly bars ending 2018-04-01 were forecast as 2018-04-02, -03, -04 (any step of a day
+    or more was taken for daily bars)."""
+    got = future_timestamps(history, len(want))
+    assert [t.strftime("%Y-%m-%d") for t in got] == want
