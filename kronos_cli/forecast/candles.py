@@ -18,6 +18,11 @@ OPEN, HIGH, LOW, CLOSE = (FEATURES.index(f) for f in ("open", "high", "low", "cl
 AMOUNTS = [FEATURES.index("volume"), FEATURES.index("amount")]
 
 
+def mended(paths: np.ndarray, raw: bool) -> tuple[np.ndarray, float | None]:
+    """The paths to summarise and the share mended: `repair`ed, or as the model made them when `raw` (None)."""
+    return (paths, None) if raw else repair(paths)
+
+
 def repair(paths: np.ndarray) -> tuple[np.ndarray, float]:
     """Sampled bars (..., 6) in prices -> (valid bars, the share of bars that needed mending)."""
     body_top = np.maximum(paths[..., OPEN], paths[..., CLOSE])

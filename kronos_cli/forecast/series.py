@@ -12,7 +12,7 @@ import pandas as pd
 from kronos_cli.bars import FEATURES, check_history, prepare_frame
 from kronos_cli.calendar import calendar_features
 from kronos_cli.errors import KronosError
-from kronos_cli.forecast.candles import repair
+from kronos_cli.forecast.candles import mended
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.io import json_floats
 from kronos_cli.sessions import future_timestamps
@@ -153,7 +153,7 @@ def forecast_series(
         seed=seed,
         progress=progress,
     )
-    paths, repaired = (fc.samples[0], None) if raw else repair(fc.samples[0])
+    paths, repaired = mended(fc.samples[0], raw)
     table = pd.DataFrame(paths.mean(axis=0), columns=list(FEATURES))
     for q in quantiles:
         qv = np.quantile(paths, q, axis=0)

@@ -26,21 +26,15 @@ from torch.overrides import TorchFunctionMode
 TILE = 16  # rows per product in one-token steps: a tile of 16 gives a row the same bits at any position in it
 
 
-def _batched(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
-    """Products of items x (n, M, in) with one weight (in, out) -> (n, M, out), as one batched call with n >= 2:
-    torch runs each item's product on one thread, so an item's result depends only on its own shape."""
-    n = x.shape[0]
-    w = weight_t.expand(n, *weight_t.shape)  # stride 0 over the items: the weight is not copied
-    return _products(x, w, None if bias is None else bias.expand(n, -1))
-
-
 def per_item(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
-    """x (items, M, in) -> (items, M, out), each item one product of its own M rows (a lone item is paired with
-    a zero one, so that it too runs on one thread)."""
+    """x (items, M, in) times one weight (in, out) -> (items, M, out), each item one product of its own M rows in
+    one batched call: torch runs each item on one thread, so its result depends only on its own shape (a lone
+    item is paired with a zero one, so that it too runs on one thread)."""
     n = x.shape[0]
     if n == 1:
         x = torch.cat([x, torch.zeros_like(x)])
-    return _batched(x, weight_t, bias)[:n]
+    w = weight_t.expand(x.shape[0], *weight_t.shape)  # stride 0 over the items: the weight is not copied
+    return _products(x, w, None if bias is None else bias.expand(x.shape[0], -1))[:n]
 
 
 def block_count(threads: int, sizes: list[int]) -> int:

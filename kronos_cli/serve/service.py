@@ -20,7 +20,7 @@ from kronos_cli.bars import FEATURES, features
 from kronos_cli.calendar import calendar_features
 from kronos_cli.environment import package_version
 from kronos_cli.errors import KronosError
-from kronos_cli.forecast.candles import repair
+from kronos_cli.forecast.candles import mended
 from kronos_cli.forecast.predictor import KronosPredictor, SeriesJob
 from kronos_cli.io import json_floats
 from kronos_cli.model.sampling import SamplingParams
@@ -205,7 +205,7 @@ def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
     future = p.future.tz_localize(p.tz) if p.tz is not None else p.future
     stamps = [t.isoformat() for t in future]
     req = p.request
-    paths, repaired = (paths, None) if req.raw else repair(paths)
+    paths, repaired = mended(paths, req.raw)
     return {
         "bars": _bars_json(stamps, paths.mean(axis=0)),
         "quantiles": {quantile_key(q): _bars_json(stamps, np.quantile(paths, q, axis=0)) for q in req.quantiles},
