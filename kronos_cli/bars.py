@@ -90,6 +90,33 @@ def features(
     return np.asfortranarray(x, dtype=np.float32)
 
 
+BAD_CANDLES = ("repair", "refuse")  # what to do with an input bar whose high or low does not bound its body
+
+
+def reconcile_candles(x: np.ndarray, policy: str, where: str = "input") -> tuple[np.ndarray, int]:
+    """Input bars (T, 6) checked as candles: a high below the open or close, or a low above them (which also
+    catches high < low), is widened to the body (`repair`: high = max(open, high, close), low = min(open, low,
+    close)) or refused in one line (`refuse`). Returns the bars and how many were repaired."""
+    if policy not in BAD_CANDLES:
+        raise KronosError(f"bad_candles must be one of {', '.join(BAD_CANDLES)}, got {str(policy)[:40]!r}")
+    o, h, lo, c = (x[:, i] for i in range(4))
+    top, bottom = np.maximum(o, c), np.minimum(o, c)
+    bad = (h < top) | (lo > bottom)
+    count = int(np.count_nonzero(bad))
+    if count == 0:
+        return x, 0
+    if policy == "refuse":
+        i = int(np.argmax(bad))
+        raise KronosError(
+            f"{where} has {count} bar(s) whose high is below the open or close or whose low is above them (first: "
+            f"bar {i}, counting from 0: open {o[i]:g}, high {h[i]:g}, low {lo[i]:g}, close {c[i]:g}); fix the data, "
+            "or let them be widened to the body (bad candles: repair)"
+        )
+    out = x.copy(order="K")  # the same memory order: the lookback statistics sum in the same order
+    out[:, 1], out[:, 2] = np.maximum(h, top), np.minimum(lo, bottom)
+    return out, count
+
+
 def prepare_frame(df: pd.DataFrame, where: str = "input") -> np.ndarray:
     """The (T, 6) float32 feature array of a bar frame (see `features` for the optional columns)."""
     if not isinstance(df, pd.DataFrame):

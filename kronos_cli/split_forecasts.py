@@ -8,6 +8,7 @@ backtest, `kronos evaluate` and selection by validation skill all read forecasts
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from kronos_cli.model.checkpoint import WEIGHTS_NAME
 from kronos_cli.runs import ModelPair, best_model_dir, sampling_file
 from kronos_cli.sharding import forecast_everywhere, window_cache
 from kronos_cli.tables import Table, num, pct
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
@@ -152,6 +155,14 @@ def forecast_split(
     names, origin_ns = origin_keys(arrays, origins)
     real = realised(arrays, origins, cfg.data.predict_window, cfg.backtest.deal_price)
     sf = SplitForecasts(origins, names, origin_ns, fc, real, str(cache.directory))
+    clipped = fc.clipped()
+    if clipped:
+        log.warning(
+            "%d of %d forecast closes lay outside the plausible range (the tokenizer's range, at least 1%% of the "
+            "lookback mean) and were clipped to it",
+            clipped,
+            fc.paths.size,
+        )
     if forecaster.dtype != "fp32":
         sf.precision = precision_deviation(cfg, arrays, sf, pair, device, sampling, forecaster.dtype)
     return sf

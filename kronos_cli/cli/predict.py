@@ -53,6 +53,13 @@ RAW = typer.Option(
     "max(open, close) >= min(open, close) >= low, volume and amount >= 0) before the mean and quantiles.",
 )
 
+BAD_CANDLES = typer.Option(
+    "repair",
+    "--bad-candles",
+    help="Input bars whose high is below the open or close, or whose low is above them: 'repair' widens them to "
+    "the body and says how many, 'refuse' stops with the first one.",
+)
+
 
 @opt.option_group(SAMPLING, "sampling", lambda **flags: flags)
 def predict(
@@ -78,6 +85,7 @@ def predict(
     timestamp_column: str | None = opt.TIMESTAMP_COLUMN,
     timestamp_format: str | None = opt.TIMESTAMP_FORMAT,
     raw: bool = RAW,
+    bad_candles: str = BAD_CANDLES,
     json_out: bool = opt.JSON,
     sampling=None,
 ) -> None:
@@ -87,7 +95,7 @@ def predict(
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
     from kronos_cli.runs import load_pair
 
-    _check_flags(pred_len, max_context, calendar, sampling)
+    _check_flags(pred_len, max_context, calendar, sampling, bad_candles)
     qs = parse_quantiles(quantiles)
     stamps = TimestampSpec(timestamp_column, timestamp_format, "--timestamp-column", "--timestamp-format")
     bars = read_bars(csv, stamps)
@@ -109,15 +117,21 @@ def predict(
             trained_lookback=pair.conventions.get("lookback_window"),
             calendar=calendar,
             raw=raw,
+            bad_candles=bad_candles,
             **sampling,
         )
     _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast", json_out)
 
 
-def _check_flags(pred_len: int, max_context: int | None, calendar: str | None, sampling: dict) -> None:
+def _check_flags(
+    pred_len: int, max_context: int | None, calendar: str | None, sampling: dict, bad_candles: str = "repair"
+) -> None:
     """Bad flags fail before any file or model is read."""
+    from kronos_cli.bars import BAD_CANDLES
     from kronos_cli.errors import KronosError
 
+    if bad_candles not in BAD_CANDLES:
+        raise KronosError(f"--bad-candles must be one of {', '.join(BAD_CANDLES)}, got {bad_candles[:40]!r}")
     if sampling["calibrated"] is not None:
         from kronos_cli.forecast.calibrated import read_sampling
 
@@ -157,6 +171,18 @@ def _write(result, output: Path | None, plot: Path | None, title: str, json_out:
     if result.repaired:
         log.info(
             "%.1f%% of the sampled bars were mended into valid candles (--raw keeps the model's)", 100 * result.repaired
+        )
+    if result.input_repaired:
+        log.warning(
+            "%d input bar(s) had a high below the open or close or a low above them; widened to the body "
+            "(--bad-candles refuse stops instead)",
+            result.input_repaired,
+        )
+    if result.clipped:
+        log.warning(
+            "%d sampled values fell outside the plausible range (the tokenizer's range, prices at least 1%% of the "
+            "lookback mean) and were clipped to it; check the lookback for outliers",
+            result.clipped,
         )
     buf = io.StringIO()
     result.table.to_csv(buf, index=False)

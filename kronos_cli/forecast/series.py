@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kronos_cli.bars import FEATURES, check_history, prepare_frame
+from kronos_cli.bars import FEATURES, check_history, prepare_frame, reconcile_candles
 from kronos_cli.calendar import calendar_features
 from kronos_cli.errors import KronosError
-from kronos_cli.forecast.candles import mended
+from kronos_cli.forecast.candles import mended, plausible
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.io import json_floats
 from kronos_cli.sessions import future_timestamps
@@ -27,6 +27,8 @@ class SeriesForecast:
     samples: np.ndarray  # (samples, pred_len, 6): valid candles unless `raw`
     quantiles: tuple[float, ...]
     repaired: float | None = None  # the share of sampled bars mended into valid candles (None: raw bars kept)
+    clipped: int = 0  # sampled values outside the plausible range, clipped to it (`candles.plausible`)
+    input_repaired: int = 0  # lookback bars whose high or low did not bound their body, widened to it
 
     def close_band(self) -> tuple[str, np.ndarray, np.ndarray] | None:
         """(label, low, high) of the close between the lowest and highest quantile asked for, if two or more."""
@@ -51,6 +53,8 @@ class SeriesForecast:
             "quantiles": list(self.quantiles),
             "raw": self.repaired is None,
             "repaired_bars": self.repaired,
+            "clipped_values": self.clipped,
+            "input_bars_repaired": self.input_repaired,
             "forecast": rows.to_dict("records"),
         }
 
@@ -127,9 +131,12 @@ def forecast_series(
     trained_lookback: int | None = None,
     calendar: str | None = None,
     raw: bool = False,
+    bad_candles: str = "repair",
 ) -> SeriesForecast:
     """The next `pred_len` bars of `bars`: the mean of the sample paths and their `quantiles`. Each path's bars are
-    mended into valid candles first (`candles.repair`) unless `raw`."""
+    mended into valid candles first (`candles.repair`) unless `raw`; values outside the plausible range are
+    clipped to it (`candles.plausible`), raw or not. Lookback bars that are not candles are `bad_candles`:
+    "repair"ed (counted) or refused."""
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
     if samples < 1:
@@ -139,7 +146,7 @@ def forecast_series(
     check_history(len(bars))
     n = choose_lookback(len(bars), lookback, forecaster.max_context, trained_lookback)
     hist = bars.iloc[-n:].reset_index(drop=True)
-    x = prepare_frame(hist)
+    x, input_repaired = reconcile_candles(prepare_frame(hist), bad_candles, f"the lookback (the last {n} bars)")
     future = future_timestamps(hist["timestamps"], pred_len, calendar)
     fc = forecaster.forecast(
         x[None],
@@ -153,11 +160,12 @@ def forecast_series(
         seed=seed,
         progress=progress,
     )
-    paths, repaired = mended(fc.samples[0], raw)
+    paths, clipped = plausible(fc.samples[0], x, forecaster.clip)
+    paths, repaired = mended(paths, raw)
     table = pd.DataFrame(paths.mean(axis=0), columns=list(FEATURES))
     for q in quantiles:
         qv = np.quantile(paths, q, axis=0)
         for j, col in enumerate(FEATURES):
             table[quantile_column(col, q)] = qv[:, j]
     table.insert(0, "timestamps", future)
-    return SeriesForecast(hist, table, paths, tuple(quantiles), repaired)
+    return SeriesForecast(hist, table, paths, tuple(quantiles), repaired, clipped, input_repaired)

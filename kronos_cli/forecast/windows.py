@@ -19,6 +19,7 @@ from kronos_cli.bars import EPS, FEATURES, normalise_lookback
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, gather, origin_keys
 from kronos_cli.forecast.cache import ForecastCache
+from kronos_cli.forecast.candles import price_bounds
 from kronos_cli.forecast.memory import auto_batch_size
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.io import file_digest
@@ -93,19 +94,32 @@ class WindowForecasts:
     std: np.ndarray  # (N,) lookback std of the close
     last_close: np.ndarray  # (N,) float64: the last close in prices
     reused: int = 0  # windows that came from the cache
+    clip: float = 5.0  # the tokenizer's range in these units: what `price_paths` bounds the forecasts to
 
     @classmethod
     def concat(cls, parts: list[WindowForecasts]) -> WindowForecasts:
         """The windows of `parts`, in order (shards forecast by several workers)."""
         joined = [np.concatenate([getattr(p, f) for p in parts]) for f in WINDOW_FIELDS]
-        return cls(*joined, reused=sum(p.reused for p in parts))
+        return cls(*joined, reused=sum(p.reused for p in parts), clip=parts[0].clip)
 
     def subset(self, index: np.ndarray) -> WindowForecasts:
-        return WindowForecasts(*(getattr(self, f)[index] for f in WINDOW_FIELDS))
+        return WindowForecasts(*(getattr(self, f)[index] for f in WINDOW_FIELDS), clip=self.clip)
+
+    def _unbounded(self) -> np.ndarray:
+        return self.paths * (self.std[:, None, None] + EPS) + self.mean[:, None, None]
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        bottom, top = price_bounds(self.mean.astype(np.float64), self.std.astype(np.float64), self.clip, True)
+        return bottom[:, None, None], top[:, None, None]
 
     def price_paths(self) -> np.ndarray:
-        """(N, S, P) forecast close in prices."""
-        return self.paths * (self.std[:, None, None] + EPS) + self.mean[:, None, None]
+        """(N, S, P) forecast close in prices, inside the plausible range (`candles.plausible`)."""
+        return np.clip(self._unbounded(), *self._bounds())
+
+    def clipped(self) -> int:
+        """How many forecast closes lay outside the plausible range (and were clipped to it)."""
+        raw, (bottom, top) = self._unbounded(), self._bounds()
+        return int(np.count_nonzero((raw < bottom) | (raw > top)))
 
     def return_paths(self) -> np.ndarray:
         """(N, S, P) forecast close as a return on the last close."""
@@ -132,7 +146,12 @@ def forecast_batch(
         seeds=seeds,
     )[..., CLOSE]
     return WindowForecasts(
-        paths, xn[:, -1, CLOSE], mean[:, 0, CLOSE], std[:, 0, CLOSE], x[:, -1, CLOSE].astype(np.float64)
+        paths,
+        xn[:, -1, CLOSE],
+        mean[:, 0, CLOSE],
+        std[:, 0, CLOSE],
+        x[:, -1, CLOSE].astype(np.float64),
+        clip=forecaster.clip,
     )
 
 
@@ -158,6 +177,7 @@ def forecast_windows(
         np.empty(n, np.float32),
         np.empty(n, np.float32),
         np.empty(n, np.float64),
+        clip=forecaster.clip,
     )
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))

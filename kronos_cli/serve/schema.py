@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -82,6 +82,11 @@ class ForecastRequest(BaseModel):
         description="Keep the model's sampled bars as they are; by default each path's bars are mended into valid "
         "candles first (high >= max(open, close), low <= min(open, close), volume and amount >= 0).",
     )
+    bad_candles: Literal["repair", "refuse"] = Field(
+        "repair",
+        description="Input bars whose high is below the open or close, or whose low is above them: 'repair' widens "
+        "them to the body (counted in input_bars_repaired), 'refuse' answers 422 naming the first.",
+    )
 
 
 class BatchRequest(BaseModel):
@@ -112,6 +117,14 @@ class ForecastResponse(BaseModel):
     seed: int | None
     repaired_bars: float | None = Field(
         description="The share of sampled bars mended into valid candles before the mean and quantiles (null: raw)."
+    )
+    input_bars_repaired: int = Field(
+        0, description="Lookback bars whose high or low did not bound their open and close, widened to the body."
+    )
+    clipped_values: int = Field(
+        0,
+        description="Sampled values outside the plausible range (the tokenizer's range: the lookback mean plus or "
+        "minus clip standard deviations; prices at least 1% of the lookback mean, volumes at least 0), clipped to it.",
     )
 
 

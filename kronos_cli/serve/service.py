@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli import __version__
-from kronos_cli.bars import FEATURES, features
+from kronos_cli.bars import FEATURES, features, reconcile_candles
 from kronos_cli.calendar import calendar_features
 from kronos_cli.environment import package_version
 from kronos_cli.errors import KronosError
-from kronos_cli.forecast.candles import mended
+from kronos_cli.forecast.candles import mended, plausible
 from kronos_cli.forecast.predictor import KronosPredictor, SeriesJob
 from kronos_cli.io import json_floats
 from kronos_cli.model.sampling import SamplingParams
@@ -93,6 +93,7 @@ class Prepared:
     future: pd.DatetimeIndex
     tz: tzinfo | None
     where: str = ""
+    input_repaired: int = 0  # lookback bars widened into candles (`bars.reconcile_candles`)
 
 
 def _timestamps(req: ForecastRequest, where: str) -> tuple[np.ndarray, tzinfo | None]:
@@ -169,6 +170,10 @@ def prepare(
     except KronosError as exc:
         raise RequestError(f"{where}bars", str(exc)) from None
     used = min(req.lookback or default_lookback or n, n, max_context)
+    try:
+        x, repaired = reconcile_candles(x[-used:], req.bad_candles, f"the lookback (the last {used} bars)")
+    except KronosError as exc:
+        raise RequestError(f"{where}bars", str(exc)) from None
     hist = wall[-used:]
     try:
         future = future_timestamps(hist, req.pred_len, calendar)
@@ -182,8 +187,8 @@ def prepare(
         ) from None
     temperature = req.temperature if req.temperature is not None else sampling.temperature
     params = SamplingParams(temperature, req.top_k, req.top_p if req.top_p is not None else sampling.top_p)
-    job = SeriesJob(x[-used:], *stamps, req.samples, params, req.seed)
-    return Prepared(req, job, future, tz, where)
+    job = SeriesJob(x, *stamps, req.samples, params, req.seed)
+    return Prepared(req, job, future, tz, where, repaired)
 
 
 def quantile_key(q: float) -> str:
@@ -194,8 +199,9 @@ def _bars_json(stamps: list[str], values: np.ndarray) -> list[dict[str, Any]]:
     return [dict(zip(FEATURES, row), timestamp=t) for t, row in zip(stamps, json_floats(values))]
 
 
-def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
-    """The JSON answer (see `ForecastResponse`) for sample paths (S, P, 6) of a prepared request."""
+def respond(p: Prepared, paths: np.ndarray, clip: float) -> dict[str, Any]:
+    """The JSON answer (see `ForecastResponse`) for sample paths (S, P, 6) of a prepared request, bounded to the
+    plausible range of the tokenizer's `clip`."""
     if not np.isfinite(paths).all():  # float32 normalisation overflows for values beyond about 1e19
         raise RequestError(
             f"{p.where}bars",
@@ -205,6 +211,7 @@ def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
     future = p.future.tz_localize(p.tz) if p.tz is not None else p.future
     stamps = [t.isoformat() for t in future]
     req = p.request
+    paths, clipped = plausible(paths, p.job.x, clip)
     paths, repaired = mended(paths, req.raw)
     return {
         "bars": _bars_json(stamps, paths.mean(axis=0)),
@@ -214,6 +221,8 @@ def respond(p: Prepared, paths: np.ndarray) -> dict[str, Any]:
         "samples": req.samples,
         "seed": req.seed,
         "repaired_bars": repaired,
+        "input_bars_repaired": p.input_repaired,
+        "clipped_values": clipped,
     }
 
 
@@ -296,7 +305,7 @@ class ForecastService:
             for i, r in enumerate(requests)
         ]
         paths = await self.batcher.submit(prepared)
-        return [respond(p, x) for p, x in zip(prepared, paths)]
+        return [respond(p, x, self.forecaster.clip) for p, x in zip(prepared, paths)]
 
     def health(self) -> dict[str, Any]:
         return {

@@ -392,3 +392,23 @@ def test_a_huge_field_is_not_echoed_into_the_error(tmp_path, ck):
     csv.write_text("\n".join(rows) + "\n")
     res = _run("predict", csv, *ck)
     assert res.exit_code == 2 and "is not a number" in res.output and len(res.output) < 3000, res.output[:300]
+
+
+def test_bars_that_are_not_candles_are_repaired_and_counted_or_refused(tmp_path, bars, ck):
+    """High below the close (or below the low) used to be forecast from as given, silently."""
+    bad = bars.copy()
+    bad.loc[bad.index[-3], "high"] = bad["low"].iloc[-3] * 0.9  # high < low < open/close
+    bad.loc[bad.index[-10], "low"] = bad["high"].iloc[-10] * 1.1  # low above the body
+    path = _write(tmp_path, bad)
+    res = _run("predict", path, *ck, "--pred-len", 2, "--lookback", 40, "--seed", 1, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["input_bars_repaired"] == 2
+    assert "2 input bar(s) had a high below the open or close" in res.output
+    good = json.loads(_run("predict", _write(tmp_path, bars, "good.csv"), *ck, "--pred-len", 2, "--json").stdout)
+    assert good["input_bars_repaired"] == 0
+    refused = _run("predict", path, *ck, "--pred-len", 2, "--lookback", 40, "--bad-candles", "refuse")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output, refused.output
+    last = refused.output.strip().splitlines()[-1]  # after the INFO line naming the model: the one-line error
+    assert "2 bar(s) whose high is below the open or close or whose low is above them (first: bar 30" in last
+    wrong = _run("predict", path, *ck, "--bad-candles", "fix")
+    assert wrong.exit_code == 2 and "--bad-candles must be one of repair, refuse" in wrong.output

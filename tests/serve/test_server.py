@@ -316,3 +316,27 @@ def test_forecast_timestamps_continue_on_the_servers_calendar():
     assert plain[0] == bars.timestamps.iloc[-1] + pd.Timedelta(hours=1)  # the bars' own sessions: 24 hours
     assert plain[0] == pd.Timestamp("2025-01-01 00:00")  # New Year's night, as the bars trade
     assert on_xnys[0] == pd.Timestamp("2025-01-02 09:30")  # New Year's Day is an NYSE holiday
+
+
+def test_an_outlier_bar_never_gives_a_negative_price_and_the_clip_is_reported(server, library_predictor):
+    """A bar with close 1e18 among prices near 100 gave forecast closes of -7.4e14 and negative amounts."""
+    bars = series(40, seed=2)
+    bars.loc[30, ["open", "high", "low", "close"]] = 1e18
+    req = {"bars": bars_json(bars), "pred_len": 6, "samples": 8, "seed": 5, "temperature": 1.5, "raw": True}
+    status, got = server.post("/v1/forecast", req)
+    assert status == 200, got
+    values = _values(got["bars"])
+    assert (values[:, :4] > 0).all() and (values[:, 4:] >= 0).all()
+    want = forecast_series(library_predictor, bars, 6, samples=8, temperature=1.5, seed=5, raw=True)
+    assert got["clipped_values"] == want.clipped > 0
+    np.testing.assert_array_equal(values, want.table[list(FEATURES)].to_numpy())
+
+
+def test_bars_that_are_not_candles_are_repaired_and_counted_or_refused(server):
+    req = {"bars": bars_json(series(40, seed=6)), "pred_len": 3, "seed": 1}
+    req["bars"][-2]["high"] = req["bars"][-2]["low"] * 0.5  # high below low
+    status, got = server.post("/v1/forecast", req)
+    assert status == 200 and got["input_bars_repaired"] == 1, got
+    status, got = server.post("/v1/forecast", {**req, "bad_candles": "refuse"})
+    assert status == 422 and got["field"] == "bars", got
+    assert "1 bar(s) whose high is below the open or close" in got["error"]
