@@ -36,6 +36,39 @@ SERVER = {
         ),
     ),
     "access_log": (bool, typer.Option(True, "--access-log/--no-access-log", help="Log every request.")),
+    "shutdown_grace_s": (
+        float | None,
+        typer.Option(
+            None,
+            "--shutdown-grace",
+            help="On SIGTERM/SIGINT, seconds to finish the requests in flight while new ones get 503 "
+            "[default: --request-timeout].",
+        ),
+    ),
+}
+# name -> (type, option): how long a client may take and how many may connect.
+CONNECTIONS = {
+    "header_timeout_s": (
+        float,
+        typer.Option(10.0, "--header-timeout", help="Seconds a request's headers may take to arrive (408 after)."),
+    ),
+    "body_timeout_s": (
+        float,
+        typer.Option(30.0, "--body-timeout", help="Seconds a request's body may take to arrive (408 after)."),
+    ),
+    "keep_alive_s": (
+        float,
+        typer.Option(5.0, "--keep-alive-timeout", help="Seconds an idle keep-alive connection stays open."),
+    ),
+    "max_connections": (
+        int,
+        typer.Option(
+            1000,
+            "--max-connections",
+            help="Most open connections; beyond, the one waiting longest for its headers is closed, or the new one "
+            "gets 503 (lowered to fit `ulimit -n`).",
+        ),
+    ),
 }
 BATCHING = {
     "max_batch": (
@@ -93,12 +126,18 @@ def _server(token: str | None, **values):
     return ServeOptions(token=token_from_env(token), **values)
 
 
+def _connections(**values):
+    from kronos_cli.serve.connections import ConnectionLimits
+
+    return ConnectionLimits(**values)
+
+
 def _from_run(source, config: Path):
     """What -c CONFIG fills in that the flags left open: the run's fine-tuned models (else the configured ones),
     the config's context, its calibrated sampling (strictly its own) and its market calendar."""
     import dataclasses
 
-    from kronos_cli.runs import best_or_configured, sampling_file
+    from kronos_cli.runs import best_or_configured, run_calendar, sampling_file
 
     cfg = opt.build_config(config, None, None)
     calibrated = source.sampling is None and cfg.backtest.sampling == "calibrated"
@@ -109,7 +148,7 @@ def _from_run(source, config: Path):
         max_context=source.max_context or cfg.data.max_context,
         sampling=str(sampling_file(cfg)) if calibrated else source.sampling,
         strict_sampling=calibrated,
-        calendar=source.calendar or (cfg.data.csv.calendar if cfg.data.source == "csv" else None),
+        calendar=source.calendar or run_calendar(cfg),
     )
 
 
@@ -138,6 +177,7 @@ def _announce(json_out: bool):
 
 
 @opt.option_group(SERVER, "server", _server)
+@opt.option_group(CONNECTIONS, "connections", _connections)
 @opt.option_group(BATCHING, "batching", _batching)
 @opt.option_group(LIMITS, "limits", _limits)
 def serve(
@@ -165,6 +205,7 @@ def serve(
     json_out: bool = typer.Option(False, "--json", help="Announce readiness as one JSON line on stdout."),
     limits=None,
     batching=None,
+    connections=None,
     server=None,
 ) -> None:
     """Serve forecasts over HTTP: POST /v1/forecast, /v1/forecast/batch; GET /v1/model, /healthz; /docs."""
@@ -172,10 +213,11 @@ def serve(
 
     try:
         import fastapi  # noqa: F401
+        import httptools  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise KronosError(
-            f"kronos serve needs FastAPI and uvicorn ({exc.name} is missing); pip install 'kronos-cli[serve]'"
+            f"kronos serve needs FastAPI and uvicorn[standard] ({exc.name} is missing); pip install 'kronos-cli[serve]'"
         ) from None
     from kronos_cli.serve.server import ModelSource, run
 
@@ -193,4 +235,4 @@ def serve(
         raise KronosError(f"--max-context must be >= 2, got {source.max_context}")
     opt.check_calendar(source.calendar)
     _route_uvicorn_logs()
-    run(source, limits, batching, server, _announce(json_out))
+    run(source, limits, batching, server, _announce(json_out), connections)

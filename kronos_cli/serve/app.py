@@ -1,8 +1,9 @@
-"""The FastAPI application: routes, bearer auth, the body-size limit and JSON errors that name the field."""
+"""The FastAPI application: routes, bearer auth, and JSON errors that name the field."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -10,14 +11,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.models import OpenAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
 from kronos_cli import __version__
 from kronos_cli.errors import KronosError
 from kronos_cli.serve.batcher import DeadlineExceeded, QueueFull
+from kronos_cli.serve.bodies import BodyLimit, BodyParser, late_body, parse_json, read_body
+from kronos_cli.serve.connections import ConnectionLimits, Watch
+from kronos_cli.serve.draining import Drain, DrainGate
+from kronos_cli.serve.responses import error_response
 from kronos_cli.serve.schema import (
     BatchRequest,
     BatchResponse,
@@ -27,75 +36,10 @@ from kronos_cli.serve.schema import (
     field_path,
     with_limits,
 )
-from kronos_cli.serve.service import ForecastService, RequestError
+from kronos_cli.serve.service import ForecastService, Prepared, RequestError
 
 log = logging.getLogger(__name__)
-MAX_LISTED_ERRORS = 20
 CLIENT_CLOSED = 499  # nginx's status for a caller that went away; nobody reads it, the access log shows it
-
-
-def error_response(
-    status: int, errors: list[tuple[str | None, str]], headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """`{"error": "field: message", "field": ..., "errors": [...]}` for the first of `errors`."""
-    field, message = errors[0]
-    body = {
-        "error": f"{field}: {message}" if field else message,
-        "field": field,
-        "errors": [{"field": f or "", "message": m} for f, m in errors[:MAX_LISTED_ERRORS]],
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-class BodyLimit:
-    """Answers 413 to a body over `limit` bytes before the app parses it (Content-Length or streamed)."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def _reject(self, scope, receive, send, status: int, message: str) -> None:
-        await error_response(status, [("body", message)])(scope, receive, send)
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        try:
-            too_big = length is not None and int(length) > self.limit
-        except ValueError:
-            return await self._reject(scope, receive, send, 400, "Content-Length is not a number")
-        # Read (and, when too big, discard) the body before answering: a client still sending would otherwise
-        # see the connection reset instead of the 413. A body far over the limit is cut off.
-        drain_cap = max(4 * self.limit, 16 * 2**20)
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            too_big = too_big or size > self.limit
-            if not too_big:
-                chunks.append(chunk)
-            more = message.get("more_body", False) and not (too_big and size > drain_cap)
-        if too_big:
-            return await self._reject(
-                scope,
-                receive,
-                send,
-                413,
-                f"request body exceeds this server's limit of {self.limit} bytes (--max-body-bytes)",
-            )
-        body, sent = b"".join(chunks), False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[tuple[str | None, str]]:
@@ -175,11 +119,12 @@ UNAUTHORISED = "missing or wrong bearer token; send the header `Authorization: B
 
 class BearerFirst:
     """Answers 401 to a /v1 request without the right bearer token before its body is parsed or kept (it is
-    drained and dropped, up to a cap, so a client still sending sees the answer rather than a reset): an
-    unauthenticated caller costs no JSON parsing and never counts as a rejected request."""
+    drained and dropped, up to a cap and within the body deadline, so a client still sending sees the answer rather
+    than a reset): an unauthenticated caller costs no JSON parsing and never counts as a rejected request."""
 
-    def __init__(self, app, token: str, drain_cap: int):
-        self.app, self.token, self.drain_cap = app, token.encode(), drain_cap
+    def __init__(self, app, token: str, drain_cap: int, timeout_s: float, note: Callable[[str], None]):
+        self.app, self.token, self.drain_cap, self.timeout_s = app, token.encode(), drain_cap, timeout_s
+        self.note = note  # counts a body that came too slowly
 
     def _authorised(self, scope) -> bool:
         scheme, _, credentials = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
@@ -188,13 +133,13 @@ class BearerFirst:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1") or self._authorised(scope):
             return await self.app(scope, receive, send)
-        size, more = 0, scope["method"] not in ("GET", "HEAD", "OPTIONS")
-        while more and size <= self.drain_cap:
-            message = await receive()
-            if message["type"] == "http.disconnect":
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            body = await read_body(receive, 0, self.drain_cap, self.timeout_s)
+            if body.outcome == "gone":
                 return
-            size += len(message.get("body", b""))
-            more = message.get("more_body", False)
+            if body.outcome == "late":
+                self.note("slow_body")
+                return await late_body(self.timeout_s)(scope, receive, send)
         await error_response(401, [(None, UNAUTHORISED)], {"WWW-Authenticate": "Bearer"})(scope, receive, send)
 
 
@@ -209,26 +154,61 @@ def _authorise(token: str):
     return authorise
 
 
-def _v1(service: ForecastService, token: str | None) -> APIRouter:
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads `model` itself (on a thread: see `bodies`); `create_app` adds
+    the model's schema to the components, as FastAPI does for a body parameter."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}, "required": True}}
+
+
+def _reader(service: ForecastService, parser: BodyParser, model: type[BaseModel], batch_call: bool):
+    """A route's body, parsed as `model` and checked into the model's jobs on a worker thread."""
+
+    def check(raw: bytes, content_type: str | None) -> list[Prepared]:
+        body = parse_json(model, raw, content_type)
+        return service.check(body.requests if batch_call else [body], batch_call)
+
+    async def read(request: Request) -> list[Prepared]:
+        work = functools.partial(check, content_type=request.headers.get("content-type"))
+        # straight from `receive` (`BodyLimit` replays the whole body once), not `request.body()`, which would keep
+        # the bytes for as long as the request waits for the model
+        return await parser.run(work, (await request.receive()).get("body", b""))
+
+    return read
+
+
+def _v1(service: ForecastService, token: str | None, parser: BodyParser) -> APIRouter:
     """The forecasting routes; with `token`, each needs `Authorization: Bearer <token>` (and only then does the
     schema declare the bearer scheme)."""
     error = {"model": ErrorResponse}
     busy = {**error, "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}}
-    answers = {400: error, 413: error, 422: error, 429: busy, 504: error, **({401: error} if token else {})}
+    answers = {400: error, 408: error, 413: error, 422: error, 429: busy, 503: busy, 504: error}
+    answers.update({401: error} if token else {})
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(_authorise(token))] if token else [])
+    read_one, read_many = _reader(service, parser, ForecastRequest, False), _reader(service, parser, BatchRequest, True)
 
-    @v1.post("/forecast", response_model=ForecastResponse, summary="Forecast one series", responses=answers)
-    async def forecast(body: ForecastRequest, request: Request) -> Any:
+    @v1.post(
+        "/forecast",
+        response_model=ForecastResponse,
+        summary="Forecast one series",
+        responses=answers,
+        openapi_extra=_json_body(ForecastRequest),
+    )
+    async def forecast(request: Request) -> Any:
         service.requests += 1
-        got = await _unless_gone(request, service, service.forecast([body]))
+        got = await _unless_gone(request, service, service.answer(await read_one(request)))
         return got if isinstance(got, Response) else JSONResponse(got[0])
 
     @v1.post(
-        "/forecast/batch", response_model=BatchResponse, summary="Forecast many series in one call", responses=answers
+        "/forecast/batch",
+        response_model=BatchResponse,
+        summary="Forecast many series in one call",
+        responses=answers,
+        openapi_extra=_json_body(BatchRequest),
     )
-    async def forecast_batch(body: BatchRequest, request: Request) -> Any:
+    async def forecast_batch(request: Request) -> Any:
         service.requests += 1
-        got = await _unless_gone(request, service, service.forecast(body.requests, batch_call=True))
+        got = await _unless_gone(request, service, service.answer(await read_many(request)))
         return got if isinstance(got, Response) else JSONResponse({"forecasts": got})
 
     @v1.get("/model", summary="Model configs, versions, device, limits", responses={401: error} if token else None)
@@ -238,10 +218,47 @@ def _v1(service: ForecastService, token: str | None) -> APIRouter:
     return v1
 
 
+def _openapi(app: FastAPI, service: ForecastService) -> Callable[[], dict[str, Any]]:
+    """The generated schema with the request bodies the routes read themselves, and the enforced limits as schema
+    constraints a generated client obeys."""
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generated()
+            bodies = models_json_schema(
+                [(m, "validation") for m in (ForecastRequest, BatchRequest)],
+                ref_template="#/components/schemas/{model}",
+            )[1]
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(bodies["$defs"])
+            normalised = jsonable_encoder(OpenAPI(**schema), by_alias=True, exclude_none=True)  # as FastAPI's own
+            app.openapi_schema = with_limits(normalised, service.limits)
+        return app.openapi_schema
+
+    return openapi
+
+
+def _describe(watch: Watch, drain: Drain, max_body_bytes: int) -> str:
+    return (
+        "Forecast OHLCV bars with a (fine-tuned) Kronos model. Concurrent requests are batched onto the model; a "
+        "seeded request gives the same answer alone or batched.\n\n"
+        f"Server limits: {watch.limits.describe()}, bodies of at most {max_body_bytes} bytes (413). On SIGTERM or "
+        f"SIGINT the requests in flight are finished for up to {drain.grace_s:g} s while new ones get 503."
+    )
+
+
 def create_app(
-    service: ForecastService, token: str | None = None, on_ready: Callable[[], None] | None = None
+    service: ForecastService,
+    token: str | None = None,
+    on_ready: Callable[[], None] | None = None,
+    watch: Watch | None = None,
+    drain: Drain | None = None,
 ) -> FastAPI:
-    """The API over `service`; with `token`, /v1 routes need `Authorization: Bearer <token>`."""
+    """The API over `service`; with `token`, /v1 routes need `Authorization: Bearer <token>`. `watch` holds the
+    connection limits (its body deadline applies here), `drain` the state of a graceful shutdown."""
+    watch = watch or Watch(ConnectionLimits())
+    drain = drain or Drain(service.batching.request_timeout_s)
+    parser = BodyParser()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -250,30 +267,28 @@ def create_app(
             on_ready()
         yield
         await service.stop()
+        watch.flush()
 
-    app = FastAPI(
-        title="Kronos forecasting service",
-        version=__version__,
-        lifespan=lifespan,
-        description="Forecast OHLCV bars with a (fine-tuned) Kronos model. Concurrent requests are "
-        "batched onto the model; a seeded request gives the same answer alone or batched.",
-    )
-    app.add_middleware(BodyLimit, limit=service.limits.max_body_bytes)
-    if token:  # added last, so it runs first: no body is read or parsed for a caller without the token
-        app.add_middleware(BearerFirst, token=token, drain_cap=max(4 * service.limits.max_body_bytes, 16 * 2**20))
+    max_body = service.limits.max_body_bytes
+    description = _describe(watch, drain, max_body)
+    app = FastAPI(title="Kronos forecasting service", version=__version__, lifespan=lifespan, description=description)
+    body_timeout = watch.limits.body_timeout_s
+    app.add_middleware(BodyLimit, limit=max_body, timeout_s=body_timeout, note=watch.note)
+    if token:  # added after BodyLimit, so it runs first: no body is read or parsed for a caller without the token
+        cap = max(4 * max_body, 16 * 2**20)
+        app.add_middleware(BearerFirst, token=token, drain_cap=cap, timeout_s=body_timeout, note=watch.note)
+    app.add_middleware(DrainGate, drain=drain)  # outermost: while draining, nothing new gets in
     _handle_errors(app, service)
 
-    @app.get("/healthz", summary="Liveness and batching statistics (no auth)")
+    @app.get(
+        "/healthz",
+        summary="Liveness, batching and connection statistics (no auth)",
+        responses={503: {"model": ErrorResponse}},
+    )
     async def healthz() -> dict[str, Any]:
-        return service.health()
+        in_flight = len(drain.requests)  # this one included
+        return {**service.health(), "in_flight": in_flight, "connections": watch.stats(), "heap_trims": parser.trims}
 
-    app.include_router(_v1(service, token))
-    generated = app.openapi
-
-    def openapi() -> dict[str, Any]:  # the enforced limits, as schema constraints a generated client obeys
-        if app.openapi_schema is None:
-            app.openapi_schema = with_limits(generated(), service.limits)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.include_router(_v1(service, token, parser))
+    app.openapi = _openapi(app, service)  # type: ignore[method-assign]
     return app

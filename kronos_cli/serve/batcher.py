@@ -179,8 +179,11 @@ class DynamicBatcher(Generic[T, R]):
         now = time.monotonic()
         pending = [_Pending(it, loop.create_future(), now, self._weight(it), self._lane(it)) for it in items]
         self._admit(pending)
+        gathered = asyncio.gather(*(p.future for p in pending))
+        # a cancelled submission leaves the gather with a CancelledError nobody reads, which asyncio would log
+        gathered.add_done_callback(lambda g: g.cancelled() or g.exception())
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*(p.future for p in pending)), self.timeout_s))
+            return list(await asyncio.wait_for(gathered, self.timeout_s))
         except asyncio.TimeoutError:
             self.stats.timed_out += 1
             self._withdraw(pending)

@@ -1,10 +1,14 @@
-"""Loading the model for serving, binding the socket and running uvicorn."""
+"""Loading the model for serving, binding the socket and running uvicorn with its connection limits."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import functools
+import gc
 import ipaddress
 import logging
+import math
 import os
 import socket
 from collections.abc import Callable
@@ -17,7 +21,10 @@ from kronos_cli.forecast.calibrated import sampling_for
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.runs import load_pair
 from kronos_cli.serve.app import create_app
+from kronos_cli.serve.connections import ConnectionLimits, GuardedHttp, Watch, fit_to_open_files
+from kronos_cli.serve.draining import STRAGGLER_S, Drain, DrainingServer
 from kronos_cli.serve.service import Batching, ForecastService, Limits, SamplingDefaults
+from kronos_cli.sessions import check_calendar_name
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +102,31 @@ def serve(
     token: str | None = None,
     access_log: bool = True,
     on_ready: Callable[[str], None] | None = None,
+    connections: ConnectionLimits = ConnectionLimits(),
+    shutdown_grace_s: float = 60.0,
 ) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM end it gracefully)."""
+    """Serve until SIGTERM or SIGINT, which drain: the requests in flight are finished (for up to
+    `shutdown_grace_s`) while new ones get 503."""
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    app = create_app(service, token, on_ready=(lambda: on_ready(url)) if on_ready else None)
+    watch, drain = Watch(connections), Drain(shutdown_grace_s)
+    app = create_app(service, token, on_ready=(lambda: on_ready(url)) if on_ready else None, watch=watch, drain=drain)
     config = uvicorn.Config(
-        app, log_config=None, access_log=access_log, lifespan="on", server_header=False, timeout_graceful_shutdown=10
+        app,
+        http=functools.partial(GuardedHttp, watch=watch),
+        ws="none",
+        timeout_keep_alive=connections.keep_alive_s,  # type: ignore[arg-type]  (a float is fine: a timer's delay)
+        timeout_graceful_shutdown=int(STRAGGLER_S),
+        log_config=None,
+        access_log=access_log,
+        lifespan="on",
+        server_header=False,
     )
-    server = uvicorn.Server(config)
+    # What is loaded by now (the model, the modules) lives as long as the process: the cyclic collector need not
+    # walk it again at every full collection (each would hold the GIL for ~100 ms).
+    gc.collect()
+    gc.freeze()
+    server = DrainingServer(config, drain)
     server.run(sockets=[sock])
     if not server.started:
         raise RuntimeError("the server did not start; see the log above")
@@ -128,17 +151,35 @@ class ServeOptions:
     device: str = "auto"
     token: str | None = None
     access_log: bool = True
+    shutdown_grace_s: float | None = None  # how long a shutdown finishes requests in flight (None: request timeout)
+
+    def __post_init__(self) -> None:
+        grace = self.shutdown_grace_s
+        if grace is not None and not (grace >= 0 and math.isfinite(grace)):
+            raise KronosError(f"--shutdown-grace must be >= 0 seconds, got {self.shutdown_grace_s}")
 
 
 def run(
-    source: ModelSource, limits: Limits, batching: Batching, options: ServeOptions, on_ready: Callable[[str], None]
+    source: ModelSource,
+    limits: Limits,
+    batching: Batching,
+    options: ServeOptions,
+    on_ready: Callable[[str], None],
+    connections: ConnectionLimits = ConnectionLimits(),
 ) -> None:
     """Bind (a taken port fails before the model loads), load, warm up, and serve until interrupted."""
+    connections = dataclasses.replace(connections, max_connections=fit_to_open_files(connections.max_connections))
     sock = bind(options.host, options.port)
     try:
         forecaster, sources, conventions, sampling = source.load(options.device)
+        calendar = source.calendar or conventions.get("calendar")  # else the calendar the model records
+        if calendar and check_calendar_name(calendar):
+            raise KronosError(
+                f"the model records the calendar {str(calendar)[:40]!r}, which is not a known calendar; pass "
+                "--calendar to choose one (kronos serve --help lists them)"
+            )
         service = ForecastService(
-            forecaster, limits, batching, sources, conventions.get("lookback_window"), sampling, source.calendar
+            forecaster, limits, batching, sources, conventions.get("lookback_window"), sampling, calendar
         )
         if options.token is None and not is_loopback(options.host):
             log.warning(
@@ -154,6 +195,7 @@ def run(
             batching.max_queue,
             batching.request_timeout_s,
         )
-        serve(service, sock, options.token, options.access_log, on_ready=on_ready)
+        grace = options.shutdown_grace_s if options.shutdown_grace_s is not None else batching.request_timeout_s
+        serve(service, sock, options.token, options.access_log, on_ready, connections, grace)
     finally:
         sock.close()

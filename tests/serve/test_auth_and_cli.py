@@ -117,6 +117,11 @@ def test_startup_mistakes_are_one_line_and_exit_2(tiny_checkpoints, bundle, tmp_
     _one_line_error(_serve(*ck, "--max-queue", "0", "--port", "0"), "--max-queue")
     _one_line_error(_serve(*ck, "--request-timeout", "0", "--port", "0"), "--request-timeout")
     _one_line_error(_serve(*ck, "--long-horizon", "0", "--port", "0"), "--long-horizon")
+    _one_line_error(_serve(*ck, "--header-timeout", "0", "--port", "0"), "--header-timeout")
+    _one_line_error(_serve(*ck, "--body-timeout", "nan", "--port", "0"), "--body-timeout")
+    _one_line_error(_serve(*ck, "--keep-alive-timeout", "-1", "--port", "0"), "--keep-alive-timeout")
+    _one_line_error(_serve(*ck, "--max-connections", "0", "--port", "0"), "--max-connections")
+    _one_line_error(_serve(*ck, "--shutdown-grace", "-1", "--port", "0"), "--shutdown-grace")
     _one_line_error(_serve(*ck, "--port", "70000"), "--port")
 
 

@@ -340,3 +340,27 @@ def test_bars_that_are_not_candles_are_repaired_and_counted_or_refused(server):
     status, got = server.post("/v1/forecast", {**req, "bad_candles": "refuse"})
     assert status == 422 and got["field"] == "bars", got
     assert "1 bar(s) whose high is below the open or close" in got["error"]
+
+
+@pytest.mark.slow
+def test_a_model_that_records_its_calendar_is_served_on_it(tmp_path, tiny_pair):
+    """A run on XNYS records it beside the weights; the server continues US bars past Good Friday without
+    --calendar, and a recorded calendar that names nothing stops the server in one line."""
+    from kronos_cli.model.checkpoint import save_checkpoint
+    from tests.serve.conftest import start_server, stop_server
+
+    tok, model = tiny_pair
+    conventions = {"max_context": 64, "clip": 5.0, "lookback_window": 30, "predict_window": 5, "calendar": "XNYS"}
+    save_checkpoint(tok, tmp_path / "tok", conventions)
+    save_checkpoint(model, tmp_path / "model", conventions)
+    bars = series(40).assign(timestamps=pd.bdate_range(end="2024-03-28", periods=40))  # Thursday before Good Friday
+    srv = start_server(["--tokenizer", tmp_path / "tok", "--model", tmp_path / "model"], tmp_path / "server.log")
+    try:
+        status, got = srv.post("/v1/forecast", {"bars": bars_json(bars), "pred_len": 2, "seed": 1})
+    finally:
+        stop_server(srv)
+    assert status == 200, got
+    assert [b["timestamp"][:10] for b in got["bars"]] == ["2024-04-01", "2024-04-02"]
+    save_checkpoint(model, tmp_path / "model", {**conventions, "calendar": "NOPE"})
+    with pytest.raises(AssertionError, match="the model records the calendar 'NOPE', which is not a known calendar"):
+        start_server(["--tokenizer", tmp_path / "tok", "--model", tmp_path / "model"], tmp_path / "bad.log")
