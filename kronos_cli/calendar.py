@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 STAMP_COLUMNS = ("minute", "hour", "weekday", "day", "month")  # the order the predictor embeds them
+STAMP_SIZES = (60, 24, 7, 32, 13)  # how many values each stamp column takes: the rows of its embedding table
 NS_PER_DAY = 86_400 * 10**9
 
 

@@ -24,7 +24,7 @@ from kronos_cli.distributed import Context, Launch
 from kronos_cli.errors import KronosError
 from kronos_cli.evaluate.run import run_evaluate
 from kronos_cli.export.run import FORMATS, run_export
-from kronos_cli.io import write_json
+from kronos_cli.io import whole_result_set, write_json
 from kronos_cli.runs import backtest_dir, evaluation_dir, export_dir, pipeline_stamps, run_dir, sampling_file
 from kronos_cli.train.launch import run_stage
 from kronos_cli.train.state import Observer, TrainOptions
@@ -80,10 +80,11 @@ def _outputs_exist(cfg: Config, stage: str) -> bool:
     if stage.startswith("train-"):
         d = run_dir(cfg, stage.split("-", 1)[1])
         return (d / "summary.json").is_file() and (d / "checkpoints" / "best_model" / "model.safetensors").is_file()
+    again = f"the {stage} stage runs again"  # a result set that is not whole is said, and made again
     if stage == "backtest":
-        return (backtest_dir(cfg) / "backtest_results.json").is_file()
+        return whole_result_set(backtest_dir(cfg), "backtest_results.json", otherwise=again)
     if stage == "evaluate":
-        return (evaluation_dir(cfg, cfg.evaluate.split) / "evaluation.json").is_file()
+        return whole_result_set(evaluation_dir(cfg, cfg.evaluate.split), "evaluation.json", otherwise=again)
     return (export_dir(cfg) / "export_report.json").is_file()
 
 
@@ -133,7 +134,7 @@ class PipelineFailed(Exception):
 
 
 def existing_paths(cfg: Config) -> dict[str, str]:
-    """The pipeline's summary outputs that exist now."""
+    """The pipeline's summary outputs that exist now (those of a result set only while the set is whole)."""
     candidates = {
         "dataset": Path(cfg.data.dataset_path) / "manifest.json",
         "tokenizer": run_dir(cfg, "tokenizer") / "checkpoints" / "best_model",
@@ -144,7 +145,12 @@ def existing_paths(cfg: Config) -> dict[str, str]:
         "exported": export_dir(cfg) / "export_report.json",
         "evaluation": evaluation_dir(cfg, cfg.evaluate.split) / "evaluation_report.txt",
     }
-    return {k: str(p.parent if k == "exported" else p) for k, p in candidates.items() if p.exists()}
+    in_sets = {"backtest_results", "report", "plot", "evaluation"}
+    return {
+        k: str(p.parent if k == "exported" else p)
+        for k, p in candidates.items()
+        if p.exists() and (k not in in_sets or whole_result_set(p.parent))
+    }
 
 
 def _run_stage(

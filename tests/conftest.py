@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,3 +124,50 @@ def prepared(tmp_path_factory, market):
         ],
     )
     return cfg, prepare(cfg)
+
+
+@pytest.fixture
+def dataset_copy(prepared, tmp_path) -> Path:
+    """A copy of the prepared dataset, to damage."""
+    cfg, _ = prepared
+    return Path(shutil.copytree(cfg.data.dataset_path, tmp_path / "dataset"))
+
+
+def edit_array(dataset: Path, name: str, edit) -> None:
+    """Replace a dataset array by `edit(array)`."""
+    arr = edit(np.load(dataset / f"{name}.npy"))
+    np.save(dataset / f"{name}.npy", arr, allow_pickle=arr.dtype == object)
+
+
+def rehash_dataset(dataset: Path) -> None:
+    """Record every array's dtype, shape, size and SHA-256 again and seal the manifest: an edit made on purpose."""
+    from kronos_cli.data.manifest import write_manifest
+
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest.pop("digest", None)
+    write_manifest(dataset, manifest)
+
+
+def edit_manifest(dataset: Path, edit, reseal: bool) -> None:
+    """Edit a dataset's manifest, with its digest recomputed (`reseal`: a deliberate edit) or left as it was."""
+    from kronos_cli.data.manifest import manifest_digest
+
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    edit(manifest)
+    if reseal:
+        manifest["digest"] = manifest_digest(manifest)
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture
+def built_on(monkeypatch) -> list[str]:
+    """The device type of every tokenizer and predictor built while a test runs: "meta" ones cost no memory."""
+    devices: list[str] = []
+    for cls in (Kronos, KronosTokenizer):
+
+        def spy(self, config, _init=cls.__init__):
+            devices.append(torch.empty(0).device.type)
+            _init(self, config)
+
+        monkeypatch.setattr(cls, "__init__", spy)
+    return devices

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from kronos_cli.io import atomic_dir, atomic_path, json_floats, write_text
+from kronos_cli.io import atomic_dir, atomic_path, json_floats, result_set, whole_result_set, write_text
 
 
 @pytest.fixture
@@ -54,3 +58,55 @@ def test_float32_values_are_written_as_their_shortest_decimals():
     assert json.dumps(got) == "[[42.648735, 0.33333334, 0.1], [1e-08, 3.4e+38, -0.0]]"  # no float32 noise digits
     np.testing.assert_array_equal(np.array(got, dtype=np.float32), values)  # the same float32 values
     assert json_floats(np.array([1 / 3])) == [1 / 3]  # float64 keeps its own digits
+
+
+KILLED_MID_SET = """
+import os, signal, sys
+from pathlib import Path
+from kronos_cli.io import result_set
+with result_set(Path(sys.argv[1]), {"command": "test"}) as tmp:
+    (tmp / "a.txt").write_text("new a")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_result_set_killed_mid_write_keeps_the_last_set_and_the_next_write_says_so_and_cleans_up(tmp_path, caplog):
+    target = tmp_path / "set"
+    with result_set(target, {"command": "test"}) as tmp:
+        (tmp / "a.txt").write_text("old a")
+        (tmp / "b.txt").write_text("old b")
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_SET, str(target)])
+    assert killed.returncode == -signal.SIGKILL
+    (leftover,) = tmp_path.glob(".set.tmp-*")
+    assert whole_result_set(target, "a.txt", "b.txt") and (target / "a.txt").read_text() == "old a"
+
+    busy = tmp_path / f".set.tmp-{os.getpid()}-busy"  # a write still in progress (its process is alive)
+    busy.mkdir()
+    logging.getLogger("kronos_cli.io").addHandler(caplog.handler)  # the CLI's set-up may stop propagation
+    try:
+        with result_set(target, {"command": "test"}) as tmp:
+            (tmp / "a.txt").write_text("new a")
+    finally:
+        logging.getLogger("kronos_cli.io").removeHandler(caplog.handler)
+    assert not leftover.exists() and busy.exists()
+    assert "was killed before it finished" in caplog.text and leftover.name in caplog.text
+    assert whole_result_set(target, "a.txt") and not whole_result_set(target, "b.txt")  # b.txt: not in the new set
+    manifest = json.loads((target / "results_manifest.json").read_text())
+    assert manifest["about"] == {"command": "test"} and set(manifest["files"]) == {"a.txt"}
+
+
+def test_earlier_result_sets_are_kept_newest_first_up_to_the_limit(tmp_path):
+    """A second evaluate or backtest replaced the first's report; the sets it replaces are kept, whole."""
+    target = tmp_path / "test"
+    for i in range(4):
+        with result_set(target, {"command": "test", "run": i}, keep=2) as tmp:
+            (tmp / "report.txt").write_text(f"run {i}")
+    kept = sorted(p for p in (tmp_path / "test.history").iterdir())
+    assert [(p / "report.txt").read_text() for p in kept] == ["run 1", "run 2"]  # the newest two replaced sets
+    assert all(whole_result_set(p, "report.txt") for p in kept)
+    assert (target / "report.txt").read_text() == "run 3" and whole_result_set(target, "report.txt")
+    with result_set(tmp_path / "plain", {"command": "test"}) as tmp:  # keep=0: nothing kept
+        (tmp / "x").write_text("1")
+    with result_set(tmp_path / "plain", {"command": "test"}) as tmp:
+        (tmp / "x").write_text("2")
+    assert not (tmp_path / "plain.history").exists()

@@ -23,17 +23,18 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli import __version__
-from kronos_cli.bars import FEATURES
+from kronos_cli.bars import FEATURES, reconcile_candles
 from kronos_cli.calendar import calendar_features
 from kronos_cli.config import Config, DataConfig, section_hash
 from kronos_cli.data.csv_source import CsvSource
+from kronos_cli.data.manifest import ARRAYS, FORMAT, FORMAT_VERSION, ORIGIN_SPLITS, SPLITS, write_manifest
 from kronos_cli.data.provider import PROVIDER_DIR, continue_calendar
 from kronos_cli.data.qlib_source import QlibSource
 from kronos_cli.data.splits import SplitRange, embargo_bars, plan_splits
-from kronos_cli.data.store import FORMAT, FORMAT_VERSION, MANIFEST, ORIGIN_SPLITS, SPLITS, NpyAppender, array_digests
+from kronos_cli.data.store import NpyAppender
 from kronos_cli.data.universe import Universe
 from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_dir, write_json
+from kronos_cli.io import atomic_dir
 from kronos_cli.tables import Table
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,10 @@ def segments(valid: np.ndarray) -> list[tuple[int, int]]:
 
 
 def dataset_hash(cfg: Config) -> str:
-    """What decides whether a prepared dataset is still valid for a config."""
+    """What decides whether a prepared dataset is still valid for a config: its data section and the dataset
+    format (a newer format makes `kronos pipeline` prepare the data again)."""
     data = dataclasses.replace(cfg.data, chunk_size=0, dataset_path="")
-    return section_hash(data)
+    return f"{section_hash(data)[:12]}v{FORMAT_VERSION}"
 
 
 def market_calendar(source: QlibSource | CsvSource, predict: int) -> tuple[np.ndarray, dict]:
@@ -87,18 +89,20 @@ class _Tally:
     origin_span: dict[str, list[int]] = dataclasses.field(default_factory=lambda: {s: [] for s in ORIGIN_SPLITS})
     short_segments: int = 0
     missing_rows: int = 0
+    repaired_candles: int = 0
 
 
 class _Writer:
     """The arrays of a dataset being built, appended one symbol segment at a time."""
 
     def __init__(self, directory: Path):
-        self.features = NpyAppender(directory / "features.npy", np.float32, (len(FEATURES),))
-        self.stamps = NpyAppender(directory / "stamps.npy", np.int8, (5,))
-        self.timestamps = NpyAppender(directory / "timestamps.npy", np.int64)
-        self.calpos = NpyAppender(directory / "calpos.npy", np.int64)
-        self.windows = {s: NpyAppender(directory / f"windows_{s}.npy", np.int64, (2,)) for s in SPLITS}
-        self.origins = {s: NpyAppender(directory / f"origins_{s}.npy", np.int64, (2,)) for s in ORIGIN_SPLITS}
+        def appender(name: str) -> NpyAppender:
+            return NpyAppender(directory / f"{name}.npy", *ARRAYS[name])
+
+        self.features, self.stamps = appender("features"), appender("stamps")
+        self.timestamps, self.calpos = appender("timestamps"), appender("calpos")
+        self.windows = {s: appender(f"windows_{s}") for s in SPLITS}
+        self.origins = {s: appender(f"origins_{s}") for s in ORIGIN_SPLITS}
 
     @property
     def rows(self) -> int:
@@ -166,9 +170,11 @@ def _symbol(
     plan: dict[str, SplitRange],
 ) -> dict:
     """Append a symbol's kept segments; returns its manifest entry, or {"reason": ...} when nothing is kept."""
-    x = df[list(FEATURES)].to_numpy(dtype=np.float64) if len(df) else np.zeros((0, len(FEATURES)))
+    x = df[list(FEATURES)].to_numpy(dtype=np.float64, copy=True) if len(df) else np.zeros((0, len(FEATURES)))
     valid = np.isfinite(x).all(axis=1) & (x[:, :4] > 0).all(axis=1) & (x[:, 4:] >= 0).all(axis=1)
     tally.missing_rows += int((~valid).sum())
+    x[valid], repaired = reconcile_candles(x[valid], d.bad_candles, name, pd.DatetimeIndex(df.index[valid]))
+    tally.repaired_candles += repaired
     segs = segments(valid)
     kept = [(a, b) for a, b in segs if b - a >= d.lookback_window]
     tally.short_segments += len(segs) - len(kept)
@@ -217,13 +223,19 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
             if progress:
                 progress(done, len(symbols), f"{done}/{len(symbols)} instruments")
         w.close()
+        if tally.repaired_candles:
+            log.warning(
+                "%d bar(s) had a high below the open or close or a low above them; widened to the body "
+                "(data.bad_candles: refuse stops at the first instead)",
+                tally.repaired_candles,
+            )
         if isinstance(source, CsvSource):
             cal_info["imported"] = source.report.to_json()
-        np.save(tmp / "calendar.npy", calendar, allow_pickle=False)
+        np.save(tmp / "calendar.npy", calendar.astype(ARRAYS["calendar"][0]), allow_pickle=False)
         _check(d, meta, tally)
         manifest = _manifest(cfg, meta, dropped, tally, w.rows, cal_info, plan, time.perf_counter() - t0)
-        manifest["arrays"] = array_digests(tmp)
-        write_json(tmp / MANIFEST, manifest)
+        sealed = write_manifest(tmp, manifest)
+        manifest.update(arrays=sealed["arrays"], digest=sealed["digest"])
     log.info("dataset written to %s", d.dataset_path)
     return manifest
 
@@ -296,6 +308,7 @@ def _manifest(
         "rows": rows,
         "missing_rows": tally.missing_rows,
         "short_segments_dropped": tally.short_segments,
+        "repaired_candles": tally.repaired_candles,
         "symbols": meta,
         "dropped": dropped,
         "splits": splits,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from kronos_cli.calendar import range_end
 from kronos_cli.config import DataConfig
-from kronos_cli.data.store import SPLITS
+from kronos_cli.data.manifest import SPLITS
 from kronos_cli.errors import KronosError
 
 

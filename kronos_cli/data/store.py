@@ -9,14 +9,15 @@ a suspended or delisted stock simply has no row there.
 - `origins_<split>.npy` (n, 2), val and test only: the last lookback bar (the signal day) and symbol of each
   forecast the split is scored on, from the lookback alone (point in time).
 
-The manifest records each array's size and SHA-256 (`arrays`); opening a dataset checks them, so a truncated,
-replaced or edited array is a one-line error instead of wrong windows (hashing runs at about 1 GB/s, once per
-file and process).
+The manifest records each array's dtype, shape, size and SHA-256 and is sealed by a digest (`manifest`); opening a
+dataset checks them, then what the arrays hold (finite features, stamps inside their tables, symbols' rows in
+calendar order, windows and origins inside their symbol's rows), so a truncated, replaced, edited or re-hashed
+array is a one-line error instead of wrong windows or a traceback (hashing runs at about 1 GB/s, the checks of
+the contents faster, each once per dataset and process).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 from pathlib import Path
@@ -24,15 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from kronos_cli.bars import FEATURES
+from kronos_cli.calendar import STAMP_COLUMNS, STAMP_SIZES
+from kronos_cli.data.manifest import ORIGIN_SPLITS, REBUILD, SPLITS, read_manifest, verify_arrays
 from kronos_cli.errors import KronosError
-from kronos_cli.io import file_digest
 
-MANIFEST = "manifest.json"
-FORMAT = "kronos-dataset"
-FORMAT_VERSION = 3  # 3: the manifest records the arrays' sizes and SHA-256
-SPLITS = ("train", "val", "test")
-ORIGIN_SPLITS = ("val", "test")
 _HEADER = 128  # bytes reserved for the .npy header, filled in when the final shape is known
+_CHUNK = 1 << 20  # rows scanned at a time by the checks of the contents: memory stays a chunk deep
 
 
 class NpyAppender:
@@ -66,44 +65,6 @@ class NpyAppender:
         self._f.close()
 
 
-def array_digests(directory: Path) -> dict[str, dict[str, Any]]:
-    """{array name: {"bytes", "sha256"}} of every `.npy` in a dataset directory (for its manifest)."""
-    return {
-        f.stem: {"bytes": f.stat().st_size, "sha256": file_digest(f)} for f in sorted(Path(directory).glob("*.npy"))
-    }
-
-
-def verify_arrays(directory: Path, manifest: dict) -> None:
-    """Every array the manifest lists is there with its recorded size and SHA-256, or a one-line error."""
-    for name, want in manifest["arrays"].items():
-        file = directory / f"{name}.npy"
-        if not file.is_file():
-            problem = "is missing"
-        elif file.stat().st_size != want["bytes"]:
-            problem = f"has {file.stat().st_size} bytes, the manifest records {want['bytes']} (truncated or replaced)"
-        elif file_digest(file) != want["sha256"]:
-            problem = "does not match the SHA-256 the manifest records (changed since `kronos prep`)"
-        else:
-            continue
-        raise KronosError(f"dataset array {file} {problem}; run `kronos prep` again to rebuild the dataset")
-
-
-def read_manifest(path: str | os.PathLike) -> dict:
-    directory = Path(path).expanduser()
-    mf = directory / MANIFEST
-    if not mf.is_file():
-        raise KronosError(f"no dataset at {directory} (no {MANIFEST}); run `kronos prep -c CONFIG` first")
-    try:
-        manifest = json.loads(mf.read_text())
-    except json.JSONDecodeError as exc:
-        raise KronosError(f"{mf} is corrupt ({exc}); run `kronos prep` again") from exc
-    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise KronosError(
-            f"{directory} is not a kronos dataset of format version {FORMAT_VERSION}; rebuild it with `kronos prep`"
-        )
-    return manifest
-
-
 class DatasetArrays:
     """Read-only memory maps of a prepared dataset."""
 
@@ -125,6 +86,10 @@ class DatasetArrays:
         self.symbols = [s["name"] for s in self.manifest["symbols"]]
         self.first_row = np.array([s["first_row"] for s in self.manifest["symbols"]], dtype=np.int64)
         self.row_count = np.array([s["rows"] for s in self.manifest["symbols"]], dtype=np.int64)
+        key = (str(self.path.resolve()), self.manifest["digest"])
+        if key not in _CHECKED:  # the digest vouches for every array's SHA-256: same digest, same contents
+            check_contents(self)
+            _CHECKED.add(key)
 
     @property
     def market_bars(self) -> int:
@@ -142,3 +107,93 @@ class DatasetArrays:
             hit = (i < n) & (pos[np.minimum(i, n - 1)] == positions[sel])
             out[sel[hit]] = lo + i[hit]
         return out
+
+
+_CHECKED: set[tuple[str, str]] = set()  # (dataset directory, manifest digest) whose contents were checked
+
+
+def check_contents(a: DatasetArrays) -> None:
+    """What the arrays hold is what `kronos prep` writes, or a one-line error naming the array: a re-hashed edit
+    is caught here, before a reader indexes out of range or trains on NaN."""
+    m = a.manifest
+    problem = (
+        _lengths_problem(a)
+        or _features_problem(a.features)
+        or _stamps_problem(a.stamps)
+        or _calendar_problem(a, m["predict_window"])
+        or _windows_problem(a)
+    )
+    if problem:
+        raise KronosError(f"dataset {a.path}: {problem}; {REBUILD}")
+
+
+def _lengths_problem(a: DatasetArrays) -> str | None:
+    rows = a.manifest["rows"]
+    for name in ("features", "stamps", "timestamps", "calpos"):
+        if len(getattr(a, name)) != rows:
+            return f"{name}.npy has {len(getattr(a, name))} rows, the manifest's symbols own {rows}"
+    return None
+
+
+def _features_problem(features: np.ndarray) -> str | None:
+    bad = np.zeros(len(FEATURES), dtype=np.int64)
+    for lo in range(0, len(features), _CHUNK):
+        bad += (~np.isfinite(features[lo : lo + _CHUNK])).sum(axis=0)
+    if not bad.any():
+        return None
+    col = int(np.argmax(bad))
+    share = "all of its" if bad[col] == len(features) else f"{bad[col]:,} of its {len(features):,}"
+    return f"features.npy column {FEATURES[col]} is NaN or infinite in {share} rows (`kronos prep` keeps finite bars)"
+
+
+def _stamps_problem(stamps: np.ndarray) -> str | None:
+    for lo in range(0, len(stamps), _CHUNK):
+        chunk = np.asarray(stamps[lo : lo + _CHUNK])
+        for j, (column, size) in enumerate(zip(STAMP_COLUMNS, STAMP_SIZES)):
+            if chunk.size and (chunk[:, j].min() < 0 or chunk[:, j].max() >= size):
+                return f"stamps.npy column {column} has values outside 0..{size - 1}"
+    return None
+
+
+def _calendar_problem(a: DatasetArrays, predict: int) -> str | None:
+    """The calendar rises; each row's calendar bar rises within its symbol and has `predict` bars after it."""
+    if (np.diff(a.calendar) <= 0).any():
+        return "calendar.npy does not rise"
+    for lo in range(0, len(a.calpos), _CHUNK):
+        start = max(lo - 1, 0)  # one row back, to compare across the chunks' seam
+        pos = np.asarray(a.calpos[start : lo + _CHUNK])
+        if pos.min() < 0 or pos.max() + predict >= len(a.calendar):
+            return f"calpos.npy points outside calendar.npy or less than {predict} bars before its end"
+        rising = np.diff(pos) > 0
+        firsts = a.first_row[(a.first_row > start) & (a.first_row < start + len(pos))]
+        rising[firsts - start - 1] = True  # a new symbol starts over
+        if not rising.all():
+            return "calpos.npy does not rise within each symbol"
+    return None
+
+
+def _windows_problem(a: DatasetArrays) -> str | None:
+    """Every training window's rows, and every origin's lookback rows, lie inside its symbol's rows."""
+    m = a.manifest
+    spans = [(f"windows_{s}", w, 0, m["window"]) for s, w in a.windows.items()]
+    spans += [(f"origins_{s}", o, m["lookback_window"] - 1, 1) for s, o in a.origins.items()]
+    for name, index, lead, span in spans:
+        problem = _index_problem(a, name, index, lead, span)
+        if problem:
+            return problem
+    return None
+
+
+def _index_problem(a: DatasetArrays, name: str, index: np.ndarray, lead: int, span: int) -> str | None:
+    """Rows [row - lead, row + span) of every (row, symbol) in `index` lie inside that symbol's rows."""
+    outside = 0
+    for lo in range(0, len(index), _CHUNK):
+        chunk = np.asarray(index[lo : lo + _CHUNK])
+        rows, sym = chunk[:, 0], chunk[:, 1]
+        if sym.min() < 0 or sym.max() >= len(a.symbols):
+            return f"{name}.npy names symbols outside the {len(a.symbols)} the manifest lists"
+        first, end = a.first_row[sym], a.first_row[sym] + a.row_count[sym]
+        outside += int(((rows - lead < first) | (rows + span > end)).sum())
+    if outside:
+        return f"{name}.npy has {outside:,} of its {len(index):,} windows outside their symbol's rows"
+    return None

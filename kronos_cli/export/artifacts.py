@@ -15,8 +15,8 @@ from torch import nn
 
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_path, write_text
-from kronos_cli.model.bundle import payload, read_payload
-from kronos_cli.model.config import PredictorConfig, TokenizerConfig
+from kronos_cli.model.bundle import bundle_parts, payload, read_payload
+from kronos_cli.model.checkpoint import check_shapes, expected_shapes, tensor_shapes
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
 
@@ -90,12 +90,39 @@ def write_int8(tok: KronosTokenizer, model: Kronos, path: Path, data: dict[str, 
 
 
 def load_int8(path: str | os.PathLike) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
-    data = read_payload(path, INT8_FORMAT, "int8 export")
-    tok = quantize(KronosTokenizer(TokenizerConfig(**data["tokenizer"]["config"])))
-    model = quantize(Kronos(PredictorConfig(**data["model"]["config"])))
-    tok.load_state_dict(data["tokenizer"]["state_dict"])
-    model.load_state_dict(data["model"]["state_dict"])
-    return tok.eval(), model.eval(), data["normalisation"]
+    """The quantised tokenizer and predictor of an int8 export, and its conventions; its configs are checked
+    against their bounds and their claimed sizes against the tensors before either model is built."""
+    parts = bundle_parts(read_payload(path, INT8_FORMAT, "int8 export"), path)
+    for cls, config, state in parts.members():  # both checked before either is built
+        check_shapes(expected_shapes(cls, config), _int8_shapes(state), str(path))
+    built = []
+    for cls, config, state in parts.members():
+        module = quantize(cls(config))
+        module.load_state_dict(state)
+        built.append(module.eval())
+    return built[0], built[1], parts.conventions
+
+
+_PACKED = "._packed_params._packed_params"  # a dynamically quantised Linear's (weight, bias)
+
+
+def _int8_shapes(state: dict[str, Any]) -> dict[str, tuple[int, ...] | None]:
+    """The float state_dict shapes an int8 one stands for: each quantised Linear's packed weight and bias under
+    the Linear's own names, its scale, zero point and dtype left out."""
+    linears = {k[: -len(_PACKED)] for k in state if k.endswith(_PACKED)}
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    for key, value in state.items():
+        base, _, leaf = key.rpartition(".")
+        if key.endswith(_PACKED):
+            linear = key[: -len(_PACKED)]
+            weight, bias = value if isinstance(value, tuple) and len(value) == 2 else (None, None)
+            found = {f"{linear}.weight": weight, **({f"{linear}.bias": bias} if bias is not None else {})}
+        elif key.endswith("._packed_params.dtype") or (base in linears and leaf in ("scale", "zero_point")):
+            continue
+        else:
+            found = {key: value}
+        shapes.update(tensor_shapes(found))
+    return shapes
 
 
 class ForecastProgram(nn.Module):

@@ -19,8 +19,8 @@ from kronos_cli.bars import FEATURES
 from kronos_cli.calendar import STAMP_COLUMNS
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_path
-from kronos_cli.model.checkpoint import load_weights
-from kronos_cli.model.config import PredictorConfig, TokenizerConfig
+from kronos_cli.model.checkpoint import check_shapes, expected_shapes, load_weights, tensor_shapes
+from kronos_cli.model.config import PredictorConfig, TokenizerConfig, config_from_dict, conventions_from_dict
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
 
@@ -31,8 +31,10 @@ ZIP_MAGIC, PICKLE_PROTO = b"PK\x03\x04", b"\x80"  # how torch.save's files begin
 
 def conventions(data: dict[str, Any]) -> dict[str, Any]:
     """What a bundle's user must do to the bars: the data conventions the model was trained with (max_context,
-    clip, lookback_window, predict_window), and the feature and stamp order."""
-    out = {k: data[k] for k in ("max_context", "clip", "lookback_window", "predict_window") if k in data}
+    clip, lookback_window, predict_window, and the market calendar when the run named one), and the feature and
+    stamp order."""
+    keys = ("max_context", "clip", "lookback_window", "predict_window", "calendar")
+    out = {k: data[k] for k in keys if k in data}
     out["clip"], out["max_context"] = float(out["clip"]), int(out["max_context"])
     return {**out, "features": list(FEATURES), "stamps": list(STAMP_COLUMNS)}
 
@@ -102,11 +104,56 @@ def _not_a(path: Path, what: str, why: str) -> str:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class BundleParts:
+    """What a bundle-like file holds, checked before anything is built from it: both configs within their bounds,
+    the state dicts (names to values, not yet checked against the configs) and the data conventions."""
+
+    tokenizer: TokenizerConfig
+    tokenizer_state: dict[str, Any]
+    model: PredictorConfig
+    model_state: dict[str, Any]
+    conventions: dict[str, Any]
+
+    def members(self) -> tuple[tuple[type, Any, dict[str, Any]], ...]:
+        """(module class, config, state dict) of the tokenizer, then of the predictor."""
+        return (KronosTokenizer, self.tokenizer, self.tokenizer_state), (Kronos, self.model, self.model_state)
+
+
+def bundle_parts(data: dict[str, Any], path: str | os.PathLike) -> BundleParts:
+    """A bundle-like file's checked parts, or a one-line error naming the file and what is wrong."""
+    tok, tok_state = _part(data, "tokenizer", TokenizerConfig, path)
+    model, model_state = _part(data, "model", PredictorConfig, path)
+    if (tok.s1_bits, tok.s2_bits) != (model.s1_bits, model.s2_bits):
+        raise KronosError(
+            f"{path}: its tokenizer's bits ({tok.s1_bits}, {tok.s2_bits}) and its predictor's ({model.s1_bits}, "
+            f"{model.s2_bits}) differ: the file is damaged or was edited; export it again with `kronos export`"
+        )
+    conventions = conventions_from_dict(data.get("normalisation"), f"{path} (normalisation)", ("max_context", "clip"))
+    return BundleParts(tok, tok_state, model, model_state, conventions)
+
+
+def _part(data: dict[str, Any], name: str, cls: type, path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    part = data.get(name)
+    if not isinstance(part, dict) or "config" not in part or not isinstance(part.get("state_dict"), dict):
+        raise KronosError(
+            f"{path}: the {name} entry lacks its config or its state_dict; the file is damaged or was edited: "
+            f"export it again with `kronos export`"
+        )
+    if not all(isinstance(k, str) for k in part["state_dict"]):
+        raise KronosError(f"{path}: the {name} state_dict has keys that are not names; export it again")
+    return config_from_dict(cls, part["config"], f"{path} ({name} config)"), part["state_dict"]
+
+
 def load_bundle(path: str | os.PathLike) -> tuple[KronosTokenizer, Kronos, dict[str, Any]]:
-    """The tokenizer, the predictor (eval mode) and the conventions of a bundle."""
-    data = read_payload(path, BUNDLE_FORMAT)
-    tok = KronosTokenizer(TokenizerConfig(**data["tokenizer"]["config"]))
-    model = Kronos(PredictorConfig(**data["model"]["config"]))
-    load_weights(tok, data["tokenizer"]["state_dict"], str(path))
-    load_weights(model, data["model"]["state_dict"], str(path))
-    return tok.eval(), model.eval(), data["normalisation"]
+    """The tokenizer, the predictor (eval mode) and the conventions of a bundle. Its configs are checked against
+    their bounds and their claimed sizes against the tensors before either model is built."""
+    parts = bundle_parts(read_payload(path, BUNDLE_FORMAT), path)
+    for cls, config, state in parts.members():  # both checked before either is built
+        check_shapes(expected_shapes(cls, config), tensor_shapes(state), str(path))
+    built = []
+    for cls, config, state in parts.members():
+        module = cls(config)
+        load_weights(module, state, str(path))
+        built.append(module.eval())
+    return built[0], built[1], parts.conventions

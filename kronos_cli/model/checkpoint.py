@@ -12,11 +12,12 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import snapshot_download
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from kronos_cli.errors import KronosError
 from kronos_cli.io import atomic_dir
-from kronos_cli.model.config import config_from_dict, preset
+from kronos_cli.model.config import config_from_dict, conventions_from_dict, preset
 
 log = logging.getLogger(__name__)
 
@@ -94,25 +95,57 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(weights))
         except Exception as exc:
-            raise KronosError(
-                f"{weights} is not a readable safetensors file ({exc}); the download or copy is "
-                f"probably truncated: delete it and fetch the checkpoint again"
-            ) from exc
+            raise KronosError(_unreadable(weights, exc)) from exc
+    return _load_legacy(directory, "cpu")
+
+
+def weight_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of each tensor in a checkpoint's weights, read without loading them: the safetensors header, or
+    the legacy file's tensors mapped to the meta device."""
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        return {k: tuple(v.shape) for k, v in _load_legacy(directory, "meta").items()}
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:
+        raise KronosError(_unreadable(weights, exc)) from exc
+
+
+def _unreadable(weights: Path, exc: Exception) -> str:
+    return (
+        f"{weights} is not a readable safetensors file ({exc}); the download or copy is "
+        f"probably truncated: delete it and fetch the checkpoint again"
+    )
+
+
+def _load_legacy(directory: Path, device: str) -> dict[str, torch.Tensor]:
     legacy = directory / LEGACY_WEIGHTS_NAME
-    if legacy.is_file():
-        try:
-            return torch.load(legacy, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise KronosError(f"{legacy} could not be loaded as plain tensors ({exc})") from exc
-    raise KronosError(f"{directory} has no {WEIGHTS_NAME}; is it a Kronos checkpoint directory?")
+    if not legacy.is_file():
+        raise KronosError(f"{directory} has no {WEIGHTS_NAME}; is it a Kronos checkpoint directory?")
+    try:
+        state = torch.load(legacy, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise KronosError(f"{legacy} could not be loaded as plain tensors ({exc})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise KronosError(f"{legacy} does not hold a state_dict of tensors; fetch the checkpoint again")
+    return state
 
 
-def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Strict load with an error that names the mismatching keys."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+def expected_shapes(model_class: type, config) -> dict[str, tuple[int, ...]]:
+    """The state_dict shapes of a `model_class` built from `config`, from a copy on the meta device: nothing is
+    allocated, so a config's claimed sizes are compared with its weights before the model is built."""
+    with torch.device("meta"):
+        model = model_class(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...] | None], source: str) -> None:
+    """The weights in `source` have exactly the keys and shapes the config implies, or an error naming them (a
+    shape of None stands for something that is not a tensor)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
     if missing or unexpected or wrong_shape:
         parts = []
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
@@ -122,14 +155,24 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
             f"weights in {source} do not fit its config.json ({'; '.join(parts)}); "
             f"the checkpoint is corrupt or its config was edited"
         )
+
+
+def tensor_shapes(state: dict) -> dict[str, tuple[int, ...] | None]:
+    """Each entry's shape, None for one that is not a tensor."""
+    return {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in state.items()}
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load with an error that names the mismatching keys."""
+    check_shapes(tensor_shapes(model.state_dict()), tensor_shapes(state), source)
     model.load_state_dict(state, strict=True)
 
 
 def read_conventions(directory: Path) -> dict:
     """What a checkpoint we wrote records about the data it was trained on (max_context, lookback_window,
-    predict_window, clip); empty for a released checkpoint."""
+    predict_window, clip), each within its bounds; empty for a released checkpoint."""
     block = _read_json(directory).get(CONVENTIONS_KEY, {})
-    return block if isinstance(block, dict) else {}
+    return conventions_from_dict(block, f"{directory / CONFIG_NAME} ({CONVENTIONS_KEY} block)")
 
 
 def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike, conventions: dict | None = None) -> Path:
@@ -161,6 +204,7 @@ class PretrainedMixin:
         """Load a released or saved checkpoint: a local directory or a Hugging Face Hub id."""
         directory = resolve_checkpoint(name_or_path)
         config = read_config(directory, cls.config_class)
+        check_shapes(expected_shapes(cls, config), weight_shapes(directory), str(directory))
         model = cls(config)
         load_weights(model, read_state_dict(directory), str(directory))
         model.eval()

@@ -3,9 +3,83 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kronos_cli.errors import KronosError
+from kronos_cli.errors import KronosError, excerpt
+
+MAX_BITS = 20  # each of s1 and s2 sizes four tables of 2**bits rows; the released models use 10
+MAX_CONTEXT = 1 << 20  # bars; the released predictors use 512 and 2048
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What a number a model file claims may be: its type and an inclusive range (`above`: exclusive lower end).
+
+    Checked before anything is built, so that a file never decides how much memory is allocated."""
+
+    kind: type  # int, float or bool
+    lo: float = -math.inf
+    hi: float = math.inf
+    above: bool = False
+
+    def describe(self) -> str:
+        if self.kind is bool:
+            return "true or false"
+        if self.kind is int:
+            return f"an integer from {self.lo} to {self.hi}"
+        if self.hi < math.inf:
+            return f"a number from {self.lo} to {self.hi}"
+        return f"a finite number {'>' if self.above else '>='} {self.lo}"
+
+    def admits(self, value: object) -> bool:
+        if self.kind is bool or isinstance(value, bool):  # a bool is an int to Python, never a size here
+            return self.kind is bool and isinstance(value, bool)
+        if not isinstance(value, (int,) if self.kind is int else (int, float)):
+            return False
+        low_ok = value > self.lo if self.above else value >= self.lo
+        return math.isfinite(value) and low_ok and value <= self.hi
+
+
+_LAYERS, _PROBABILITY, _WEIGHT = Bound(int, 1, 256), Bound(float, 0, 1), Bound(float, 0)
+BOUNDS: dict[str, Bound] = {
+    "d_in": Bound(int, 1, 1024),
+    "d_model": Bound(int, 1, 16384),
+    "n_heads": Bound(int, 1, 1024),
+    "ff_dim": Bound(int, 1, 65536),
+    "n_enc_layers": _LAYERS,
+    "n_dec_layers": _LAYERS,
+    "n_layers": _LAYERS,
+    "s1_bits": Bound(int, 1, MAX_BITS),
+    "s2_bits": Bound(int, 1, MAX_BITS),
+    "group_size": Bound(int, 1, 2 * MAX_BITS),
+    **dict.fromkeys(("ffn_dropout_p", "attn_dropout_p", "resid_dropout_p", "token_dropout_p"), _PROBABILITY),
+    **dict.fromkeys(("beta", "gamma0", "gamma", "zeta"), _WEIGHT),
+    "learn_te": Bound(bool),
+    # The data conventions a checkpoint or bundle records beside its weights (`CONVENTIONS`).
+    "max_context": Bound(int, 1, MAX_CONTEXT),
+    "lookback_window": Bound(int, 1, MAX_CONTEXT),
+    "predict_window": Bound(int, 1, MAX_CONTEXT),
+    "clip": Bound(float, 0, above=True),
+}
+
+
+CONVENTIONS = ("max_context", "lookback_window", "predict_window", "clip")
+
+
+def bounds_problem(fields: dict, names: Iterable[str]) -> str | None:
+    """What is wrong with the first of `names` in `fields` that lies outside its `BOUNDS`, or None."""
+    for name in names:
+        if name in fields and not BOUNDS[name].admits(fields[name]):
+            return f"{name} must be {BOUNDS[name].describe()}, got {excerpt(fields[name])}"
+    return None
+
+
+def _check_bounds(config: object) -> None:
+    problem = bounds_problem(dataclasses.asdict(config), BOUNDS)
+    if problem:
+        raise KronosError(problem)
 
 
 @dataclass(frozen=True)
@@ -30,14 +104,13 @@ class TokenizerConfig:
     group_size: int = 4
 
     def __post_init__(self) -> None:
+        _check_bounds(self)
         _check_heads(self, self.d_model, self.n_heads)
         if (self.s1_bits + self.s2_bits) % self.group_size:
             raise KronosError(
                 f"tokenizer config: s1_bits + s2_bits ({self.s1_bits + self.s2_bits}) must be a multiple of "
                 f"group_size ({self.group_size})"
             )
-        if self.n_enc_layers < 1 or self.n_dec_layers < 1:
-            raise KronosError("tokenizer config: n_enc_layers and n_dec_layers must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -57,6 +130,7 @@ class PredictorConfig:
     learn_te: bool = True
 
     def __post_init__(self) -> None:
+        _check_bounds(self)
         _check_heads(self, self.d_model, self.n_heads)
         # The dependency-aware layer always uses 4 heads with rotary embeddings.
         if self.d_model % 4 or (self.d_model // 4) % 2:
@@ -69,16 +143,40 @@ def _check_heads(cfg: object, d_model: int, n_heads: int) -> None:
         raise KronosError(f"{name}: d_model ({d_model}) must split into n_heads ({n_heads}) heads of even size")
 
 
-def config_from_dict(cls: type, fields: dict, source: str) -> TokenizerConfig | PredictorConfig:
-    """Build a config from a `config.json` dict; missing fields are an error, extra ones are ignored."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    missing = sorted(names - set(fields))
-    if missing:
+def config_from_dict(cls: type, fields: object, source: str) -> TokenizerConfig | PredictorConfig:
+    """Build a config from a `config.json` dict, each field within its bounds; missing fields are an error, extra
+    ones are ignored. Every problem is a KronosError naming `source` and saying what to do."""
+    what = "tokenizer" if cls is TokenizerConfig else "predictor"
+    if not isinstance(fields, dict):
         raise KronosError(
-            f"{source}: config.json lacks {', '.join(missing)}; is this a "
-            f"{'tokenizer' if cls is TokenizerConfig else 'predictor'} checkpoint?"
+            f"{source}: the {what} config must be a mapping of fields, got {excerpt(fields, 40)}; the file is damaged "
+            f"or was edited: fetch or export the checkpoint again"
         )
-    return cls(**{k: fields[k] for k in names})
+    names = [f.name for f in dataclasses.fields(cls)]
+    missing = [n for n in names if n not in fields]
+    if missing:
+        raise KronosError(f"{source} lacks the field(s) {', '.join(missing)}; is this a {what} checkpoint?")
+    try:
+        return cls(**{k: fields[k] for k in names})
+    except KronosError as exc:
+        raise KronosError(
+            f"{source}: {exc}; the file is damaged or was edited: fetch or export the checkpoint again"
+        ) from None
+
+
+def conventions_from_dict(fields: object, source: str, required: tuple[str, ...] = ()) -> dict:
+    """The data conventions a checkpoint or bundle records (max_context, lookback_window, predict_window, clip),
+    each within its bounds, or a KronosError naming `source`."""
+    if not isinstance(fields, dict):
+        raise KronosError(
+            f"{source}: the data conventions must be a mapping, got {excerpt(fields, 40)}; the file is damaged or "
+            f"was edited: export or train the model again"
+        )
+    missing = [k for k in required if k not in fields]
+    problem = f"{', '.join(missing)} missing" if missing else bounds_problem(fields, CONVENTIONS)
+    if problem:
+        raise KronosError(f"{source}: {problem}; the file is damaged or was edited: export or train the model again")
+    return dict(fields)
 
 
 DEFAULT_CONTEXT = 512  # the reference predictor's max_context, and Kronos-small's and -base's

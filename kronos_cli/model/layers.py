@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kronos_cli.calendar import STAMP_COLUMNS
+from kronos_cli.calendar import STAMP_COLUMNS, STAMP_SIZES
 
 
 class KVSlot(Protocol):
@@ -248,7 +248,7 @@ class FixedEmbedding(nn.Module):
 
 
 # Stamp column order and table sizes: minute, hour, weekday (Monday = 0), day, month.
-TIME_FIELDS = tuple(zip(STAMP_COLUMNS, (60, 24, 7, 32, 13)))  # each stamp column and its table size
+TIME_FIELDS = tuple(zip(STAMP_COLUMNS, STAMP_SIZES))  # each stamp column and its table size
 
 
 class TemporalEmbedding(nn.Module):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
 from kronos_cli.data.dataset import EpochSampler, WindowDataset, collate
+from kronos_cli.data.manifest import manifest_digest
+from kronos_cli.data.store import DatasetArrays
 from kronos_cli.errors import KronosError
+from tests.conftest import edit_array, edit_manifest, rehash_dataset
 
 
 def test_loader_with_two_workers_yields_each_window_once(prepared):
@@ -56,3 +61,79 @@ def test_dataset_built_with_other_windows_is_refused(prepared):
 def test_missing_dataset(tmp_path):
     with pytest.raises(KronosError, match="kronos prep"):
         WindowDataset(tmp_path, "train")
+
+
+def test_the_manifest_records_each_arrays_dtype_and_shape_and_is_sealed(prepared):
+    cfg, _ = prepared
+    arrays = DatasetArrays(cfg.data.dataset_path)
+    m = arrays.manifest
+    assert m["digest"] == manifest_digest(m)
+    assert m["arrays"]["features"]["dtype"] == "<f4" and m["arrays"]["features"]["shape"] == [m["rows"], 6]
+    assert m["arrays"]["stamps"]["dtype"] == "|i1" and m["arrays"]["windows_train"]["shape"][1] == 2
+
+
+def _hour_25(arr):
+    arr[0, 1] = 25
+    return arr
+
+
+def _calpos_back(arr):
+    arr[1] = arr[0]
+    return arr
+
+
+def _origin_without_lookback(arr):
+    arr[0, 0] = 0  # the first row of the first symbol: no lookback bars before it
+    return arr
+
+
+@pytest.mark.parametrize(
+    "name, edit, needle",
+    [
+        ("stamps", _hour_25, "stamps.npy column hour has values outside 0..23"),
+        ("calpos", _calpos_back, "calpos.npy does not rise within each symbol"),
+        ("origins_val", _origin_without_lookback, "origins_val.npy has 1 of its"),
+        ("features", lambda a: a.astype(np.float64), "features.npy holds float64 rows of shape (6,), not the float32"),
+        ("windows_val", lambda a: a[:, :1], "windows_val.npy holds int64 rows of shape (1,), not the int64 rows of"),
+    ],
+)
+def test_arrays_edited_and_rehashed_are_refused_by_what_they_hold(dataset_copy, name, edit, needle):
+    edit_array(dataset_copy, name, edit)
+    rehash_dataset(dataset_copy)
+    with pytest.raises(KronosError, match=re.escape(needle)) as err:
+        WindowDataset(dataset_copy, "train")
+    assert "run `kronos prep` again" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda m: m.update(clip=-1), "clip is -1, not a finite number > 0"),
+        (lambda m: m.update(lookback_window=20), "window (36) is not lookback_window + predict_window + 1"),
+        (lambda m: m["calendar"].update(bars="many"), "calendar.bars is not a whole number"),
+        (lambda m: m["arrays"]["features"].pop("dtype"), "arrays is not a table of each array's bytes"),
+        (lambda m: m.update(symbols=[]), "symbols is not a list of the symbols kept"),
+    ],
+)
+def test_manifest_fields_that_do_not_add_up_are_refused_even_when_resealed(dataset_copy, edit, needle):
+    edit_manifest(dataset_copy, edit, reseal=True)
+    with pytest.raises(KronosError, match=re.escape(needle)):
+        WindowDataset(dataset_copy, "train")
+
+
+def test_an_older_dataset_format_asks_for_a_rebuild(dataset_copy):
+    edit_manifest(dataset_copy, lambda m: m.update(version=3), reseal=False)
+    with pytest.raises(KronosError, match="format version 4; rebuild it with `kronos prep`"):
+        WindowDataset(dataset_copy, "train")
+
+
+def test_the_checks_read_in_chunks_and_see_across_their_seams(dataset_copy, monkeypatch):
+    from kronos_cli.data import store
+
+    monkeypatch.setattr(store, "_CHUNK", 7)
+    monkeypatch.setattr(store, "_CHECKED", set())
+    DatasetArrays(dataset_copy)  # intact: every seam passes
+    edit_array(dataset_copy, "calpos", lambda a: np.concatenate([a[:7], a[6:7], a[8:]]))  # row 7 repeats row 6
+    rehash_dataset(dataset_copy)
+    with pytest.raises(KronosError, match="calpos.npy does not rise within each symbol"):
+        DatasetArrays(dataset_copy)

@@ -135,7 +135,7 @@ def test_backtest_out_of_file_space_keeps_its_forecast_cache_valid(prepared, tin
     out = tmp_path / "faulty"
     failed = backtest(out, max_file_bytes=40 * 1024)  # forecast chunks fit; a report does not
     _one_error_line(failed)
-    chunks = list(out.glob("backtest_results/bt/forecast_cache/*/chunk_*.npz"))
+    chunks = list(out.glob("forecast_cache/bt/*/chunk_*.npz"))
     assert chunks, failed.stderr[-2000:]
     again = backtest(out)
     assert again.returncode == 0, again.stderr[-3000:]

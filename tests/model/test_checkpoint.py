@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -264,3 +265,60 @@ def test_recorded_conventions_are_ignored_by_a_reference_style_loader(tmp_path, 
     assert Kronos.from_pretrained(tmp_path / "m").config == model.config  # and ours reads both layouts
     model.save_pretrained(tmp_path / "plain")
     assert read_conventions(tmp_path / "plain") == {}
+
+
+def _edited_config(tmp_path, tiny_pair, **fields):
+    _, model = tiny_pair
+    model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, **fields}))
+    return tmp_path / "m"
+
+
+@pytest.mark.parametrize(
+    "fields, needle",
+    [
+        ({"s1_bits": 30, "s2_bits": 30}, "s1_bits must be an integer from 1 to 20, got 30"),
+        ({"d_model": "32"}, "d_model must be an integer from 1 to 16384, got '32'"),
+        ({"n_heads": 0}, "n_heads must be an integer from 1 to 1024, got 0"),
+        ({"n_layers": True}, "n_layers must be an integer from 1 to 256, got True"),
+        ({"ff_dim": 64.0}, "ff_dim must be an integer from 1 to 65536, got 64.0"),
+        ({"learn_te": "yes"}, "learn_te must be true or false, got 'yes'"),
+        ({"token_dropout_p": 2.0}, "token_dropout_p must be a number from 0 to 1, got 2.0"),
+        ({"ffn_dropout_p": None}, "ffn_dropout_p must be a number from 0 to 1, got None"),
+    ],
+)
+def test_a_config_out_of_bounds_names_the_file_and_the_field(tmp_path, tiny_pair, built_on, fields, needle):
+    directory = _edited_config(tmp_path, tiny_pair, **fields)
+    with pytest.raises(KronosError, match=re.escape(needle)) as err:
+        Kronos.from_pretrained(directory)
+    assert str(err.value).startswith(str(directory / "config.json")) and "\n" not in str(err.value)
+    assert built_on == []  # refused before anything was built, even on the meta device
+
+
+def test_claimed_sizes_are_checked_against_the_weights_before_the_model_is_built(tmp_path, tiny_pair, built_on):
+    """Bits within bounds but beyond the tensors: compared on the meta device, so nothing of that size is allocated."""
+    directory = _edited_config(tmp_path, tiny_pair, s1_bits=12, s2_bits=12)
+    with pytest.raises(KronosError, match=r"do not fit its config.json \(wrong shape: embedding.emb_s1.weight"):
+        Kronos.from_pretrained(directory)
+    assert built_on == ["meta"]
+
+
+def test_legacy_pytorch_model_bin_loads(tmp_path, tiny_pair):
+    _, model = tiny_pair
+    model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "m" / "pytorch_model.bin")
+    again = Kronos.from_pretrained(tmp_path / "m")
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_a_bundle_records_the_runs_calendar_and_old_bundles_load_without_one(tmp_path, tiny_pair):
+    from kronos_cli.model.bundle import load_bundle, write_bundle
+
+    tok, model = tiny_pair
+    data = {"max_context": 64, "clip": 5.0, "lookback_window": 30, "predict_window": 5}
+    write_bundle(tok, model, tmp_path / "fx.pth", {**data, "calendar": "forex"})
+    assert load_bundle(tmp_path / "fx.pth")[2]["calendar"] == "forex"
+    write_bundle(tok, model, tmp_path / "old.pth", data)
+    assert "calendar" not in load_bundle(tmp_path / "old.pth")[2]
