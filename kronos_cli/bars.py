@@ -93,10 +93,13 @@ def features(
 BAD_CANDLES = ("repair", "refuse")  # what to do with an input bar whose high or low does not bound its body
 
 
-def reconcile_candles(x: np.ndarray, policy: str, where: str = "input") -> tuple[np.ndarray, int]:
+def reconcile_candles(
+    x: np.ndarray, policy: str, where: str = "input", stamps: pd.DatetimeIndex | None = None
+) -> tuple[np.ndarray, int]:
     """Input bars (T, 6) checked as candles: a high below the open or close, or a low above them (which also
     catches high < low), is widened to the body (`repair`: high = max(open, high, close), low = min(open, low,
-    close)) or refused in one line (`refuse`). Returns the bars and how many were repaired."""
+    close)) or refused in one line (`refuse`, naming the first by its `stamps` when given). Returns the bars and
+    how many were repaired."""
     if policy not in BAD_CANDLES:
         raise KronosError(f"bad_candles must be one of {', '.join(BAD_CANDLES)}, got {str(policy)[:40]!r}")
     o, h, lo, c = (x[:, i] for i in range(4))
@@ -109,7 +112,8 @@ def reconcile_candles(x: np.ndarray, policy: str, where: str = "input") -> tuple
         i = int(np.argmax(bad))
         raise KronosError(
             f"{where} has {count} bar(s) whose high is below the open or close or whose low is above them (first: "
-            f"bar {i}, counting from 0: open {o[i]:g}, high {h[i]:g}, low {lo[i]:g}, close {c[i]:g}); fix the data, "
+            f"{f'bar {i}, counting from 0' if stamps is None else stamps[i]}: open {o[i]:g}, high {h[i]:g}, "
+            f"low {lo[i]:g}, close {c[i]:g}); fix the data, "
             "or let them be widened to the body (bad candles: repair)"
         )
     out = x.copy(order="K")  # the same memory order: the lookback statistics sum in the same order

@@ -1,11 +1,13 @@
 """Where a run's files live, which checkpoint a later stage uses by default, and loading a model pair.
 
-Every output path of a config is built here: training runs, backtest results and their forecast cache,
+Every output path of a config is built here: training runs, backtest and evaluation results, the forecast cache,
 exported artifacts and the pipeline's stage stamps.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +15,13 @@ from pathlib import Path
 from kronos_cli.config import Config
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
-from kronos_cli.io import recover_dir
+from kronos_cli.io import json_text, recover_dir
 from kronos_cli.model.bundle import load_bundle
 from kronos_cli.model.checkpoint import WEIGHTS_NAME, read_conventions, resolve_checkpoint
 from kronos_cli.model.config import check_pair, released_context
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
+from kronos_cli.sessions import INFER, canonical_calendar
 
 STAGES = ("tokenizer", "predictor")
 log = logging.getLogger(__name__)
@@ -41,18 +44,42 @@ def best_or_configured(cfg: Config, stage: str) -> str:
     return cfg.model.tokenizer if stage == "tokenizer" else cfg.model.predictor
 
 
+RESULT_HISTORY = 10  # earlier backtest and evaluation result sets kept in `<dir>.history/` (`io.result_set`)
+
+
 def backtest_dir(cfg: Config) -> Path:
-    """`<output_dir>/backtest_results/<run_name>/`: reports, signals, plot and the forecast cache."""
+    """`<output_dir>/backtest_results/<run_name>/`: the backtest's result set (reports, signals, positions, plot),
+    replaced as a whole by each run (`io.result_set`), so nothing else lives there."""
     return Path(cfg.output_dir) / "backtest_results" / cfg.run_name
 
 
 def forecast_cache_dir(cfg: Config, key: str) -> Path:
-    return backtest_dir(cfg) / "forecast_cache" / key
+    """`<output_dir>/forecast_cache/<run_name>/<key>/`: forecasts by window, shared by backtest and evaluate."""
+    runs = Path(cfg.output_dir) / "forecast_cache" / cfg.run_name
+    legacy = backtest_dir(cfg) / "forecast_cache"  # where earlier versions kept it: moved, not forecast again
+    if legacy.is_dir() and not runs.exists():
+        runs.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # another worker of the same run moved it first
+            legacy.rename(runs)
+            log.info("moved the forecast cache from %s to %s", legacy, runs)
+    return runs / key
 
 
 def evaluation_dir(cfg: Config, split: str) -> Path:
-    """`<output_dir>/evaluation/<run_name>/<split>/`: the leaderboard, its report and plots."""
+    """`<output_dir>/evaluation/<run_name>/<split>/`: the leaderboard, its report and plots, a result set replaced
+    as a whole by each run."""
     return Path(cfg.output_dir) / "evaluation" / cfg.run_name / split
+
+
+def initial_weights_dir(cfg: Config) -> Path:
+    """`<output_dir>/evaluation/<run_name>/initial/`: a preset run's initial weights, rebuilt once for evaluate."""
+    return Path(cfg.output_dir) / "evaluation" / cfg.run_name / "initial"
+
+
+def result_about(cfg: Config, command: str) -> dict[str, str]:
+    """What a result set's manifest records about the run that wrote it: the command, the run and its config."""
+    config = hashlib.sha256(json_text(cfg.to_dict()).encode()).hexdigest()
+    return {"command": command, "run_name": cfg.run_name, "config_sha256": config}
 
 
 def sampling_file(cfg: Config) -> Path:
@@ -70,14 +97,24 @@ def pipeline_stamps(cfg: Config) -> Path:
     return Path(cfg.output_dir) / "pipeline" / f"{cfg.run_name}.json"
 
 
-def data_conventions(cfg: Config) -> dict:
-    """What a model trained or exported from this config must be fed: recorded beside its weights."""
+def run_calendar(cfg: Config) -> str | None:
+    """The market calendar a run's bars follow when its config names one (data.csv.calendar other than infer);
+    None for a Qlib provider or inferred sessions."""
     d = cfg.data
+    return d.csv.calendar if d.source == "csv" and canonical_calendar(d.csv.calendar) != INFER else None
+
+
+def data_conventions(cfg: Config) -> dict:
+    """What a model trained or exported from this config must be fed: recorded beside its weights (and the market
+    calendar its bars followed, when the config names one)."""
+    d = cfg.data
+    calendar = run_calendar(cfg)
     return {
         "max_context": d.max_context,
         "lookback_window": d.lookback_window,
         "predict_window": d.predict_window,
         "clip": d.clip,
+        **({"calendar": calendar} if calendar else {}),
     }
 
 
@@ -86,8 +123,9 @@ class ModelPair:
     """A tokenizer and a predictor that fit, with where they came from.
 
     `weights` names the files whose bytes identify the pair (the forecast cache keys on them); `conventions`
-    holds what the predictor was trained with (max_context, lookback_window, predict_window, clip) as its
-    checkpoint or bundle recorded it, or, for a released model, its published context.
+    holds what the predictor was trained with (max_context, lookback_window, predict_window, clip, and the
+    market calendar when its config named one) as its checkpoint or bundle recorded it, or, for a released model,
+    its published context.
     """
 
     tokenizer: KronosTokenizer

@@ -27,13 +27,14 @@ def demo_data(
         "qlib",
         "--market",
         help="qlib: daily A-shares as a Qlib provider; or bar files of another market: cn5min (A-share 5-minute "
-        "CSV, XSHG), crypto1h (hourly Parquet, 24/7), usdaily (daily CSV, XNYS).",
+        "CSV, XSHG), crypto1h (hourly Parquet, 24/7), usdaily (daily CSV, XNYS), fx1h (hourly currency pairs, "
+        "CSV stamped in UTC, forex).",
     ),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty directory."),
     json_out: bool = opt.JSON,
 ) -> None:
     """Write a synthetic market as a real Qlib provider directory (for demos and tests); its kronos_market.json
-    holds the ground-truth IC of the planted component. `--market cn5min|crypto1h|usdaily` writes bar files of
+    holds the ground-truth IC of the planted component. `--market cn5min|crypto1h|usdaily|fx1h` writes bar files of
     that market instead, for configs/csv_minute.yaml, crypto_hourly.yaml and us_daily.yaml."""
     from kronos_cli.data.synthetic import METADATA, MarketSpec, write_market
     from kronos_cli.data.synthetic_csv import write_csv_market

@@ -48,7 +48,8 @@ CALENDAR = typer.Option(
     None,
     "--calendar",
     help="Continue the forecast's timestamps on this market calendar: an exchange_calendars name (XSHG, XNYS, "
-    "XHKG, ...) or 24/7 [default: the sessions the bars show: their times of day and weekdays].",
+    "XHKG, ...), 24/7 or forex (24/5) [default: the run's with -c, else the one all the bars given follow: 24/7, "
+    "forex, a known exchange's holidays, else their own times of day and weekdays].",
 )
 
 

@@ -53,6 +53,13 @@ RAW = typer.Option(
     "max(open, close) >= min(open, close) >= low, volume and amount >= 0) before the mean and quantiles.",
 )
 
+RUN_CONFIG = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="A run's config: its fine-tuned models (unless --tokenizer/--model or --bundle), its data.max_context and "
+    "its market calendar (data.csv.calendar, unless --calendar).",
+)
 BAD_CANDLES = typer.Option(
     "repair",
     "--bad-candles",
@@ -69,14 +76,15 @@ def predict(
     ),
     model: str | None = typer.Option(None, "--model", help=f"Hub id or directory [default: {DEFAULT_MODEL}]."),
     bundle: Path | None = opt.BUNDLE,
+    config: Path | None = RUN_CONFIG,
     lookback: int | None = LOOKBACK,
     pred_len: int = typer.Option(120, "--pred-len", help="Bars to forecast."),
     device: str = opt.DEVICE,
     max_context: int | None = typer.Option(
         None,
         "--max-context",
-        help="Model context [default: what the model records: 2048 for Kronos-mini, 512 for "
-        "-small and -base, the training config's for a fine-tuned one].",
+        help="Model context [default: the -c config's data.max_context, else what the model records: 2048 for "
+        "Kronos-mini, 512 for -small and -base, the training config's for a fine-tuned one].",
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the forecast CSV here [default: stdout]."),
     quantiles: str | None = typer.Option(None, "--quantiles", help="Comma-separated, e.g. 0.1,0.9."),
@@ -93,18 +101,17 @@ def predict(
     from kronos_cli.barfile import TimestampSpec, read_bars
     from kronos_cli.bars import check_history
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
-    from kronos_cli.runs import load_pair
 
     _check_flags(pred_len, max_context, calendar, sampling, bad_candles)
     qs = parse_quantiles(quantiles)
     stamps = TimestampSpec(timestamp_column, timestamp_format, "--timestamp-column", "--timestamp-format")
+    cfg = opt.build_config(config, None, None) if config is not None else None
     bars = read_bars(csv, stamps)
     check_history(len(bars), str(csv))  # before any model is loaded
-    if bundle is None:
-        tokenizer, model = tokenizer or DEFAULT_TOKENIZER, model or DEFAULT_MODEL
-    pair = load_pair(None, tokenizer, model, str(bundle) if bundle else None)
+    pair = _pair(cfg, tokenizer, model, bundle)
     sampling = resolve_sampling(pair, **sampling)
-    forecaster = pair.forecaster(device, max_context)
+    calendar, chosen_by = market_calendar(calendar, cfg, pair.conventions, len(bars))
+    forecaster = pair.forecaster(device, max_context or (cfg.data.max_context if cfg else None))
     log.info("forecasting %d bars of %s on %s (context %d)", pred_len, csv, forecaster.device, forecaster.max_context)
     with StepProgress("forecasting", pred_len) as bar:
         result = forecast_series(
@@ -114,13 +121,44 @@ def predict(
             lookback,
             quantiles=qs,
             progress=bar.update,
-            trained_lookback=pair.conventions.get("lookback_window"),
+            trained_lookback=pair.conventions.get("lookback_window") or (cfg.data.lookback_window if cfg else None),
             calendar=calendar,
             raw=raw,
             bad_candles=bad_candles,
             **sampling,
         )
-    _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast", json_out)
+    _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast", json_out, chosen_by)
+
+
+def _pair(cfg, tokenizer: str | None, model: str | None, bundle: Path | None):
+    """The models: the bundle, else --tokenizer and --model, each else the run's (-c), else the released ones."""
+    from kronos_cli.runs import load_pair
+
+    if bundle is None and cfg is None:
+        tokenizer, model = tokenizer or DEFAULT_TOKENIZER, model or DEFAULT_MODEL
+    return load_pair(cfg, tokenizer, model, str(bundle) if bundle else None)
+
+
+def market_calendar(flag: str | None, cfg, conventions: dict, bars: int) -> tuple[str | None, str]:
+    """The calendar the forecast continues on and what chose it: --calendar, else the run's (-c), else the one
+    the model records, else none (inferred from all the bars)."""
+    from kronos_cli.errors import KronosError
+    from kronos_cli.runs import run_calendar
+    from kronos_cli.sessions import check_calendar_name
+
+    if flag:
+        return flag, "--calendar"
+    if cfg is not None and run_calendar(cfg):
+        return run_calendar(cfg), f"the run's data.csv.calendar, {cfg.config_file or '-c'}"
+    recorded = conventions.get("calendar")
+    if recorded:
+        if not isinstance(recorded, str) or check_calendar_name(recorded):
+            raise KronosError(
+                f"the model records the market calendar {str(recorded)[:40]!r}, which is not a known calendar; "
+                f"pass --calendar"
+            )
+        return recorded, "the one the model was trained on"
+    return None, f"inferred from the {bars} bars given; --calendar or -c CONFIG to set it"
 
 
 def _check_flags(
@@ -165,9 +203,13 @@ def resolve_sampling(pair, calibrated: Path | None, temperature: float | None, t
     }
 
 
-def _write(result, output: Path | None, plot: Path | None, title: str, json_out: bool = False) -> None:
+def _write(
+    result, output: Path | None, plot: Path | None, title: str, json_out: bool = False, calendar_by: str = ""
+) -> None:
     from kronos_cli.io import write_text
 
+    if result.calendar:  # bars a week or more apart follow no session calendar
+        log.info("forecast timestamps on the %s calendar (%s)", result.calendar, calendar_by)
     if result.repaired:
         log.info(
             "%.1f%% of the sampled bars were mended into valid candles (--raw keeps the model's)", 100 * result.repaired

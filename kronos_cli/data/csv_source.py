@@ -3,9 +3,10 @@
 `data.csv.path` is one file with a symbol column, or a directory of per-symbol files (the symbol is the file
 name), CSV or Parquet. Each file is read once and checked line by line (`barfile`), its bars are placed on the
 expected bar grid of `data.csv.calendar` (`sessions`): a bar off the grid (at night on XSHG, a bar size that does
-not match `data.freq`) is an error naming the file and line; a grid bar a symbol lacks inside its span is a
-gap (a missing bar), optionally filled for short runs. The result is written as a Qlib provider, which `prep`
-then reads like any other.
+not match `data.freq`) is an error naming the file and line and the calendar the data fits; a grid bar a symbol
+lacks inside its span is a gap (a missing bar), optionally filled for short runs. A calendar that opens weekends
+the data closes (24/7 for forex bars) is an error before anything is written. The result is written as a Qlib
+provider, which `prep` then reads like any other.
 """
 
 from __future__ import annotations
@@ -34,7 +35,20 @@ from kronos_cli.config import DataConfig
 from kronos_cli.data import provider
 from kronos_cli.data.universe import Universe
 from kronos_cli.errors import KronosError
-from kronos_cli.sessions import ALWAYS_OPEN, INFER, NS_PER_DAY, BarFreq, SessionGrid, parse_freq, session_grid
+from kronos_cli.sessions import (
+    NS_PER_DAY,
+    BarFreq,
+    InferredGrid,
+    SessionGrid,
+    bars_per_day,
+    canonical_calendar,
+    exchange_tz,
+    fitted_grid,
+    infer_calendar,
+    is_exchange,
+    parse_freq,
+    weekend_gap,
+)
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".csv", ".parquet")
@@ -172,7 +186,8 @@ class CsvReader:
             self._cached = read_table(self.files[0])
         out, spans = [], {}
         for file in self.files:
-            quick = None if single or self.d.csv.calendar == INFER else _first_and_last(file, ts_col)
+            # An exchange's grid needs only the span; the others are fitted to (or checked against) every bar.
+            quick = _first_and_last(file, ts_col) if not single and is_exchange(self.d.csv.calendar) else None
             if quick and not self.stamps.format and any(DAY_MONTH.search(q) for q in quick):
                 quick = None  # the whole column decides whether the day or the month comes first
             df = self._cached if single else pd.DataFrame({ts_col: quick}) if quick else None
@@ -251,34 +266,52 @@ def _minutes(ns) -> str:
 
 
 def choose_label(d: DataConfig, freq: BarFreq, ns: np.ndarray) -> tuple[str, SessionGrid]:
-    """The calendar's grid with the bar label the config names, or (auto) the one more bars fit."""
-    name = d.csv.calendar
-    if name == INFER or not freq.intraday or d.csv.bar_label != "auto":
-        label = "start" if d.csv.bar_label == "auto" else d.csv.bar_label
-        return label, session_grid(name, freq, label, timestamps=ns if name == INFER else None)
-    lo, hi = pd.Timestamp(ns.min()), pd.Timestamp(ns.max())
-    best = None
-    for label in ("start", "end"):
-        grid = session_grid(name, freq, label)
-        fit = np.isin(ns, grid.bars(lo, hi).asi8).mean()
-        if best is None or fit > best[0]:
-            best = (fit, label, grid)
-    return best[1], best[2]
+    """The calendar's grid in the convention the bars fit (the bar label unless the config names it; for forex,
+    the vendor's clock), and its bar label."""
+    grid = fitted_grid(d.csv.calendar, freq, ns, d.csv.bar_label)
+    return grid.label, grid
 
 
-def check_on_grid(s: Series, grid_ns: np.ndarray, grid: SessionGrid) -> np.ndarray:
-    """Each bar's position on the grid; a bar off it is a one-line error."""
+def fitting_calendar(freq: BarFreq, seen: np.ndarray, used: SessionGrid) -> str | None:
+    """What to set for data that does not fit the calendar `used`: the calendar the bar times `seen` fit
+    (`sessions.infer_calendar`: 24/7, forex, a known exchange, else what `infer` finds); None when that is `used`."""
+    found = infer_calendar(freq, seen)
+    if canonical_calendar(found.name) == canonical_calendar(used.name):
+        return None
+    if isinstance(found, InferredGrid):
+        return f"set data.csv.calendar to infer (it finds {found.describe()})"
+    return f"the data fits {found.describe()}: set data.csv.calendar to {found.name} (or infer)"
+
+
+def check_on_grid(s: Series, grid_ns: np.ndarray, grid: SessionGrid, seen: np.ndarray | None = None) -> np.ndarray:
+    """Each bar's position on the grid; a bar off it is a one-line error saying which calendar the bar times
+    `seen` (all the data's, else the series') fit."""
     pos = np.searchsorted(grid_ns, s.ns)
     ok = (pos < len(grid_ns)) & (grid_ns[np.minimum(pos, len(grid_ns) - 1)] == s.ns)
     if not ok.all():
         i = int(np.argmax(~ok))
+        hint = fitting_calendar(grid.freq, s.ns if seen is None else seen, grid)
         raise KronosError(
             f"{s.where} line {s.lines[i]}: a bar at {pd.Timestamp(s.ns[i])} is not a bar of the {grid.describe()} "
-            f"calendar (at night, on a holiday or weekend, in a lunch break, or off the bar size); set "
-            f"data.csv.calendar to the market's exchange, infer (the sessions seen in the data) or 24/7, or "
-            f"data.csv.bar_label to start or end"
+            f"calendar (at night, on a holiday or weekend, in a lunch break, or off the bar size); "
+            + (hint or "the rest of the data fits that calendar: fix or drop that line, or set data.csv.bar_label")
         )
     return pos
+
+
+def check_weekends(grid: SessionGrid, grid_ns: np.ndarray, seen: np.ndarray) -> None:
+    """A calendar that opens the weekends the data closes (24/7 for forex or stocks) would count every weekend
+    as missing bars: a one-line error naming the calendar that fits instead (none: the missing bars count)."""
+    gap = weekend_gap(seen, grid_ns)
+    per_day = bars_per_day(pd.DatetimeIndex(grid_ns))
+    if gap is None or gap[1] <= 0.75 or gap[0] < max(4, 2 * per_day):  # a few empty weekends: ordinary gaps
+        return
+    hint = fitting_calendar(grid.freq, seen, grid)
+    if hint is not None:
+        raise KronosError(
+            f"the data closes on weekends, which the {grid.describe()} calendar (data.csv.calendar) would count as "
+            f"missing bars ({gap[0]:,} weekend bars in the data's span); {hint}"
+        )
 
 
 def fill_short_gaps(values: np.ndarray, limit: int) -> int:
@@ -306,13 +339,17 @@ class CsvSource:
 
     def __init__(self, d: DataConfig, root: Path):
         self.d, self.root, self.freq = d, root, parse_freq(d.freq)
-        tz = _exchange_tz(d.csv.calendar) if d.csv.calendar not in (INFER, ALWAYS_OPEN) else None
-        self.reader = CsvReader(d, tz)
+        self.reader = CsvReader(d, exchange_tz(d.csv.calendar))
         ns_all, self.spans = self.reader.scan()
         if not len(ns_all):
             raise KronosError(f"no rows in {self.reader.path} between {d.start_time} and {d.end_time}")
         self.label, self.grid = choose_label(d, self.freq, ns_all)
         self.cal = self.grid.bars(pd.Timestamp(ns_all.min()), pd.Timestamp(ns_all.max()))
+        # Every bar time; none for an exchange's calendar, which knows its weekends (and reads a directory's files
+        # by their first and last bars only).
+        self.seen = None if is_exchange(d.csv.calendar) else ns_all
+        if self.seen is not None:
+            check_weekends(self.grid, self.cal.asi8, self.seen)
         self.report = ImportReport(self.grid.describe(), self.label, bars=len(self.cal), files=len(self.reader.files))
         self.meta = {"calendar": d.csv.calendar, "bar_label": self.label, "freq": self.freq.qlib, "amount": True}
         provider.write_calendar(root, self.freq.qlib, self.cal)
@@ -350,7 +387,7 @@ class CsvSource:
     def _place(self, s: Series) -> pd.DataFrame:
         """The series on the grid over its span (NaN rows where a bar is missing), its bins written."""
         check_bar_size(s, self.freq)
-        pos = check_on_grid(s, self.cal.asi8, self.grid)
+        pos = check_on_grid(s, self.cal.asi8, self.grid, self.seen)
         first, last = int(pos[0]), int(pos[-1])
         values = np.full((last - first + 1, len(FEATURES)), np.nan)
         values[pos - first] = s.values
@@ -360,9 +397,3 @@ class CsvSource:
         provider.write_series(self.root, s.symbol, self.freq.qlib, first, provider.qlib_fields(values))
         self.report.symbols += 1
         return pd.DataFrame(values, index=self.cal[first : last + 1], columns=list(FEATURES))
-
-
-def _exchange_tz(name: str):
-    import exchange_calendars as xc  # lazy: slow to import
-
-    return xc.get_calendar(name).tz

@@ -1,11 +1,14 @@
 """Synthetic markets as the files users have: CSV and Parquet bars of other markets and bar sizes.
 
-`kronos demo-data DIR --market cn5min|crypto1h|usdaily` writes, on the market's real calendar:
+`kronos demo-data DIR --market cn5min|crypto1h|usdaily|fx1h` writes, on the market's real calendar:
 - `cn5min`: A-share 5-minute bars on the XSHG calendar (lunch break 11:30-13:00), stamped at each bar's end as
   most vendors do (09:35 ... 11:30, 13:05 ... 15:00), one CSV file with a symbol column;
 - `crypto1h`: hourly bars around the clock (24/7), UTC timestamps, one Parquet file per symbol;
 - `usdaily`: daily bars on the XNYS calendar (its holidays; early closes are ordinary daily bars), one CSV
-  file per symbol.
+  file per symbol;
+- `fx1h`: hourly currency pairs on the forex week (Sunday 17:00 to Friday 17:00 New York), stamped at the bar's
+  start in UTC as Dukascopy and OANDA do, so the week opens at 22:00 UTC before the US changes its clocks (2024-03-10)
+  and at 21:00 UTC after; one CSV file per pair.
 Each series has the demo market's planted reversal (the deviation from a common factor mean-reverts, strength
 0.3 per day spread over the day's bars), listings after the start, a delisting, and a few missing bars.
 """
@@ -35,23 +38,41 @@ class CsvMarket:
     end: str
     prefix: str
     daily_vol: float
+    price: float = 30.0  # the typical price level
 
 
 CSV_MARKETS = {
     "cn5min": CsvMarket("XSHG", "5min", "end", "file", ".csv", "2024-01-02", "2024-04-30", "SH6000", 0.02),
     "crypto1h": CsvMarket("24/7", "1h", "start", "dir", ".parquet", "2024-01-01", "2024-03-31", "C", 0.035),
     "usdaily": CsvMarket("XNYS", "day", "start", "dir", ".csv", "2021-01-04", "2024-12-31", "US", 0.018),
+    "fx1h": CsvMarket("forex", "1h", "start", "dir", ".csv", "2024-02-01", "2024-04-30", "FX", 0.006, 1.0),
 }
+FX_PAIRS = (
+    "EURUSD",
+    "GBPUSD",
+    "USDJPY",
+    "AUDUSD",
+    "USDCAD",
+    "USDCHF",
+    "NZDUSD",
+    "EURGBP",
+    "EURJPY",
+    "GBPJPY",
+    "EURCHF",
+    "AUDJPY",
+)
 
 
-def _series(rng: np.random.Generator, n: int, per_day: float, vol: float, factor: np.ndarray) -> np.ndarray:
+def _series(
+    rng: np.random.Generator, n: int, per_day: float, vol: float, factor: np.ndarray, price: float = 30.0
+) -> np.ndarray:
     """(n, 6) bars: a common factor plus a mean-reverting deviation, OHLC around the close, volume, amount."""
     phi = (1 - 0.3) ** (1 / per_day)  # the deviation keeps 70% a day, whatever the bar size
     eps = rng.normal(0, vol / np.sqrt(per_day), n)
     x = np.zeros(n)
     for t in range(1, n):
         x[t] = phi * x[t - 1] + eps[t]
-    close = 30 * np.exp(rng.uniform(-1, 1) + factor + x)
+    close = price * np.exp(rng.uniform(-1, 1) + factor + x)
     prev = np.r_[close[0], close[:-1]]
     open_ = prev * (1 + rng.normal(0, vol / np.sqrt(per_day) / 4, n))
     spread = np.abs(rng.normal(0, vol / np.sqrt(per_day) / 2, n))
@@ -59,6 +80,12 @@ def _series(rng: np.random.Generator, n: int, per_day: float, vol: float, factor
     low = np.minimum(open_, close) * (1 - spread)
     volume = np.round(1e5 * np.exp(rng.normal(0, 0.4, n)))
     return np.stack([open_, high, low, close, volume, volume * (open_ + high + low + close) / 4], axis=1)
+
+
+def _symbol(market: str, m: CsvMarket, i: int) -> str:
+    if market == "fx1h" and i < len(FX_PAIRS):
+        return FX_PAIRS[i]
+    return f"{m.prefix}{i:02d}" + ("USDT" if market == "crypto1h" else "")
 
 
 def write_csv_market(out: str | Path, market: str, symbols: int = 12, seed: int = 7, force: bool = False) -> Path:
@@ -76,7 +103,7 @@ def write_csv_market(out: str | Path, market: str, symbols: int = 12, seed: int 
     factor = np.cumsum(rng.normal(0, m.daily_vol / 2 / np.sqrt(per_day), n))
     frames = {}
     for i in range(symbols):
-        bars = _series(rng, n, per_day, m.daily_vol, factor)
+        bars = _series(rng, n, per_day, m.daily_vol, factor, m.price)
         first = int(n * 0.3) if i == 1 else 0  # a late listing
         last = int(n * 0.8) if i == 2 else n  # a delisting
         keep = np.zeros(n, dtype=bool)
@@ -85,7 +112,7 @@ def write_csv_market(out: str | Path, market: str, symbols: int = 12, seed: int 
         stamps = grid[keep]
         df = pd.DataFrame(bars[keep], columns=["open", "high", "low", "close", "volume", "amount"])
         df.insert(0, "timestamps", stamps.tz_localize("UTC") if m.calendar == "24/7" else stamps)
-        frames[f"{m.prefix}{i:02d}" + ("USDT" if market == "crypto1h" else "")] = df
+        frames[_symbol(market, m, i)] = df
     with atomic_dir(target) as tmp:
         if m.layout == "file":
             both = pd.concat([f.assign(symbol=s) for s, f in frames.items()]).sort_values(["timestamps", "symbol"])

@@ -1,4 +1,5 @@
-"""Forecasting a CSV series: lookback selection, future timestamps, mean and quantile columns."""
+"""Forecasting a CSV series: lookback selection, future timestamps (on the calendar of all its bars), mean and
+quantile columns."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from kronos_cli.errors import KronosError
 from kronos_cli.forecast.candles import mended, plausible
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.io import json_floats
-from kronos_cli.sessions import future_timestamps
+from kronos_cli.sessions import future_bars
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class SeriesForecast:
     repaired: float | None = None  # the share of sampled bars mended into valid candles (None: raw bars kept)
     clipped: int = 0  # sampled values outside the plausible range, clipped to it (`candles.plausible`)
     input_repaired: int = 0  # lookback bars whose high or low did not bound their body, widened to it
+    calendar: str = ""  # the calendar the forecast's timestamps follow (`SessionGrid.describe`); "": bars a week
+    # or more apart, which continue at their own spacing
 
     def close_band(self) -> tuple[str, np.ndarray, np.ndarray] | None:
         """(label, low, high) of the close between the lowest and highest quantile asked for, if two or more."""
@@ -55,6 +58,7 @@ class SeriesForecast:
             "repaired_bars": self.repaired,
             "clipped_values": self.clipped,
             "input_bars_repaired": self.input_repaired,
+            "calendar": self.calendar,
             "forecast": rows.to_dict("records"),
         }
 
@@ -136,7 +140,8 @@ def forecast_series(
     """The next `pred_len` bars of `bars`: the mean of the sample paths and their `quantiles`. Each path's bars are
     mended into valid candles first (`candles.repair`) unless `raw`; values outside the plausible range are
     clipped to it (`candles.plausible`), raw or not. Lookback bars that are not candles are `bad_candles`:
-    "repair"ed (counted) or refused."""
+    "repair"ed (counted) or refused. The forecast's timestamps continue on `calendar`, else on the calendar all
+    of `bars` follow (not just the lookback: the more weekends and holidays, the surer)."""
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
     if samples < 1:
@@ -147,7 +152,7 @@ def forecast_series(
     n = choose_lookback(len(bars), lookback, forecaster.max_context, trained_lookback)
     hist = bars.iloc[-n:].reset_index(drop=True)
     x, input_repaired = reconcile_candles(prepare_frame(hist), bad_candles, f"the lookback (the last {n} bars)")
-    future = future_timestamps(hist["timestamps"], pred_len, calendar)
+    future, grid = future_bars(bars["timestamps"], pred_len, calendar)
     fc = forecaster.forecast(
         x[None],
         calendar_features(hist["timestamps"])[None],
@@ -168,4 +173,5 @@ def forecast_series(
         for j, col in enumerate(FEATURES):
             table[quantile_column(col, q)] = qv[:, j]
     table.insert(0, "timestamps", future)
-    return SeriesForecast(hist, table, paths, tuple(quantiles), repaired, clipped, input_repaired)
+    on = grid.describe() if grid is not None else ""
+    return SeriesForecast(hist, table, paths, tuple(quantiles), repaired, clipped, input_repaired, on)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -412,3 +414,129 @@ def test_bars_that_are_not_candles_are_repaired_and_counted_or_refused(tmp_path,
     assert "2 bar(s) whose high is below the open or close or whose low is above them (first: bar 30" in last
     wrong = _run("predict", path, *ck, "--bad-candles", "fix")
     assert wrong.exit_code == 2 and "--bad-candles must be one of repair, refuse" in wrong.output
+
+
+@pytest.fixture(scope="module")
+def markets(tmp_path_factory):
+    from kronos_cli.data.synthetic_csv import write_csv_market
+
+    root = tmp_path_factory.mktemp("markets")
+    return {m: write_csv_market(root / m, m, symbols=4) for m in ("fx1h", "usdaily")}
+
+
+def _until(tmp_path, source, last: str, first: str = "1900-01-01"):
+    """The bars of one file of a synthetic market from `first` to `last`, as a CSV of their own."""
+    d = pd.read_csv(source)
+    when = pd.to_datetime(d.timestamps)
+    path = tmp_path / source.name
+    path.parent.mkdir(exist_ok=True)
+    d[(when >= pd.Timestamp(first)) & (when <= pd.Timestamp(last))].to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("flags", [[], ["--calendar", "forex"], ["--calendar", "24/5"]])
+def test_fx_forecasts_fall_only_in_open_hours(tmp_path, ck, markets, flags):
+    """EURUSD bars (UTC, the synthetic FX market) ending on Friday afternoon 8 March 2024, the last week of US
+    winter time: the forecast runs to Friday's 22:00 UTC close, skips the weekend and opens on Sunday at 21:00 UTC,
+    the US having changed its clocks that morning. Seen in the issue: Friday night and all of Sunday."""
+    from tests.test_sessions import forex_hours
+
+    path = _until(tmp_path, markets["fx1h"] / "EURUSD.csv", "2024-03-08 15:00")
+    out = tmp_path / "f.csv"
+    res = _run("predict", path, *ck, "--pred-len", 30, "--top-k", 1, "--lookback", 48, "--json", "-o", out, *flags)
+    assert res.exit_code == 0, res.output
+    stamps = pd.DatetimeIndex(pd.read_csv(out, parse_dates=["timestamps"])["timestamps"])
+    assert stamps.isin(forex_hours("2024-03-08", "2024-03-20")).all()  # no forecast bar in a closed hour
+    assert list(stamps[:7].strftime("%a %H:%M")) == [
+        "Fri 16:00", "Fri 17:00", "Fri 18:00", "Fri 19:00", "Fri 20:00", "Fri 21:00", "Sun 21:00"
+    ]  # fmt: skip
+    assert json.loads(res.stdout)["calendar"] == "forex (60min, UTC, stamped at the bar start)"
+    chosen = "inferred from the" if not flags else "--calendar"
+    assert f"forecast timestamps on the forex (60min, UTC, stamped at the bar start) calendar ({chosen}" in res.output
+
+
+def _run_config(tmp_path, tiny_checkpoints, calendar: str) -> Path:
+    """A run's config whose fine-tuned models are the tiny pair (its configured models exist nowhere)."""
+    out = tmp_path / "outputs"
+    for stage, src in zip(("tokenizer", "predictor"), tiny_checkpoints):
+        shutil.copytree(src, out / "models" / "usrun" / stage / "checkpoints" / "best_model")
+    cfg = tmp_path / "run.yaml"
+    lines = [
+        "run_name: usrun",
+        f"output_dir: {out}",
+        f"model: {{tokenizer: {tmp_path / 'no_tok'}, predictor: {tmp_path / 'no_model'}}}",
+        f"data: {{source: csv, freq: day, csv: {{path: {tmp_path}, calendar: {calendar}}}}}",
+    ]
+    cfg.write_text("\n".join(lines) + "\n")
+    return cfg
+
+
+def _bundle_recording(path, tiny_pair, calendar: str) -> Path:
+    """A bundle whose data conventions record the market calendar (what `kronos export` would write for a run
+    whose config names one)."""
+    import torch
+
+    from kronos_cli.model.bundle import BUNDLE_FORMAT, payload
+
+    tok, model = tiny_pair
+    content = payload(BUNDLE_FORMAT, tok.config, tok.state_dict(), model.config, model.state_dict(),
+                      {"max_context": 512, "clip": 5.0})  # fmt: skip
+    content["normalisation"]["calendar"] = calendar
+    torch.save(content, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "how,reason",
+    [
+        ("inferred", "inferred from the {rows} bars given"),  # all of them, not the lookback's 12
+        ("--calendar", "--calendar"),
+        ("-c", "the run's data.csv.calendar"),
+        ("model", "the one the model was trained on"),
+        ("bundle", "the one the model was trained on"),
+    ],
+    ids=["inferred", "--calendar", "-c", "model", "bundle"],
+)
+def test_us_daily_forecasts_skip_good_friday(tmp_path, ck, markets, tiny_checkpoints, tiny_pair, how, reason):
+    """Bars of a US stock ending on Wednesday 27 March 2024: the forecast skips Good Friday (29 March) on XNYS,
+    inferred from the holidays all the bars keep (not just the lookback's), or named by --calendar, by the run's
+    config, by the model or by the bundle. Seen in the issue: Good Friday was forecast unless --calendar XNYS."""
+    source = markets["usdaily"] / "US00.csv"
+    recent = _until(tmp_path, source, "2024-03-27", first="2024-03-04")  # no holiday in these bars
+    cpu = ["--device", "cpu"]
+    if how == "inferred":
+        csv, args = _until(tmp_path / "all", source, "2024-03-27"), [*ck, "--lookback", 12]
+    elif how == "--calendar":
+        csv, args = recent, [*ck, "--calendar", "XNYS"]
+    elif how == "-c":
+        csv, args = recent, ["-c", _run_config(tmp_path, tiny_checkpoints, "XNYS"), *cpu]
+    elif how == "model":
+        tiny_pair[1].save_pretrained(tmp_path / "xnys", {"calendar": "XNYS"})
+        csv, args = recent, ["--tokenizer", tiny_checkpoints[0], "--model", tmp_path / "xnys", *cpu]
+    else:
+        csv, args = recent, ["--bundle", _bundle_recording(tmp_path / "xnys.pth", tiny_pair, "XNYS"), *cpu]
+    res = _run("predict", csv, *args, "--pred-len", 3, "--top-k", 1)
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(io.StringIO(res.stdout))["timestamps"].str[:10].tolist() == [
+        "2024-03-28", "2024-04-01", "2024-04-02"
+    ]  # fmt: skip
+    assert f"forecast timestamps on the XNYS (day) calendar ({reason.format(rows=len(pd.read_csv(csv)))}" in res.output
+    if how == "inferred":  # 18 weekdays without a holiday show no exchange: Good Friday is a weekday like any
+        guessed = _run("predict", recent, *ck, "--pred-len", 3, "--top-k", 1)
+        assert pd.read_csv(io.StringIO(guessed.stdout))["timestamps"].str[:10].tolist()[1] == "2024-03-29"
+
+
+def test_predict_with_a_run_config_uses_its_models(tmp_path, ck, markets, tiny_checkpoints):
+    """`-c CONFIG` forecasts with the run's fine-tuned models: the same forecast as naming them."""
+    csv = _until(tmp_path, markets["usdaily"] / "US01.csv", "2024-03-27", first="2023-11-01")
+    by_run = _run("predict", csv, "-c", _run_config(tmp_path, tiny_checkpoints, "XNYS"), "--pred-len", 4,
+                  "--top-k", 1, "--lookback", 60, "--device", "cpu")  # fmt: skip
+    named = _run("predict", csv, *ck, "--calendar", "XNYS", "--pred-len", 4, "--top-k", 1, "--lookback", 60)
+    assert by_run.exit_code == 0 and named.exit_code == 0, by_run.output + named.output
+    assert by_run.stdout == named.stdout
+
+
+def test_a_model_recording_an_unknown_calendar_is_one_line(tmp_path, bars_csv, tiny_checkpoints, tiny_pair):
+    tiny_pair[1].save_pretrained(tmp_path / "odd", {"calendar": "XXXX"})
+    res = _run("predict", bars_csv, "--tokenizer", tiny_checkpoints[0], "--model", tmp_path / "odd", "--device", "cpu")
+    assert res.exit_code == 2 and "the model records the market calendar 'XXXX'" in res.output

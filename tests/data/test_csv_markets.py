@@ -116,3 +116,85 @@ def test_parquet_without_the_mapped_column(tmp_path, cn5):
 def test_unknown_calendar_is_a_config_error(tmp_path):
     with pytest.raises(config.ConfigError, match="data.csv.calendar 'NOPE' is not a known calendar; use one of"):
         config.load(None, [*CN5, "data.csv.path=x.csv", "data.csv.calendar=NOPE"])
+
+
+FX = [
+    "data.source=csv",
+    "data.freq=1h",
+    "data.start_time=2024-02-01",
+    "data.end_time=2024-04-30",
+    "data.train_time_range=[2024-02-01,2024-03-31]",
+    "data.val_time_range=[2024-04-01,2024-04-14]",
+    "data.test_time_range=[2024-04-15,2024-04-30]",
+    "data.lookback_window=120",
+    "data.predict_window=24",
+]
+
+
+@pytest.fixture(scope="module")
+def fx1h(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fx1h")
+    return write_csv_market(root / "m", "fx1h", symbols=4)
+
+
+def _prep_fx(tmp_path, path, *extra):
+    return prepare(config.load(None, [*FX, f"data.csv.path={path}", f"data.dataset_path={tmp_path / 'ds'}", *extra]))
+
+
+def _broker_time(market, out):
+    """The market's files as a MetaTrader broker writes them: New York close time (UTC+2, UTC+3 in US summer)."""
+    out.mkdir()
+    for f in market.glob("*.csv"):
+        d = pd.read_csv(f)
+        utc = pd.DatetimeIndex(pd.to_datetime(d.timestamps)).tz_localize("UTC")
+        d["timestamps"] = utc.tz_convert("America/New_York").tz_localize(None) + pd.Timedelta(hours=7)
+        d.to_csv(out / f.name, index=False)
+    return out
+
+
+@pytest.mark.parametrize("calendar,clock", [("forex", "UTC"), ("24/5", "UTC"), ("forex", "broker")])
+def test_fx_hourly_bars_across_daylight_saving_have_no_weekend_gaps(tmp_path, fx1h, calendar, clock):
+    """Weekends are not gaps: the only missing bars are the few the market file lacks inside each pair's span."""
+    from tests.test_sessions import forex_hours
+
+    path = fx1h if clock == "UTC" else _broker_time(fx1h, tmp_path / "broker")
+    m = _prep_fx(tmp_path, path, f"data.csv.calendar={calendar}")
+    imported = m["calendar"]["imported"]
+    assert imported["calendar"].startswith("forex (60min, " + ("UTC" if clock == "UTC" else "New York close time"))
+    lacking = 0  # the forex hours by their definition, inside each pair's own span, that its file has no bar for
+    for f in fx1h.glob("*.csv"):
+        stamps = pd.DatetimeIndex(pd.to_datetime(pd.read_csv(f).timestamps))
+        lacking += len(forex_hours(str(stamps[0]), str(stamps[-1] + pd.Timedelta(minutes=1)))) - len(stamps)
+    assert imported["missing_bars"] == lacking and lacking < 20
+    assert max(s["segments"] for s in m["symbols"]) <= 1 + lacking  # cut only where a bar is missing
+    assert m["splits"]["test"]["signal_days"] > 0
+
+
+def test_a_24_7_calendar_on_fx_bars_says_the_data_closes_on_weekends(tmp_path, fx1h):
+    """Seen in the issue: 24/7 turned the weekends into 2,063 missing bars and the error blamed the lookback."""
+    with pytest.raises(KronosError, match=r"the data closes on weekends, which the 24/7 \(60min\) calendar .*"
+                                          r"set data.csv.calendar to forex \(or infer\)"):  # fmt: skip
+        _prep_fx(tmp_path, fx1h, "data.csv.calendar=24/7")
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize(
+    "calendar,shift,message",
+    [
+        ("XNYS", "0h", r"is not a bar of the XNYS \(60min\) calendar .*; the data fits forex \(60min, UTC, stamped at "
+                       r"the bar start\): set data.csv.calendar to forex \(or infer\)"),
+        ("24/7", "0h", r"24/7 \(5min\) calendar .*; the data fits XSHG \(5min\): set data.csv.calendar to XSHG"),
+        ("24/7", "1h", r"set data.csv.calendar to infer \(it finds inferred \(5min, Mon-Fri, 48 bars a day from "
+                       r"10:35 to 16:00\)\)"),
+    ],
+)  # fmt: skip
+def test_a_calendar_that_does_not_fit_names_the_one_that_does(tmp_path, fx1h, cn5, calendar, shift, message):
+    """The error names the calendar used and the one the data fits: forex, an exchange whose holidays the data
+    keeps, else what `infer` finds (here: A-share bars stamped an hour late fit no exchange)."""
+    if calendar == "XNYS":
+        with pytest.raises(KronosError, match=message):
+            _prep_fx(tmp_path, fx1h, f"data.csv.calendar={calendar}")
+        return
+    late = cn5.assign(timestamps=pd.to_datetime(cn5.timestamps) + pd.Timedelta(shift))
+    with pytest.raises(KronosError, match=message):
+        _prep(tmp_path, late, f"data.csv.calendar={calendar}")

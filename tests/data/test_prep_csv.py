@@ -144,16 +144,30 @@ def test_an_ambiguous_day_month_order_is_refused_then_read_with_the_format(tmp_p
 
 
 def test_a_directory_whose_first_and_last_dates_are_ambiguous(tmp_path):
-    """With a calendar that does not depend on the data, a directory's files are first read by their first and
-    last lines (01/01 and 09/02 read either way); the whole column decides the order (13/01: day first)."""
-    days = pd.bdate_range("2024-01-01", "2024-02-09")
+    """With an exchange's calendar, which does not depend on the data, a directory's files are first read by their
+    first and last lines (02/01 and 09/02 read either way); the whole column decides the order (13/01: day first)."""
+    days = pd.bdate_range("2024-01-02", "2024-02-09").drop(pd.Timestamp("2024-01-15"))  # XNYS: MLK day
     ts = pd.DatetimeIndex(
-        [d + pd.Timedelta(hours=9, minutes=30) + i * pd.Timedelta(minutes=5) for d in days for i in range(66)]
+        [d + pd.Timedelta(hours=9, minutes=30) + i * pd.Timedelta(minutes=5) for d in days for i in range(78)]
     )
     (tmp_path / "bars").mkdir()
     for name, seed in (("aaa", 1), ("bbb", 2)):
         make_bars(len(ts), seed=seed).assign(timestamps=ts.strftime("%d/%m/%Y %H:%M")).to_csv(
             tmp_path / "bars" / f"{name}.csv", index=False
         )
-    m = prepare(_cfg(tmp_path / "bars", tmp_path, "data.csv.calendar=24/7"))
-    assert (m["calendar"]["first"], m["calendar"]["last"]) == ("2024-01-01 09:30:00", "2024-01-31 14:55:00")
+    m = prepare(_cfg(tmp_path / "bars", tmp_path, "data.csv.calendar=XNYS"))
+    assert (m["calendar"]["first"], m["calendar"]["last"]) == ("2024-01-02 09:30:00", "2024-01-31 15:55:00")
+
+
+def test_bars_that_are_not_candles_are_repaired_and_counted_or_refused(tmp_path):
+    """Training data with a high below the close (or a low above the open) went into the dataset as given."""
+    df = pd.concat([minute_bars("AAA", 1), minute_bars("BBB", 2)]).reset_index(drop=True)
+    df.loc[10, "high"] = df.loc[10, "low"] * 0.5
+    df.loc[500, "low"] = df.loc[500, "high"] * 1.5
+    df.to_csv(tmp_path / "bars.csv", index=False)
+    m = prepare(_cfg(tmp_path / "bars.csv", tmp_path))
+    assert m["repaired_candles"] == 2
+    x = np.load(tmp_path / "ds" / "features.npy")
+    assert (x[:, 1] >= np.maximum(x[:, 0], x[:, 3])).all() and (x[:, 2] <= np.minimum(x[:, 0], x[:, 3])).all()
+    with pytest.raises(KronosError, match=r"AAA has 2 bar\(s\) whose high .* \(first: 2024-01-01 10:20:00"):
+        prepare(_cfg(tmp_path / "bars.csv", tmp_path, "data.bad_candles=refuse"))

@@ -1,15 +1,8 @@
-"""Which bars a market has: bar sizes, and the expected bar grid of a market's calendar.
+"""Bar sizes and the session grids of markets that keep one timetable: around the clock, an exchange's, or the one
+seen in the data.
 
-A missing bar is a bar the market should have had and did not; lunch breaks, nights, weekends and holidays are
-not gaps. The grid comes from one of:
-- an exchange's calendar from the maintained `exchange_calendars` library (`XSHG`, `XNYS`, `XHKG`, ...): its
-  sessions, lunch breaks and early closes, in the exchange's local time;
-- `24/7`: every bar around the clock (crypto);
-- `infer`: the sessions seen in the data: the days on which any symbol has a bar, and on each day the times of
-  day seen on at least half of the days, between that day's first and last bar (so early closes are kept).
-
-Intraday bars are labelled by their start (09:30 is the bar from 09:30 to 09:35) or by their end (09:35 is that
-same bar), `bar_label: start | end`.
+A grid's bars are naive wall-clock timestamps (nanosecond unit) labelled by the bar's start (09:30 is the bar from
+09:30 to 09:35) or by its end (09:35 is that same bar).
 """
 
 from __future__ import annotations
@@ -27,6 +20,7 @@ ALWAYS_OPEN = "24/7"
 INFER = "infer"
 NS_PER_MIN = 60 * 10**9
 NS_PER_DAY = 86_400 * 10**9
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _DAY_NAMES = {"day", "1day", "d", "1d", "daily"}
 _UNITS = {"min": 1, "m": 1, "t": 1, "minute": 1, "minutes": 1, "h": 60, "hr": 60, "hour": 60, "hours": 60}
 
@@ -68,22 +62,9 @@ def parse_freq(text: str) -> BarFreq:
     raise KronosError(f"data.freq {text!r} is not a bar size; use day, Nmin (1min, 5min, 15min) or Nh (1h, 4h)")
 
 
-def calendar_names() -> list[str]:
-    """Every calendar name `data.csv.calendar` accepts."""
-    import exchange_calendars as xc  # lazy: slow to import, needed only by markets that name an exchange
-
-    return [INFER, ALWAYS_OPEN, *sorted(n for n in xc.get_calendar_names() if n != ALWAYS_OPEN)]
-
-
-def check_calendar_name(name: str) -> str | None:
-    """None when `name` is a known calendar, else the one-line problem."""
-    if name in (INFER, ALWAYS_OPEN):
-        return None
-    import exchange_calendars as xc  # lazy: as above
-
-    if name in xc.get_calendar_names():
-        return None
-    return f"data.csv.calendar {name!r} is not a known calendar; use one of {', '.join(calendar_names())}"
+def weekday(ns: np.ndarray) -> np.ndarray:
+    """Monday = 0 ... Sunday = 6 of wall-clock nanoseconds (1970-01-01 was a Thursday)."""
+    return (np.asarray(ns) // NS_PER_DAY + 3) % 7
 
 
 class SessionGrid:
@@ -92,6 +73,7 @@ class SessionGrid:
 
     name: str
     freq: BarFreq
+    label: str = "start"
 
     def bars(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
         raise NotImplementedError
@@ -111,6 +93,14 @@ class SessionGrid:
         return f"{self.name} ({self.freq})"
 
 
+def fit(grid: SessionGrid, ns: np.ndarray) -> tuple[float, float]:
+    """How well sorted unique bar times fit a grid: (the share of them on it, the share of its bars between the
+    first and the last that hold one)."""
+    on_grid = grid.bars(pd.Timestamp(ns[0]), pd.Timestamp(ns[-1])).asi8
+    on = np.isin(ns, on_grid)
+    return float(on.mean()), float(on.sum() / len(on_grid)) if len(on_grid) else 0.0
+
+
 class AlwaysOpen(SessionGrid):
     """Around the clock: every bar from midnight on, every day."""
 
@@ -124,6 +114,31 @@ class AlwaysOpen(SessionGrid):
         return pd.date_range(lo, pd.Timestamp(end), freq=self.freq.step).as_unit("ns")
 
 
+def exchange_calendar(name: str, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None):
+    """The `exchange_calendars` calendar of `name` covering start..end: its default span (about twenty years back
+    to one ahead, built once) when that covers them (or none are given), else one built for them."""
+    import exchange_calendars as xc  # lazy: slow to import, needed only by markets that name an exchange
+    from exchange_calendars.errors import CalendarError  # lazy: as above
+
+    try:
+        cal = _default_calendar(name)
+        if start is None or end is None:
+            return cal
+        if cal.first_session <= start.normalize() and end.normalize() <= cal.last_session:
+            return cal
+        return xc.get_calendar(name, start=start.normalize(), end=end.normalize())
+    except (ValueError, CalendarError) as exc:
+        span = f" {start:%Y-%m-%d}..{end:%Y-%m-%d}" if start is not None and end is not None else ""
+        raise KronosError(f"the {name} calendar does not cover{span}: {exc}") from None
+
+
+@lru_cache(maxsize=32)
+def _default_calendar(name: str):
+    import exchange_calendars as xc  # lazy: as above
+
+    return xc.get_calendar(name)
+
+
 class ExchangeGrid(SessionGrid):
     """An exchange's sessions from `exchange_calendars`: daily bars on its sessions; intraday bars every
     `freq` from each session's open (and from the end of its lunch break) to its close, early closes included."""
@@ -131,21 +146,11 @@ class ExchangeGrid(SessionGrid):
     def __init__(self, name: str, freq: BarFreq, label: str = "start"):
         self.name, self.freq, self.label = name, freq, label
 
-    def _calendar(self, start: pd.Timestamp, end: pd.Timestamp):
-        import exchange_calendars as xc  # lazy: slow to import
-        from exchange_calendars.errors import CalendarError  # lazy: as above
-
-        try:
-            return xc.get_calendar(self.name, start=start.normalize(), end=end.normalize())
-        except (ValueError, CalendarError) as exc:
-            raise KronosError(
-                f"the {self.name} calendar does not cover {start:%Y-%m-%d}..{end:%Y-%m-%d}: {exc}"
-            ) from None
-
     def bars(self, start, end):
         start, end = pd.Timestamp(start), pd.Timestamp(end)
-        cal = self._calendar(start - pd.Timedelta(days=1), end + pd.Timedelta(days=1))
-        sessions = cal.sessions
+        lo, hi = start - pd.Timedelta(days=1), end + pd.Timedelta(days=1)
+        cal = exchange_calendar(self.name, lo, hi)
+        sessions = cal.sessions[(cal.sessions >= lo.normalize()) & (cal.sessions <= hi.normalize())]
         if not self.freq.intraday:
             days = pd.DatetimeIndex(sessions.tz_localize(None) if sessions.tz else sessions).as_unit("ns")
             return days[(days >= start.normalize()) & (days <= end)]
@@ -221,24 +226,22 @@ class InferredGrid(SessionGrid):
         return out[(out >= start) & (out <= end)]
 
     def describe(self) -> str:
+        days = weekday_text(self.weekdays)
         if not self.freq.intraday:
-            return f"inferred ({self.freq}, {len(self.days)} trading days seen)"
+            return f"inferred ({self.freq}, {days}, {len(self.days)} trading days seen)"
         t = pd.to_datetime(self.times, unit="ns")
-        return f"inferred ({self.freq}, {len(self.times)} bars a day from {t[0]:%H:%M} to {t[-1]:%H:%M})"
+        return f"inferred ({self.freq}, {days}, {len(self.times)} bars a day from {t[0]:%H:%M} to {t[-1]:%H:%M})"
 
 
-def session_grid(name: str, freq: BarFreq, label: str = "start", timestamps: np.ndarray | None = None) -> SessionGrid:
-    """The grid of a calendar name; `infer` reads the sessions from `timestamps` (int64 ns, wall clock)."""
-    if name == ALWAYS_OPEN:
-        return AlwaysOpen(freq)
-    if name == INFER:
-        if timestamps is None:
-            raise KronosError("the infer calendar needs the data's timestamps")
-        return InferredGrid(freq, timestamps)
-    problem = check_calendar_name(name)
-    if problem:
-        raise KronosError(problem)
-    return ExchangeGrid(name, freq, label)
+def weekday_text(weekdays) -> str:
+    """Weekdays (Monday = 0) as runs of names: Mon-Fri, Sun; Mon-Sun."""
+    runs: list[list[int]] = []
+    for w in sorted(set(weekdays)):
+        if runs and w == runs[-1][-1] + 1:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    return ", ".join(WEEKDAYS[r[0]] if len(r) == 1 else f"{WEEKDAYS[r[0]]}-{WEEKDAYS[r[-1]]}" for r in runs)
 
 
 def bars_per_day(grid: pd.DatetimeIndex) -> float:
@@ -247,70 +250,3 @@ def bars_per_day(grid: pd.DatetimeIndex) -> float:
         return 1.0
     _, counts = np.unique(grid.as_unit("ns").asi8 // NS_PER_DAY, return_counts=True)
     return float(np.median(counts))
-
-
-def future_timestamps(history, n: int, calendar: str | None = None, label: str = "auto") -> pd.DatetimeIndex:
-    """`n` bar timestamps after `history`, at its bar size (its most common step).
-
-    On `calendar` (an exchange_calendars name or 24/7) when given: the next session's first bar after a close,
-    no bar in a lunch break. Otherwise on the sessions seen in the history (`infer`): its times of day (a lunch
-    break stays empty) on the weekdays it trades (daily bars skip weekends unless the history has them).
-    Time-zone-aware history is continued in its wall-clock time and keeps its zone.
-    """
-    idx = pd.DatetimeIndex(history)
-    ns = (idx.tz_localize(None) if idx.tz is not None else idx).as_unit("ns").asi8  # wall-clock time
-    if len(ns) < 2:
-        raise KronosError("at least two timestamps are needed to infer the bar spacing")
-    gaps, counts = np.unique(np.diff(ns), return_counts=True)
-    step = int(gaps[np.argmax(counts)])  # the most common gap; the smallest of equally common ones
-    if step <= 0:
-        raise KronosError("timestamps must be strictly increasing")
-    if step >= WIDE_BAR_DAYS * NS_PER_DAY:  # weekly, monthly, quarterly, yearly bars: their own calendar
-        return _in_zone(pd.DatetimeIndex(_wide_future(ns, step, n).as_unit("ns"), name=idx.name), idx.tz)
-    freq = BarFreq(None) if step >= NS_PER_DAY else BarFreq(max(1, round(step / NS_PER_MIN)))
-    if freq.intraday and step % NS_PER_MIN:
-        raise KronosError("bars must be whole minutes apart (or daily) to continue their timestamps")
-    if calendar and calendar != INFER:
-        grid = session_grid(calendar, freq, _label(calendar, freq, ns, label))
-    else:
-        grid = InferredGrid(freq, ns)
-    future = grid.after(pd.Timestamp(ns[-1]), n).as_unit("ns")
-    return _in_zone(pd.DatetimeIndex(future, name=idx.name), idx.tz)
-
-
-def _in_zone(future: pd.DatetimeIndex, tz) -> pd.DatetimeIndex:
-    """Wall-clock stamps back in the history's zone, if it had one."""
-    return future if tz is None else future.tz_localize(tz, ambiguous=False, nonexistent="shift_forward")
-
-
-WIDE_BAR_DAYS = 6  # a most common step of this many days or more: weekly bars or wider (daily bars step 1-4 days)
-
-
-def _wide_future(ns: np.ndarray, step: int, n: int) -> pd.DatetimeIndex:
-    """`n` stamps after bars a week or more apart, on their own calendar: what pandas infers from the last bars
-    (W-FRI, MS, QE-DEC, YE-DEC, ...); else whole months from the typical gap (at month ends or starts when the
-    bars are, else the last bar's day of the month); else the step itself."""
-    recent = pd.DatetimeIndex(ns[-25:])
-    start = recent[-1]
-    inferred = pd.infer_freq(recent) if len(recent) >= 3 else None
-    months = round(step / NS_PER_DAY / 30.44)
-    if inferred is not None:
-        offset = inferred
-    elif months < 1:
-        offset = pd.Timedelta(step)
-    elif recent.is_month_end.all():
-        offset = pd.offsets.MonthEnd(months)
-    elif recent.is_month_start.all():
-        offset = pd.offsets.MonthBegin(months)
-    else:  # counted from the last bar each time, so the 31st does not drift to the 30th
-        return pd.DatetimeIndex([start + pd.DateOffset(months=months * k) for k in range(1, n + 1)])
-    return pd.date_range(start, periods=n + 1, freq=offset)[1:]
-
-
-def _label(calendar: str, freq: BarFreq, ns: np.ndarray, label: str) -> str:
-    """The bar label the history fits (start or end of the bar), unless one is given."""
-    if label != "auto" or not freq.intraday:
-        return "start" if label == "auto" else label
-    lo, hi = pd.Timestamp(ns.min()), pd.Timestamp(ns.max())
-    fits = {lb: np.isin(ns, session_grid(calendar, freq, lb).bars(lo, hi).asi8).mean() for lb in ("start", "end")}
-    return max(fits, key=fits.get)
