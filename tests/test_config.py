@@ -267,3 +267,10 @@ def test_a_huge_value_is_quoted_in_a_few_characters(tmp_path):
 
     assert len(excerpt("x" * 10_000_000)) <= 80 and len(excerpt([list(range(1000))] * 1000)) <= 80
     assert excerpt("1,2") == "'1,2'"
+
+
+def test_a_nan_clip_is_refused():
+    from kronos_cli.configs import shipped
+
+    with pytest.raises(ConfigError, match="data.clip must be a finite number, got nan"):
+        config.load(shipped("demo.yaml"), ["data.clip=.nan"])

@@ -20,7 +20,7 @@ from kronos_cli.config import Config
 from kronos_cli.data.provider import pool_of, provider_uri
 from kronos_cli.data.qlib_source import init_qlib
 from kronos_cli.errors import KronosError
-from kronos_cli.sessions import bars_per_day, parse_freq
+from kronos_cli.sessions import parse_freq
 
 log = logging.getLogger(__name__)
 
@@ -164,17 +164,33 @@ def _qlib_backtest_api():
 
 
 def qlib_risk(returns: pd.Series, periods: float) -> dict[str, float]:
-    """Qlib's risk analysis of per-bar returns annualised with `periods` bars a year."""
-    from qlib.contrib.evaluate import risk_analysis  # lazy: qlib is an optional extra
+    """Qlib's risk analysis of per-bar returns annualised with `periods` bars a year: summed (mean x periods, an
+    information ratio of mean / std x sqrt(periods)), whatever the report's accumulation."""
+    with contextlib.redirect_stderr(io.StringIO()):  # importing it imports gym: see `_qlib_backtest_api`
+        from qlib.contrib.evaluate import risk_analysis  # lazy: qlib is an optional extra
 
-    return {k: float(v) for k, v in risk_analysis(returns, N=periods, freq=None)["risk"].items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a flat series' 0 / 0 ratio: NaN, not a warning
+        risk = risk_analysis(returns, N=periods, freq=None)["risk"]
+    return {k: float(v) for k, v in risk.items()}
 
 
-def bars_a_year(cfg: Config) -> tuple[float, float]:
-    """(bars a year, bars a day) that annualise per-bar returns: the market's trading days a year times the
-    median bars per day of the provider's calendar (1 for daily bars, 24 for hourly crypto)."""
+def provider_calendar(cfg: Config) -> pd.DatetimeIndex:
+    """Every bar of the provider's calendar at the data's bar size."""
     from qlib.data import D  # lazy: qlib is an optional extra and slow to import
 
     init_qlib(provider_uri(cfg.data), cfg.data.region)
-    per_day = bars_per_day(pd.DatetimeIndex(D.calendar(freq=parse_freq(cfg.data.freq).qlib)))
-    return market_rules(cfg).days_per_year * per_day, per_day
+    return pd.DatetimeIndex(D.calendar(freq=parse_freq(cfg.data.freq).qlib))
+
+
+def series_prices(cfg: Config, instrument: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """One instrument's open and close on every bar of the calendar from `start` to `end` (NaN where it has no
+    bar), the prices Qlib's exchange trades at."""
+    from qlib.data import D  # lazy: qlib is an optional extra and slow to import
+
+    init_qlib(provider_uri(cfg.data), cfg.data.region)
+    freq = parse_freq(cfg.data.freq).qlib
+    bars = pd.DatetimeIndex(D.calendar(start_time=start, end_time=end, freq=freq))
+    df = D.features([instrument], ["$open", "$close"], start_time=start, end_time=end, freq=freq)
+    df = df.droplevel("instrument") if "instrument" in df.index.names else df
+    return df.set_axis(["open", "close"], axis=1).reindex(bars)

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from kronos_cli.metrics.ic import MIN_NAMES
+from kronos_cli.metrics.portfolio import ACCUMULATIONS
 from kronos_cli.split_forecasts import precision_table
 from kronos_cli.tables import Table, num, pct, render_text
 
@@ -16,12 +18,14 @@ class BacktestResult:
     tokenizer: str
     predictor: str
     device: str
+    strategy: str  # TopkDropout, or long/short (long/flat) on the forecast's sign for one series
     benchmark: str
-    backtest_range: list[str]  # first and last trading day
-    signal_range: list[str]  # first and last signal day of the test split
+    backtest_range: list[str]  # first and last traded bar
+    signal_range: list[str]  # first and last signal bar of the test split
     notes: list[str]
-    signal_days: int  # (day, stock) forecasts of the test split
+    signal_days: int  # (bar, symbol) forecasts of the test split
     labelled: int  # of those, with a known label
+    symbols: int  # the most symbols with a signal on one bar
     forecast_cache: str
     reused_forecasts: int
     conventions: dict[str, Any]
@@ -34,6 +38,7 @@ class BacktestResult:
     elapsed_s: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)
     precision: dict[str, Any] | None = None  # with --dtype bf16/fp16: the deviation from fp32 on a sample
+    series_quality: dict[str, dict[str, float]] | None = None  # time-series IC, where a cross-section is too small
 
     def to_json(self, full: bool = True) -> dict[str, Any]:
         """Everything (`full`), or the summary a script wants (no daily returns, no config)."""
@@ -43,14 +48,6 @@ class BacktestResult:
         return d
 
     def tables(self) -> list[Table]:
-        c = self.conventions
-        quality = Table(
-            f"Signal quality: {self.labelled:,} of {self.signal_days:,} test-split signals have a known label",
-            ["signal", "IC", "ICIR", "Rank IC", "Rank ICIR", "days"],
-            caption=f"label: {c['label']}",
-        )
-        for name, q in self.signal_quality.items():
-            quality.add(name, num(q["IC"]), num(q["ICIR"]), num(q["Rank IC"]), num(q["Rank ICIR"]), q["days"])
         a = self.forecast_accuracy
         accuracy = Table(
             "Forecast accuracy (close, as a return on the last close)",
@@ -66,43 +63,49 @@ class BacktestResult:
             num(a["MASE"], 3),
             f"{pct(a['direction'], 1)} [{pct(a['direction_lo'], 1)}, {pct(a['direction_hi'], 1)}]",
         )
-        tables = [quality, accuracy, self._portfolio_table()]
+        tables = [self._quality_table(), accuracy, self._portfolio_table()]
         return tables + ([precision_table(self.precision)] if self.precision else [])
 
+    def _quality_table(self) -> Table:
+        c, unit = self.conventions, _plural(self.conventions["bar"])
+        head = f"Signal quality: {self.labelled:,} of {self.signal_days:,} test-split signals have a known label"
+        if self.series_quality is None:
+            quality = Table(
+                head, ["signal", "IC", "ICIR", "Rank IC", "Rank ICIR", unit], caption=f"label: {c['label']}"
+            )
+            for name, q in self.signal_quality.items():
+                quality.add(name, num(q["IC"]), num(q["ICIR"]), num(q["Rank IC"]), num(q["Rank ICIR"]), q["days"])
+            return quality
+        quality = Table(
+            f"{head}; cross-sectional IC not defined for fewer than {MIN_NAMES} symbols a bar ({self.symbols} here)",
+            ["signal", "time-series IC", "t", f"{unit} x symbols"],
+            caption=f"the correlation over {unit} of the signal with its label within each symbol (both standardised "
+            f"per symbol, pooled); t over its Newey-West standard error, as labels of neighbouring {unit} overlap; "
+            f"label: {c['label']}",
+        )
+        for name, q in self.series_quality.items():
+            quality.add(name, num(q["corr"]), num(q["t"], 2), f"{q['windows']:,}")
+        return quality
+
     def _portfolio_table(self) -> Table:
-        c = self.conventions
+        c, bench = self.conventions, self.benchmark
+        columns = ["signal", "total", "before cost", "ann. return", "volatility", "IR", "max DD", "win rate"]
         p = Table(
-            f"TopkDropout vs {self.benchmark}, {self.backtest_range[0]}..{self.backtest_range[1]} (with cost)",
-            ["signal", "ann. return", "volatility", "IR", "max DD", "win rate", "turnover", "excess ann.", "excess IR"],
-            caption=f"returns per bar annualised with {c['annualization']} and accumulated by {c['accumulation']} "
-            f"(Qlib's conventions); {c['market']}",
+            f"{self.strategy} vs {bench}, {self.backtest_range[0]}..{self.backtest_range[1]} (with cost)",
+            columns + ["turnover", "excess ann.", "excess IR"],
+            caption=f"total and before cost: the whole backtest's return; {ACCUMULATIONS[c['accumulation']]}; "
+            f"annualised with {c['annualization']}; IR = mean / std x sqrt(bars a year); turnover: traded value / "
+            f"account value, a bar; excess over {bench}; {c['market']}",
         )
         for name, m in self.portfolio.items():
             w, e = m["with_cost"], m["excess_with_cost"]
-            p.add(
-                name,
-                pct(w["annualized_return"]),
-                pct(w["volatility"]),
-                num(w["information_ratio"], 2),
-                pct(w["max_drawdown"]),
-                pct(w["win_rate"], 0),
-                num(w.get("turnover", float("nan")), 2),
-                pct(e["annualized_return"]),
-                num(e["information_ratio"], 2),
-            )
-        b = self.benchmark_stats
-        if b:
-            p.add(
-                "benchmark",
-                pct(b["annualized_return"]),
-                pct(b["volatility"]),
-                num(b["information_ratio"], 2),
-                pct(b["max_drawdown"]),
-                pct(b["win_rate"], 0),
-                "",
-                "",
-                "",
-            )
+            total, *rest = _row(w)
+            before = pct(m["without_cost"]["total_return"])
+            turnover = num(w.get("turnover", float("nan")), 2)
+            p.add(name, total, before, *rest, turnover, pct(e["annualized_return"]), num(e["information_ratio"], 2))
+        if self.benchmark_stats:
+            total, *rest = _row(self.benchmark_stats)
+            p.add(bench, total, "", *rest, "", "", "")
         return p
 
     def report_text(self) -> str:
@@ -118,3 +121,20 @@ class BacktestResult:
         head += [f"note: {n}" for n in self.notes]
         head += [f"{k}: {v}" for k, v in self.conventions.items()] + [""]
         return "\n".join(head) + render_text(self.tables())
+
+
+def _row(stats: dict[str, float]) -> list[str]:
+    """Total and annualised return, volatility, IR, max drawdown and win rate, as the portfolio table shows them."""
+    return [
+        pct(stats["total_return"]),
+        pct(stats["annualized_return"]),
+        pct(stats["volatility"]),
+        num(stats["information_ratio"], 2),
+        pct(stats["max_drawdown"]),
+        pct(stats["win_rate"], 0),
+    ]
+
+
+def _plural(bar: str) -> str:
+    """The column heading for a count of bars: days for daily bars, bars otherwise."""
+    return "days" if bar == "day" else "bars"

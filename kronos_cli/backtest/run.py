@@ -1,5 +1,5 @@
 """`kronos backtest`: point-in-time forecasts of the test split -> signals -> IC and accuracy against realised
-labels -> Qlib portfolio backtests -> report files."""
+labels -> portfolio backtests (Qlib's TopkDropout, or the forecast's sign on one series) -> report files."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ from pathlib import Path
 import pandas as pd
 
 from kronos_cli.backtest import qlib_backtest
+from kronos_cli.backtest.annualization import BarsAYear, bars_a_year
 from kronos_cli.backtest.markets import benchmark_for, market_rules
+from kronos_cli.backtest.portfolios import Portfolios, one_series, trade, widest_pool
 from kronos_cli.backtest.report import BacktestResult
+from kronos_cli.calendar import range_end
 from kronos_cli.config import Config
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.forecast.signals import check_signals
-from kronos_cli.io import atomic_path, write_json, write_text
+from kronos_cli.io import result_set, write_json, write_text
 from kronos_cli.metrics.accuracy import return_accuracy
-from kronos_cli.metrics.ic import ic_table
-from kronos_cli.metrics.portfolio import ACCUMULATION, portfolio_stats
+from kronos_cli.metrics.ic import MIN_NAMES, ic_table, time_series_ic
+from kronos_cli.metrics.portfolio import ACCUMULATIONS
 from kronos_cli.plots import plot_performance
-from kronos_cli.runs import backtest_dir, load_pair
+from kronos_cli.runs import RESULT_HISTORY, backtest_dir, load_pair, result_about
 from kronos_cli.sessions import parse_freq
 from kronos_cli.split_forecasts import Scale, forecast_split, open_dataset, split_windows
 
@@ -39,7 +42,10 @@ def run_backtest(
     check_signals(b.signals)
     arrays = open_dataset(cfg)
     origins = split_windows(cfg, arrays, "test")
-    qlib_backtest.check_signal_days(cfg, pd.DatetimeIndex(pd.to_datetime(arrays.timestamps[origins.rows])).unique())
+    when = pd.DatetimeIndex(pd.to_datetime(arrays.timestamps[origins.rows]))
+    qlib_backtest.check_signal_days(cfg, when.unique())
+    keys = pd.MultiIndex.from_arrays([when, origins.symbols], names=["datetime", "instrument"])
+    one_series(cfg, keys, pd.Timestamp(b.start_time), range_end(b.end_time))  # before hours of forecasts
     dev = resolve_device(device)
     bench = benchmark_for(cfg)
     qlib_backtest.check_benchmark(cfg, bench)
@@ -48,32 +54,39 @@ def run_backtest(
     sf = forecast_split(cfg, arrays, origins, pair, dev, progress, scale=scale)
     table = sf.signal_table(b.signals, b.returns_signals)
     indexed = table.set_index(["datetime", "instrument"])
-    periods, per_day = qlib_backtest.bars_a_year(cfg)
-    portfolio, daily, positions, bench_stats, rng, notes = _portfolios(cfg, indexed, bench, periods, progress)
+    calendar = qlib_backtest.provider_calendar(cfg)
+    year = bars_a_year(market_rules(cfg), parse_freq(cfg.data.freq), calendar, b.bars_per_year)
+    traded = trade(cfg, indexed, bench, year, progress)
+    symbols = widest_pool(indexed.index)
     result = BacktestResult(
         run_name=cfg.run_name,
         tokenizer=pair.sources["tokenizer"],
         predictor=pair.sources["model"],
         device=str(dev),
-        benchmark=bench,
-        backtest_range=rng,
+        strategy=traded.strategy,
+        benchmark=traded.benchmark,
+        backtest_range=traded.backtest_range,
         signal_range=[qlib_backtest.stamp(table["datetime"].min()), qlib_backtest.stamp(table["datetime"].max())],
-        notes=notes,
+        notes=traded.notes,
         signal_days=len(table),
         labelled=int(sf.real.known.sum()),
+        symbols=symbols,
         forecast_cache=sf.cache_dir,
         reused_forecasts=sf.forecasts.reused,
-        conventions=_conventions(cfg, sf.real.convention, periods, per_day),
+        conventions=_conventions(cfg, sf.real.convention, year, traded),
         signal_quality={name: ic_table(indexed[name], indexed["label"]) for name in b.signals},
         forecast_accuracy=return_accuracy(sf.forecasts.return_paths().mean(axis=1), sf.real.path),
-        portfolio=portfolio,
-        benchmark_stats=bench_stats,
-        daily_returns=_daily_json(daily),
+        portfolio=traded.stats,
+        benchmark_stats=traded.bench_stats,
+        daily_returns=_daily_json(traded.bars),
         config=cfg.to_dict(),
     )
+    if symbols < MIN_NAMES:  # labels over the next P bars overlap: P - 1 lags
+        lags = cfg.data.predict_window - 1
+        result.series_quality = {name: time_series_ic(indexed[name], indexed["label"], lags) for name in b.signals}
     result.precision = sf.precision
     result.elapsed_s = round(time.perf_counter() - t0, 2)
-    write_outputs(backtest_dir(cfg), result, table, positions, daily, cfg)
+    write_outputs(backtest_dir(cfg), result, table, traded.positions, traded.bars, cfg)
     return result
 
 
@@ -84,58 +97,29 @@ def _daily_json(daily: dict[str, pd.DataFrame]) -> dict[str, dict[str, list]]:
     }
 
 
-def _conventions(cfg: Config, label: str, periods: float, per_day: float) -> dict[str, object]:
-    b, p, rules = cfg.backtest, cfg.data.predict_window, market_rules(cfg)
+def _conventions(cfg: Config, label: str, year: BarsAYear, traded: Portfolios) -> dict[str, object]:
+    b, p, rules, freq = cfg.backtest, cfg.data.predict_window, market_rules(cfg), parse_freq(cfg.data.freq)
     return {
         "signal": f"computed at the close of bar t from the lookback ending on t: a statistic of the mean forecast "
-        f"close over the next {p} bars minus the last close, in the window's lookback z-score; Qlib trades "
-        f"it on bar t+1 at the {b.deal_price}",
+        f"close over the next {p} bars minus the last close, in the window's lookback z-score; traded on bar t+1 "
+        f"at the {b.deal_price}",
         "label": label,
-        "universe": "point in time: a (day, stock) has a signal, a position and an IC term only while the stock is a "
-        "member of the pool on that day",
+        "universe": "point in time: a (bar, symbol) has a signal, a position and an IC term only while the symbol "
+        "is a member of the pool on that bar",
+        "strategy": traded.rules,
         "market": f"{b.market} ({rules.note}); price limit {rules.limit_threshold or 'none'}, lot "
         f"{rules.trade_unit or 'fractional'}, costs open {rules.open_cost:g} close {rules.close_cost:g} min "
         f"{rules.min_cost:g}",
-        "annualization": _annualization(rules.days_per_year, per_day, cfg.data.freq),
-        "annualization_bars": periods,
-        "accumulation": ACCUMULATION,
+        "bar": "day" if not freq.intraday else f"{freq} bar",
+        "annualization": year.words,
+        "annualization_bars": year.bars,
+        "accumulation": b.accumulation,
+        "returns": f"per bar, as fractions (0.01 = 1%); {ACCUMULATIONS[b.accumulation]}; volatility = std x "
+        f"sqrt(bars a year); IR = mean / std x sqrt(bars a year), no risk-free rate; excess = the bar's return "
+        f"minus the benchmark's, accumulated the same way; turnover = traded value / account value, a bar",
+        "qlib_risk": "qlib_risk_* entries are Qlib's risk_analysis of the excess returns: summed (mean x bars a "
+        "year), whatever backtest.accumulation says",
     }
-
-
-def _annualization(days: int, per_day: float, freq: str) -> str:
-    """How per-bar returns are annualised, in words: daily bars need no sum ("238 trading days a year")."""
-    if not parse_freq(freq).intraday:
-        return f"{days} trading days a year"
-    bars = "1 bar" if per_day == 1 else f"{per_day:g} bars"
-    return f"{days * per_day:,g} bars a year ({days} trading days x {bars} a day, {freq} bars)"
-
-
-def _portfolios(cfg: Config, indexed: pd.DataFrame, bench: str, periods: float, progress: Progress | None = None):
-    b = cfg.backtest
-    start, end, notes = qlib_backtest.trading_range(cfg, indexed.index.get_level_values("datetime").unique())
-    portfolio, daily, positions = {}, {}, []
-    bench_daily = None
-    for i, name in enumerate(b.signals):
-        if progress:
-            progress(i, len(b.signals), f"Qlib backtest of {name}")
-        report, held = qlib_backtest.run_topk_dropout(cfg, indexed[name], start, end, bench)
-        excess = report["return"] - report["bench"]
-        portfolio[name] = {
-            "with_cost": portfolio_stats(report["return"] - report["cost"], report["turnover"], periods),
-            "without_cost": portfolio_stats(report["return"], report["turnover"], periods),
-            "excess_with_cost": portfolio_stats(excess - report["cost"], periods=periods),
-            "excess_without_cost": portfolio_stats(excess, periods=periods),
-            "qlib_risk_excess_with_cost": qlib_backtest.qlib_risk(excess - report["cost"], periods),
-            "qlib_risk_excess_without_cost": qlib_backtest.qlib_risk(excess, periods),
-        }
-        daily[name] = pd.DataFrame({c: report[c] for c in ("return", "cost", "bench", "turnover")})
-        positions.append(held.assign(signal=name))
-        bench_daily = report["bench"]
-    if progress:
-        progress(len(b.signals), len(b.signals), "Qlib backtests done")
-    bench_stats = portfolio_stats(bench_daily, periods=periods) if bench_daily is not None else {}
-    held = pd.concat(positions, ignore_index=True) if positions else pd.DataFrame()
-    return portfolio, daily, held, bench_stats, [qlib_backtest.stamp(start), qlib_backtest.stamp(end)], notes
 
 
 def write_outputs(
@@ -146,21 +130,21 @@ def write_outputs(
     daily: dict[str, pd.DataFrame],
     cfg: Config,
 ) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    signals = out / f"signals.{cfg.backtest.signal_format}"
-    with atomic_path(signals) as tmp:
-        (table.to_parquet if cfg.backtest.signal_format == "parquet" else table.to_csv)(tmp, index=False)
-    with atomic_path(out / "positions.csv") as tmp:
-        positions.to_csv(tmp, index=False)
-    plot_performance(
-        daily, out / "performance_plot.png", title=f"{cfg.run_name}: TopkDropout backtest", benchmark=result.benchmark
-    )
-    result.outputs = {
-        "results": str(out / "backtest_results.json"),
-        "report": str(out / "analysis_report.txt"),
-        "plot": str(out / "performance_plot.png"),
-        "signals": str(signals),
-        "positions": str(out / "positions.csv"),
+    """The signals, positions, plot, report and results as one set that replaces the previous run's whole: a
+    reader sees this run's files or the last one's, never a mix (`result_set`)."""
+    names = {
+        "results": "backtest_results.json",
+        "report": "analysis_report.txt",
+        "plot": "performance_plot.png",
+        "signals": f"signals.{cfg.backtest.signal_format}",
+        "positions": "positions.csv",
     }
-    write_text(out / "analysis_report.txt", result.report_text())
-    write_json(out / "backtest_results.json", result.to_json())
+    result.outputs = {label: str(out / name) for label, name in names.items()}
+    with result_set(out, result_about(cfg, "backtest"), keep=RESULT_HISTORY) as tmp:
+        write_table = table.to_parquet if cfg.backtest.signal_format == "parquet" else table.to_csv
+        write_table(tmp / names["signals"], index=False)
+        positions.to_csv(tmp / names["positions"], index=False)
+        title = f"{cfg.run_name}: {result.strategy} backtest"
+        plot_performance(daily, tmp / names["plot"], title=title, benchmark=result.benchmark)
+        write_text(tmp / names["report"], result.report_text())
+        write_json(tmp / names["results"], result.to_json())

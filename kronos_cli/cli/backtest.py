@@ -1,4 +1,5 @@
-"""`kronos backtest`: forecast the test split, Qlib TopkDropout backtest, signal and portfolio reports."""
+"""`kronos backtest`: forecast the test split, backtest the signals (Qlib's TopkDropout; one series: the forecast's
+sign against buy and hold), signal and portfolio reports."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def backtest(
     cfg=None,
     launch=None,
 ) -> None:
-    """Forecast every signal day of the test split point in time, and backtest the signals with Qlib."""
+    """Forecast every signal day of the test split point in time, and backtest the signals: Qlib's TopkDropout over
+    a pool, or one series long and short (or flat) on the forecast's sign against its buy and hold."""
     from kronos_cli.backtest.run import run_backtest
     from kronos_cli.split_forecasts import Scale
 

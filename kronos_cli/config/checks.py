@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 
 import pandas as pd
@@ -72,7 +73,9 @@ def _data(d: DataConfig) -> list[str]:
             f"data.lookback_window + data.predict_window + 1 ({d.lookback_window + d.predict_window + 1})"
             f" exceeds data.max_context ({d.max_context})"
         )
-    if d.clip <= 0:
+    if not math.isfinite(d.clip):
+        problems.append(f"data.clip must be a finite number, got {d.clip}")
+    elif d.clip <= 0:
         problems.append(f"data.clip must be > 0, got {d.clip}")
     if [canonical(f) for f in d.features] != list(FEATURES):
         problems.append(
@@ -163,4 +166,16 @@ def _backtest(cfg: Config) -> list[str]:
         problems.append(f"backtest.batch_size must be auto or >= 1, got {b.batch_size}")
     if b.sample_count < 1:
         problems.append(f"backtest.sample_count must be >= 1, got {b.sample_count}")
+    if b.topk < 1:
+        problems.append(f"backtest.topk must be >= 1 (the symbols TopkDropout holds), got {b.topk}")
+    if b.n_drop < 1:  # Qlib's get_last_n(comb, 0) is comb[-0:], the whole list: every holding is sold each bar
+        problems.append(
+            f"backtest.n_drop must be >= 1, got {b.n_drop}: Qlib's TopkDropout reads 0 as 'sell every holding' "
+            f"and replaces them all each bar; a large backtest.hold_thresh keeps holdings longer"
+        )
+    if b.bars_per_year is not None and not (math.isfinite(b.bars_per_year) and b.bars_per_year > 0):
+        problems.append(
+            f"backtest.bars_per_year must be a number of bars above 0 (or null: the market's and the calendar's), "
+            f"got {b.bars_per_year}"
+        )
     return problems

@@ -25,8 +25,9 @@ class CsvConfig:
     timestamp_format: str | None = None
     columns: dict[str, str] = field(default_factory=dict)  # our name -> the file's name, e.g. {volume: Vol}
     # The market's calendar, which says which bars should exist (a missing one is a gap; nights, lunch breaks,
-    # weekends and holidays are not): an exchange_calendars name (XSHG, XNYS, XHKG, ...), 24/7, or infer (the
-    # sessions seen in the data).
+    # weekends and holidays are not): an exchange_calendars name (XSHG, XNYS, XHKG, ...); 24/7 (crypto: never
+    # closes); forex, also 24/5 or fx (Sunday 17:00 to Friday 17:00 New York time, bars stamped in UTC, New York
+    # or broker time, at their start or end: recognised from the bars); or infer (the sessions seen in the data).
     calendar: str = "infer"
     bar_label: Literal["auto", "start", "end"] = "auto"  # is an intraday bar stamped at its start or its end?
     fill_gaps: int = 0  # runs of up to this many missing bars are filled (last close, zero volume), counted
@@ -56,6 +57,9 @@ class DataConfig:
     # that was ever a member (ever_member). Signals and backtests are always point in time.
     universe: Literal["point_in_time", "ever_member"] = "point_in_time"
     clip: float = 5.0
+    # Bars whose high is below the open or close, or whose low is above them: widened to the body and counted in
+    # the manifest (repair), or refused naming the first (refuse).
+    bad_candles: Literal["repair", "refuse"] = "repair"
     dataset_path: str = field(default="./data/processed_datasets", metadata=PATH)
     chunk_size: int = 50  # instruments read from Qlib at a time; bounds prep's memory
     csv: CsvConfig = field(default_factory=CsvConfig)
@@ -130,9 +134,16 @@ class TrainingConfig:
 
 @dataclass
 class BacktestConfig:
-    # The market's rules (backtest/markets.py): cn (10% limit, lots of 100), us, hk, crypto (fractional, 24/7).
-    # limit_threshold, trade_unit and the costs default to the market's (None); 0 turns a limit or lot off.
-    market: Literal["cn", "us", "hk", "crypto"] = "cn"
+    # The market's rules (backtest/markets.py): cn (10% limit, lots of 100), us, hk, crypto (fractional, 24/7),
+    # fx (no limit, fractional, 24 hours 5 days a week). limit_threshold, trade_unit and the costs default to the
+    # market's (None); 0 turns a limit or lot off.
+    market: Literal["cn", "us", "hk", "crypto", "fx"] = "cn"
+    # Bars a year that annualise returns; None: the market's trading days a year x the calendar's bars a trading
+    # day (238 for A-share days, 8,760 for hourly crypto, 6,240 for hourly forex).
+    bars_per_year: float | None = None
+    # How bar returns accumulate: compound (cumulative prod(1 + r) - 1, annualised geometrically) or sum (Qlib's
+    # risk_analysis: sum(r), mean x bars a year).
+    accumulation: Literal["compound", "sum"] = "compound"
     # An index in the provider (SH000300), or equal-weight (the pool members' mean return); default: the index of
     # a known A-share pool (csi300 SH000300, csi800 SH000906, csi1000 SH000852), else equal-weight.
     benchmark: str | None = None
@@ -148,6 +159,9 @@ class BacktestConfig:
     open_cost: float | None = None
     close_cost: float | None = None
     min_cost: float | None = None
+    # One series: its forecast's sign trades it long, and short (true) or flat (false) when it points down;
+    # None: the market's (crypto and fx short, stock markets flat).
+    short: bool | None = None
     # Forecast sampling (the reference's backtest defaults); `sampling: calibrated` takes temperature and top_p
     # from the run's sampling.json, written by `kronos evaluate --tune-sampling`.
     sampling: Literal["configured", "calibrated"] = "configured"

@@ -85,13 +85,20 @@ class Point:
 Predictive = Ensemble | Normal | Point
 
 
+def quantile_loss(quantiles: np.ndarray, obs: np.ndarray, qs=QUANTILES) -> np.ndarray:
+    """Per entry: 2 x the quantile (pinball) losses averaged over the levels, NaN where obs is unknown; quantiles
+    (Q, ...) match obs (...). A point forecast's is its absolute error (every quantile is the point)."""
+    known = np.isfinite(obs)
+    y = np.where(known, obs, 0.0)
+    total = sum(np.asarray(sr.quantile_score(y, quantiles[i], q)) for i, q in enumerate(qs))
+    return np.where(known, 2 * total / len(qs), np.nan)
+
+
 def weighted_quantile_loss(quantiles: np.ndarray, obs: np.ndarray, qs=QUANTILES) -> float:
     """2 x the quantile (pinball) losses summed over quantile levels and entries, over the sum of |obs|, averaged
-    over the levels (the WQL of GluonTS and Chronos); quantiles (Q, ...) match obs (...)."""
-    known = np.isfinite(obs)
-    total = sum(np.asarray(sr.quantile_score(obs[known], quantiles[i][known], q)).sum() for i, q in enumerate(qs))
-    scale = np.abs(obs[known]).sum()
-    return float(2 * total / scale / len(qs)) if scale > 0 else float("nan")
+    over the levels (the WQL of GluonTS and Chronos; the last close's is 1); quantiles (Q, ...) match obs (...)."""
+    scale = np.abs(obs[np.isfinite(obs)]).sum()
+    return float(np.nansum(quantile_loss(quantiles, obs, qs)) / scale) if scale > 0 else float("nan")
 
 
 def intervals(predictive: Predictive, levels=COVERAGES) -> dict[str, tuple[np.ndarray, np.ndarray]]:

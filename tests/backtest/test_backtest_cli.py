@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
-from kronos_cli.data.store import array_digests
+from kronos_cli.data.manifest import write_manifest
 from tests.conftest import backtest_args
 
 runner = CliRunner()
@@ -67,7 +67,7 @@ def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
     assert third["reused_forecasts"] == summary["signal_days"] and third["signal_quality"] == summary["signal_quality"]
 
     # A cached chunk of the wrong shape is set aside, logged, and its windows forecast again: the same result.
-    chunks = sorted(out.glob("forecast_cache/*/chunk_*.npz"))
+    chunks = sorted((tmp_path / "out" / "forecast_cache" / "bt").glob("*/chunk_*.npz"))
     with np.load(chunks[0]) as z:
         names, origins = z["names"], z["origins"]
     with open(chunks[0], "wb") as f:
@@ -109,8 +109,7 @@ def test_bad_backtest_input(bt_args, tmp_path, prepared):
     shutil.copytree(cfg.data.dataset_path, no_test)
     np.save(no_test / "origins_test.npy", np.zeros((0, 2), dtype=np.int64))
     manifest = json.loads((no_test / "manifest.json").read_text())
-    manifest["arrays"] = array_digests(no_test)  # a dataset built that way, not a corrupted one
-    (no_test / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(no_test, manifest)  # a dataset built that way, not a corrupted one
     res = runner.invoke(app, bt_args(dataset=no_test))
     assert res.exit_code == 2 and "no test signal days" in res.output
 

@@ -17,6 +17,18 @@ def test_presets_per_market():
     assert (crypto.limit_threshold, crypto.trade_unit, crypto.days_per_year) == (None, None, 365)
 
 
+def test_the_fx_preset_and_which_markets_sell_a_single_series_short():
+    fx = market_rules(_cfg("backtest.market=fx"))
+    assert (fx.limit_threshold, fx.trade_unit, fx.days_per_year, fx.days_per_week) == (None, None, 260, 5)
+    assert (fx.open_cost, fx.close_cost, fx.min_cost) == (0.0001, 0.0001, 0.0)
+    lots = market_rules(_cfg("backtest.market=fx", "backtest.trade_unit=1000", "backtest.open_cost=0.00005"))
+    assert lots.trade_unit == 1000 and lots.open_cost == 0.00005  # lots and costs as configured
+    assert fx.short and market_rules(_cfg("backtest.market=crypto")).short
+    assert not market_rules(_cfg("backtest.market=cn")).short
+    assert market_rules(_cfg("backtest.market=cn", "backtest.short=true")).short
+    assert not market_rules(_cfg("backtest.market=fx", "backtest.short=false")).short
+
+
 def test_the_config_wins_and_zero_turns_a_limit_or_lot_off():
     rules = market_rules(_cfg("backtest.market=cn", "backtest.limit_threshold=0", "backtest.trade_unit=0",
                               "backtest.open_cost=0.0002"))  # fmt: skip

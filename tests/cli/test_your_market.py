@@ -52,7 +52,7 @@ def test_shipped_config_runs_the_pipeline_on_its_market(tmp_path, config, market
     results = json.loads((tmp_path / "outputs" / "backtest_results" / name / "backtest_results.json").read_text())
     assert results["benchmark"] == "equal-weight"
     assert results["conventions"]["annualization_bars"] == bars_a_year
-    assert results["portfolio"]["mean"]["with_cost"]["days"] > 10
+    assert results["portfolio"]["mean"]["with_cost"]["bars"] > 10
     manifest = json.loads((tmp_path / "data" / name / "manifest.json").read_text())
     assert manifest["data_config"]["freq"] == freq
     assert (tmp_path / "data" / name / "qlib" / "calendars").is_dir()
