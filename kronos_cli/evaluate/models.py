@@ -17,7 +17,7 @@ from kronos_cli.errors import KronosError
 from kronos_cli.model.checkpoint import WEIGHTS_NAME
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
-from kronos_cli.runs import ModelPair, best_model_dir, load_pair
+from kronos_cli.runs import ModelPair, best_model_dir, initial_weights_dir, load_pair
 
 
 @dataclass
@@ -66,7 +66,7 @@ def parse_spec(spec: str, cfg: Config) -> Candidate:
     return Candidate(label or Path(body.split(",")[-1]).name or body, "given", pair)
 
 
-def candidates(cfg: Config, specs: list[str], scratch: Path) -> list[Candidate]:
+def candidates(cfg: Config, specs: list[str]) -> list[Candidate]:
     """The fine-tuned pair (when the run has one), its starting point, and the given specs."""
     out: list[Candidate] = []
     if _fine_tuned(cfg):
@@ -74,7 +74,7 @@ def candidates(cfg: Config, specs: list[str], scratch: Path) -> list[Candidate]:
     presets = cfg.model.predictor.startswith("preset:") or cfg.model.tokenizer.startswith("preset:")
     if presets:
         if out:  # random weights are a starting point only for a run that trained from them
-            out.append(Candidate("initial weights", "initial weights", initial_pair(cfg, scratch / "initial")))
+            out.append(Candidate("initial weights", "initial weights", initial_pair(cfg, initial_weights_dir(cfg))))
     else:
         out.append(Candidate("zero-shot", "zero-shot", load_pair(None, cfg.model.tokenizer, cfg.model.predictor)))
     out += [parse_spec(s, cfg) for s in specs]

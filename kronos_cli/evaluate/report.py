@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from kronos_cli.evaluate.scores import ModelScores
+from kronos_cli.evaluate.comparisons import LEVEL, Comparison, strongest_baselines
+from kronos_cli.evaluate.sample import counted
+from kronos_cli.evaluate.scores import LOSSES, MIN_TIMES, ModelScores
 from kronos_cli.plots import plot_by_horizon, plot_calibration, plot_ic_by_month, plot_pit
 from kronos_cli.split_forecasts import precision_table
 from kronos_cli.tables import Table, num, pct, render_text
@@ -25,38 +27,29 @@ COLUMNS = [
     ("cov80", lambda s: s.coverage["0.8"], 0.8),
     ("cov90", lambda s: s.coverage["0.9"], 0.9),
     ("direction", lambda s: s.overall["direction"], "high"),
+]
+CROSS_SECTION = [  # skill across symbols, where the split has a cross-section
     ("IC", lambda s: s.ic["IC"], "high"),
     ("Rank IC", lambda s: s.ic["Rank IC"], "high"),
     ("IC t", lambda s: s.ic["IC_t"], "high"),
 ]
+OVER_TIME = [  # skill over time, where it has not (one or two symbols)
+    ("TS corr", lambda s: s.time_series.get("corr", float("nan")), "high"),
+    ("TS t", lambda s: s.time_series.get("t", float("nan")), "high"),
+]
 PERCENT = {"MAE %", "CRPS %", "cov50", "cov80", "cov90", "direction"}
-
-
-@dataclass
-class Comparison:
-    a: str
-    b: str
-    metric: str
-    loss_a: float
-    loss_b: float
-    statistic: float
-    p_value: float
-    days: int
-
-    @property
-    def verdict(self) -> str:
-        if not self.p_value < 0.05:
-            return "no significant difference"
-        return f"{self.a} better" if self.statistic < 0 else f"{self.b} better"
 
 
 @dataclass
 class EvaluationResult:
     run_name: str
     split: str
-    windows: int
-    labelled: int
-    days: int
+    windows: int  # (signal time, symbol) windows of the split
+    labelled: int  # of which the future is known
+    symbols: int  # symbols with a labelled window
+    times: int  # signal times with a labelled window (what the tests run over)
+    ic_times: int  # signal times with a cross-section (at least MIN_NAMES labelled symbols)
+    time_unit: str  # what a signal time is: day, or 1h bar, 5min bar
     sampling: dict[str, Any]
     models: list[ModelScores]
     comparisons: list[Comparison]
@@ -71,12 +64,13 @@ class EvaluationResult:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("models", "comparisons")}
         d["models"] = [m.to_json() for m in self.models]
         d["comparisons"] = [{**dataclasses.asdict(c), "verdict": c.verdict} for c in self.comparisons]
+        d["headline"] = self.headline()
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EvaluationResult:
-        """The result as `to_json` saved it in evaluation.json (the daily losses behind the tests are not kept)."""
-        fields = {k: v for k, v in d.items() if k not in ("models", "comparisons", "precision")}
+        """The result as `to_json` saved it in evaluation.json (the losses behind the tests are not kept)."""
+        fields = {k: v for k, v in d.items() if k not in ("models", "comparisons", "precision", "headline")}
         return cls(
             **fields,
             models=[ModelScores(**_nan(m)) for m in d["models"]],
@@ -84,51 +78,90 @@ class EvaluationResult:
             precision=_nan(d.get("precision", {})),
         )
 
-    def beats_last_close(self, label: str) -> list[str]:
-        return [
-            c.metric
-            for c in self.comparisons
-            if c.a == label and c.b == "last close" and c.p_value < 0.05 and c.statistic < 0
-        ]
+    @property
+    def cross_section(self) -> bool:
+        return self.ic_times >= MIN_TIMES
+
+    def beaten(self, label: str, metric: str) -> list[str]:
+        """The baselines `label` beats on `metric` (a Diebold-Mariano test, p < 0.05)."""
+        return [c.b for c in self._against_baselines(label, metric) if c.a_better]
+
+    def _against_baselines(self, label: str, metric: str) -> list[Comparison]:
+        baselines = {m.label for m in self.models if m.kind == "baseline"}
+        return [c for c in self.comparisons if c.a == label and c.metric == metric and c.b in baselines]
+
+    def _beats_cell(self, label: str, metric: str) -> str:
+        beaten, tested = self.beaten(label, metric), [c.b for c in self._against_baselines(label, metric)]
+        if len(beaten) > 1 and len(beaten) == len(tested):
+            return "all"
+        if len(beaten) > 1 and len(beaten) == len(tested) - 1:
+            return "all but " + next(b for b in tested if b not in beaten)
+        return ", ".join(beaten) or "-"
+
+    def headline(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """model -> score -> its test against that score's strongest baseline: baseline, verdict, p-value."""
+        strongest, out = strongest_baselines(self.models), {}
+        for m in (m for m in self.models if m.kind == "model"):
+            tests = {(c.b, c.metric): c for c in self.comparisons if c.a == m.label}
+            out[m.label] = {
+                metric: {"baseline": b, "verdict": _verdict(c), "p_value": c.p_value}
+                for metric, b in strongest.items()
+                if (c := tests.get((b, metric))) is not None
+            }
+        return out
 
     def tables(self) -> list[Table]:
+        extra = [precision_table(p) for p in self.precision.values()]
+        for label, t in zip(self.precision, extra):
+            t.title = f"{label}: {t.title}"
+        return [self._board(), self._verdicts(), self._significance(), *extra]
+
+    def _board(self) -> Table:
+        columns = COLUMNS + (CROSS_SECTION if self.cross_section else OVER_TIME)
         board = Table(
-            f"kronos evaluate: {self.split} split, {self.labelled:,} of {self.windows:,} windows with a known "
-            f"future over {self.days} days",
-            ["model", *[c[0] for c in COLUMNS], "beats last close"],
-            caption=self.conventions["units"] + " Best of each column marked; 'beats last close' lists "
-            "the scores on which a Diebold-Mariano test says the model is better (p < 0.05).",
+            f"kronos evaluate: {self.split} split, {counted(self.symbols, 'symbol')}: {self.labelled:,} of "
+            f"{self.windows:,} windows with a known future over {counted(self.times, self.time_unit)}",
+            ["model", *[c[0] for c in columns], *[f"beats on {m}" for m in LOSSES]],
+            caption=self.conventions["units"] + " Best of each column marked; 'beats on' lists the baselines "
+            "a Diebold-Mariano test says the model beats on that score (p < 0.05).",
         )
         for m in self.models:
-            cells = [_cell(title, get(m)) for title, get, _ in COLUMNS]
-            board.add(m.label, *cells, ", ".join(self.beats_last_close(m.label)) or "-")
-        for col, (_, get, better) in enumerate(COLUMNS, start=1):
+            beats = [self._beats_cell(m.label, metric) if m.kind == "model" else "" for metric in LOSSES]
+            board.add(m.label, *[_cell(title, get(m)) for title, get, _ in columns], *beats)
+        for col, (_, get, better) in enumerate(columns, start=1):
             values = np.array([get(m) for m in self.models], dtype=float)
             if np.isfinite(values).any():
                 key = -values if better == "high" else values if better == "low" else np.abs(values - better)
                 best = np.nanmin(np.where(np.isfinite(key), key, np.nan))
                 board.bold |= {(r, col) for r in range(len(values)) if key[r] == best}
-        sig = Table(
-            "Significance: Diebold-Mariano tests on daily mean losses (negative statistic: the first is better)",
-            ["first", "second", "score", "first's loss %", "second's loss %", "statistic", "p-value", "verdict"],
-            caption="Newey-West variance with predict - 1 lags, Harvey-Leybourne-Newbold correction, "
-            "Student's t with days - 1 degrees of freedom",
+        return board
+
+    def _verdicts(self) -> Table:
+        strongest = strongest_baselines(self.models)
+        t = Table(
+            "Verdict: each model against the strongest baseline of each score (the lowest on the leaderboard)",
+            ["model", *[f"{metric} vs {b}" for metric, b in strongest.items()]],
+            caption="Diebold-Mariano tests as below; better or worse where p < 0.05.",
+        )
+        for label, verdicts in self.headline().items():
+            t.add(label, *[_headline_cell(verdicts.get(metric)) for metric in strongest])
+        return t
+
+    def _significance(self) -> Table:
+        unit = self.time_unit
+        t = Table(
+            f"Significance: Diebold-Mariano tests on losses per {unit} (negative statistic: the first is better)",
+            ["first", "second", "score", "first's loss", "second's loss", "statistic", "p-value", "verdict"],
+            caption=f"Each loss averaged over the windows of a {unit} (one series: each window's own), tested "
+            f"over the {unit}s in order: Newey-West variance with predict - 1 lags (neighbouring windows' horizons "
+            f"overlap), Harvey-Leybourne-Newbold correction, Student's t with n - 1 degrees of freedom (n {unit}s). "
+            "MAE and CRPS in percent of the last close; WQL's losses are quantile losses over the mean |return|, so "
+            "they average to the WQL.",
         )
         for c in self.comparisons:
-            sig.add(
-                c.a,
-                c.b,
-                c.metric,
-                pct(c.loss_a, 3),
-                pct(c.loss_b, 3),
-                num(c.statistic, 2),
-                num(c.p_value, 4),
-                c.verdict,
-            )
-        extra = [precision_table(p) for p in self.precision.values()]
-        for label, t in zip(self.precision, extra):
-            t.title = f"{label}: {t.title}"
-        return [board, sig, *extra]
+            loss = (lambda x: num(x, 3)) if c.metric == "WQL" else (lambda x: pct(x, 3))
+            t.add(c.a, c.b, c.metric, loss(c.loss_a), loss(c.loss_b), num(c.statistic, 2), num(c.p_value, 4), c.verdict)
+        return t
 
     def report_text(self) -> str:
         head = [
@@ -152,12 +185,10 @@ class EvaluationResult:
                 {m.label: m.coverage for m in shown}, out / "calibration.png", f"{title}: interval coverage"
             ),
             "pit": plot_pit({m.label: m.pit for m in shown}, out / "pit.png", f"{title}: PIT histograms"),
-            "ic_by_month": plot_ic_by_month(
-                {m.label: m.ic_by_month for m in self.models if m.ic_by_month},
-                out / "ic_by_month.png",
-                f"{title}: mean daily IC by month",
-            ),
         }
+        monthly = {m.label: m.ic_by_month for m in self.models if m.ic_by_month}
+        if monthly:  # no cross-section, no IC to plot
+            files["ic_by_month"] = plot_ic_by_month(monthly, out / "ic_by_month.png", f"{title}: mean IC by month")
         return {k: str(v) for k, v in files.items()}
 
 
@@ -175,4 +206,14 @@ def _nan(value: Any) -> Any:
 def _cell(title: str, value: float) -> str:
     if value != value:
         return "-"
-    return pct(value) if title in PERCENT else num(value, 2 if title == "IC t" else 3)
+    return pct(value) if title in PERCENT else num(value, 2 if title in ("IC t", "TS t") else 3)
+
+
+def _verdict(c: Comparison) -> str:
+    if not c.p_value < LEVEL:
+        return "no significant difference"
+    return "better" if c.statistic < 0 else "worse"
+
+
+def _headline_cell(v: dict[str, Any] | None) -> str:
+    return "-" if v is None else f"{v['verdict']} (p {num(v['p_value'], 4)})"

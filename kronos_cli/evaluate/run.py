@@ -1,5 +1,5 @@
-"""`kronos evaluate`: forecast a split's signal days once per model (the backtest's engine, sampling, per-window
-seeds and cache; point in time), add the baselines, and score them all on the same windows."""
+"""`kronos evaluate`: forecast a split's windows once per model (the backtest's engine, sampling, per-window seeds
+and cache; point in time), add the baselines, and score them all on the same windows, for one symbol or many."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 
@@ -14,16 +15,17 @@ from kronos_cli.config import Config
 from kronos_cli.data.labels import realised
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, origin_keys
-from kronos_cli.errors import KronosError
 from kronos_cli.evaluate.baselines import baselines, lookback_returns
+from kronos_cli.evaluate.comparisons import compare
 from kronos_cli.evaluate.models import Candidate, candidates
-from kronos_cli.evaluate.report import Comparison, EvaluationResult
-from kronos_cli.evaluate.scores import MIN_DAYS, ModelScores, score
+from kronos_cli.evaluate.report import EvaluationResult
+from kronos_cli.evaluate.sample import SplitSample, split_sample
+from kronos_cli.evaluate.scores import MIN_TIMES, ModelScores, score
 from kronos_cli.forecast.device import resolve_device
-from kronos_cli.io import write_json, write_text
+from kronos_cli.io import result_set, whole_result_set, write_json, write_text
+from kronos_cli.metrics.ic import MIN_NAMES
 from kronos_cli.metrics.probabilistic import Ensemble
-from kronos_cli.metrics.significance import diebold_mariano
-from kronos_cli.runs import evaluation_dir
+from kronos_cli.runs import RESULT_HISTORY, evaluation_dir, result_about
 from kronos_cli.split_forecasts import (
     Scale,
     SplitForecasts,
@@ -35,21 +37,15 @@ from kronos_cli.split_forecasts import (
 )
 
 log = logging.getLogger(__name__)
+RESULTS = "evaluation.json"
 Progress = Callable[[int, int, str], None]
 
 
-def _check_days(cfg: Config, arrays: DatasetArrays, origins: Origins, split: str) -> int:
-    """The days with at least 3 labelled signals, checked before anything is forecast."""
+def _check_sample(cfg: Config, arrays: DatasetArrays, origins: Origins, split: str) -> SplitSample:
+    """The split's windows, symbols and signal times with a known future, checked before anything is forecast."""
     real = realised(arrays, origins, cfg.data.predict_window, cfg.backtest.deal_price)
-    _, origin_ns = origin_keys(arrays, origins)
-    days = pd.Series(real.known, index=pd.to_datetime(origin_ns)).groupby(level=0).sum()
-    usable = int((days >= 3).sum())
-    if usable < MIN_DAYS:
-        raise KronosError(
-            f"the {split} split has {usable} days with at least 3 labelled signals; the statistics "
-            f"need at least {MIN_DAYS}. Widen data.{split}_time_range (or evaluate the other split)"
-        )
-    return usable
+    names, origin_ns = origin_keys(arrays, origins)
+    return split_sample(names, origin_ns, real.known, cfg.data.freq, split)
 
 
 def _forecasts(
@@ -72,31 +68,14 @@ def _forecasts(
     return out
 
 
-def _compare(scores: dict[str, ModelScores], cands: list[Candidate], predict: int) -> list[Comparison]:
-    """Each model against the last close, and the fine-tuned model against where it started."""
-    pairs = [(c.label, "last close") for c in cands]
-    start = next((c.label for c in cands if c.role in ("zero-shot", "initial weights")), None)
-    if "fine-tuned" in scores and start is not None:
-        pairs.insert(0, ("fine-tuned", start))
-    out = []
-    for a, b in pairs:
-        for metric in ("CRPS", "MAE"):
-            la, lb = scores[a].daily_loss[metric], scores[b].daily_loss[metric]
-            common = la.index.intersection(lb.index)
-            stat, p = diebold_mariano(la[common].to_numpy(), lb[common].to_numpy(), predict)
-            out.append(
-                Comparison(a, b, metric, float(la[common].mean()), float(lb[common].mean()), stat, p, len(common))
-            )
-    return out
-
-
-def _score_all(cfg: Config, arrays: DatasetArrays, cands: list[Candidate], sfs: dict[str, SplitForecasts]) -> dict:
+def _score_all(
+    cfg: Config, arrays: DatasetArrays, cands: list[Candidate], sfs: dict[str, SplitForecasts]
+) -> dict[str, ModelScores]:
     """Every model's and baseline's scores on the first model's windows (all models forecast the same ones)."""
     first = next(iter(sfs.values()))
     obs, pred = first.real.path, cfg.data.predict_window
-    common = dict(
-        obs=obs, trade_label=first.real.label, names=first.names, days=pd.to_datetime(first.origin_ns), predict=pred
-    )
+    times = pd.to_datetime(first.origin_ns)
+    common = dict(obs=obs, trade_label=first.real.label, names=first.names, times=times, predict=pred)
     scores = {
         c.label: score(
             c.label, "model", c.pair.sources["model"], Ensemble(sfs[c.label].forecasts.return_paths()), **common
@@ -122,63 +101,72 @@ def run_evaluate(
     arrays, out = open_dataset(cfg), evaluation_dir(cfg, split)
     sampling = sampling_of(cfg)  # a missing or stale calibration fails before anything is loaded
     origins = split_windows(cfg, arrays, split)
-    days = _check_days(cfg, arrays, origins, split)
-    cands = candidates(cfg, [*cfg.evaluate.models, *(specs or [])], out)
+    sample = _check_sample(cfg, arrays, origins, split)
+    cands = candidates(cfg, [*cfg.evaluate.models, *(specs or [])])
     sfs = _forecasts(cfg, arrays, origins, split, cands, device, progress, scale)
     first = next(iter(sfs.values()))
     t1 = time.perf_counter()
     scores = _score_all(cfg, arrays, cands, sfs)
-    comparisons = _compare(scores, cands, cfg.data.predict_window)
+    start = next((c.label for c in cands if c.role in ("zero-shot", "initial weights")), None)
+    comparisons = compare(list(scores.values()), start, cfg.data.predict_window)
     t2 = time.perf_counter()
     result = EvaluationResult(
         cfg.run_name,
         split,
-        len(first.origins),
-        int(first.real.known.sum()),
-        days,
-        vars(sampling),
-        list(scores.values()),
-        comparisons,
-        _conventions(cfg, first.real.convention),
+        **vars(sample),
+        sampling=vars(sampling),
+        models=list(scores.values()),
+        comparisons=comparisons,
+        conventions=_conventions(cfg, first.real.convention, sample),
+        notes=[n for n in [sample.ic_note()] if n],
     )
     result.timings = {"forecast_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3)}
     result.precision = {label: sf.precision for label, sf in sfs.items() if sf.precision}
     result.elapsed_s = round(time.perf_counter() - t0, 2)
-    write_outputs(result, out)
+    write_outputs(result, out, result_about(cfg, "evaluate"))
     return result
 
 
-def _conventions(cfg: Config, label: str) -> dict[str, str]:
-    p = cfg.data.predict_window
+def _conventions(cfg: Config, label: str, sample: SplitSample) -> dict[str, str]:
+    p, unit = cfg.data.predict_window, sample.time_unit
     return {
-        "units": "Errors and CRPS in percent of the last close (the return of the close h bars ahead); coverage "
-        "and direction in percent.",
+        "units": "Errors and CRPS in percent of the last close (the return of the close h bars ahead); WQL "
+        "unitless (the last close's is 1); coverage and direction in percent.",
         "forecast": f"the mean of {cfg.backtest.sample_count} sample paths for point scores, the paths for CRPS, "
-        f"quantiles and coverage; bars 1..{p} ahead of each signal day",
-        "IC": f"per day, the windows ranked by the forecast return {p} bars ahead against the label; t-statistic "
-        f"with Newey-West standard errors ({p} lags), 95% interval from a circular block bootstrap over days",
+        f"quantiles and coverage; bars 1..{p} ahead of each signal {unit}",
+        "IC": f"per {unit} with at least {MIN_NAMES} labelled symbols (and at least {MIN_TIMES} such {unit}s), the "
+        f"windows ranked by the forecast return {p} bars ahead against the label; t-statistic with Newey-West "
+        f"standard errors ({p} lags), 95% interval from a circular block bootstrap over {unit}s",
+        "TS corr": f"the correlation over time of the forecast return {p} bars ahead with the label, within each "
+        f"series (standardised, pooled); t-statistic with Newey-West standard errors over {unit}s ({p} lags; "
+        "Driscoll-Kraay across series)",
+        "significance": f"Diebold-Mariano tests of every model against every baseline on MAE, CRPS and WQL, over "
+        f"{unit}s (losses averaged over the symbols of each), Newey-West variance with {p - 1} lags; the verdict "
+        "of each score is against its strongest baseline",
         "label": label,
     }
 
 
 def saved_evaluation(cfg: Config, split: str | None = None) -> EvaluationResult | None:
-    """The last evaluation of the run's split as `write_outputs` saved it, or None when there is none."""
-    path = evaluation_dir(cfg, split or cfg.evaluate.split) / "evaluation.json"
-    if not path.is_file():
+    """The last evaluation of the run's split as `write_outputs` saved it, or None when there is no whole one."""
+    out = evaluation_dir(cfg, split or cfg.evaluate.split)
+    if not whole_result_set(out, RESULTS, otherwise="`kronos evaluate` writes it again"):
         return None
     try:
-        return EvaluationResult.from_json(json.loads(path.read_text()))
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # written by another version, or damaged
-        log.warning("%s could not be read (%s); `kronos evaluate` writes it again", path, exc)
+        return EvaluationResult.from_json(json.loads((out / RESULTS).read_text()))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # written by another version
+        log.warning("%s could not be read (%s); `kronos evaluate` writes it again", out / RESULTS, exc)
         return None
 
 
-def write_outputs(result: EvaluationResult, out) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    result.outputs = {
-        "results": str(out / "evaluation.json"),
-        "report": str(out / "evaluation_report.txt"),
-        **result.plots(out),
-    }
-    write_text(out / "evaluation_report.txt", result.report_text())
-    write_json(out / "evaluation.json", result.to_json())
+def write_outputs(result: EvaluationResult, out: Path, about: dict[str, str]) -> None:
+    """The leaderboard, its report and plots as one set that replaces the previous run's whole (`result_set`)."""
+    with result_set(out, about, keep=RESULT_HISTORY) as tmp:
+        plots = {label: Path(path).name for label, path in result.plots(tmp).items()}
+        result.outputs = {
+            "results": str(out / RESULTS),
+            "report": str(out / "evaluation_report.txt"),
+            **{label: str(out / name) for label, name in plots.items()},
+        }
+        write_text(tmp / "evaluation_report.txt", result.report_text())
+        write_json(tmp / RESULTS, result.to_json())

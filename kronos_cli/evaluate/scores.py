@@ -2,9 +2,14 @@
 
 Point scores (`metrics/accuracy.py`) use the predictive's mean; MASE divides by the last-close forecast's MAE;
 direction counts the steps where both the forecast and the outcome moved (a Wilson 95% interval beside it); the
-IC family ranks the windows of each day by the point forecast of the return at the horizon's last bar, against
-the trade label (see `data/labels.py`), with a Newey-West t-statistic and a block-bootstrap 95% interval over
-days.
+IC family ranks the windows of each signal time (day or bar) by the point forecast of the return at the horizon's
+last bar, against the trade label (see `data/labels.py`), with a Newey-West t-statistic and a block-bootstrap
+95% interval over signal times: defined where at least MIN_TIMES signal times have MIN_NAMES labelled symbols.
+The time-series correlation (`metrics/ic.py`) relates the same forecast to the same label over time, within each
+series: the skill measure of a market with one or two symbols.
+
+The losses behind the Diebold-Mariano tests are each labelled window's MAE, CRPS and quantile loss (averaged over
+its horizon steps), averaged over the windows of each signal time: with one series, each window's own loss.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli.metrics.accuracy import return_accuracy
-from kronos_cli.metrics.ic import daily_ic
+from kronos_cli.metrics.ic import daily_ic, time_series_ic
 from kronos_cli.metrics.probabilistic import (
     COVERAGES,
     QUANTILES,
@@ -24,11 +29,13 @@ from kronos_cli.metrics.probabilistic import (
     coverage,
     intervals,
     pit_histogram,
+    quantile_loss,
     weighted_quantile_loss,
 )
 from kronos_cli.metrics.significance import block_bootstrap_interval, newey_west_t
 
-MIN_DAYS = 20  # days with a known label (and at least 3 names) the statistics need
+MIN_TIMES = 20  # signal times (days or bars) with a known label the statistics need (the IC: with MIN_NAMES each)
+LOSSES = ("MAE", "CRPS", "WQL")  # the per-window losses the Diebold-Mariano tests compare
 
 
 @dataclass
@@ -42,10 +49,11 @@ class ModelScores:
     pit: list[float]
     ic: dict[str, float]
     ic_by_month: dict[str, float]
-    daily_loss: dict[str, pd.Series] = field(default_factory=dict, repr=False)  # for the significance tests
+    time_series: dict[str, float] = field(default_factory=dict)  # corr, t, windows, series (`time_series_ic`)
+    losses: dict[str, pd.Series] = field(default_factory=dict, repr=False)  # per signal time, for the tests
 
     def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "daily_loss"}
+        return {k: v for k, v in self.__dict__.items() if k != "losses"}
 
 
 def _mean(x: np.ndarray, axis=None):
@@ -54,33 +62,30 @@ def _mean(x: np.ndarray, axis=None):
         return np.nanmean(x, axis=axis)
 
 
-def _ic(point_end: np.ndarray, label: np.ndarray, names: np.ndarray, days: pd.DatetimeIndex, predict: int) -> tuple:
-    idx = pd.MultiIndex.from_arrays([days, names], names=["datetime", "instrument"])
-    d = daily_ic(pd.Series(point_end, index=idx), pd.Series(label, index=idx))
-    if d.empty:
-        return {
-            "IC": float("nan"),
-            "Rank IC": float("nan"),
-            "ICIR": float("nan"),
-            "IC_t": float("nan"),
-            "Rank_IC_t": float("nan"),
-            "IC_lo": float("nan"),
-            "IC_hi": float("nan"),
-            "days": 0,
-        }, {}
+def _ic(signal: pd.Series, label: pd.Series, predict: int) -> tuple[dict[str, float], dict[str, float]]:
+    d = daily_ic(signal, label)
+    nan = float("nan")
+    if len(d) < MIN_TIMES:  # too few cross-sections: no IC rather than one from a handful of days
+        keys = ("IC", "Rank IC", "ICIR", "IC_t", "Rank_IC_t", "IC_lo", "IC_hi")
+        return {**dict.fromkeys(keys, nan), "times": int(len(d))}, {}
     lo, hi = block_bootstrap_interval(d["IC"].to_numpy(), block=predict)
     ic = {
         "IC": float(d["IC"].mean()),
         "Rank IC": float(d["Rank IC"].mean()),
-        "ICIR": float(d["IC"].mean() / d["IC"].std()) if d["IC"].std() > 0 else float("nan"),
+        "ICIR": float(d["IC"].mean() / d["IC"].std()) if d["IC"].std() > 0 else nan,
         "IC_t": newey_west_t(d["IC"].to_numpy(), lags=predict),
         "Rank_IC_t": newey_west_t(d["Rank IC"].to_numpy(), lags=predict),
         "IC_lo": lo,
         "IC_hi": hi,
-        "days": int(len(d)),
+        "times": int(len(d)),
     }
     monthly = d["IC"].groupby(d.index.to_period("M")).mean()
     return ic, {str(k): float(v) for k, v in monthly.items()}
+
+
+def _losses(per_window: dict[str, np.ndarray], times: pd.DatetimeIndex) -> dict[str, pd.Series]:
+    """Each (N, P) loss averaged over the horizon, then over the windows of each signal time (NaN: none known)."""
+    return {k: pd.Series(_mean(v, axis=1), index=times).groupby(level=0).mean() for k, v in per_window.items()}
 
 
 def score(
@@ -91,40 +96,43 @@ def score(
     obs: np.ndarray,
     trade_label: np.ndarray,
     names: np.ndarray,
-    days: pd.DatetimeIndex,
+    times: pd.DatetimeIndex,
     predict: int,
 ) -> ModelScores:
-    """Scores of `predictive` against the realised return paths `obs` (N, P; NaN where unknown)."""
+    """Scores of `predictive` against the realised return paths `obs` (N, P; NaN where unknown) of windows whose
+    symbols are `names` and signal times `times`."""
     point = predictive.point()
-    err = np.where(np.isfinite(obs), point - obs, np.nan)
-    crps = np.where(np.isfinite(obs), predictive.crps(np.nan_to_num(obs)), np.nan)
+    known = np.isfinite(obs)
+    err = np.where(known, point - obs, np.nan)
+    crps = np.where(known, predictive.crps(np.nan_to_num(obs)), np.nan)
     quant = predictive.quantiles(QUANTILES)
     overall = {**return_accuracy(point, obs), "CRPS": float(_mean(crps)), "WQL": weighted_quantile_loss(quant, obs)}
     bands = intervals(predictive)
-    cover = coverage(bands, obs)
     by_h = {
         "MAE": _mean(np.abs(err), axis=0).tolist(),
         "CRPS": _mean(crps, axis=0).tolist(),
         "coverage_90": coverage(bands, obs, axis=0)["0.9"],
     }
-    ic, monthly = _ic(point[:, -1], trade_label, names, days, predict)
-    day_index = pd.DatetimeIndex(days)
-    daily = {
-        "MAE": pd.Series(_mean(np.abs(err), axis=1), index=day_index).groupby(level=0).mean(),
-        "CRPS": pd.Series(_mean(crps, axis=1), index=day_index).groupby(level=0).mean(),
-    }
+    idx = pd.MultiIndex.from_arrays([pd.DatetimeIndex(times), names], names=["datetime", "instrument"])
+    signal, realised = pd.Series(point[:, -1], index=idx), pd.Series(trade_label, index=idx)
+    ic, monthly = _ic(signal, realised, predict)
+    scale = np.abs(obs[known]).mean() if known.any() else np.nan  # WQL's: its losses average to the WQL
+    per_window = {"MAE": np.abs(err), "CRPS": crps, "WQL": quantile_loss(quant, obs) / scale}
+    labelled = np.isfinite(trade_label)[:, None]  # the tests run over the windows whose whole future is known
+    per_window = {k: np.where(labelled, v, np.nan) for k, v in per_window.items()}
     return ModelScores(
         label,
         kind,
         source,
         overall,
         by_h,
-        cover,
-        pit_histogram(predictive.pit(obs)[np.isfinite(obs)]),
+        coverage(bands, obs),
+        pit_histogram(predictive.pit(obs)[known]),
         ic,
         monthly,
-        daily,
+        time_series_ic(signal, realised, lags=predict),
+        _losses(per_window, pd.DatetimeIndex(times)),
     )
 
 
-__all__ = ["COVERAGES", "MIN_DAYS", "ModelScores", "score"]
+__all__ = ["COVERAGES", "LOSSES", "MIN_TIMES", "ModelScores", "score"]

@@ -60,7 +60,10 @@ def test_evaluate_ranks_models_and_baselines_on_the_same_windows(prepared, tiny_
     assert last["overall"]["MASE"] == pytest.approx(1.0)
     pairs = {(c["a"], c["b"], c["metric"]) for c in report["comparisons"]}
     assert ("zero-shot", "last close", "CRPS") in pairs and ("other", "last close", "MAE") in pairs
+    assert ("zero-shot", "hist. vol (normal)", "CRPS") in pairs and ("other", "hist. vol (normal)", "WQL") in pairs
     assert all(0 <= c["p_value"] <= 1 for c in report["comparisons"])
+    assert report["symbols"] > 3 and report["time_unit"] == "day" and report["ic_times"] == report["times"]
+    assert set(report["headline"]) == {"zero-shot", "other"} and not report["notes"]
     out = Path(report["outputs"]["results"]).parent
     assert out == tmp_path / "evaluation" / "ev" / "test"
     for name in (
@@ -73,13 +76,13 @@ def test_evaluate_ranks_models_and_baselines_on_the_same_windows(prepared, tiny_
     ):
         assert (out / name).is_file(), name
     text = (out / "evaluation_report.txt").read_text()
-    assert "Diebold-Mariano" in text and "percent of the last close" in text
+    assert "Diebold-Mariano" in text and "percent of the last close" in text and "beats on CRPS" in text
     assert report["timings"]["score_s"] < report["timings"]["forecast_s"]
 
     # the second run forecasts nothing again (the window-keyed cache) and prints the leaderboard
     again = runner.invoke(app, ["evaluate", *ov, "--models", f"other={other_model}", "--device", "cpu"])
     assert again.exit_code == 0, again.output
-    assert "beats last close" in again.stdout and "hist. vol (bootstrap)" in again.stdout
+    assert "beats" in again.stdout and "hist. vol (bootstrap)" in again.stdout and "Verdict" in again.stdout
 
 
 def _one_line_error(res, *needles: str) -> None:
@@ -119,7 +122,12 @@ def test_a_split_too_short_for_the_statistics_says_how_many_days_it_needs(market
         "backtest.sample_count=1",
     ]
     assert runner.invoke(app, ["prep", *ov]).exit_code == 0
-    _one_line_error(runner.invoke(app, ["evaluate", *ov, "--device", "cpu"]), "need at least 20", "test_time_range")
+    _one_line_error(
+        runner.invoke(app, ["evaluate", *ov, "--device", "cpu"]),
+        "days with a known future",
+        "need at least 20, whatever the number of symbols",
+        "test_time_range",
+    )
 
 
 @pytest.mark.slow

@@ -38,4 +38,4 @@ def test_on_a_martingale_no_model_or_baseline_has_a_significant_ic(tmp_path):
     ts = {m["label"]: m["ic"]["IC_t"] for m in report["models"] if m["ic"]["IC_t"] is not None}  # null: no IC
     assert {"fine-tuned", "initial weights", "drift", "hist. vol (bootstrap)"} <= set(ts)
     assert all(abs(t) < 3 for t in ts.values()), ts
-    assert report["days"] >= 150
+    assert report["times"] >= 150 and report["time_unit"] == "day"

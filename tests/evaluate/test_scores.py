@@ -22,7 +22,7 @@ def windows():
     names = np.tile([f"S{i}" for i in range(NAMES)], DAYS)
     obs = rng.normal(0, 0.02, (DAYS * NAMES, P))
     label = obs[:, -1] + rng.normal(0, 0.001, len(obs))  # the trade label follows the path's last step
-    return dict(obs=obs, trade_label=label, names=names, days=days, predict=P)
+    return dict(obs=obs, trade_label=label, names=names, times=days, predict=P)
 
 
 def test_a_perfect_forecast(windows):
@@ -33,7 +33,7 @@ def test_a_perfect_forecast(windows):
     assert o["CRPS"] == pytest.approx(0, abs=1e-15)  # the PWM form subtracts equal sums
     assert o["direction"] == 1 and o["windows"] == len(obs)
     assert s.coverage == {"0.5": 1.0, "0.8": 1.0, "0.9": 1.0}
-    assert s.ic["IC"] > 0.99 and s.ic["Rank IC"] > 0.95 and s.ic["IC_t"] > 10 and s.ic["days"] == DAYS
+    assert s.ic["IC"] > 0.99 and s.ic["Rank IC"] > 0.95 and s.ic["IC_t"] > 10 and s.ic["times"] == DAYS
     assert s.ic["IC_lo"] <= s.ic["IC"] <= s.ic["IC_hi"]
     assert len(s.by_horizon["MAE"]) == P and s.by_horizon["MAE"] == [0, 0, 0]
 
@@ -44,7 +44,8 @@ def test_the_last_close_has_mase_one_crps_equal_to_mae_and_no_ic(windows):
     assert o["MASE"] == pytest.approx(1.0) and o["CRPS"] == pytest.approx(o["MAE"])
     assert o["MAE"] == pytest.approx(np.abs(windows["obs"]).mean())
     assert o["direction"] != o["direction"]  # NaN: a forecast of no change has no direction
-    assert s.ic["IC"] != s.ic["IC"] and s.ic["days"] == 0  # a constant signal ranks nothing
+    assert s.ic["IC"] != s.ic["IC"] and s.ic["times"] == 0  # a constant signal ranks nothing
+    assert s.time_series["corr"] != s.time_series["corr"]  # nor does it correlate with anything over time
 
 
 def test_unknown_futures_are_left_out(windows):
@@ -77,14 +78,23 @@ def test_the_leaderboard_marks_the_best_of_each_column(windows):
         "test",
         len(obs),
         len(obs),
+        NAMES,
         DAYS,
+        DAYS,
+        "day",
         {},
         [good, flat],
         [Comparison("good", "last close", "MAE", 0.001, 0.01, -5.0, 1e-4, DAYS)],
         {"units": "percent"},
     )
-    board, sig = result.tables()
+    board, verdict, sig = result.tables()
     mae_col = board.columns.index("MAE %")
     assert (0, mae_col) in board.bold and (1, mae_col) not in board.bold
-    assert board.rows[0][-1] == "MAE"  # the scores on which it beats the last close
+    assert "IC" in board.columns and "TS corr" not in board.columns  # six names a day: a cross-section
+    beats = {c: board.rows[0][board.columns.index(f"beats on {c}")] for c in ("MAE", "CRPS", "WQL")}
+    assert beats == {"MAE": "last close", "CRPS": "-", "WQL": "-"}  # only MAE was tested
+    assert board.rows[1][-3:] == ["", "", ""]  # baselines are not tested against each other
+    assert verdict.columns == ["model", "MAE vs last close", "CRPS vs last close", "WQL vs last close"]
+    assert verdict.rows == [["good", "better (p 0.0001)", "-", "-"]]
     assert sig.rows[0][-1] == "good better"
+    assert "over 40 days" in board.title and "6 symbols" in board.title
