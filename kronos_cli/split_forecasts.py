@@ -97,7 +97,7 @@ def split_windows(cfg: Config, arrays: DatasetArrays, split: str) -> Origins:
     origins = split_origins(arrays, split)
     if not len(origins):
         raise KronosError(
-            f"the dataset at {cfg.data.dataset_path} has no {split} signal days; set "
+            f"the dataset at {cfg.data.dataset_path} has no {split} signals; set "
             f"data.{split}_time_range and run `kronos prep` again"
         )
     return origins

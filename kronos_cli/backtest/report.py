@@ -23,7 +23,7 @@ class BacktestResult:
     backtest_range: list[str]  # first and last traded bar
     signal_range: list[str]  # first and last signal bar of the test split
     notes: list[str]
-    signal_days: int  # (bar, symbol) forecasts of the test split
+    signals: int  # (bar, symbol) forecasts of the test split
     labelled: int  # of those, with a known label
     symbols: int  # the most symbols with a signal on one bar
     forecast_cache: str
@@ -68,7 +68,7 @@ class BacktestResult:
 
     def _quality_table(self) -> Table:
         c, unit = self.conventions, _plural(self.conventions["bar"])
-        head = f"Signal quality: {self.labelled:,} of {self.signal_days:,} test-split signals have a known label"
+        head = f"Signal quality: {self.labelled:,} of {self.signals:,} test-split signals have a known label"
         if self.series_quality is None:
             quality = Table(
                 head, ["signal", "IC", "ICIR", "Rank IC", "Rank ICIR", unit], caption=f"label: {c['label']}"

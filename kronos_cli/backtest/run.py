@@ -68,7 +68,7 @@ def run_backtest(
         backtest_range=traded.backtest_range,
         signal_range=[qlib_backtest.stamp(table["datetime"].min()), qlib_backtest.stamp(table["datetime"].max())],
         notes=traded.notes,
-        signal_days=len(table),
+        signals=len(table),
         labelled=int(sf.real.known.sum()),
         symbols=symbols,
         forecast_cache=sf.cache_dir,

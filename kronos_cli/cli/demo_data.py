@@ -35,7 +35,7 @@ def demo_data(
 ) -> None:
     """Write a synthetic market as a real Qlib provider directory (for demos and tests); its kronos_market.json
     holds the ground-truth IC of the planted component. `--market cn5min|crypto1h|usdaily|fx1h` writes bar files of
-    that market instead, for configs/csv_minute.yaml, crypto_hourly.yaml and us_daily.yaml."""
+    that market instead, for configs/csv_minute.yaml, crypto_hourly.yaml, us_daily.yaml and fx_hourly.yaml."""
     from kronos_cli.data.synthetic import METADATA, MarketSpec, write_market
     from kronos_cli.data.synthetic_csv import write_csv_market
 

@@ -101,6 +101,10 @@ class CsvReader:
         self.d, self.tz = d, tz
         self.path = Path(d.csv.path).expanduser()
         self.files = source_files(self.path)
+        # `data.instrument` as a list picks symbols (a file's stem, or a symbol column's value; any case)
+        self.wanted = {str(x).upper() for x in d.instrument} if isinstance(d.instrument, list) else None
+        if self.wanted is not None and len(self.files) > 1:
+            self.files = [f for f in self.files if f.stem.upper() in self.wanted] or self.files[:0]
         self.freq = parse_freq(d.freq)
         self.start, self.end = pd.Timestamp(d.start_time), range_end(d.end_time)
         self.stamps = TimestampSpec(
@@ -163,13 +167,15 @@ class CsvReader:
             idx, values, lines = self._checked(df, str(file))
             if len(self.files) > 1 or sym_col not in df.columns:  # one series per file, named by the file
                 s = self._series(file.stem.upper(), idx, values, lines, str(file))
-                if s is not None:
+                if s is not None and self.picked(s.symbol):
                     yield s
                 continue
             symbols = df[sym_col].astype(str).to_numpy()
             order = np.argsort(symbols, kind="stable")
             names, first = np.unique(symbols[order], return_index=True)
             for name, a, b in zip(names, first, [*first[1:], len(order)]):
+                if not self.picked(name):
+                    continue
                 rows = order[a:b]
                 s = self._series(name, idx[rows], values[rows], lines[rows], f"{file} (symbol {name})")
                 if s is not None:
@@ -201,13 +207,35 @@ class CsvReader:
             ns = idx.asi8[keep]
             out.append(ns)
             if single and sym_col in df.columns:
-                sym = df[sym_col].astype(str).to_numpy()[keep]
+                sym = df[sym_col].astype(str).to_numpy()
+                if self.wanted is not None:
+                    keep &= np.isin(np.char.upper(sym.astype(str)), list(self.wanted))
+                    ns = idx.asi8[keep]
+                    out[-1] = ns
+                sym = sym[keep]
                 frame = pd.DataFrame({"s": sym, "t": ns}).groupby("s")["t"].agg(["min", "max"])
                 spans.update({str(k): (int(a), int(b)) for k, a, b in frame.itertuples()})
             elif len(ns):
                 spans[file.stem.upper()] = (int(ns.min()), int(ns.max()))
+        if self.wanted is not None:
+            spans = {k: v for k, v in spans.items() if self.picked(k)}
+            self._check_picked(spans)
         ns_all = np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
         return ns_all, dict(sorted(spans.items()))
+
+    def picked(self, symbol: str) -> bool:
+        return self.wanted is None or symbol.upper() in self.wanted
+
+    def _check_picked(self, spans: dict) -> None:
+        """Every symbol `data.instrument` lists is in the files (with bars in the data range)."""
+        missing = sorted(self.wanted - {k.upper() for k in spans})
+        if missing:
+            have = sorted({f.stem.upper() for f in source_files(self.path)}) if self.path.is_dir() else []
+            listed = f"; the files are {', '.join(have[:20])}{' ...' if len(have) > 20 else ''}" if have else ""
+            raise KronosError(
+                f"data.instrument lists {', '.join(missing[:10])}, which {self.path} has no bars of between "
+                f"data.start_time and data.end_time{listed}; fix the list (or use a pool name for every symbol)"
+            )
 
 
 def _first_and_last(path: Path, ts_col: str) -> list[str] | None:

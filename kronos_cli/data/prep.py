@@ -289,7 +289,7 @@ def _manifest(
         }
         if s in ORIGIN_SPLITS:
             first_o, last_o = _bounds(tally.origin_span[s])
-            splits[s].update({"signal_days": tally.origins[s], "first_signal": first_o, "last_signal": last_o})
+            splits[s].update({"signals": tally.origins[s], "first_signal": first_o, "last_signal": last_o})
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -321,14 +321,14 @@ def _span(a: object, b: object) -> str:
 
 
 def split_table(manifest: dict, where: object) -> list[Table]:
-    """Each split's range, what the embargo left out, its training windows and its signal days."""
+    """Each split's range, what the embargo left out, its training windows and its signals ((bar, symbol) forecasts)."""
     t = Table(
         f"dataset {where}",
-        ["split", "range", "effective start", "embargoed bars", "windows", "targets", "signal days", "signals"],
+        ["split", "range", "effective start", "embargoed bars", "windows", "targets", "signals", "signal span"],
         caption=f"embargo {manifest['embargo']} bars between splits; training windows: {manifest['universe']}",
     )
     for split, i in manifest["splits"].items():
-        has = "signal_days" in i
+        has = "signals" in i
         t.add(
             split,
             f"{i['range'][0]}..{i['range'][1]}",
@@ -336,7 +336,7 @@ def split_table(manifest: dict, where: object) -> list[Table]:
             i["embargoed_bars"],
             f"{i['windows']:,}",
             _span(i["first_target"], i["last_target"]),
-            f"{i['signal_days']:,}" if has else "-",
+            f"{i['signals']:,}" if has else "-",
             _span(i.get("first_signal"), i.get("last_signal")) if has else "-",
         )
     return [t]

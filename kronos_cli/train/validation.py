@@ -1,8 +1,9 @@
 """Validation: the loss on the validation windows (every epoch), and the skill that can choose `best_model`
 instead (`training.select_by: val_ic | val_crps`): the predictor forecasts
 a fixed subset of the validation split's signal days with the KV-cached engine and the backtest's signal
-definition, and is scored on what then happened: the mean daily IC of the `mean` signal, and the CRPS of the
-sample paths in return units. The same days, windows and seeds every epoch, so epochs compare fairly.
+definition, and is scored on what then happened: the mean daily IC of the `mean` signal (on a market of fewer
+than 3 symbols a day, where no cross-section exists, its correlation over time with the label), and the CRPS of
+the sample paths in return units. The same days, windows and seeds every epoch, so epochs compare fairly.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from kronos_cli.distributed import all_reduce_sum
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.forecast.signals import signal_table
 from kronos_cli.forecast.windows import Sampling, forecast_windows
-from kronos_cli.metrics.ic import ic_table
+from kronos_cli.metrics.ic import ic_table, time_series_ic
 from kronos_cli.metrics.probabilistic import Ensemble
 from kronos_cli.split_forecasts import split_windows
 from kronos_cli.train.methods import releasable
@@ -53,6 +54,9 @@ class ValidationSkill:
         table = signal_table(fc, self.origin_ns, self.names, ["mean"], False).set_index(["datetime", "instrument"])
         label = pd.Series(self.real.label, index=table.index)
         ic = ic_table(table["mean"], label)
+        if ic["days"] == 0:  # no day has a cross-section: skill over time instead
+            ts = time_series_ic(table["mean"], label, self.cfg.data.predict_window)
+            ic = {"IC": ts["corr"], "days": int(len(np.unique(self.origin_ns)))}
         known = np.isfinite(self.real.path)
         paths = fc.return_paths()
         crps = Ensemble(np.where(known[:, None, :], paths, 0.0)).crps(np.where(known, self.real.path, 0.0))

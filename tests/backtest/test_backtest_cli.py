@@ -60,11 +60,11 @@ def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
     again = runner.invoke(app, [*bt_args(), "--json"])
     assert again.exit_code == 0
     second = json.loads(again.stdout)
-    assert second["reused_forecasts"] == summary["signal_days"]
+    assert second["reused_forecasts"] == summary["signals"]
     assert second["signal_quality"] == summary["signal_quality"]
     # forecasts do not depend on the batch: another batch size still finds every window in the cache
     third = json.loads(runner.invoke(app, [*bt_args("backtest.batch_size=333"), "--json"]).stdout)
-    assert third["reused_forecasts"] == summary["signal_days"] and third["signal_quality"] == summary["signal_quality"]
+    assert third["reused_forecasts"] == summary["signals"] and third["signal_quality"] == summary["signal_quality"]
 
     # A cached chunk of the wrong shape is set aside, logged, and its windows forecast again: the same result.
     chunks = sorted((tmp_path / "out" / "forecast_cache" / "bt").glob("*/chunk_*.npz"))
@@ -76,7 +76,7 @@ def test_backtest_runs_qlib_writes_reports_and_reuses_cache(bt_args, tmp_path):
     assert fourth.exit_code == 0, fourth.output
     assert "ignoring unreadable forecast cache chunk" in fourth.output
     redone = json.loads(fourth.stdout)
-    assert redone["reused_forecasts"] == summary["signal_days"] - len(names)
+    assert redone["reused_forecasts"] == summary["signals"] - len(names)
     assert redone["signal_quality"] == summary["signal_quality"]
     assert chunks[0].with_name(chunks[0].name + ".bad").is_file()
 
@@ -111,7 +111,7 @@ def test_bad_backtest_input(bt_args, tmp_path, prepared):
     manifest = json.loads((no_test / "manifest.json").read_text())
     write_manifest(no_test, manifest)  # a dataset built that way, not a corrupted one
     res = runner.invoke(app, bt_args(dataset=no_test))
-    assert res.exit_code == 2 and "no test signal days" in res.output
+    assert res.exit_code == 2 and "no test signals" in res.output
 
 
 @pytest.mark.slow
@@ -123,9 +123,9 @@ def test_two_workers_forecast_the_same_backtest_as_one_and_a_rerun_reuses_them(b
     two = runner.invoke(app, [*bt_args(f"output_dir={tmp_path / 'two'}", "--nproc", "2"), "--json"])
     assert two.exit_code == 0, two.output
     a, b = json.loads(one.stdout), json.loads(two.stdout)
-    assert b["signal_days"] == a["signal_days"] and b["reused_forecasts"] == a["signal_days"]  # all from workers
+    assert b["signals"] == a["signals"] and b["reused_forecasts"] == a["signals"]  # all from workers
     assert b["signal_quality"] == a["signal_quality"]
     sig = [pd.read_csv(tmp_path / d / "backtest_results" / "bt" / "signals.csv") for d in ("one", "two")]
     pd.testing.assert_frame_equal(sig[0], sig[1], check_exact=True)
     again = runner.invoke(app, [*bt_args(f"output_dir={tmp_path / 'two'}", "--nproc", "2"), "--json"])
-    assert again.exit_code == 0 and json.loads(again.stdout)["reused_forecasts"] == a["signal_days"]
+    assert again.exit_code == 0 and json.loads(again.stdout)["reused_forecasts"] == a["signals"]

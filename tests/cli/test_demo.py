@@ -83,7 +83,7 @@ def test_a_second_demo_shows_the_saved_leaderboard_and_the_next_commands(demo_ru
 def test_demo_end_to_end_then_skips_what_is_done(demo_run, tmp_path):
     out, report = demo_run
     assert set(report["stages"].values()) == {"done"}
-    assert report["backtest"]["signal_days"] > 1000
+    assert report["backtest"]["signals"] > 1000
     assert report["backtest"]["signal_range"][1] == "2024-12-31"  # signals up to the market's last day
     assert set(report["backtest"]["portfolio"]) == {"last", "mean", "max", "min"}
     assert all(a["verified"] for a in report["export"]["artifacts"])

@@ -1,6 +1,6 @@
 """The shipped configs for other markets run `kronos pipeline` end to end, through the backtest and the export,
 on bar files `kronos demo-data --market` writes: A-share 5-minute CSV (XSHG, lunch break), hourly crypto Parquet
-(24/7) and US daily CSV (XNYS)."""
+(24/7), US daily CSV (XNYS) and hourly currency pairs (forex, across a daylight-saving change)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def kronos(*args: str, cwd) -> subprocess.CompletedProcess:
         ("csv_minute.yaml", "cn5min", "5min", 238 * 48),
         ("crypto_hourly.yaml", "crypto1h", "1h", 365 * 24),
         ("us_daily.yaml", "usdaily", "day", 252),
+        ("fx_hourly.yaml", "fx1h", "1h", 260 * 24),
     ],
 )
 def test_shipped_config_runs_the_pipeline_on_its_market(tmp_path, config, market, freq, bars_a_year):

@@ -49,7 +49,7 @@ def test_a_share_five_minute_bars_span_lunch_breaks_and_nights(tmp_path, cn5, ca
     segments = {s["name"]: s["segments"] for s in m["symbols"]}
     # A symbol is cut only where one of its own bars is missing (a few), never at 11:30 or overnight (80 days).
     assert max(segments.values()) <= 1 + imported["missing_bars"] and max(segments.values()) < 20
-    assert m["splits"]["test"]["signal_days"] > 0
+    assert m["splits"]["test"]["signals"] > 0
 
 
 def test_the_provider_is_read_by_real_pyqlib_with_the_files_prices(tmp_path, cn5):
@@ -167,7 +167,7 @@ def test_fx_hourly_bars_across_daylight_saving_have_no_weekend_gaps(tmp_path, fx
         lacking += len(forex_hours(str(stamps[0]), str(stamps[-1] + pd.Timedelta(minutes=1)))) - len(stamps)
     assert imported["missing_bars"] == lacking and lacking < 20
     assert max(s["segments"] for s in m["symbols"]) <= 1 + lacking  # cut only where a bar is missing
-    assert m["splits"]["test"]["signal_days"] > 0
+    assert m["splits"]["test"]["signals"] > 0
 
 
 def test_a_24_7_calendar_on_fx_bars_says_the_data_closes_on_weekends(tmp_path, fx1h):
@@ -198,3 +198,14 @@ def test_a_calendar_that_does_not_fit_names_the_one_that_does(tmp_path, fx1h, cn
     late = cn5.assign(timestamps=pd.to_datetime(cn5.timestamps) + pd.Timedelta(shift))
     with pytest.raises(KronosError, match=message):
         _prep(tmp_path, late, f"data.csv.calendar={calendar}")
+
+
+def test_data_instrument_picks_symbols_of_a_directory_and_of_a_single_file(tmp_path, fx1h, cn5):
+    """`data.instrument: [EURUSD]` on a CSV market had prepared every pair: a one-series market needed a folder."""
+    names = sorted(f.stem.upper() for f in fx1h.glob("*.csv"))
+    m = _prep_fx(tmp_path, fx1h, "data.csv.calendar=forex", f"data.instrument=[{names[0].lower()},{names[1]}]")
+    assert [s["name"] for s in m["symbols"]] == names[:2]
+    one = _prep(tmp_path, cn5, "data.csv.calendar=XSHG", f"data.instrument=[{cn5.symbol.iloc[0]}]")
+    assert [s["name"] for s in one["symbols"]] == [str(cn5.symbol.iloc[0])]
+    with pytest.raises(KronosError, match=r"data.instrument lists NOPE, which .* has no bars .*; the files are "):
+        _prep_fx(tmp_path, fx1h, "data.csv.calendar=forex", f"data.instrument=[{names[0]},nope]")

@@ -78,9 +78,15 @@ def test_one_series_through_prep_training_and_evaluate(market, tmp_path):
         *DEMO_SPLITS,
         f"output_dir={tmp_path / 'out'}",
         "run_name=one",
+        "training.select_by=val_ic",  # one series: no cross-section, so skill over time chooses best_model
+        "training.select_days=8",
+        "training.select_samples=2",
         *TINY,
     ]
     report = _train_and_evaluate(ov)
+    log = tmp_path / "out" / "models" / "one" / "predictor" / "logs" / "metrics.jsonl"
+    epochs = [r for r in map(json.loads, log.read_text().splitlines()) if r["type"] == "epoch"]
+    assert epochs and all(-1 <= r["val_ic"] <= 1 for r in epochs)  # was NaN: best_model never chosen by skill
     assert report["symbols"] == 1 and report["time_unit"] == "day" and report["ic_times"] == 0
     assert report["times"] == report["labelled"] >= 150  # one series: one window a day
     _check_scored_over_time(report)
