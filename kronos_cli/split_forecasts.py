@@ -23,7 +23,7 @@ from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, origin_keys, split_origins
 from kronos_cli.distributed import Launch
 from kronos_cli.errors import KronosError
-from kronos_cli.forecast.calibrated import sampling_for
+from kronos_cli.forecast.calibrated import CalibratedSampling, sampling_for
 from kronos_cli.forecast.predictor import check_dtype
 from kronos_cli.forecast.signals import signal_table
 from kronos_cli.forecast.windows import Sampling, WindowForecasts, forecast_windows
@@ -80,16 +80,21 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def calibration_of(cfg: Config, weights: tuple[Path, ...] | None = None) -> CalibratedSampling | None:
+    """The run's calibrated sampling (`backtest.sampling: calibrated`, from `kronos evaluate --tune-sampling`),
+    checked against its fine-tuned weights (or `weights`); None when the sampling is as configured."""
+    if cfg.backtest.sampling != "calibrated":
+        return None
+    pair_weights = weights or tuple(best_model_dir(cfg, s) / WEIGHTS_NAME for s in ("tokenizer", "predictor"))
+    return sampling_for(sampling_file(cfg), pair_weights, strict=True)
+
+
 def sampling_of(cfg: Config, weights: tuple[Path, ...] | None = None) -> Sampling:
-    """The backtest's sampling: as configured, or with the temperature and top_p `kronos evaluate
-    --tune-sampling` calibrated for the run (`backtest.sampling: calibrated`), checked against the run's
-    fine-tuned weights (or `weights`)."""
+    """The backtest's sampling: as configured, or with the temperature and top_p the run's calibration chose
+    (`calibration_of`)."""
     b = cfg.backtest
-    temperature, top_p = b.temperature, b.top_p
-    if b.sampling == "calibrated":
-        pair_weights = weights or tuple(best_model_dir(cfg, s) / WEIGHTS_NAME for s in ("tokenizer", "predictor"))
-        calibrated = sampling_for(sampling_file(cfg), pair_weights, strict=True)
-        temperature, top_p = calibrated.temperature, calibrated.top_p
+    calibrated = calibration_of(cfg, weights)
+    temperature, top_p = (calibrated.temperature, calibrated.top_p) if calibrated else (b.temperature, b.top_p)
     return Sampling(temperature, top_p, b.top_k, b.sample_count, cfg.seed)
 
 

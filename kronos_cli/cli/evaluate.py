@@ -21,8 +21,8 @@ def evaluate(
     tune_sampling: bool = typer.Option(
         False,
         "--tune-sampling",
-        help="Search temperature and top_p on the validation split for the lowest CRPS "
-        "and write them to the run's sampling.json.",
+        help="Calibrate on the validation split: temperature and top_p, and bands fitted to the paths' residuals, "
+        "chosen for the lowest CRPS and written to the run's sampling.json.",
     ),
     device: str = opt.DEVICE,
     dtype: str = opt.DTYPE,

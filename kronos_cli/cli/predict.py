@@ -33,7 +33,8 @@ SAMPLING = {
         typer.Option(
             None,
             "--sampling",
-            help="A sampling.json from `kronos evaluate --tune-sampling`: its temperature and top_p.",
+            help="A sampling.json from `kronos evaluate --tune-sampling`: its temperature and top_p, and its "
+            "calibrated bands for the close's quantiles.",
         ),
     ),
     "top_k": (int, typer.Option(0, "--top-k", help="Top-k sampling (0 = off, 1 = greedy).")),
@@ -109,7 +110,7 @@ def predict(
     bars = read_bars(csv, stamps)
     check_history(len(bars), str(csv))  # before any model is loaded
     pair = _pair(cfg, tokenizer, model, bundle)
-    sampling = resolve_sampling(pair, **sampling)
+    sampling = resolve_sampling(pair, qs, **sampling)
     calendar, chosen_by = market_calendar(calendar, cfg, pair.conventions, len(bars))
     forecaster = pair.forecaster(device, max_context or (cfg.data.max_context if cfg else None))
     log.info("forecasting %d bars of %s on %s (context %d)", pred_len, csv, forecaster.device, forecaster.max_context)
@@ -190,17 +191,34 @@ def _check_flags(
     opt.check_calendar(calendar)
 
 
-def resolve_sampling(pair, calibrated: Path | None, temperature: float | None, top_p: float | None, **rest) -> dict:
+def resolve_sampling(
+    pair, quantiles: tuple[float, ...], calibrated: Path | None, temperature: float | None, top_p: float | None, **rest
+) -> dict:
     """The sampling flags with temperature and top_p filled in: the flag, else the calibrated file's (checked
-    against the model's weights, a warning when it was tuned for others), else the reference's 1.0 and 0.9."""
+    against the model's weights, a warning when it was tuned for others), else the reference's 1.0 and 0.9; and the
+    file's bands for the close's `quantiles` (None without a file, or for a file written before bands)."""
     from kronos_cli.forecast.calibrated import sampling_for
 
     tuned = sampling_for(calibrated, pair.weights, strict=False) if calibrated is not None else None
+    _note_bands(tuned.bands if tuned else None, rest["samples"], quantiles)
     return {
         **rest,
         "temperature": temperature if temperature is not None else tuned.temperature if tuned else 1.0,
         "top_p": top_p if top_p is not None else tuned.top_p if tuned else 0.9,
+        "bands": tuned.bands if tuned else None,
     }
+
+
+def _note_bands(bands, samples: int, quantiles: tuple[float, ...]) -> None:
+    if bands is None or not quantiles:
+        return
+    log.info("the close's quantiles come from the bands the --sampling file calibrated on the validation split")
+    if samples > max(bands.tables):
+        log.info(
+            "its bands were fitted for up to %d paths; with --samples %d they run a little wider than nominal",
+            max(bands.tables),
+            samples,
+        )
 
 
 def _write(

@@ -199,7 +199,8 @@ def serve(
         None,
         "--sampling",
         help="A sampling.json from `kronos evaluate --tune-sampling`: the temperature and top_p of requests that "
-        "give none [default with -c and backtest.sampling=calibrated: the run's].",
+        "give none, and its bands for every answer's close quantiles [default with -c and "
+        "backtest.sampling=calibrated: the run's].",
     ),
     calendar: str | None = opt.CALENDAR,
     json_out: bool = typer.Option(False, "--json", help="Announce readiness as one JSON line on stdout."),

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from kronos_cli.evaluate.comparisons import LEVEL, Comparison, strongest_baselines
+from kronos_cli.evaluate.coverage import coverage_table
 from kronos_cli.evaluate.sample import counted
 from kronos_cli.evaluate.scores import LOSSES, MIN_TIMES, ModelScores
 from kronos_cli.plots import plot_by_horizon, plot_calibration, plot_ic_by_month, plot_pit
@@ -59,6 +60,7 @@ class EvaluationResult:
     timings: dict[str, float] = field(default_factory=dict)  # forecasting; scoring (baselines included)
     outputs: dict[str, str] = field(default_factory=dict)
     precision: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> bf16/fp16 deviation from fp32
+    calibrated: dict[str, str] = field(default_factory=dict)  # a row through the run's bands -> the model's own row
 
     def to_json(self) -> dict[str, Any]:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("models", "comparisons")}
@@ -114,7 +116,25 @@ class EvaluationResult:
         extra = [precision_table(p) for p in self.precision.values()]
         for label, t in zip(self.precision, extra):
             t.title = f"{label}: {t.title}"
-        return [self._board(), self._verdicts(), self._significance(), *extra]
+        bands = [self._coverage()] if self.calibrated else []
+        return [self._board(), *bands, self._verdicts(), self._significance(), *extra]
+
+    def _coverage(self) -> Table:
+        """Each calibrated model's coverage on this split before (its paths) and after its bands."""
+        by_label = {m.label: m for m in self.models}
+        rows = []
+        for after, before in self.calibrated.items():
+            rows += [(f"{before}: paths (before)", by_label[before].coverage), (after, by_label[after].coverage)]
+        where = (
+            "fitted on windows of this same split: not an out-of-sample measure"
+            if self.split == "val"
+            else "fitted on the validation split only, which ends before this split begins"
+        )
+        return coverage_table(
+            f"Coverage on the {self.split} split before and after calibration ({self.labelled:,} windows)",
+            rows,
+            f"Bands {where}.",
+        )
 
     def _board(self) -> Table:
         columns = COLUMNS + (CROSS_SECTION if self.cross_section else OVER_TIME)

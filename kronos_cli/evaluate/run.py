@@ -21,14 +21,17 @@ from kronos_cli.evaluate.models import Candidate, candidates
 from kronos_cli.evaluate.report import EvaluationResult
 from kronos_cli.evaluate.sample import SplitSample, split_sample
 from kronos_cli.evaluate.scores import MIN_TIMES, ModelScores, score
+from kronos_cli.forecast.calibrated import CalibratedSampling
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.io import result_set, whole_result_set, write_json, write_text
 from kronos_cli.metrics.ic import MIN_NAMES
 from kronos_cli.metrics.probabilistic import Ensemble
+from kronos_cli.metrics.recalibration import Recalibrated
 from kronos_cli.runs import RESULT_HISTORY, evaluation_dir, result_about
 from kronos_cli.split_forecasts import (
     Scale,
     SplitForecasts,
+    calibration_of,
     forecast_split,
     labelled_progress,
     open_dataset,
@@ -69,23 +72,31 @@ def _forecasts(
 
 
 def _score_all(
-    cfg: Config, arrays: DatasetArrays, cands: list[Candidate], sfs: dict[str, SplitForecasts]
-) -> dict[str, ModelScores]:
-    """Every model's and baseline's scores on the first model's windows (all models forecast the same ones)."""
+    cfg: Config,
+    arrays: DatasetArrays,
+    cands: list[Candidate],
+    sfs: dict[str, SplitForecasts],
+    calibrated: CalibratedSampling | None,
+) -> tuple[dict[str, ModelScores], dict[str, str]]:
+    """Every model's and baseline's scores on the first model's windows (all models forecast the same ones), and
+    the model whose weights the run's bands were fitted for once more through them: {its row's label: the model's}."""
     first = next(iter(sfs.values()))
     obs, pred = first.real.path, cfg.data.predict_window
     times = pd.to_datetime(first.origin_ns)
     common = dict(obs=obs, trade_label=first.real.label, names=first.names, times=times, predict=pred)
-    scores = {
-        c.label: score(
-            c.label, "model", c.pair.sources["model"], Ensemble(sfs[c.label].forecasts.return_paths()), **common
-        )
-        for c in cands
-    }
+    scores, through_bands = {}, {}
+    for c in cands:
+        paths = sfs[c.label].forecasts.return_paths()
+        scores[c.label] = score(c.label, "model", c.pair.sources["model"], Ensemble(paths), **common)
+        if calibrated is not None and calibrated.bands is not None and calibrated.matches(c.pair.weights):
+            label = f"{c.label}, calibrated"
+            source = f"{c.pair.sources['model']}, bands {calibrated.path}"
+            scores[label] = score(label, "model", source, Recalibrated(paths, calibrated.bands), **common)
+            through_bands[label] = c.label
     returns = lookback_returns(arrays, first.origins, cfg.data.lookback_window)
     for name, predictive in baselines(returns, pred, cfg.seed).items():
         scores[name] = score(name, "baseline", "lookback", predictive, **common)
-    return scores
+    return scores, through_bands
 
 
 def run_evaluate(
@@ -99,14 +110,15 @@ def run_evaluate(
     t0 = time.perf_counter()
     split = split or cfg.evaluate.split
     arrays, out = open_dataset(cfg), evaluation_dir(cfg, split)
-    sampling = sampling_of(cfg)  # a missing or stale calibration fails before anything is loaded
+    calibrated = calibration_of(cfg)  # a missing or stale calibration fails before anything is loaded
+    sampling = sampling_of(cfg)
     origins = split_windows(cfg, arrays, split)
     sample = _check_sample(cfg, arrays, origins, split)
     cands = candidates(cfg, [*cfg.evaluate.models, *(specs or [])])
     sfs = _forecasts(cfg, arrays, origins, split, cands, device, progress, scale)
     first = next(iter(sfs.values()))
     t1 = time.perf_counter()
-    scores = _score_all(cfg, arrays, cands, sfs)
+    scores, through_bands = _score_all(cfg, arrays, cands, sfs, calibrated)
     start = next((c.label for c in cands if c.role in ("zero-shot", "initial weights")), None)
     comparisons = compare(list(scores.values()), start, cfg.data.predict_window)
     t2 = time.perf_counter()
@@ -114,11 +126,12 @@ def run_evaluate(
         cfg.run_name,
         split,
         **vars(sample),
-        sampling=vars(sampling),
+        sampling={**vars(sampling), "bands": calibrated.bands.describe() if calibrated and calibrated.bands else None},
         models=list(scores.values()),
         comparisons=comparisons,
-        conventions=_conventions(cfg, first.real.convention, sample),
+        conventions=_conventions(cfg, first.real.convention, sample, calibrated if through_bands else None),
         notes=[n for n in [sample.ic_note()] if n],
+        calibrated=through_bands,
     )
     result.timings = {"forecast_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3)}
     result.precision = {label: sf.precision for label, sf in sfs.items() if sf.precision}
@@ -127,8 +140,19 @@ def run_evaluate(
     return result
 
 
-def _conventions(cfg: Config, label: str, sample: SplitSample) -> dict[str, str]:
+def _conventions(
+    cfg: Config, label: str, sample: SplitSample, calibrated: CalibratedSampling | None = None
+) -> dict[str, str]:
     p, unit = cfg.data.predict_window, sample.time_unit
+    bands = {}
+    if calibrated is not None and calibrated.bands is not None:
+        bands["calibrated"] = (
+            f"', calibrated' rows: the model's paths read through the bands {calibrated.path} fitted on "
+            f"{calibrated.bands.windows:,} windows of the validation split (quantiles, coverage, WQL, CRPS and PIT "
+            "recalibrated; the point forecast, MAE and IC are the paths' mean, unchanged). Their CRPS is that of "
+            "the bands' quantiles; a model's paths have the fair ensemble CRPS, what its distribution scores with "
+            "unlimited paths"
+        )
     return {
         "units": "Errors and CRPS in percent of the last close (the return of the close h bars ahead); WQL "
         "unitless (the last close's is 1); coverage and direction in percent.",
@@ -144,6 +168,7 @@ def _conventions(cfg: Config, label: str, sample: SplitSample) -> dict[str, str]
         f"{unit}s (losses averaged over the symbols of each), Newey-West variance with {p - 1} lags; the verdict "
         "of each score is against its strongest baseline",
         "label": label,
+        **bands,
     }
 
 

@@ -1,5 +1,5 @@
 """Forecasting a CSV series: lookback selection, future timestamps (on the calendar of all its bars), mean and
-quantile columns."""
+quantile columns (the close's through calibrated bands when given)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pandas as pd
 from kronos_cli.bars import FEATURES, check_history, prepare_frame, reconcile_candles
 from kronos_cli.calendar import calendar_features
 from kronos_cli.errors import KronosError
+from kronos_cli.forecast.calibrated import bar_quantiles
 from kronos_cli.forecast.candles import mended, plausible
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.io import json_floats
+from kronos_cli.metrics.recalibration import BandCorrection
 from kronos_cli.sessions import future_bars
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class SeriesForecast:
     input_repaired: int = 0  # lookback bars whose high or low did not bound their body, widened to it
     calendar: str = ""  # the calendar the forecast's timestamps follow (`SessionGrid.describe`); "": bars a week
     # or more apart, which continue at their own spacing
+    recalibrated: bool = False  # the close's quantiles come from calibrated bands, not the paths' own quantiles
 
     def close_band(self) -> tuple[str, np.ndarray, np.ndarray] | None:
         """(label, low, high) of the close between the lowest and highest quantile asked for, if two or more."""
@@ -59,6 +62,7 @@ class SeriesForecast:
             "clipped_values": self.clipped,
             "input_bars_repaired": self.input_repaired,
             "calendar": self.calendar,
+            "close_quantiles_recalibrated": self.recalibrated,
             "forecast": rows.to_dict("records"),
         }
 
@@ -136,12 +140,14 @@ def forecast_series(
     calendar: str | None = None,
     raw: bool = False,
     bad_candles: str = "repair",
+    bands: BandCorrection | None = None,
 ) -> SeriesForecast:
     """The next `pred_len` bars of `bars`: the mean of the sample paths and their `quantiles`. Each path's bars are
     mended into valid candles first (`candles.repair`) unless `raw`; values outside the plausible range are
     clipped to it (`candles.plausible`), raw or not. Lookback bars that are not candles are `bad_candles`:
     "repair"ed (counted) or refused. The forecast's timestamps continue on `calendar`, else on the calendar all
-    of `bars` follow (not just the lookback: the more weekends and holidays, the surer)."""
+    of `bars` follow (not just the lookback: the more weekends and holidays, the surer). With `bands` (a
+    calibration's, `forecast/calibrated.py`), the close's quantiles are the bands' (`bar_quantiles`)."""
     if pred_len <= 0:
         raise KronosError(f"--pred-len must be > 0, got {pred_len}")
     if samples < 1:
@@ -168,10 +174,10 @@ def forecast_series(
     paths, clipped = plausible(fc.samples[0], x, forecaster.clip)
     paths, repaired = mended(paths, raw)
     table = pd.DataFrame(paths.mean(axis=0), columns=list(FEATURES))
-    for q in quantiles:
-        qv = np.quantile(paths, q, axis=0)
+    for q, qv in zip(quantiles, bar_quantiles(paths, quantiles, bands, raw)):
         for j, col in enumerate(FEATURES):
             table[quantile_column(col, q)] = qv[:, j]
     table.insert(0, "timestamps", future)
     on = grid.describe() if grid is not None else ""
-    return SeriesForecast(hist, table, paths, tuple(quantiles), repaired, clipped, input_repaired, on)
+    recalibrated = bands is not None and bool(quantiles)
+    return SeriesForecast(hist, table, paths, tuple(quantiles), repaired, clipped, input_repaired, on, recalibrated)

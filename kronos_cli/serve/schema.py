@@ -109,7 +109,8 @@ class ForecastResponse(BaseModel):
     bars: list[ForecastBar] = Field(description="The mean of the sample paths.")
     quantiles: dict[str, list[ForecastBar]] = Field(
         default_factory=dict,
-        description="Per requested quantile (its number as the key), bars of that quantile of the sample paths.",
+        description="Per requested quantile (its number as the key), bars of that quantile of the sample paths; the "
+        "close's from the bands of the server's --sampling file when it has them (GET /v1/model shows them).",
     )
     lookback: int = Field(description="History bars the forecast used.")
     pred_len: int

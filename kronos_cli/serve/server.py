@@ -56,7 +56,7 @@ class ModelSource:
         defaults = SamplingDefaults()
         if self.sampling is not None:
             tuned = sampling_for(self.sampling, pair.weights, self.strict_sampling)
-            defaults = SamplingDefaults(tuned.temperature, tuned.top_p, f"calibrated: {tuned.path}")
+            defaults = SamplingDefaults(tuned.temperature, tuned.top_p, f"calibrated: {tuned.path}", tuned.bands)
         return pair.forecaster(device, self.max_context), sources, pair.conventions, defaults
 
 

@@ -20,9 +20,11 @@ from kronos_cli.bars import FEATURES, features, reconcile_candles
 from kronos_cli.calendar import calendar_features
 from kronos_cli.environment import package_version
 from kronos_cli.errors import KronosError
+from kronos_cli.forecast.calibrated import bar_quantiles
 from kronos_cli.forecast.candles import mended, plausible
 from kronos_cli.forecast.predictor import KronosPredictor, SeriesJob
 from kronos_cli.io import json_floats
+from kronos_cli.metrics.recalibration import BandCorrection
 from kronos_cli.model.sampling import SamplingParams
 from kronos_cli.serve.batcher import Abandoned, DynamicBatcher
 from kronos_cli.serve.schema import ForecastRequest
@@ -77,11 +79,17 @@ class Batching:
 
 @dataclass(frozen=True)
 class SamplingDefaults:
-    """The temperature and top_p of requests that do not give them: the reference's, or a calibrated file's."""
+    """The temperature and top_p of requests that do not give them: the reference's, or a calibrated file's; and
+    that file's bands, through which every answer's close quantiles are read."""
 
     temperature: float = 1.0
     top_p: float = 0.9
     source: str = "the reference's defaults"
+    bands: BandCorrection | None = None
+
+    def describe(self) -> dict[str, Any]:
+        bands = self.bands.describe() if self.bands is not None else None
+        return {"temperature": self.temperature, "top_p": self.top_p, "source": self.source, "bands": bands}
 
 
 @dataclass(frozen=True)
@@ -207,9 +215,9 @@ def _bars_json(stamps: list[str], values: np.ndarray) -> list[dict[str, Any]]:
     return [dict(zip(FEATURES, row), timestamp=t) for t, row in zip(stamps, json_floats(values))]
 
 
-def respond(p: Prepared, paths: np.ndarray, clip: float) -> dict[str, Any]:
+def respond(p: Prepared, paths: np.ndarray, clip: float, bands: BandCorrection | None = None) -> dict[str, Any]:
     """The JSON answer (see `ForecastResponse`) for sample paths (S, P, 6) of a prepared request, bounded to the
-    plausible range of the tokenizer's `clip`."""
+    plausible range of the tokenizer's `clip`; with `bands`, the close's quantiles are the bands'."""
     if not np.isfinite(paths).all():  # float32 normalisation overflows for values beyond about 1e19
         raise RequestError(
             f"{p.where}bars",
@@ -221,9 +229,10 @@ def respond(p: Prepared, paths: np.ndarray, clip: float) -> dict[str, Any]:
     req = p.request
     paths, clipped = plausible(paths, p.job.x, clip)
     paths, repaired = mended(paths, req.raw)
+    quantiles = bar_quantiles(paths, req.quantiles, bands, req.raw)
     return {
         "bars": _bars_json(stamps, paths.mean(axis=0)),
-        "quantiles": {quantile_key(q): _bars_json(stamps, np.quantile(paths, q, axis=0)) for q in req.quantiles},
+        "quantiles": {quantile_key(q): _bars_json(stamps, v) for q, v in zip(req.quantiles, quantiles)},
         "lookback": len(p.job.x),
         "pred_len": req.pred_len,
         "samples": req.samples,
@@ -320,7 +329,7 @@ class ForecastService:
     async def answer(self, prepared: list[Prepared]) -> list[dict[str, Any]]:
         """The answers to checked requests, once the model has run them."""
         paths = await self.batcher.submit(prepared)
-        return [respond(p, x, self.forecaster.clip) for p, x in zip(prepared, paths)]
+        return [respond(p, x, self.forecaster.clip, self.sampling.bands) for p, x in zip(prepared, paths)]
 
     def health(self) -> dict[str, Any]:
         return {
@@ -355,7 +364,7 @@ class ForecastService:
             "features": list(FEATURES),
             "batching": dataclasses.asdict(self.batching),
             "limits": dataclasses.asdict(self.limits),
-            "sampling": dataclasses.asdict(self.sampling),
+            "sampling": self.sampling.describe(),
             "versions": {
                 "kronos_cli": __version__,
                 "python": sys.version.split()[0],
