@@ -124,7 +124,10 @@ class EvaluationResult:
         by_label = {m.label: m for m in self.models}
         rows = []
         for after, before in self.calibrated.items():
-            rows += [(f"{before}: paths (before)", by_label[before].coverage), (after, by_label[after].coverage)]
+            rows += [
+                (f"{before}: paths (before)", by_label[before].coverage, by_label[before].coverage_se),
+                (after, by_label[after].coverage, by_label[after].coverage_se),
+            ]
         where = (
             "fitted on windows of this same split: not an out-of-sample measure"
             if self.split == "val"

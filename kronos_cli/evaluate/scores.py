@@ -27,6 +27,7 @@ from kronos_cli.metrics.probabilistic import (
     QUANTILES,
     Predictive,
     coverage,
+    coverage_error,
     intervals,
     pit_histogram,
     quantile_loss,
@@ -51,6 +52,7 @@ class ModelScores:
     ic_by_month: dict[str, float]
     time_series: dict[str, float] = field(default_factory=dict)  # corr, t, windows, series (`time_series_ic`)
     losses: dict[str, pd.Series] = field(default_factory=dict, repr=False)  # per signal time, for the tests
+    coverage_se: dict[str, float] = field(default_factory=dict)  # each band's standard error over signal times
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "losses"}
@@ -132,6 +134,7 @@ def score(
         monthly,
         time_series_ic(signal, realised, lags=predict),
         _losses(per_window, pd.DatetimeIndex(times)),
+        coverage_error(bands, obs, np.asarray(times), lags=predict),
     )
 
 

@@ -13,6 +13,8 @@ import scoringrules as sr
 from scipy.stats import norm
 from statsmodels.stats.proportion import proportion_confint
 
+from kronos_cli.metrics.significance import ratio_standard_error
+
 QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 COVERAGES = (0.5, 0.8, 0.9)  # central intervals
 
@@ -117,6 +119,22 @@ def coverage(bands: dict[str, tuple[np.ndarray, np.ndarray]], obs: np.ndarray, a
         with np.errstate(invalid="ignore", divide="ignore"):
             share = inside / known.sum(axis=axis)
         out[level] = share.tolist() if axis is not None else float(share)
+    return out
+
+
+def coverage_error(
+    bands: dict[str, tuple[np.ndarray, np.ndarray]], obs: np.ndarray, times: np.ndarray, lags: int
+) -> dict[str, float]:
+    """The standard error of each band's coverage (nominal level -> points of share), over signal times `times`
+    (N,) with Newey-West `lags` (`significance.ratio_standard_error`): how far the coverage can sit from its
+    expectation by chance alone."""
+    known = np.isfinite(obs)
+    order, groups = np.unique(np.asarray(times), return_inverse=True)
+    counts = np.bincount(groups, weights=known.sum(axis=1), minlength=len(order))
+    out = {}
+    for level, (lo, hi) in bands.items():
+        inside = ((obs >= lo) & (obs <= hi) & known).sum(axis=1)
+        out[level] = ratio_standard_error(np.bincount(groups, weights=inside, minlength=len(order)), counts, lags)
     return out
 
 

@@ -56,3 +56,17 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> tup
     stat = d.mean() / np.sqrt(var)
     stat *= np.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
     return float(stat), float(2 * student_t.sf(abs(stat), df=n - 1))
+
+
+def ratio_standard_error(hits: np.ndarray, counts: np.ndarray, lags: int) -> float:
+    """The Newey-West standard error of a share sum(hits) / sum(counts) whose parts come one signal time at a time
+    (hits and counts per time, in time order), by the delta method: the share's error is the long-run variance of
+    hits_t - share x counts_t over the mean count. Overlapping horizons make neighbouring times' hits correlated,
+    which `lags` covers; a share from 200 windows of one series can sit 5 points from its expectation by chance."""
+    hits, counts = np.asarray(hits, dtype=float), np.asarray(counts, dtype=float)
+    keep = counts > 0
+    hits, counts = hits[keep], counts[keep]
+    if len(counts) < 2:
+        return float("nan")
+    share = hits.sum() / counts.sum()
+    return float(np.sqrt(long_run_variance(hits - share * counts, lags) / len(counts)) / counts.mean())

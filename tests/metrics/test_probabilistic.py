@@ -98,3 +98,21 @@ def test_diebold_mariano_sign_and_power():
     assert stat > 0 and p < 0.01
     noise = base + rng.normal(0, 0.01, 200)
     assert diebold_mariano(noise, base + rng.normal(0, 0.01, 200), horizon=5)[1] > 0.01
+
+
+def test_coverage_error_is_the_binomial_one_for_independent_windows_and_grows_with_overlap():
+    """One window per signal time, independent hits: the standard error is sqrt(p (1 - p) / n); hits that come in
+    runs (as overlapping horizons make them) widen it."""
+    from kronos_cli.metrics.probabilistic import coverage_error
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    obs = rng.normal(size=(n, 1))
+    bands = {"0.5": (np.full((n, 1), -0.6745), np.full((n, 1), 0.6745))}
+    se = coverage_error(bands, obs, np.arange(n), lags=0)["0.5"]
+    assert se == pytest.approx(np.sqrt(0.25 / n), rel=0.05)
+    runs = np.repeat(rng.normal(size=(n // 10, 1)), 10, axis=0)  # each outcome repeated over 10 signal times
+    assert coverage_error(bands, runs, np.arange(n), lags=10)["0.5"] > 2 * se
+    both = {k: (np.tile(lo, (2, 1)), np.tile(hi, (2, 1))) for k, (lo, hi) in bands.items()}
+    two = coverage_error(both, np.tile(obs, (2, 1)), np.tile(np.arange(n), 2), lags=0)["0.5"]
+    assert two == pytest.approx(se, rel=1e-9)  # two symbols with the same outcomes: no new information
