@@ -16,6 +16,12 @@ class KronosError(ValueError):
     exit_code = 2
     multiline = False  # True: a header line and one indented line per problem (a config's), printed as they are
 
+    def __init__(self, message: str = "", setting: str | tuple[str, ...] | None = None):
+        super().__init__(message)
+        # The library's names of the settings at fault (`pred_len`), as the message writes them: the CLI shows
+        # the command's flags in their place (`--pred-len`), so that the library never names a flag.
+        self.settings = (setting,) if isinstance(setting, str) else tuple(setting or ())
+
 
 class WorkerDone(Exception):
     """Not an error: this process's share of a distributed forecast is done and rank 0 carries on; the CLI

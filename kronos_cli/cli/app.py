@@ -23,7 +23,7 @@ from kronos_cli.cli import prep as prep_cmd
 from kronos_cli.cli import serve as serve_cmd
 from kronos_cli.cli import signals as signals_cmd
 from kronos_cli.cli import train as train_cmd
-from kronos_cli.cli.common import err_console, error_text, setup_logging
+from kronos_cli.cli.common import command_flags, err_console, error_text, setup_logging
 from kronos_cli.cli.config_cmd import config_app
 from kronos_cli.errors import KronosError, WorkerDone
 
@@ -46,7 +46,8 @@ class KronosGroup(TyperGroup):
         except KronosError as exc:
             if _debug(ctx):
                 traceback.print_exc()
-            err_console.print(f"[bold red]error:[/] {error_text(exc)}", markup=True, highlight=False)
+            text = error_text(exc, command_flags(ctx))
+            err_console.print(f"[bold red]error:[/] {text}", markup=True, highlight=False)
             raise typer.Exit(KronosError.exit_code) from None
         except WorkerDone as done:  # this process's share of a distributed forecast is with rank 0
             logging.getLogger("kronos_cli.cli").info("%s", done)

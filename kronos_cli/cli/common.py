@@ -4,6 +4,7 @@ by several commands live in `options.py`)."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -146,13 +147,29 @@ def setup_logging(debug: bool = False, quiet: bool = False) -> None:
     root.propagate = False
 
 
-def error_text(exc: Exception) -> str:
+def error_text(exc: Exception, flags: dict[str, str] | None = None) -> str:
     """A user error as the CLI prints it, Rich markup escaped: one line (a message quoting a library's own may
-    span lines), or a config's header line with one indented line per problem."""
+    span lines), or a config's header line with one indented line per problem. The setting the error names
+    (`KronosError.settings`) read as their flags where `flags` (parameter name -> flag) has one."""
     from rich.markup import escape
 
     text = str(exc) if getattr(exc, "multiline", False) else " ".join(str(exc).split())
+    for setting in getattr(exc, "settings", ()):
+        if setting in (flags or {}):
+            text = re.sub(rf"(?<![\w.-]){re.escape(setting)}(?![\w-])", flags[setting], text)
     return escape("\n".join(_clipped(line) for line in text.splitlines()))
+
+
+def command_flags(group_ctx) -> dict[str, str]:
+    """Parameter name -> its long flag, for the subcommand a group's context invoked (empty when none)."""
+    name = getattr(group_ctx, "invoked_subcommand", None)
+    command = group_ctx.command.get_command(group_ctx, name) if name else None
+    flags = {}
+    for param in getattr(command, "params", ()):
+        long = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+        if long and param.name:
+            flags[param.name] = long[0]
+    return flags
 
 
 MAX_ERROR_LINE = 2000  # characters of one error line: whatever a message quotes, stderr gets no megabytes

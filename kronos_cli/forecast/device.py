@@ -21,15 +21,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
-        raise KronosError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+        raise KronosError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps", setting="device") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise KronosError(
-                f"device {name} was asked for but CUDA is not available here; use --device cpu "
-                f"(or install a CUDA build of torch)"
+                f"device {name} was asked for but CUDA is not available here; use device cpu "
+                f"(or install a CUDA build of torch)",
+                setting="device",
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise KronosError(f"device {name} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
     if dev.type == "mps" and not _mps_available():
-        raise KronosError(f"device {name} was asked for but MPS is not available here; use --device cpu")
+        raise KronosError(
+            f"device {name} was asked for but MPS is not available here; use device cpu", setting="device"
+        )
     return dev

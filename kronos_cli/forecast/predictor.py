@@ -67,7 +67,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 def check_dtype(name: str) -> str:
     """A forecasting precision by name, or a one-line error listing them."""
     if name not in DTYPES:
-        raise KronosError(f"--dtype must be one of {', '.join(DTYPES)}, got {name!r}")
+        raise KronosError(f"dtype must be one of {', '.join(DTYPES)}, got {name!r}", setting="dtype")
     return name
 
 

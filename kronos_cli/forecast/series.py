@@ -73,10 +73,12 @@ def parse_quantiles(text: str | None) -> tuple[float, ...]:
     try:
         qs = tuple(float(q) for q in text.split(",") if q.strip())
     except ValueError as exc:
-        raise KronosError(f"--quantiles must be comma-separated numbers such as 0.1,0.9, got {text!r}") from exc
+        raise KronosError(
+            f"quantiles must be comma-separated numbers such as 0.1,0.9, got {text!r}", setting="quantiles"
+        ) from exc
     bad = [q for q in qs if not 0 < q < 1]
     if bad:
-        raise KronosError(f"quantiles must lie strictly between 0 and 1, got {bad}")
+        raise KronosError(f"quantiles must lie strictly between 0 and 1, got {bad}", setting="quantiles")
     return qs
 
 
@@ -85,14 +87,15 @@ def quantile_column(feature: str, q: float) -> str:
 
 
 def choose_lookback(rows: int, lookback: int | None, max_context: int, trained_lookback: int | None = None) -> int:
-    """How many of the last rows to forecast from: --lookback when given (at most max_context), else the lookback
+    """How many of the last rows to forecast from: `lookback` when given (at most max_context), else the lookback
     the model was trained with, else every row up to max_context (with a warning when the file is longer)."""
     if lookback is not None:
         if lookback < 2:
-            raise KronosError(f"--lookback must be at least 2, got {lookback}")
+            raise KronosError(f"lookback must be at least 2, got {lookback}", setting="lookback")
         if lookback > rows:
             raise KronosError(
-                f"the CSV has {rows} rows, fewer than --lookback {lookback}; lower --lookback or provide more history"
+                f"the bars given are {rows} rows, fewer than lookback {lookback}; lower lookback or give more history",
+                setting="lookback",
             )
         if lookback > max_context:
             log.warning(
@@ -112,11 +115,11 @@ def choose_lookback(rows: int, lookback: int | None, max_context: int, trained_l
                 n,
             )
         else:
-            log.info("using the last %d bars, the lookback the model was trained with (--lookback to change)", n)
+            log.info("using the last %d bars, the lookback the model was trained with (a lookback given changes it)", n)
         return n
     if rows > max_context:
         log.warning(
-            "the CSV has %d bars, more than the model's context of %d: using the last %d (pass --lookback to choose)",
+            "the bars given are %d, more than the model's context of %d: using the last %d (a lookback given chooses)",
             rows,
             max_context,
             max_context,
@@ -149,11 +152,11 @@ def forecast_series(
     of `bars` follow (not just the lookback: the more weekends and holidays, the surer). With `bands` (a
     calibration's, `forecast/calibrated.py`), the close's quantiles are the bands' (`bar_quantiles`)."""
     if pred_len <= 0:
-        raise KronosError(f"--pred-len must be > 0, got {pred_len}")
+        raise KronosError(f"pred_len must be > 0, got {pred_len}", setting="pred_len")
     if samples < 1:
-        raise KronosError(f"--samples must be >= 1, got {samples}")
+        raise KronosError(f"samples must be >= 1, got {samples}", setting="samples")
     if quantiles and samples < 2:
-        log.warning("quantiles from a single sample path equal the mean; use --samples 20 or more")
+        log.warning("quantiles from a single sample path equal the mean; use 20 sample paths or more")
     check_history(len(bars))
     n = choose_lookback(len(bars), lookback, forecaster.max_context, trained_lookback)
     hist = bars.iloc[-n:].reset_index(drop=True)

@@ -45,7 +45,7 @@ class QueueFull(Exception):
     def __init__(self, waiting: int, weight: int, limit: int, retry_after_s: int):
         super().__init__(
             f"the server is busy: {waiting} sample paths are queued and this request adds {weight} "
-            f"(--max-queue {limit}); retry in {retry_after_s} s"
+            f"(the server queues at most {limit}); retry in {retry_after_s} s"
         )
         self.retry_after_s = retry_after_s
 
@@ -187,7 +187,7 @@ class DynamicBatcher(Generic[T, R]):
         except asyncio.TimeoutError:
             self.stats.timed_out += 1
             self._withdraw(pending)
-            raise DeadlineExceeded(f"no answer within {self.timeout_s:g} s (--request-timeout)") from None
+            raise DeadlineExceeded(f"no answer within {self.timeout_s:g} s (the server's request timeout)") from None
         except asyncio.CancelledError:
             self._withdraw(pending)
             raise

@@ -327,7 +327,7 @@ def test_the_model_records_its_context_and_lookback(tmp_path, tiny_pair):
         "cpu",
     )
     assert plain.exit_code == 0
-    assert plain.output.count("the CSV has 300 bars, more than the model's context of 128") == 1
+    assert plain.output.count("the bars given are 300, more than the model's context of 128") == 1
 
 
 @pytest.mark.parametrize("name", list(FORMATS))
