@@ -21,7 +21,7 @@ from kronos_cli.errors import KronosError
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.model.bundle import load_bundle
 from kronos_cli.model.config import DEFAULT_CONTEXT, check_pair
-from kronos_cli.model.engine import BufferPool, generate, path_counts
+from kronos_cli.model.engine import BufferPool, decode_windows, generate, path_counts
 from kronos_cli.model.invariant import batch_invariant
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
@@ -195,33 +195,12 @@ class KronosPredictor:
             )
             shared = (h1, h2, path_counts(sample_count, h1.shape[0], dev)[0]) if use_cache else None
             with batch_invariant():
-                return self._decode(s1, s2, hist, shared).float().cpu().numpy()
+                return decode_windows(self.tokenizer, s1, s2, hist, self.max_context, shared).float().cpu().numpy()
 
     def _pool(self) -> BufferPool:
         if not hasattr(self._local, "pool"):
             self._local.pool = BufferPool()
         return self._local.pool
-
-    def _decode(
-        self, s1: torch.Tensor, s2: torch.Tensor, hist: int, shared: tuple[torch.Tensor, ...] | None = None
-    ) -> torch.Tensor:
-        """The bars of the tokens after `hist`: decoded, as the reference does, from the last max_context tokens;
-        a horizon longer than the context is decoded in consecutive windows of max_context tokens (the
-        reference cannot forecast past its context: it returns max_context bars). With `shared` (each series'
-        history ids and its number of rows), a window's history is decoded once per series, not once per path
-        (`KronosTokenizer.decode_after`)."""
-        pieces, end = [], s1.shape[1]
-        while end > hist:
-            take = min(end - hist, self.max_context)
-            start = max(0, end - self.max_context)
-            if shared is not None and start < hist:
-                h1, h2, repeats = shared
-                prefix = [h1[:, start:], h2[:, start:]]
-                pieces.append(self.tokenizer.decode_after(prefix, [s1[:, hist:end], s2[:, hist:end]], repeats))
-            else:
-                pieces.append(self.tokenizer.decode([s1[:, start:end], s2[:, start:end]], half=True)[:, -take:])
-            end -= take
-        return torch.cat(pieces[::-1], dim=1)
 
     @torch.no_grad()
     def forecast_jobs(

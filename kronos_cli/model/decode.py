@@ -1,4 +1,6 @@
-"""One-token decoding steps laid out for memory-bound work: every weight read once per step, few small ops.
+"""The decode step's layout of a model's weights (`DecodeWeights`) and the cache of sample paths that share a
+history (`PathsKV`). The step itself is the model's own forward pass (`engine.forward_tokens`): these change only
+how its linear maps read their weights, laid out for memory-bound work: every weight read once, few small ops.
 
 A decoding step multiplies each weight matrix by a handful of rows, so its time is the time to read the
 weights plus a fixed cost per op. These bring it near the read time (see benchmarks/bench_forecast.py):
@@ -7,14 +9,13 @@ weights plus a fixed cost per op. These bring it near the read time (see benchma
 - every product is made of products of one shape, a tile of 16 rows times a column block of the weight, each
   on one thread (`invariant.RowBlockLinear`): a row's result does not depend on the other rows of the step
   (what the server's batching needs), and one series' step spreads its blocks over all threads;
-- rotary tables are precomputed, q and k are rotated together, and the fp32 RMSNorm skips its dtype round trip.
+- rotary tables are precomputed for every position of the cache.
 Each output element is still one dot product of the same numbers, so only float rounding can differ from the
 plain layers (well below 1e-5 on the logits, which tests/model/test_engine.py checks).
 """
 
 from __future__ import annotations
 
-import math
 import weakref
 
 import torch
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kronos_cli.model.invariant import RowBlockLinear, block_count
-from kronos_cli.model.layers import LayerKV, RMSNorm
+from kronos_cli.model.layers import LayerKV
 from kronos_cli.model.predictor import Kronos
 
 
@@ -31,14 +32,6 @@ def joined(linears: list[torch.nn.Linear], parts: int) -> RowBlockLinear:
     weight = torch.cat([lin.weight for lin in linears]) if len(linears) > 1 else linears[0].weight
     bias = None if linears[0].bias is None else torch.cat([lin.bias for lin in linears])
     return RowBlockLinear(weight, bias, parts)
-
-
-def _rms(norm: RMSNorm, x: Tensor) -> Tensor:
-    """RMSNorm of fp32 rows in one op (the same arithmetic as the module, tests/model/test_engine.py checks it);
-    other dtypes through the module."""
-    if x.dtype != torch.float32:
-        return norm(x)
-    return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.eps)  # bit for bit the module's fp32 arithmetic
 
 
 class PathsKV(LayerKV):
@@ -80,40 +73,57 @@ class PathsKV(LayerKV):
         out = F.scaled_dot_product_attention(
             self._by_series(q), self.k[:, :, :n], self.v[:, :, :n], attn_mask=self._mask[:, :n]
         )  # (B, H, S, hd)
-        return out.transpose(1, 2).reshape(q.shape[0], -1)
+        return out.transpose(1, 2).reshape(q.shape[0], 1, -1)  # (B*S, 1, H * hd)
 
 
-class _Block:
-    """One transformer block's weights for a one-token step."""
+class FusedBlock:
+    """One transformer block's linear maps for one-token steps, computed from its weights concatenated where
+    they share an input (q|k|v, w1|w3), and the rotary tables of every position up to the cache's length: what
+    `TransformerBlock.forward` takes as `fused`. Same names and results (to float rounding) as the block's."""
 
-    def __init__(self, block, parts: int):
+    def __init__(self, block, parts: int, rope: tuple[Tensor, Tensor]):
         attn, ffn = block.self_attn, block.ffn
-        self.norm1, self.norm2, self.heads = block.norm1, block.norm2, attn.n_heads
-        self.qkv = joined([attn.q_proj, attn.k_proj, attn.v_proj], parts)
-        self.out = joined([attn.out_proj], parts)
-        self.w13 = joined([ffn.w1, ffn.w3], parts)
-        self.w2 = joined([ffn.w2], parts)
+        self.qkv_w = joined([attn.q_proj, attn.k_proj, attn.v_proj], parts)
+        self.out_w = joined([attn.out_proj], parts)
+        self.w13, self.w2 = joined([ffn.w1, ffn.w3], parts), joined([ffn.w2], parts)
+        self.cos, self.sin = rope  # (positions, head_dim)
+
+    def qkv(self, h: Tensor) -> tuple[Tensor, ...]:
+        return self.qkv_w(h).chunk(3, dim=-1)
+
+    def out(self, a: Tensor) -> Tensor:
+        return self.out_w(a)
+
+    def gate_up(self, h: Tensor) -> tuple[Tensor, ...]:
+        return self.w13(h).chunk(2, dim=-1)
+
+    def down(self, z: Tensor) -> Tensor:
+        return self.w2(z)
+
+    def rope(self, start: int, length: int) -> tuple[Tensor, Tensor]:
+        """`RotaryEmbedding.tables(start, length)`, read from the precomputed ones."""
+        return self.cos[start : start + length], self.sin[start : start + length]
 
 
-class _Rope:
-    """cos and signed sin tables (positions, head_dim) of one rotary embedding: x*cos + swap_halves(x)*sin."""
+class FusedDep:
+    """The dependency layer's linear maps for one-token steps (k|v fused), as `DependencyAwareLayer.next_token`
+    and `CrossAttention.project_kv` take them."""
 
-    def __init__(self, inv_freq: Tensor, max_len: int, dtype: torch.dtype):
-        freqs = torch.outer(torch.arange(max_len, device=inv_freq.device).type_as(inv_freq), inv_freq)
-        emb = torch.cat((freqs, freqs), dim=-1)
-        half = inv_freq.shape[0]
-        sin = emb.sin()
-        sin[:, :half] = -sin[:, :half]  # rotate_half(x) = (-x2, x1) = swap_halves(x) * (-1, +1)
-        self.cos, self.sin = emb.cos().to(dtype), sin.to(dtype)
+    def __init__(self, attn, parts: int):
+        self.kv_w, self.q_w, self.out_w = (
+            joined([attn.k_proj, attn.v_proj], parts),
+            joined([attn.q_proj], parts),
+            joined([attn.out_proj], parts),
+        )
 
-    def at(self, pos: int) -> tuple[Tensor, Tensor]:
-        return self.cos[pos], self.sin[pos]
+    def kv(self, hidden: Tensor) -> tuple[Tensor, ...]:
+        return self.kv_w(hidden).chunk(2, dim=-1)
 
-    @staticmethod
-    def rotate(x: Tensor, cos_sin: tuple[Tensor, Tensor]) -> Tensor:
-        """Rotate x (..., head_dim) by one position's tables: -x2*sin equals x2*(-sin) exactly."""
-        swapped = torch.roll(x, x.shape[-1] // 2, dims=-1)  # (x2, x1)
-        return (x * cos_sin[0]).addcmul_(swapped, cos_sin[1])
+    def q(self, x: Tensor) -> Tensor:
+        return self.q_w(x)
+
+    def out(self, a: Tensor) -> Tensor:
+        return self.out_w(a)
 
 
 class DecodeWeights:
@@ -137,55 +147,16 @@ class DecodeWeights:
         return weights
 
     def __init__(self, model: Kronos, max_len: int):
-        dep = model.dep_layer.cross_attn
         c = model.config
-        sizes = [c.d_model, c.ff_dim, 2**c.s1_bits, 2**c.s2_bits]
-        parts = block_count(torch.get_num_threads(), sizes)
-        self.blocks = [_Block(block, parts) for block in model.transformer]
+        parts = block_count(torch.get_num_threads(), [c.d_model, c.ff_dim, 2**c.s1_bits, 2**c.s2_bits])
         dtype = model.transformer[0].self_attn.q_proj.weight.dtype
-        tables = [block.self_attn.rotary.inv_freq for block in model.transformer]
-        if all(torch.equal(t, tables[0]) for t in tables):  # as in every released model: one table for all
-            self.ropes = [_Rope(tables[0], max_len, dtype)] * len(tables)
-        else:
-            self.ropes = [_Rope(t, max_len, dtype) for t in tables]
+        first = model.transformer[0].self_attn.rotary
+        shared = first.tables(0, max_len, dtype)  # every released model: one table for all blocks
+        self.blocks = []
+        for block in model.transformer:
+            rotary = block.self_attn.rotary
+            same = torch.equal(rotary.inv_freq, first.inv_freq)
+            self.blocks.append(FusedBlock(block, parts, shared if same else rotary.tables(0, max_len, dtype)))
         self.fusion = joined([model.embedding.fusion_proj], parts)
-        self.dep_kv, self.dep_q = joined([dep.k_proj, dep.v_proj], parts), joined([dep.q_proj], parts)
-        self.dep_out, self.dep_heads = joined([dep.out_proj], parts), dep.n_heads
+        self.dep = FusedDep(model.dep_layer.cross_attn, parts)
         self.head_s1, self.head_s2 = joined([model.head.proj_s1], parts), joined([model.head.proj_s2], parts)
-
-
-def _heads(x: Tensor, n_heads: int) -> Tensor:
-    """(B, d) -> (B, H, 1, hd)."""
-    return x.view(x.shape[0], n_heads, 1, -1)
-
-
-def step_hidden(model: Kronos, w: DecodeWeights, cache, s1: Tensor, s2: Tensor, stamp: Tensor) -> Tensor:
-    """The normalised hidden state (B, d_model) of one new token per row, appended to `cache`'s layers."""
-    scale = math.sqrt(model.embedding.d_model)
-    e = torch.cat([model.embedding.emb_s1(s1) * scale, model.embedding.emb_s2(s2) * scale], dim=-1)
-    x = w.fusion(e) + model.time_emb(stamp[:, None])[:, 0]  # (B, d_model)
-    b = x.shape[0]
-    pos, last, cos_sin = cache.layers[0].position, None, None
-    for blk, rope, kv in zip(w.blocks, w.ropes, cache.layers):
-        if rope is not last:  # the tables of this position, once for all blocks that share them
-            last, cos_sin = rope, rope.at(pos)
-        qkv = blk.qkv(_rms(blk.norm1, x)).view(b, 3, blk.heads, 1, -1).transpose(0, 1)  # (3, B, H, 1, hd)
-        qk = _Rope.rotate(qkv[:2], cos_sin)
-        kv.append(qk[1], qkv[2])
-        x.add_(blk.out(kv.attention(qk[0])))  # x is this step's own tensor: residuals in place
-        gate, up = blk.w13(_rms(blk.norm2, x)).chunk(2, dim=-1)
-        x.add_(blk.w2(F.silu(gate).mul_(up)))
-    return _rms(model.norm, x)
-
-
-def dep_append(w: DecodeWeights, cache, h: Tensor) -> None:
-    """The dependency layer's keys and values of new hidden states h (B, d_model), appended to its cache."""
-    k, v = w.dep_kv(h).chunk(2, dim=-1)
-    cache.dep.append(_heads(k, w.dep_heads), _heads(v, w.dep_heads))
-
-
-def s2_step_logits(model: Kronos, w: DecodeWeights, cache, s1_next: Tensor) -> Tensor:
-    """s2 logits (B, V2) of the next position given its sampled s1 (B,): a one-token query over the window."""
-    q = _heads(w.dep_q(model.embedding.emb_s1(s1_next)), w.dep_heads)
-    h = cache.h_last + w.dep_out(cache.dep.attention(q))
-    return w.head_s2(_rms(model.dep_layer.norm, h))

@@ -1,28 +1,34 @@
 """Autoregressive token generation: prefill the window once, then decode one token at a time with a KV cache.
 
-The engine knows token ids and time stamps, not prices (see `forecast/predictor.py` for those). A row's
-tokens do not depend on the other rows of its batch (`invariant.py`), given its own sampler (`RowSampler`).
-`generate` also keeps the reference's full-recompute algorithm (`use_cache=False`), which re-runs the whole
-window at every step; the two agree exactly while the history plus the forecast fits in `max_context`. Beyond
-it the reference slides its window, which changes every position's hidden state, so the cached path
-re-prefills the window.
+One step, top to bottom (`forward_tokens`, then `s2_logits`): the tokens' embeddings, every block's pass
+(`layers.TransformerBlock.forward`: attention over the cache, feed-forward), the final norm, the dependency
+layer's keys and values appended, the s1 logits; then, with the s1 drawn, the s2 logits from its one-token query.
+The window's prefill and each decode step are that same pass; the decode step only reads the weights in the
+layout `decode.DecodeWeights` gives them. The engine knows token ids and time stamps, not prices (see
+`forecast/predictor.py` for those). A row's tokens do not depend on the other rows of its batch
+(`invariant.py`), given its own sampler (`RowSampler`). `generate` also keeps the reference's full-recompute
+algorithm (`use_cache=False`, `reference_step`), which re-runs the whole window at every step; the two agree
+exactly while the history plus the forecast fits in `max_context`. Beyond it the reference slides its window,
+which changes every position's hidden state, so the cached path re-prefills the window.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from kronos_cli.errors import KronosError
-from kronos_cli.model.decode import DecodeWeights, PathsKV, dep_append, s2_step_logits, step_hidden
+from kronos_cli.model.decode import DecodeWeights, PathsKV
 from kronos_cli.model.invariant import batch_invariant
 from kronos_cli.model.layers import LayerKV
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.sampling import RowSampler, SamplingParams
+from kronos_cli.model.tokenizer import KronosTokenizer
 
 __all__ = [
     "DecodeWeights",
@@ -30,9 +36,11 @@ __all__ = [
     "RowSampler",
     "SamplingParams",
     "decode_one_token",
+    "decode_windows",
     "generate",
+    "forward_tokens",
     "path_counts",
-    "prefill",
+    "reference_step",
 ]
 
 
@@ -103,47 +111,79 @@ class KVCache:
         return new
 
 
-def prefill(model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor) -> Tensor:
-    """Run tokens (B, T) after the cached ones; returns the s1 logits (B, V1) of the last position."""
-    with batch_invariant():
-        h = model.hidden(s1, s2, stamp, kv=cache.layers)  # (B, T, d_model)
-        cache.dep.append(*model.dep_layer.cross_attn.project_kv(h))
-        cache.h_last = h[:, -1]
-        return model.head(cache.h_last)
+def forward_tokens(
+    model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor, weights: DecodeWeights | None = None
+) -> Tensor:
+    """Append T tokens per row, ids s1 and s2 (B, T) with stamps (B, T, 5), to the cache; returns the s1 logits
+    (B, V1) of the position after the last. The one pass of generation: the window's prefill (the modules'
+    weights, each product batch-invariant) and every one-token decode step (`weights`: the same weights laid out
+    for it, `decode.DecodeWeights`; invariant by construction, so without the per-op dispatch of the context)."""
+    with nullcontext() if weights is not None else batch_invariant():
+        h = model.hidden(s1, s2, stamp, kv=cache.layers, fused=weights)  # (B, T, d_model)
+        cache.dep.append(
+            *model.dep_layer.cross_attn.project_kv(h, None if weights is None else weights.dep)
+        )  # (B, H, T, hd) each
+        cache.h_last = h[:, -1:]  # (B, 1, d_model)
+        return (weights.head_s1 if weights is not None else model.head.proj_s1)(cache.h_last[:, 0])  # (B, V1)
 
 
 def decode_one_token(
     model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor, weights: DecodeWeights | None = None
 ) -> Tensor:
-    """Append one token per row (B,) with its stamp (B, 5); returns the next s1 logits (B, V1)."""
-    if weights is None:
-        return prefill(model, cache, s1[:, None], s2[:, None], stamp[:, None])
-    h = step_hidden(model, weights, cache, s1, s2, stamp)  # (B, d_model)
-    dep_append(weights, cache, h)
-    cache.h_last = h
-    return weights.head_s1(h)
+    """`forward_tokens` of one token per row: ids (B,), stamps (B, 5) -> the next s1 logits (B, V1)."""
+    return forward_tokens(model, cache, s1[:, None], s2[:, None], stamp[:, None], weights)
 
 
 def s2_logits(model: Kronos, cache: KVCache, s1_next: Tensor, weights: DecodeWeights | None = None) -> Tensor:
     """s2 logits (B, V2) of the next position given its sampled s1 (B,): a one-token query over the window."""
-    if weights is not None:
-        return s2_step_logits(model, weights, cache, s1_next)
-    with batch_invariant():
+    with nullcontext() if weights is not None else batch_invariant():
         query = model.embedding.emb_s1(s1_next)[:, None]  # (B, 1, d_model)
-        n = cache.dep.length
-        attn = model.dep_layer.cross_attn.attend(query, cache.dep.k[:, :, :n], cache.dep.v[:, :, :n], causal=False)
-        return model.head.cond_forward(model.dep_layer.norm(cache.h_last[:, None] + attn))[:, 0]
+        x = model.dep_layer.next_token(cache.h_last, query, cache.dep, None if weights is None else weights.dep)
+        return (weights.head_s2 if weights is not None else model.head.proj_s2)(x[:, 0])  # (B, V2)
 
 
-def _full_recompute_step(
-    model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, draw: RowSampler
+def greedy(logits: Tensor) -> Tensor:
+    """The most likely token of each row (B, V) -> (B,): the draw of an exported forecasting program."""
+    return logits.argmax(-1)
+
+
+def reference_step(
+    model: Kronos, s1: Tensor, s2: Tensor, stamp: Tensor, draw: Callable[[Tensor], Tensor]
 ) -> tuple[Tensor, Tensor]:
-    """One step of the reference algorithm: the whole window through the model, logits at every position."""
-    with batch_invariant():
-        s1_logits, context = model.decode_s1(s1, s2, stamp)
-        s1_next = draw(s1_logits[:, -1])
-        s2_all = model.decode_s2(context, s1_next[:, None])
-    return s1_next, draw(s2_all[:, -1])
+    """One step of the reference algorithm: the whole window (B, T) through the model, the next s1 drawn from
+    the last position's logits, then its s2 given it. `generate(use_cache=False)` and the exported program
+    (`export/artifacts.ForecastProgram`) step through this."""
+    s1_logits, context = model.decode_s1(s1, s2, stamp)  # (B, T, V1), (B, T, d_model)
+    s1_next = draw(s1_logits[:, -1])  # (B,)
+    return s1_next, draw(model.decode_s2(context, s1_next[:, None])[:, -1])
+
+
+def decode_windows(
+    tokenizer: KronosTokenizer,
+    s1: Tensor,
+    s2: Tensor,
+    hist: int,
+    max_context: int,
+    shared: tuple[Tensor, Tensor, int | Tensor] | None = None,
+) -> Tensor:
+    """The bars (B, P, 6) of the tokens after `hist` in s1, s2 (B, hist + P): decoded, as the reference does, from
+    the last max_context tokens; a horizon longer than the context is decoded in consecutive windows of
+    max_context tokens (the reference cannot forecast past its context: it returns max_context bars). With
+    `shared` (each series' history ids and its number of rows), a window's history is decoded once per series,
+    not once per path (`KronosTokenizer.decode_after`)."""
+    pieces, end = [], s1.shape[1]
+    while end > hist:
+        take = min(end - hist, max_context)
+        start = max(0, end - max_context)
+        if shared is not None and start < hist:
+            h1, h2, repeats = shared
+            pieces.append(
+                tokenizer.decode_after([h1[:, start:], h2[:, start:]], [s1[:, hist:end], s2[:, hist:end]], repeats)
+            )
+        else:
+            pieces.append(tokenizer.decode([s1[:, start:end], s2[:, start:end]], half=True)[:, -take:])
+        end -= take
+    return torch.cat(pieces[::-1], dim=1)
 
 
 def path_counts(sample_count: int | Sequence[int], batch: int, device: torch.device) -> tuple[int | Tensor, int]:
@@ -187,7 +227,7 @@ class _Rollout:
             room = prefix + (capacity - prefix) * repeats if share else capacity
             self.cache = KVCache.allocate(self.model, s1.shape[0], room, self.pool)
             self.held += self.cache.tensors()
-            self.logits = prefill(self.model, self.cache, s1[:, start:], s2[:, start:], stamp[:, start:cur])
+            self.logits = forward_tokens(self.model, self.cache, s1[:, start:], s2[:, start:], stamp[:, start:cur])
             if self.s1.shape[0] != s1.shape[0]:
                 if share:
                     self.cache = self.cache.share(repeats)
@@ -201,7 +241,7 @@ class _Rollout:
                 self.cache = KVCache.allocate(self.model, self.s1.shape[0], capacity, self.pool)
                 self.held += self.cache.tensors()
             self.cache.reset()
-            self.logits = prefill(
+            self.logits = forward_tokens(
                 self.model, self.cache, self.s1[:, start:cur], self.s2[:, start:cur], self.stamps[:, start:cur]
             )
         s1_next = self.draw(self.logits)
@@ -242,7 +282,8 @@ def generate(
         raise ValueError(f"the sampler covers {draw.rows} rows, the batch has {rows}")
     seq_s1, seq_s2 = s1.new_empty(rows, total), s2.new_empty(rows, total)
     seq_s1[:, :hist], seq_s2[:, :hist] = s1.repeat_interleave(repeats, 0), s2.repeat_interleave(repeats, 0)
-    plain = isinstance(model.transformer[0].self_attn.q_proj.weight, torch.Tensor)  # not an int8-quantised copy
+    # an int8 copy's weights are packed (quantize_dynamic) or tensor subclasses (torchao): they keep their modules
+    plain = type(model.transformer[0].self_attn.q_proj.weight) in (torch.Tensor, torch.nn.Parameter)
     fused = use_cache and not model.training and plain
     roll = _Rollout(
         model,
@@ -251,6 +292,7 @@ def generate(
         stamp.repeat_interleave(repeats, 0),
         max_context,
         draw,
+        # rotary tables for the next power of two of positions: windows of nearby lengths share one layout
         DecodeWeights.of(model, min(max_context, 1 << (total - 1).bit_length())) if fused else None,
         pool or BufferPool(),
     )
@@ -260,9 +302,10 @@ def generate(
             s1_next, s2_next = roll.cached_step(cur, i + 1 == pred_len, (s1, s2, stamp), repeats)
         else:
             start = max(0, cur - max_context)
-            s1_next, s2_next = _full_recompute_step(
-                model, seq_s1[:, start:cur], seq_s2[:, start:cur], roll.stamps[:, start:cur], draw
-            )
+            with batch_invariant():
+                s1_next, s2_next = reference_step(
+                    model, seq_s1[:, start:cur], seq_s2[:, start:cur], roll.stamps[:, start:cur], draw
+                )
         seq_s1[:, cur], seq_s2[:, cur] = s1_next, s2_next
         if progress is not None:
             progress(i + 1, pred_len)

@@ -65,6 +65,8 @@ class RowBlockLinear:
         self.bias_blocks = None if bias is None else bias.view(parts, -1)
 
     def __call__(self, x: Tensor) -> Tensor:
+        if x.dim() != 2:  # (..., in): the rows of every leading index, (B, 1, in) in a one-token step
+            return self(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], -1)
         if not _eligible(x, self.weight):  # CUDA, autocast, other dtypes: their own kernel, one call
             return F.linear(x, self.weight, self.bias)
         rows = x.shape[0]

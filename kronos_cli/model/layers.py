@@ -14,11 +14,16 @@ from kronos_cli.calendar import STAMP_COLUMNS, STAMP_SIZES
 
 
 class KVSlot(Protocol):
-    """What an attention layer needs from a cache: its current length and a way to append keys/values."""
+    """A layer's cache as attention uses it: the next token's position, appending keys/values, attending."""
 
     length: int
 
+    @property
+    def position(self) -> int: ...
+
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
+
+    def attention(self, q: Tensor) -> Tensor: ...
 
 
 class LayerKV:
@@ -44,9 +49,14 @@ class LayerKV:
         return self.k[:, :, :end], self.v[:, :, :end]
 
     def attention(self, q: Tensor) -> Tensor:
-        """One query per row, q (rows, H, 1, head_dim), over every cached key -> (rows, H * head_dim)."""
-        n = self.length
-        return F.scaled_dot_product_attention(q, self.k[:, :, :n], self.v[:, :, :n]).reshape(q.shape[0], -1)
+        """Queries of the last T cached positions, q (B, H, T, head_dim), over every cached key -> (B, T, H *
+        head_dim): causal when the queries are all of them, each seeing the positions up to its own otherwise."""
+        n, t = self.length, q.shape[-2]
+        k, v = self.k[:, :, :n], self.v[:, :, :n]
+        if t == n:
+            return _merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=True))
+        mask = None if t == 1 else torch.ones(t, n, dtype=torch.bool, device=q.device).tril(n - t)
+        return _merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
 
     def repeat_interleave(self, n: int | Tensor, take: Callable[[tuple, Tensor], Tensor] | None = None) -> LayerKV:
         """Each row's keys and values repeated n times (row i becomes rows i*n .. i*n+n-1); n may vary per row.
@@ -71,13 +81,17 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dtype == torch.float32 and not torch.is_grad_enabled():
+            # One op instead of five, bit for bit the formula below (tests/model/test_engine.py); its backward
+            # is not the formula's, so training differentiates the formula.
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
         xf = x.float()  # normalise in float32 whatever the activation dtype
         out = xf * torch.rsqrt(torch.mean(xf * xf, dim=-1, keepdim=True) + self.eps)
         return out.type_as(x) * self.weight
 
 
 class FeedForward(nn.Module):
-    """SwiGLU feed-forward without biases."""
+    """SwiGLU feed-forward without biases: w2(silu(w1 x) * w3 x), computed by `TransformerBlock.forward`."""
 
     def __init__(self, d_model: int, ff_dim: int, dropout_p: float = 0.0):
         super().__init__()
@@ -86,26 +100,33 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(ff_dim, d_model, bias=False)
         self.ffn_dropout = nn.Dropout(dropout_p)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.ffn_dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
-
 
 class RotaryEmbedding(nn.Module):
-    """Rotary position embedding; `inv_freq` is persistent so it appears in the state dict."""
+    """Rotary position embedding; `inv_freq` is persistent so it appears in the state dict.
+
+    The one rotation of the package: x * cos + rotate_half(x) * sin, written as x * cos + roll(x) * signed_sin
+    (rotate_half(x) = (-x2, x1) = roll(x) * (-1, +1), and -x2 * sin equals x2 * (-sin) exactly). Training,
+    windows and the decode step (`decode.FusedBlock` keeps the tables of every position) rotate through it."""
 
     def __init__(self, head_dim: int):
         super().__init__()
         inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
         self.register_buffer("inv_freq", inv_freq)
 
-    def rotate(self, x: Tensor, start: int = 0) -> Tensor:
-        """Rotate x (B, H, T, head_dim) as if its positions were start..start+T-1."""
-        t = torch.arange(start, start + x.shape[-2], device=x.device).type_as(self.inv_freq)
+    def tables(self, start: int, length: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """cos and signed sin (length, head_dim) of positions start .. start + length - 1."""
+        t = torch.arange(start, start + length, device=self.inv_freq.device).type_as(self.inv_freq)
         freqs = torch.outer(t, self.inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
-        x1, x2 = x.chunk(2, dim=-1)
-        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+        sin = emb.sin()
+        sin[:, : self.inv_freq.shape[0]] *= -1
+        return emb.cos().to(dtype), sin.to(dtype)
+
+    @staticmethod
+    def rotate(x: Tensor, cos_sin: tuple[Tensor, Tensor]) -> Tensor:
+        """x (..., T, head_dim) rotated by the tables of its T positions (T, head_dim)."""
+        swapped = torch.roll(x, x.shape[-1] // 2, dims=-1)  # (x2, x1)
+        return x * cos_sin[0] + swapped * cos_sin[1]  # not addcmul: its fused multiply-add rounds otherwise
 
 
 def _split_heads(x: Tensor, n_heads: int) -> Tensor:
@@ -133,31 +154,21 @@ def _attention_parts(
 
 
 class SelfAttention(nn.Module):
-    """Causal multi-head self-attention with RoPE; optionally appends to a KV cache slot."""
+    """Causal multi-head self-attention with RoPE: the parameters, and attention over new tokens (the block's
+    forward computes their projections)."""
 
     def __init__(self, d_model: int, n_heads: int, attn_dropout_p: float = 0.0, resid_dropout_p: float = 0.0):
         super().__init__()
         _attention_parts(self, d_model, n_heads, attn_dropout_p, resid_dropout_p)
 
-    def forward(self, x: Tensor, kv: KVSlot | None = None) -> Tensor:
-        q = _split_heads(self.q_proj(x), self.n_heads)
-        k = _split_heads(self.k_proj(x), self.n_heads)
-        v = _split_heads(self.v_proj(x), self.n_heads)
-        start = 0 if kv is None else kv.length
-        q, k = self.rotary.rotate(q, start), self.rotary.rotate(k, start)
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, kv: KVSlot | None = None) -> Tensor:
+        """Rotated q, k and v (B, H, T, hd) of T new tokens -> (B, T, d): causal over themselves, and with `kv`
+        over its cached tokens before them too (k and v are appended to it)."""
         if kv is not None:
-            k, v = kv.append(k, v)
-        t_q, t_k = q.shape[-2], k.shape[-2]
-        mask = None
-        if t_q == t_k:
-            causal = True
-        else:  # queries are the last t_q positions of t_k keys
-            causal = False
-            if t_q > 1:
-                mask = torch.ones(t_q, t_k, dtype=torch.bool, device=x.device).tril(t_k - t_q)
+            kv.append(k, v)
+            return kv.attention(q)
         dropout = self.attn_dropout_p if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
-        return self.resid_dropout(self.out_proj(_merge_heads(out)))
+        return _merge_heads(F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True))
 
 
 class CrossAttention(nn.Module):
@@ -171,20 +182,33 @@ class CrossAttention(nn.Module):
         super().__init__()
         _attention_parts(self, d_model, n_heads, attn_dropout_p, resid_dropout_p)
 
-    def project_kv(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
-        """Keys and values (B, H, T, hd) of hidden states, unrotated (what a one-token query sees)."""
-        return _split_heads(self.k_proj(hidden), self.n_heads), _split_heads(self.v_proj(hidden), self.n_heads)
+    def kv(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """The key and value projections (B, T, d) of hidden states (`decode.FusedDep.kv` fuses them)."""
+        return self.k_proj(hidden), self.v_proj(hidden)
+
+    def project_kv(self, hidden: Tensor, fused=None) -> tuple[Tensor, Tensor]:
+        """Keys and values (B, H, T, hd) of hidden states, unrotated (what a one-token query sees); `fused`: the
+        decode step's layout of the same weights."""
+        k, v = (fused or self).kv(hidden)
+        return _split_heads(k, self.n_heads), _split_heads(v, self.n_heads)
 
     def attend(self, query: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
         q = _split_heads(self.q_proj(query), self.n_heads)
         if q.shape[-2] > 1:
             if q.shape[-2] != k.shape[-2]:
                 raise ValueError("cross-attention needs a one-token query or as many queries as keys")
-            q, k = self.rotary.rotate(q), self.rotary.rotate(k)
+            tables = self.rotary.tables(0, q.shape[-2], q.dtype)
+            q, k = self.rotary.rotate(q, tables), self.rotary.rotate(k, tables)
         # A one-token query sits at position 0: its rotation is the identity, for q and k alike.
         dropout = self.attn_dropout_p if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal and q.shape[-2] > 1)
         return self.resid_dropout(self.out_proj(_merge_heads(out)))
+
+    def q(self, x: Tensor) -> Tensor:
+        return self.q_proj(x)
+
+    def out(self, a: Tensor) -> Tensor:
+        return self.out_proj(a)
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, causal: bool = False) -> Tensor:
         k = _split_heads(self.k_proj(key), self.n_heads)
@@ -210,9 +234,32 @@ class TransformerBlock(nn.Module):
         self.norm2 = RMSNorm(d_model)
         self.ffn = FeedForward(d_model, ff_dim, ffn_dropout_p)
 
-    def forward(self, x: Tensor, kv: KVSlot | None = None) -> Tensor:
-        x = x + self.self_attn(self.norm1(x), kv)
-        return x + self.ffn(self.norm2(x))
+    def forward(self, x: Tensor, kv: KVSlot | None = None, fused=None) -> Tensor:
+        """x (B, T, d) -> (B, T, d): the one pass of a block, for training, windows and one-token steps alike.
+        With `kv` the T tokens continue its cached ones; `fused` (`decode.FusedBlock`) is the decode step's
+        layout of this block's weights and rotary tables, which computes the same linear maps as the modules."""
+        attn, lin = self.self_attn, fused or self
+        q, k, v = (_split_heads(t, attn.n_heads) for t in lin.qkv(self.norm1(x)))  # (B, H, T, hd) each
+        start, t = (0 if kv is None else kv.position), x.shape[1]
+        tables = attn.rotary.tables(start, t, q.dtype) if fused is None else fused.rope(start, t)
+        a = attn.attend(attn.rotary.rotate(q, tables), attn.rotary.rotate(k, tables), v, kv)  # (B, T, d)
+        x = x + attn.resid_dropout(lin.out(a))
+        gate, up = lin.gate_up(self.norm2(x))  # (B, T, ff_dim) each
+        return x + self.ffn.ffn_dropout(lin.down(F.silu(gate) * up))
+
+    # The block's linear maps, by its modules; `decode.FusedBlock` computes them from concatenated weights.
+    def qkv(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a = self.self_attn
+        return a.q_proj(h), a.k_proj(h), a.v_proj(h)
+
+    def out(self, a: Tensor) -> Tensor:
+        return self.self_attn.out_proj(a)
+
+    def gate_up(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self.ffn.w1(h), self.ffn.w3(h)
+
+    def down(self, z: Tensor) -> Tensor:
+        return self.ffn.w2(z)
 
 
 class HierarchicalEmbedding(nn.Module):
@@ -225,9 +272,11 @@ class HierarchicalEmbedding(nn.Module):
         self.emb_s2 = nn.Embedding(2**s2_bits, d_model)
         self.fusion_proj = nn.Linear(2 * d_model, d_model)
 
-    def forward(self, s1_ids: Tensor, s2_ids: Tensor) -> Tensor:
+    def forward(self, s1_ids: Tensor, s2_ids: Tensor, fusion=None) -> Tensor:
+        """(B, T) ids -> (B, T, d); `fusion`: the decode step's layout of `fusion_proj`."""
         scale = math.sqrt(self.d_model)
-        return self.fusion_proj(torch.cat([self.emb_s1(s1_ids) * scale, self.emb_s2(s2_ids) * scale], dim=-1))
+        e = torch.cat([self.emb_s1(s1_ids) * scale, self.emb_s2(s2_ids) * scale], dim=-1)  # (B, T, 2d)
+        return (fusion or self.fusion_proj)(e)
 
 
 class FixedEmbedding(nn.Module):
@@ -277,6 +326,15 @@ class DependencyAwareLayer(nn.Module):
 
     def forward(self, hidden: Tensor, sibling_embed: Tensor, causal: bool) -> Tensor:
         return self.norm(hidden + self.cross_attn(sibling_embed, hidden, hidden, causal=causal))
+
+    def next_token(self, h_last: Tensor, s1_embed: Tensor, kv: KVSlot, fused=None) -> Tensor:
+        """`forward` for one new token per row: the last hidden state h_last (B, 1, d) and the embedding of its
+        sampled s1 (B, 1, d), whose query attends to the window's cached keys and values -> (B, 1, d). A
+        one-token query sits at position 0: its rotation is the identity. `fused`: `decode.FusedDep`."""
+        attn = self.cross_attn
+        lin = fused or attn
+        q = _split_heads(lin.q(s1_embed), attn.n_heads)  # (B, H, 1, hd)
+        return self.norm(h_last + attn.resid_dropout(lin.out(kv.attention(q))))
 
 
 class DualHead(nn.Module):

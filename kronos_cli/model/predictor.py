@@ -52,15 +52,22 @@ class Kronos(PretrainedMixin, nn.Module):
             nn.init.normal_(module.weight, mean=0, std=self.d_model**-0.5)
 
     def hidden(
-        self, s1_ids: Tensor, s2_ids: Tensor, stamp: Tensor | None = None, kv: Sequence[KVSlot] | None = None
+        self,
+        s1_ids: Tensor,
+        s2_ids: Tensor,
+        stamp: Tensor | None = None,
+        kv: Sequence[KVSlot] | None = None,
+        fused=None,
     ) -> Tensor:
-        """Normalised hidden states (B, T, d_model); with `kv`, the tokens continue the cached ones."""
-        x = self.embedding(s1_ids, s2_ids)
+        """Normalised hidden states (B, T, d_model) of tokens (B, T) and their stamps (B, T, 5); with `kv`, the
+        tokens continue the cached ones. `fused` (`decode.DecodeWeights`): the decode step's layout of these
+        weights, the same linear maps."""
+        x = self.embedding(s1_ids, s2_ids, None if fused is None else fused.fusion)  # (B, T, d_model)
         if stamp is not None:
             x = x + self.time_emb(stamp)
         x = self.token_drop(x)
         for i, layer in enumerate(self.transformer):
-            x = layer(x, None if kv is None else kv[i])
+            x = layer(x, None if kv is None else kv[i], None if fused is None else fused.blocks[i])
         return self.norm(x)
 
     def forward(

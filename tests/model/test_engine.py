@@ -34,14 +34,14 @@ def test_cached_equals_full_recompute_greedy(tiny_pair, hist, pred, max_context)
 def test_cached_logits_match_full_window_to_1e5(tiny_pair, fused):
     """Not just the argmax: the next-token logits of the cache equal a fresh pass over the window, whether the
     decode step runs its own tiled products or the modules'."""
-    from kronos_cli.model.engine import DecodeWeights, KVCache, decode_one_token, prefill
+    from kronos_cli.model.engine import DecodeWeights, KVCache, decode_one_token, forward_tokens
 
     _, model = tiny_pair
     s1, s2, stamp = _history(2, 24, 1)
     cache = KVCache.allocate(model, 2, 24)
     weights = DecodeWeights(model, 24) if fused else None
     with torch.no_grad():
-        prefill(model, cache, s1[:, :20], s2[:, :20], stamp[:, :20])
+        forward_tokens(model, cache, s1[:, :20], s2[:, :20], stamp[:, :20])
         for t in range(20, 24):
             logits = decode_one_token(model, cache, s1[:, t], s2[:, t], stamp[:, t], weights)
         full = model.decode_s1(s1, s2, stamp[:, :24])[0][:, -1]
@@ -90,7 +90,7 @@ def test_decode_layout_is_reused_until_the_weights_change(tiny_pair):
         model.head.proj_s1.weight.mul_(-1.0)
         q.mul_(2.0)
     changed = DecodeWeights.of(model, 64)
-    assert torch.equal(changed.blocks[0].qkv.weight[: q.shape[0]], q)  # the concatenated copy is fresh
+    assert torch.equal(changed.blocks[0].qkv_w.weight[: q.shape[0]], q)  # the concatenated copy is fresh
     cached = generate(model, s1, s2, stamp, 6, 64, params=GREEDY)
     full = generate(model, s1, s2, stamp, 6, 64, params=GREEDY, use_cache=False)
     assert torch.equal(cached[0], full[0]) and not torch.equal(cached[0], before[0])
@@ -98,14 +98,33 @@ def test_decode_layout_is_reused_until_the_weights_change(tiny_pair):
     assert DecodeWeights.of(model, 64) is not changed
 
 
-def test_decode_step_rms_norm_is_the_modules_arithmetic():
-    from kronos_cli.model.decode import _rms
+def test_rms_norm_without_gradients_is_the_formula_bit_for_bit():
+    """Inference takes `F.rms_norm` (one op), training the formula autograd differentiates: the same bits."""
     from kronos_cli.model.layers import RMSNorm
 
     norm = RMSNorm(64)
     torch.nn.init.normal_(norm.weight)
-    x = torch.randn(7, 64) * 3
-    assert torch.equal(_rms(norm, x), norm(x))
+    x = torch.randn(7, 3, 64) * 3
+    with torch.no_grad():
+        fast = norm(x)
+    assert torch.equal(fast, norm(x))  # grad enabled: the formula
+
+
+def test_one_block_pass_serves_windows_and_fused_steps(tiny_pair):
+    """The decode step is the block's own forward with its linear maps fused: the hidden state of a token
+    appended one at a time equals the window's to float rounding, the rotation included."""
+    from kronos_cli.model.engine import DecodeWeights, KVCache, forward_tokens
+
+    _, model = tiny_pair
+    s1, s2, stamp = _history(3, 12, 1)
+    with torch.no_grad():
+        window = model.hidden(s1, s2, stamp[:, :12])
+        cache = KVCache.allocate(model, 3, 12)
+        forward_tokens(model, cache, s1[:, :8], s2[:, :8], stamp[:, :8])
+        weights = DecodeWeights(model, 12)
+        for t in range(8, 12):
+            forward_tokens(model, cache, s1[:, t : t + 1], s2[:, t : t + 1], stamp[:, t : t + 1], weights)
+            torch.testing.assert_close(cache.h_last[:, 0], window[:, t], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("parts", [2, 3, 4])
