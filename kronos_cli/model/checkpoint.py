@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+HUB_FILES = [CONFIG_NAME, WEIGHTS_NAME, "*.md"]  # what a checkpoint on the Hub is downloaded with
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -52,7 +53,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 
 def _download(repo_id: str) -> Path:
     try:
-        local = snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md"])
+        local = snapshot_download(repo_id, allow_patterns=HUB_FILES)
     except Exception as exc:  # offline, unknown repo, gated repo, no space...
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         reason = type(exc).__name__
