@@ -1,6 +1,8 @@
 """`kronos backtest` end to end on the default synthetic market with tiny random models (CPU, 2 cores).
 
-Target: under 2 minutes. Also prints forecast windows/s of the cached engine against the reference's
+Target: under 2 minutes. Then the same backtest with capacity levels (1e6 .. 1e10) and cost multipliers (0, 1,
+2, 4x), its forecasts from the cache: each extra level's time as a share of the first full backtest's (target:
+under 15%), and the two tables. Also prints forecast windows/s of the cached engine against the reference's
 full-recompute path on the same test windows (first 256), measured in the same run.
 
 With `--nproc N`: forecasting at scale. The same test windows (`--windows`, evenly spread) are forecast by one
@@ -32,6 +34,7 @@ from kronos_cli.data.synthetic import write_market
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.model import Kronos, KronosTokenizer
 
+DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 PAIRS = {"tiny": ("tokenizer-tiny", "tiny"), "small": ("tokenizer-base", "small")}
 
 
@@ -96,6 +99,39 @@ def scaling(nproc: int, preset: str, windows: int) -> None:
         )
 
 
+def levels(cfg, tmp: Path, first: float) -> None:
+    """Capacity and cost levels of the same backtest (forecasts from the cache the first run filled): each level's
+    time over the first full backtest's (target: under 15%), and the tables."""
+    from kronos_cli.tables import render_text
+
+    base = cfg.backtest.account
+    capital = ",".join(f"{base * 10.0**k:g}" for k in range(-2, 3))
+    extra = [f"backtest.capacity=[{capital}]", "backtest.cost_multipliers=[0,1,2,4]"]
+    again = _demo(tmp, *extra)
+    t = time.perf_counter()
+    result = run_backtest(again, str(tmp / "tok"), str(tmp / "model"), "cpu")
+    total = time.perf_counter() - t
+    s = result.sensitivity
+    reruns = [x for x in s.capacity + s.costs if x.seconds > 0]  # the backtest's own level is not rerun
+    for kind, rows in (("capital", s.capacity), ("costs x", s.costs)):
+        for x in rows:
+            own = " (the backtest's own run, reused)" if x.seconds == 0 else ""
+            print(f"  {kind} {x.value:g}: {x.seconds:.2f} s = {x.seconds / first:.1%} of the first backtest{own}")
+    worst = max(x.seconds for x in reruns)
+    print(
+        f"{len(reruns)} extra levels, Qlib portfolio simulation only ({result.reused_forecasts:,} of "
+        f"{result.signals:,} forecasts from the cache): at most {worst:.2f} s each = {worst / first:.1%} of the first "
+        f"full backtest's {first:.1f} s (target < 15%); the whole rerun with its levels {total:.1f} s"
+    )
+    print(render_text(s.tables()))
+
+
+def _demo(tmp: Path, *extra: str):
+    """configs/demo.yaml (the demo's market, splits and backtest) with its paths under `tmp`."""
+    paths = [f"data.provider_uri={tmp / 'market'}", f"data.dataset_path={tmp / 'ds'}", f"output_dir={tmp / 'out'}"]
+    return config.load(DEMO, [*paths, *extra])
+
+
 def main() -> None:
     import argparse
 
@@ -109,11 +145,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        market = write_market(tmp / "market")
-        cfg = config.load(
-            None,
-            [f"data.provider_uri={market}", f"data.dataset_path={tmp / 'ds'}", f"output_dir={tmp / 'out'}", *SPLITS],
-        )
+        write_market(tmp / "market")
+        cfg = _demo(tmp)
         prepare(cfg)
         tok, model = KronosTokenizer.from_preset("tokenizer-tiny"), Kronos.from_preset("tiny")
         tok.save_pretrained(tmp / "tok")
@@ -122,10 +155,12 @@ def main() -> None:
         result = run_backtest(cfg, str(tmp / "tok"), str(tmp / "model"), "cpu")
         elapsed = time.perf_counter() - t
         print(
-            f"kronos backtest, default synthetic market, tiny preset, {result.signal_days:,} test signal days x "
+            f"kronos backtest, the demo's market and config (configs/demo.yaml), tiny untrained preset, "
+            f"{result.signals:,} test signals x "
             f"{cfg.backtest.sample_count} samples, 4 Qlib backtests: {elapsed:.1f} s "
             f"({elapsed / 120:.2f} of the 120 s target)"
         )
+        levels(cfg, tmp, elapsed)
 
         ds = WindowDataset(cfg.data.dataset_path, "test")
         x, stamp = ds.__getitems__(np.arange(256))

@@ -5,13 +5,15 @@ return."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
 from kronos_cli.backtest import qlib_backtest
 from kronos_cli.backtest.annualization import BarsAYear
-from kronos_cli.backtest.markets import market_rules
+from kronos_cli.backtest.fills import Fills
+from kronos_cli.backtest.markets import MarketRules, market_rules
 from kronos_cli.backtest.single import Costs, sign_strategy
 from kronos_cli.config import Config
 from kronos_cli.errors import KronosError
@@ -33,6 +35,26 @@ class Portfolios:
     bench_stats: dict[str, float]
     backtest_range: list[str]
     notes: list[str]
+    fills: dict[str, Fills]  # signal -> orders filled, in part, refused
+
+
+Run = Callable[[pd.Series, MarketRules, float], tuple[pd.DataFrame, pd.DataFrame, Fills]]
+
+
+@dataclass
+class Simulator:
+    """One signal's portfolio over the backtest range, with given market rules (costs) and capital: `run(signal,
+    rules, account)` gives the bar report, the positions and the fills. Built once; every signal and every
+    capacity or cost level of a backtest runs through it."""
+
+    strategy: str
+    rules: str  # in words
+    benchmark: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    notes: list[str]
+    run: Run
+    series: str | None = None  # one series traded on its sign (no volume cap or impact: capacity does not apply)
 
 
 def widest_pool(keys: pd.MultiIndex) -> int:
@@ -64,68 +86,78 @@ def one_series(cfg: Config, keys: pd.MultiIndex, start: pd.Timestamp, end: pd.Ti
     return None
 
 
-def trade(
-    cfg: Config, indexed: pd.DataFrame, bench: str, year: BarsAYear, progress: Progress | None = None
-) -> Portfolios:
-    """Every signal's portfolio over the backtest range, scored with `year` and `backtest.accumulation`."""
+def simulator(cfg: Config, indexed: pd.DataFrame, bench: str) -> Simulator:
+    """TopkDropout through Qlib's exchange over the backtest range, or the sign strategy on one series."""
     b = cfg.backtest
     start, end, notes = qlib_backtest.trading_range(cfg, indexed.index.get_level_values("datetime").unique())
     series = one_series(cfg, indexed.index, start, end)
     if series is not None:
-        run, strategy, rules, bench, extra = _sign_runner(cfg, series, start, end)
-    else:
-        strategy, rules = TOPK, f"Qlib's TopkDropout: topk {b.topk}, n_drop {b.n_drop}, hold_thresh {b.hold_thresh}"
-        extra = []
+        return _sign_simulator(cfg, series, start, end, notes)
+    market = qlib_backtest.QlibMarket(cfg, start, end, bench)
+    rules = f"Qlib's TopkDropout: topk {b.topk}, n_drop {b.n_drop}, hold_thresh {b.hold_thresh}"
+    return Simulator(TOPK, rules, bench, start, end, notes, market.run)
 
-        def run(signal: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-            return qlib_backtest.run_topk_dropout(cfg, signal, start, end, bench)
 
-    stats, bars, positions = {}, {}, []
+def trade(
+    cfg: Config,
+    indexed: pd.DataFrame,
+    bench: str,
+    year: BarsAYear,
+    progress: Progress | None = None,
+    sim: Simulator | None = None,
+) -> Portfolios:
+    """Every signal's portfolio with the market's rules and `backtest.account`, scored with `year` and
+    `backtest.accumulation`, through `sim` (built here when None)."""
+    b, rules = cfg.backtest, market_rules(cfg)
+    sim = sim or simulator(cfg, indexed, bench)
+    stats, bars, positions, fills, notes = {}, {}, [], {}, list(sim.notes)
     for i, name in enumerate(b.signals):
         if progress:
-            progress(i, len(b.signals), f"{strategy} backtest of {name}")
-        report, held = run(indexed[name])
+            progress(i, len(b.signals), f"{sim.strategy} backtest of {name}")
+        report, held, fills[name] = sim.run(indexed[name], rules, b.account)
         stats[name] = score(report, year, b.accumulation)
         bars[name] = pd.DataFrame({c: report[c] for c in ("return", "cost", "bench", "turnover")})
         positions.append(held.assign(signal=name))
-        notes += [w for w in [cost_warning(name, stats[name], strategy)] if w]
+        notes += [w for w in [cost_warning(name, stats[name], sim.strategy)] if w]
     if progress:
-        progress(len(b.signals), len(b.signals), f"{strategy} backtests done")
+        progress(len(b.signals), len(b.signals), f"{sim.strategy} backtests done")
     bench_bars = next(iter(bars.values()))["bench"] if bars else pd.Series(dtype=float)
     return Portfolios(
-        strategy=strategy,
-        rules=rules,
-        benchmark=bench,
+        strategy=sim.strategy,
+        rules=sim.rules,
+        benchmark=sim.benchmark,
         stats=stats,
         bars=bars,
         positions=pd.concat(positions, ignore_index=True) if positions else pd.DataFrame(),
         bench_stats=portfolio_stats(bench_bars, periods=year.bars, accumulation=b.accumulation),
-        backtest_range=[qlib_backtest.stamp(start), qlib_backtest.stamp(end)],
-        notes=notes + extra,
+        backtest_range=[qlib_backtest.stamp(sim.start), qlib_backtest.stamp(sim.end)],
+        notes=notes,
+        fills=fills,
     )
 
 
-def _sign_runner(cfg: Config, name: str, start: pd.Timestamp, end: pd.Timestamp):
-    """The sign strategy on one series, its name and rules, its benchmark (buy and hold) and a note when a
+def _sign_simulator(cfg: Config, name: str, start: pd.Timestamp, end: pd.Timestamp, notes: list[str]) -> Simulator:
+    """The sign strategy on one series, its rules in words, buy and hold as its benchmark, and a note when a
     configured benchmark is left unused."""
-    b, rules = cfg.backtest, market_rules(cfg)
+    b, short = cfg.backtest, market_rules(cfg).short
     prices = qlib_backtest.series_prices(cfg, name, start, end)
-    costs = Costs(rules.open_cost, rules.close_cost, rules.min_cost, b.account)
-    strategy = f"long/{'short' if rules.short else 'flat'} on the forecast's sign"
+    strategy = f"long/{'short' if short else 'flat'} on the forecast's sign"
     words = (
         f"one series ({name}): long when the signal of the bar before is above zero, "
-        f"{'short' if rules.short else 'flat'} below it (backtest.short), traded at the {b.deal_price} and held "
-        f"until the sign changes; simulated bar by bar with the market's costs, fractional amounts and no price "
-        f"limit, as TopkDropout has nothing to rank in one series"
+        f"{'short' if short else 'flat'} below it (backtest.short), traded at the {b.deal_price} and held "
+        f"until the sign changes; simulated bar by bar with the market's costs, fractional amounts, no price "
+        f"limit, volume cap or impact, as TopkDropout has nothing to rank in one series"
     )
-    extra = [f"backtest.benchmark {b.benchmark} is not used: one series is compared with its buy and hold"]
+    if b.benchmark:
+        notes = [*notes, f"backtest.benchmark {b.benchmark} is not used: one series is compared with its buy and hold"]
 
-    def run(signal: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def run(signal: pd.Series, rules: MarketRules, account: float) -> tuple[pd.DataFrame, pd.DataFrame, Fills]:
         mine = signal.xs(name, level="instrument")  # other symbols may have signals outside the range
-        report, held = sign_strategy(mine, prices, b.deal_price, costs, rules.short)
-        return report, held.assign(instrument=name)[["datetime", "instrument", "amount", "weight"]]
+        costs = Costs(rules.open_cost, rules.close_cost, rules.min_cost, account)
+        report, held, fills = sign_strategy(mine, prices, b.deal_price, costs, rules.short)
+        return report, held.assign(instrument=name)[["datetime", "instrument", "amount", "weight"]], fills
 
-    return run, strategy, words, f"buy and hold {name}", extra if b.benchmark else []
+    return Simulator(strategy, words, f"buy and hold {name}", start, end, notes, run, series=name)
 
 
 def score(report: pd.DataFrame, year: BarsAYear, accumulation: str) -> dict[str, dict[str, float]]:

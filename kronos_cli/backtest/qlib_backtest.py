@@ -1,5 +1,7 @@
 """Portfolio backtests with Qlib's own engine: TopkDropoutStrategy, a SimulatorExecutor at the data's bar size,
-Qlib's exchange with the market's rules.
+Qlib's exchange with the market's rules, its quadratic market impact (`impact_cost`) and volume cap
+(`volume_threshold`), built once per backtest range (`QlibMarket`); the fills come from Qlib's order indicators
+and from the tradability checks TopkDropout makes before it sends an order (`backtest/fills.py`).
 
 The only backtest module that imports qlib.
 """
@@ -7,14 +9,17 @@ The only backtest module that imports qlib.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from kronos_cli.backtest.markets import EQUAL_WEIGHT, market_rules
+from kronos_cli.backtest.fills import PRICE_LIMIT, SUSPENSION, Fills, count_fills
+from kronos_cli.backtest.markets import EQUAL_WEIGHT, MarketRules, market_rules
 from kronos_cli.calendar import range_end
 from kronos_cli.config import Config
 from kronos_cli.data.provider import pool_of, provider_uri
@@ -35,6 +40,29 @@ def check_benchmark(cfg: Config, bench: str) -> None:
             f"the benchmark {bench} is not in the provider at {uri} (no {path.name} under features/"
             f"{bench.lower()}); set backtest.benchmark to an index the provider has, or to {EQUAL_WEIGHT}"
         )
+
+
+def check_capital(cfg: Config, keys: pd.MultiIndex, start: pd.Timestamp, end: pd.Timestamp) -> None:
+    """`backtest.account` and every `backtest.capacity` level buy at least one lot of the cheapest symbol with a
+    signal in the range (its lowest close, in real shares: Qlib's adjusted close over its factor)."""
+    from qlib.data import D  # lazy: qlib is an optional extra and slow to import
+
+    b, lot = cfg.backtest, market_rules(cfg).trade_unit
+    smallest = min([b.account, *b.capacity])
+    if not lot:
+        return
+    init_qlib(provider_uri(cfg.data), cfg.data.region)
+    names = sorted(set(keys.get_level_values("instrument")))
+    freq = parse_freq(cfg.data.freq).qlib
+    close = D.features(names, ["$close / $factor"], start_time=start, end_time=end, freq=freq).iloc[:, 0].dropna()
+    if close.empty or smallest >= lot * close.min():
+        return
+    (symbol, day), price = close.idxmin(), float(close.min())
+    key = "backtest.account" if smallest == b.account else "backtest.capacity"
+    raise KronosError(
+        f"{key} {smallest:,g} is below one lot of the cheapest symbol ({lot:g} shares of {symbol} at {price:,.2f} "
+        f"on {stamp(pd.Timestamp(day))} = {lot * price:,.2f}); give every capital level at least that"
+    )
 
 
 def check_signal_days(cfg: Config, signal_days: pd.DatetimeIndex) -> pd.DatetimeIndex:
@@ -109,39 +137,122 @@ def benchmark_returns(cfg: Config, bench: str, start: pd.Timestamp, end: pd.Time
     return ret.iloc[:, 0].groupby(level="datetime").mean().fillna(0.0)
 
 
-def run_topk_dropout(
-    cfg: Config, signal: pd.Series, start: pd.Timestamp, end: pd.Timestamp, benchmark: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Qlib's daily portfolio report (account, return, cost, bench, turnover, ...) and the positions held at
-    each day's close (date, instrument, amount, weight) for one signal."""
-    backtest, executor, TopkDropoutStrategy = _qlib_backtest_api()
-    b, rules, freq = cfg.backtest, market_rules(cfg), parse_freq(cfg.data.freq).qlib
-    init_qlib(provider_uri(cfg.data), cfg.data.region)
-    strategy = TopkDropoutStrategy(signal=signal, topk=b.topk, n_drop=b.n_drop, hold_thresh=b.hold_thresh)
-    ex = executor.SimulatorExecutor(time_per_step=freq, generate_portfolio_metrics=True, verbose=False)
-    chatter = io.StringIO()  # Qlib's own progress bar; our progress and results say what happened
-    with warnings.catch_warnings(), contextlib.redirect_stderr(chatter):
-        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's empty-slice notes inside Qlib's indicators
-        exchange = {
-            "freq": freq,
-            "limit_threshold": rules.limit_threshold,
-            "trade_unit": rules.trade_unit,
-            "deal_price": b.deal_price,
-            "open_cost": rules.open_cost,
-            "close_cost": rules.close_cost,
-            "min_cost": rules.min_cost,
-        }
-        metrics, _ = backtest(
-            start_time=start,
-            end_time=end,
-            strategy=strategy,
-            executor=ex,
-            account=b.account,
-            benchmark=benchmark_returns(cfg, benchmark, start, end),
-            exchange_kwargs=exchange,
-        )
-    report, positions = next(iter(metrics.values()))  # one executor: one frequency
-    return report, _positions(positions)
+class QlibMarket:
+    """Qlib's exchange over one backtest range, its quotes loaded once and shared by every simulation of that range:
+    capital and cost levels change the account and the exchange's cost rates, never the quotes."""
+
+    def __init__(self, cfg: Config, start: pd.Timestamp, end: pd.Timestamp, benchmark: str):
+        self.cfg, self.start, self.end = cfg, start, end
+        init_qlib(provider_uri(cfg.data), cfg.data.region)
+        self.benchmark = benchmark_returns(cfg, benchmark, start, end)
+        self._built: dict[tuple, object] = {}  # (limit, lot, volume limit) -> the Exchange holding those quotes
+        self.refused: list[tuple[pd.Timestamp, str]] = []  # (bar, symbol) TopkDropout found untradable
+
+    def exchange(self, rules: MarketRules):
+        """Qlib's Exchange with `rules`: built with the first rules of its (limit, lot, volume limit), a copy with
+        other cost rates after that (Qlib reads the rates at each deal; the quotes do not depend on them)."""
+        from qlib.backtest.exchange import Exchange  # lazy: qlib is an optional extra and slow to import
+
+        key = (rules.limit_threshold, rules.trade_unit, rules.volume_limit)
+        if key not in self._built:
+            with _quiet():
+                self._built[key] = Exchange(
+                    freq=parse_freq(self.cfg.data.freq).qlib,
+                    start_time=self.start,
+                    end_time=self.end,
+                    deal_price=self.cfg.backtest.deal_price,
+                    limit_threshold=rules.limit_threshold,
+                    volume_threshold=volume_threshold(rules.volume_limit, self.cfg.data.freq),
+                    trade_unit=rules.trade_unit,
+                )
+        ex = copy.copy(self._built[key])
+        ex.open_cost, ex.close_cost, ex.min_cost = rules.open_cost, rules.close_cost, rules.min_cost
+        ex.impact_cost = rules.impact_cost
+        plain = ex.is_stock_tradable
+        ex.is_stock_tradable = lambda stock_id, start_time, end_time, direction=None: self._record(
+            plain(stock_id, start_time, end_time, direction), start_time, stock_id
+        )  # an instance attribute: TopkDropout skips an untradable symbol without an order, and we count it
+        return ex
+
+    def _record(self, tradable: bool, when: pd.Timestamp, stock: str) -> bool:
+        if not tradable:
+            self.refused.append((pd.Timestamp(when), stock))
+        return tradable
+
+    def run(self, signal: pd.Series, rules: MarketRules, account: float) -> tuple[pd.DataFrame, pd.DataFrame, Fills]:
+        """Qlib's bar report (account, return, cost, bench, turnover, ...), the positions held at each bar's close
+        (datetime, instrument, amount, weight) and the fills of TopkDropout on `signal`."""
+        backtest, executor, TopkDropoutStrategy = _qlib_backtest_api()
+        b, freq = self.cfg.backtest, parse_freq(self.cfg.data.freq).qlib
+        strategy = TopkDropoutStrategy(signal=signal, topk=b.topk, n_drop=b.n_drop, hold_thresh=b.hold_thresh)
+        ex = executor.SimulatorExecutor(time_per_step=freq, generate_portfolio_metrics=True, verbose=False)
+        exchange, self.refused = self.exchange(rules), []
+        with _quiet():
+            metrics, _ = backtest(
+                start_time=self.start,
+                end_time=self.end,
+                strategy=strategy,
+                executor=ex,
+                account=account,
+                benchmark=self.benchmark,
+                exchange_kwargs={"exchange": exchange},
+            )
+        report, positions = next(iter(metrics.values()))  # one executor: one frequency
+        held = _positions(positions)
+        orders = _orders(ex.trade_account.get_trade_indicator().order_indicator_his, exchange, rules)
+        return report, held, count_fills(orders, self._refusals(exchange, held, pd.DatetimeIndex(report.index)))
+
+    def _refusals(self, exchange, held: pd.DataFrame, bars: pd.DatetimeIndex) -> pd.DataFrame:
+        """The (bar, symbol) pairs TopkDropout left untradable, why (suspension or price limit), and whether the
+        symbol was held at the bar's start (a locked holding) or not (a buy refused)."""
+        rows = sorted(set(self.refused))
+        by_bar = held.groupby("datetime")["instrument"].agg(set) if len(held) else pd.Series(dtype=object)
+        before = {day: by_bar.get(prev, set()) for prev, day in zip(bars, bars[1:])}
+        out = []
+        for when, stock in rows:
+            why = SUSPENSION if exchange.check_stock_suspended(stock, when, when) else PRICE_LIMIT
+            out.append((when, stock, why, stock in before.get(when, set())))
+        return pd.DataFrame(out, columns=["datetime", "instrument", "reason", "held"])
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Qlib's progress bar and numpy's empty-slice notes inside its indicators: our progress and results say what
+    happened."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def volume_threshold(limit: float | None, freq: str) -> tuple[str, str] | None:
+    """Qlib's volume threshold for a cap of `limit` x the bar's volume: cumulative over the day for daily bars (Qlib
+    subtracts what was already dealt that day), the bar's own volume for intraday bars (Qlib's cumulative form
+    needs its A-share-minute DayCumsum operator)."""
+    if not limit:
+        return None
+    return ("current" if parse_freq(freq).intraday else "cum", f"{limit!r} * $volume")
+
+
+def _orders(history: dict, exchange, rules: MarketRules) -> pd.DataFrame:
+    """Every order TopkDropout sent, from Qlib's order indicators: bar, symbol, amount, dealt amount, the deal price
+    and the volume cap (amounts in Qlib's adjusted shares; the cap NaN where there is none)."""
+    rows = []
+    for when, indicator in history.items():
+        if "amount" not in indicator.data:
+            continue
+        asked, dealt = (_by_stock(indicator.data[k]) for k in ("amount", "deal_amount"))
+        for stock, amount in asked.items():
+            if not amount:
+                continue
+            price = exchange.get_deal_price(stock, when, when, direction=int(amount > 0))  # Qlib's BUY is 1
+            cap = rules.volume_limit * exchange.get_volume(stock, when, when) if rules.volume_limit else np.nan
+            rows.append((pd.Timestamp(when), stock, abs(amount), abs(dealt.get(stock, 0.0)), price, cap))
+    return pd.DataFrame(rows, columns=["datetime", "instrument", "amount", "deal_amount", "price", "cap"])
+
+
+def _by_stock(single) -> dict[str, float]:
+    """A Qlib SingleData as {stock: value} (its own to_series needs an older pandas)."""
+    return dict(zip(single.index.idx_list.tolist(), np.asarray(single.data, dtype=float).tolist()))
 
 
 def _positions(positions: dict) -> pd.DataFrame:

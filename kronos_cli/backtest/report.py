@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from kronos_cli.backtest.sensitivity import Sensitivity
 from kronos_cli.metrics.ic import MIN_NAMES
 from kronos_cli.metrics.portfolio import ACCUMULATIONS
 from kronos_cli.split_forecasts import precision_table
@@ -39,6 +40,12 @@ class BacktestResult:
     outputs: dict[str, str] = field(default_factory=dict)
     precision: dict[str, Any] | None = None  # with --dtype bf16/fp16: the deviation from fp32 on a sample
     series_quality: dict[str, dict[str, float]] | None = None  # time-series IC, where a cross-section is too small
+    fills: dict[str, dict[str, Any]] = field(default_factory=dict)  # signal -> orders filled, cut, refused
+    sensitivity: Sensitivity | None = None  # capacity and cost curves of the first signal
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sensitivity, dict):  # read back from the JSON (`page.load_result`)
+            self.sensitivity = Sensitivity.from_json(self.sensitivity)
 
     def to_json(self, full: bool = True) -> dict[str, Any]:
         """Everything (`full`), or the summary a script wants (no daily returns, no config)."""
@@ -63,7 +70,8 @@ class BacktestResult:
             num(a["MASE"], 3),
             f"{pct(a['direction'], 1)} [{pct(a['direction_lo'], 1)}, {pct(a['direction_hi'], 1)}]",
         )
-        tables = [self._quality_table(), accuracy, self._portfolio_table()]
+        tables = [self._quality_table(), accuracy, self._portfolio_table(), fills_table(self.fills)]
+        tables += self.sensitivity.tables() if self.sensitivity else []
         return tables + ([precision_table(self.precision)] if self.precision else [])
 
     def _quality_table(self) -> Table:
@@ -121,6 +129,28 @@ class BacktestResult:
         head += [f"note: {n}" for n in self.notes]
         head += [f"{k}: {v}" for k, v in self.conventions.items()] + [""]
         return "\n".join(head) + render_text(self.tables())
+
+
+def fills_table(fills: dict[str, dict[str, Any]]) -> Table:
+    """Each signal's orders: filled in full, in part, not at all, and the trades refused before an order."""
+    t = Table(
+        "Fills: what the exchange could not trade",
+        ["signal", "orders", "filled", "partly", "not filled", "volume cap", "fill rate", "buys refused", "locked"],
+        caption="orders sent to the exchange; volume cap: orders filled in part or not at all because they asked "
+        "for more than the cap; fill rate: value dealt / value asked at the deal price; buys refused: wanted, not "
+        "sent (price limit or suspension); locked: bars x held symbols that could not be sold",
+    )
+    for name, f in fills.items():
+        refused, locked = _reasons(f["refused_buys"]), _reasons(f["locked_holdings"])
+        t.add(name, f"{f['orders']:,}", f"{f['filled']:,}", f"{f['partial']:,}", f"{f['unfilled']:,}",
+              f"{f['volume_capped']:,}", pct(f["fill_rate"], 1), refused, locked)  # fmt: skip
+    return t
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    """12 (price limit 9, suspension 3), or 0."""
+    total = sum(counts.values())
+    return f"{total:,} ({', '.join(f'{k} {v:,}' for k, v in counts.items())})" if total else "0"
 
 
 def _row(stats: dict[str, float]) -> list[str]:

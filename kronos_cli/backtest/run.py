@@ -12,18 +12,23 @@ import pandas as pd
 from kronos_cli.backtest import qlib_backtest
 from kronos_cli.backtest.annualization import BarsAYear, bars_a_year
 from kronos_cli.backtest.markets import benchmark_for, market_rules
-from kronos_cli.backtest.portfolios import Portfolios, one_series, trade, widest_pool
+from kronos_cli.backtest.page import write_report
+from kronos_cli.backtest.portfolios import Portfolios, one_series, simulator, trade, widest_pool
 from kronos_cli.backtest.report import BacktestResult
+from kronos_cli.backtest.sensitivity import sensitivity
 from kronos_cli.calendar import range_end
 from kronos_cli.config import Config
+from kronos_cli.data.windows import origin_keys
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.forecast.signals import check_signals
-from kronos_cli.io import result_set, write_json, write_text
+from kronos_cli.io import write_json, write_text
 from kronos_cli.metrics.accuracy import return_accuracy
 from kronos_cli.metrics.ic import MIN_NAMES, ic_table, time_series_ic
 from kronos_cli.metrics.portfolio import ACCUMULATIONS
-from kronos_cli.plots import plot_performance
-from kronos_cli.runs import RESULT_HISTORY, backtest_dir, load_pair, result_about
+from kronos_cli.plots import plot_capacity, plot_costs, plot_performance
+from kronos_cli.records.record import recorded_set
+from kronos_cli.report.page import REPORT
+from kronos_cli.runs import backtest_dir, load_pair
 from kronos_cli.sessions import parse_freq
 from kronos_cli.split_forecasts import Scale, forecast_split, open_dataset, split_windows
 
@@ -42,10 +47,7 @@ def run_backtest(
     check_signals(b.signals)
     arrays = open_dataset(cfg)
     origins = split_windows(cfg, arrays, "test")
-    when = pd.DatetimeIndex(pd.to_datetime(arrays.timestamps[origins.rows]))
-    qlib_backtest.check_signal_days(cfg, when.unique())
-    keys = pd.MultiIndex.from_arrays([when, origins.symbols], names=["datetime", "instrument"])
-    one_series(cfg, keys, pd.Timestamp(b.start_time), range_end(b.end_time))  # before hours of forecasts
+    _check_before_forecasts(cfg, arrays, origins)
     dev = resolve_device(device)
     bench = benchmark_for(cfg)
     qlib_backtest.check_benchmark(cfg, bench)
@@ -54,9 +56,10 @@ def run_backtest(
     sf = forecast_split(cfg, arrays, origins, pair, dev, progress, scale=scale)
     table = sf.signal_table(b.signals, b.returns_signals)
     indexed = table.set_index(["datetime", "instrument"])
-    calendar = qlib_backtest.provider_calendar(cfg)
-    year = bars_a_year(market_rules(cfg), parse_freq(cfg.data.freq), calendar, b.bars_per_year)
-    traded = trade(cfg, indexed, bench, year, progress)
+    year = _year(cfg)
+    sim = simulator(cfg, indexed, bench)
+    traded = trade(cfg, indexed, bench, year, progress, sim)
+    curves = sensitivity(cfg, indexed, sim, traded, year, progress)  # the same signals: no forecast again
     symbols = widest_pool(indexed.index)
     result = BacktestResult(
         run_name=cfg.run_name,
@@ -67,7 +70,7 @@ def run_backtest(
         benchmark=traded.benchmark,
         backtest_range=traded.backtest_range,
         signal_range=[qlib_backtest.stamp(table["datetime"].min()), qlib_backtest.stamp(table["datetime"].max())],
-        notes=traded.notes,
+        notes=traded.notes + (curves.notes if curves else []),
         signals=len(table),
         labelled=int(sf.real.known.sum()),
         symbols=symbols,
@@ -78,6 +81,8 @@ def run_backtest(
         forecast_accuracy=return_accuracy(sf.forecasts.return_paths().mean(axis=1), sf.real.path),
         portfolio=traded.stats,
         benchmark_stats=traded.bench_stats,
+        fills={name: f.to_json() for name, f in traded.fills.items()},
+        sensitivity=curves,
         daily_returns=_daily_json(traded.bars),
         config=cfg.to_dict(),
     )
@@ -88,6 +93,23 @@ def run_backtest(
     result.elapsed_s = round(time.perf_counter() - t0, 2)
     write_outputs(backtest_dir(cfg), result, table, traded.positions, traded.bars, cfg)
     return result
+
+
+def _year(cfg: Config) -> BarsAYear:
+    calendar = qlib_backtest.provider_calendar(cfg)
+    return bars_a_year(market_rules(cfg), parse_freq(cfg.data.freq), calendar, cfg.backtest.bars_per_year)
+
+
+def _check_before_forecasts(cfg: Config, arrays, origins) -> None:
+    """What the signals' days and symbols say about the backtest, checked before hours of forecasts: signals in
+    the range, a pool larger than topk (or one series), capital for a lot of the cheapest symbol."""
+    b = cfg.backtest
+    when = pd.DatetimeIndex(pd.to_datetime(arrays.timestamps[origins.rows]))
+    qlib_backtest.check_signal_days(cfg, when.unique())
+    names, _ = origin_keys(arrays, origins)
+    keys = pd.MultiIndex.from_arrays([when, names], names=["datetime", "instrument"])
+    if one_series(cfg, keys, pd.Timestamp(b.start_time), range_end(b.end_time)) is None:
+        qlib_backtest.check_capital(cfg, keys, pd.Timestamp(b.start_time), range_end(b.end_time))
 
 
 def _daily_json(daily: dict[str, pd.DataFrame]) -> dict[str, dict[str, list]]:
@@ -109,7 +131,9 @@ def _conventions(cfg: Config, label: str, year: BarsAYear, traded: Portfolios) -
         "strategy": traded.rules,
         "market": f"{b.market} ({rules.note}); price limit {rules.limit_threshold or 'none'}, lot "
         f"{rules.trade_unit or 'fractional'}, costs open {rules.open_cost:g} close {rules.close_cost:g} min "
-        f"{rules.min_cost:g}",
+        f"{rules.min_cost:g} (fractions of the traded value; min in the account's currency), impact "
+        f"{rules.impact_cost:g} x (order value / bar value)^2 of the order, volume limit "
+        f"{_share(rules.volume_limit)}; account {b.account:,.0f}",
         "bar": "day" if not freq.intraday else f"{freq} bar",
         "annualization": year.words,
         "annualization_bars": year.bars,
@@ -122,6 +146,10 @@ def _conventions(cfg: Config, label: str, year: BarsAYear, traded: Portfolios) -
     }
 
 
+def _share(limit: float | None) -> str:
+    return f"{limit:g} of a bar's volume" if limit else "none"
+
+
 def write_outputs(
     out: Path,
     result: BacktestResult,
@@ -130,8 +158,8 @@ def write_outputs(
     daily: dict[str, pd.DataFrame],
     cfg: Config,
 ) -> None:
-    """The signals, positions, plot, report and results as one set that replaces the previous run's whole: a
-    reader sees this run's files or the last one's, never a mix (`result_set`)."""
+    """The signals, positions, plots, reports and results as one set in the run's own directory, which `out` then
+    points at: a reader sees this run's files or the last one's, never a mix (`records.record.recorded_set`)."""
     names = {
         "results": "backtest_results.json",
         "report": "analysis_report.txt",
@@ -139,12 +167,23 @@ def write_outputs(
         "signals": f"signals.{cfg.backtest.signal_format}",
         "positions": "positions.csv",
     }
-    result.outputs = {label: str(out / name) for label, name in names.items()}
-    with result_set(out, result_about(cfg, "backtest"), keep=RESULT_HISTORY) as tmp:
+    curves = result.sensitivity
+    if curves and curves.capacity:
+        names["capacity plot"] = "capacity_plot.png"
+    if curves and curves.costs:
+        names["cost plot"] = "cost_plot.png"
+    names["html"] = REPORT
+    with recorded_set(cfg, "backtest", [out]) as run:
+        tmp, result.outputs = run.staging, {label: str(run.path / name) for label, name in names.items()}
         write_table = table.to_parquet if cfg.backtest.signal_format == "parquet" else table.to_csv
         write_table(tmp / names["signals"], index=False)
         positions.to_csv(tmp / names["positions"], index=False)
         title = f"{cfg.run_name}: {result.strategy} backtest"
         plot_performance(daily, tmp / names["plot"], title=title, benchmark=result.benchmark)
+        if "capacity plot" in names:
+            plot_capacity(curves.to_json()["capacity"], tmp / names["capacity plot"], f"{title}: capacity")
+        if "cost plot" in names:
+            plot_costs(curves.to_json()["costs"], tmp / names["cost plot"], f"{title}: cost sensitivity")
         write_text(tmp / names["report"], result.report_text())
         write_json(tmp / names["results"], result.to_json())
+        write_report(tmp)  # from the files just written: the page shows what the JSON says

@@ -41,3 +41,20 @@ def test_default_benchmark_is_the_pools_index_else_equal_weight():
     assert benchmark_for(_cfg("data.instrument=[SH600000,SH600001]")) == EQUAL_WEIGHT
     assert benchmark_for(_cfg("data.instrument=csi300", "backtest.market=us")) == EQUAL_WEIGHT
     assert benchmark_for(_cfg("backtest.benchmark=SPY")) == "SPY"
+
+
+def test_impact_and_volume_limit_per_market_and_from_the_config():
+    cn, fx = market_rules(_cfg("backtest.market=cn")), market_rules(_cfg("backtest.market=fx"))
+    assert (cn.impact_cost, cn.volume_limit) == (0.1, 0.1)  # Qlib's recommended impact, a 10% participation cap
+    assert (fx.impact_cost, fx.volume_limit) == (0.0, None)  # forex bar volume is a tick count, not traded amount
+    mine = market_rules(_cfg("backtest.impact_cost=0.3", "backtest.volume_limit=0.05"))
+    assert (mine.impact_cost, mine.volume_limit) == (0.3, 0.05)
+    assert market_rules(_cfg("backtest.volume_limit=0")).volume_limit is None  # 0 turns the cap off
+
+
+def test_scaled_rules_multiply_every_cost_and_nothing_else():
+    cn = market_rules(_cfg("backtest.market=cn"))
+    two = cn.scaled(2.0)
+    assert (two.open_cost, two.close_cost, two.min_cost, two.impact_cost) == (0.002, 0.003, 10.0, 0.2)
+    assert (two.limit_threshold, two.trade_unit, two.volume_limit) == (cn.limit_threshold, cn.trade_unit, 0.1)
+    assert cn.scaled(0.0).open_cost == cn.scaled(0.0).impact_cost == 0.0

@@ -65,6 +65,11 @@ def test_a_suspended_bar_trades_nothing_and_keeps_the_last_close():
     sim = simulate(np.array([0.0, 1.0, 1.0, 1.0, 1.0]), deal, close, FREE)
     assert sim["turnover"].tolist() == [0.0, 0.0, 1.0, 0.0, 0.0]  # bought at the next bar that trades
     assert sim["return"].tolist() == pytest.approx([0.0, 0.0, 0.01, 0.01, 0.01])
+    assert sim["waiting"].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0]  # the buy waited one bar: counted as refused
+    bars = pd.date_range("2024-01-01", periods=5, freq="D")
+    prices = pd.DataFrame({"open": deal, "close": close}, index=bars)
+    _, _, fills = sign_strategy(pd.Series(1.0, index=bars), prices, "open", FREE, short=False)
+    assert fills.refused_buys == {"suspension": 1} and fills.orders == fills.filled == 1
 
 
 def test_the_report_beside_buy_and_hold():
@@ -72,13 +77,14 @@ def test_the_report_beside_buy_and_hold():
     bars = pd.date_range("2024-01-01", periods=30, freq="h")
     prices = pd.DataFrame({"open": deal, "close": close}, index=bars)
     signal = pd.Series(np.where(np.arange(30) % 10 < 5, 1.0, -1.0), index=bars)
-    report, held = sign_strategy(signal, prices, "open", Costs(0.001, 0.001, 0.0, 1e6), short=False)
+    report, held, fills = sign_strategy(signal, prices, "open", Costs(0.001, 0.001, 0.0, 1e6), short=False)
     assert list(report.columns) == ["return", "cost", "turnover", "bench"] and report.index.equals(bars)
     hold = (1 + report["bench"]).prod() - 1
     assert hold == pytest.approx(1.01**30 / 1.001 - 1)  # buy and hold: one buy, its cost included
     strat = (1 + report["return"] - report["cost"]).prod() - 1
     assert strat < hold and (report["turnover"] > 0).sum() == 6  # in and out three times, paying each time
     assert set(held.columns) == {"datetime", "amount", "weight"} and (held["amount"] > 0).all()
+    assert fills.orders == fills.filled == 6 and fills.fill_rate == 1.0 and not fills.refused_buys
 
 
 @pytest.mark.parametrize("cost", [0.0, 0.001])
