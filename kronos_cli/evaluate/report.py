@@ -61,6 +61,7 @@ class EvaluationResult:
     outputs: dict[str, str] = field(default_factory=dict)
     precision: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> bf16/fp16 deviation from fp32
     calibrated: dict[str, str] = field(default_factory=dict)  # a row through the run's bands -> the model's own row
+    examples: list[dict[str, Any]] = field(default_factory=list)  # windows the report draws as fans (`fans.py`)
 
     def to_json(self) -> dict[str, Any]:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("models", "comparisons")}

@@ -17,17 +17,21 @@ from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, origin_keys
 from kronos_cli.evaluate.baselines import baselines, lookback_returns
 from kronos_cli.evaluate.comparisons import compare
+from kronos_cli.evaluate.fans import fan_examples
 from kronos_cli.evaluate.models import Candidate, candidates
+from kronos_cli.evaluate.page import RESULTS, write_report
 from kronos_cli.evaluate.report import EvaluationResult
 from kronos_cli.evaluate.sample import SplitSample, split_sample
 from kronos_cli.evaluate.scores import MIN_TIMES, ModelScores, score
 from kronos_cli.forecast.calibrated import CalibratedSampling
 from kronos_cli.forecast.device import resolve_device
-from kronos_cli.io import result_set, whole_result_set, write_json, write_text
+from kronos_cli.io import whole_result_set, write_json, write_text
 from kronos_cli.metrics.ic import MIN_NAMES
 from kronos_cli.metrics.probabilistic import Ensemble
 from kronos_cli.metrics.recalibration import Recalibrated
-from kronos_cli.runs import RESULT_HISTORY, evaluation_dir, result_about
+from kronos_cli.records.record import recorded_set
+from kronos_cli.report.page import REPORT
+from kronos_cli.runs import evaluation_dir
 from kronos_cli.split_forecasts import (
     Scale,
     SplitForecasts,
@@ -40,7 +44,6 @@ from kronos_cli.split_forecasts import (
 )
 
 log = logging.getLogger(__name__)
-RESULTS = "evaluation.json"
 Progress = Callable[[int, int, str], None]
 
 
@@ -135,8 +138,9 @@ def run_evaluate(
     )
     result.timings = {"forecast_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3)}
     result.precision = {label: sf.precision for label, sf in sfs.items() if sf.precision}
+    result.examples = fan_examples(arrays, first, cands[0].label, cfg.data.lookback_window)
     result.elapsed_s = round(time.perf_counter() - t0, 2)
-    write_outputs(result, out, result_about(cfg, "evaluate"))
+    write_outputs(result, out, cfg)
     return result
 
 
@@ -184,14 +188,18 @@ def saved_evaluation(cfg: Config, split: str | None = None) -> EvaluationResult 
         return None
 
 
-def write_outputs(result: EvaluationResult, out: Path, about: dict[str, str]) -> None:
-    """The leaderboard, its report and plots as one set that replaces the previous run's whole (`result_set`)."""
-    with result_set(out, about, keep=RESULT_HISTORY) as tmp:
+def write_outputs(result: EvaluationResult, out: Path, cfg: Config) -> None:
+    """The leaderboard, its reports and plots as one set in the run's own directory under `<output_dir>/runs/`,
+    which `out` then points at (`records.record.recorded_set`)."""
+    with recorded_set(cfg, "evaluate", [out]) as run:
+        tmp = run.staging
         plots = {label: Path(path).name for label, path in result.plots(tmp).items()}
         result.outputs = {
-            "results": str(out / RESULTS),
-            "report": str(out / "evaluation_report.txt"),
-            **{label: str(out / name) for label, name in plots.items()},
+            "results": str(run.path / RESULTS),
+            "report": str(run.path / "evaluation_report.txt"),
+            "html": str(run.path / REPORT),
+            **{label: str(run.path / name) for label, name in plots.items()},
         }
         write_text(tmp / "evaluation_report.txt", result.report_text())
         write_json(tmp / RESULTS, result.to_json())
+        write_report(tmp)  # from the files just written: the page shows what the JSON says
