@@ -8,7 +8,7 @@ from typing import Any
 
 from kronos_cli.tables import Table, num
 
-REQUIRED = ("bundle", "hf")  # a failure of these fails the export; int8 and compiled only warn
+REQUIRED = ("bundle", "hf")  # a failure of these fails the export; int8, int4 and compiled only warn
 
 
 @dataclass
@@ -20,8 +20,8 @@ class ArtifactCheck:
     tolerance: str = ""
     max_abs_diff: float = float("nan")  # greedy forecasts against the eager fp32 model, normalised units
     mean_abs_diff: float = float("nan")
-    token_agreement: float | None = None  # int8: share of tokens and next-token predictions that stay the same
-    rank_correlation: float | None = None  # int8: Spearman correlation of the forecast signal across windows
+    token_agreement: float | None = None  # int8, int4: share of tokens and next-token predictions kept the same
+    rank_correlation: float | None = None  # int8, int4: Spearman correlation of the forecast signal across windows
     error: str | None = None
 
     @property
@@ -38,7 +38,8 @@ class ExportReport:
     lookback: int
     pred_len: int
     artifacts: list[ArtifactCheck]
-    int8: dict[str, float] | None = None
+    int8: dict[str, float] | None = None  # size and CPU speed against fp32
+    int4: dict[str, float] | None = None
     pushed: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -67,9 +68,10 @@ class ExportReport:
                 a.tolerance,
                 "yes" if a.verified else f"NO{': ' + a.error if a.error else ''}",
             )
-        if self.int8:
-            t.caption += (
-                f"; int8 is {self.int8['size_ratio']:.0%} of the fp32 size and runs at "
-                f"{self.int8['cpu_speedup']:.2f}x the fp32 speed on this CPU"
-            )
+        for name, figures in (("int8", self.int8), ("int4", self.int4)):
+            if figures:
+                t.caption += (
+                    f"; {name} is {figures['size_ratio']:.0%} of the fp32 size and runs at "
+                    f"{figures['cpu_speedup']:.2f}x the fp32 speed on this CPU"
+                )
         return [t]

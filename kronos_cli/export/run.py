@@ -1,11 +1,12 @@
 """`kronos export`: write the requested artifacts, then prove each one by reloading it in a fresh process.
 
 bundle and hf are lossless and required: they must reproduce the eager model's greedy forecasts to float
-precision, and a failure fails the export. compiled (lossless, float rounding of the exported graph) and int8
-(lossy) are optional: a failure to write or verify them is recorded and warned about, and the others stand.
-int8 changes the arithmetic, so single tokens can flip and greedy paths then part; it is held to what it should
-preserve: the tokens and next-token predictions (teacher-forced), and the ranking of the forecast signal across
-windows. Its tolerances were measured on trained models (README, Export).
+precision, and a failure fails the export. compiled (lossless, float rounding of the exported graph), int8 and
+int4 (lossy, weight-only through torchao) are optional: a failure to write or verify them is recorded and warned
+about, and the others stand. Quantisation changes the arithmetic, so single tokens can flip and greedy paths then
+part; a quantised copy is held to what it should preserve: the tokens and next-token predictions
+(teacher-forced), and the ranking of the forecast signal across windows. The tolerances were measured on trained
+models (README, Export).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,19 +29,21 @@ from kronos_cli.bars import normalise_lookback
 from kronos_cli.config import Config
 from kronos_cli.data.dataset import WindowDataset
 from kronos_cli.errors import KronosError
-from kronos_cli.export import artifacts, verify
+from kronos_cli.export import artifacts, hub, quantized, verify
 from kronos_cli.export.report import ArtifactCheck, ExportReport
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.io import write_json
 from kronos_cli.model.bundle import BUNDLE_NAME, write_bundle
-from kronos_cli.runs import ModelPair, data_conventions, load_pair, run_dir
+from kronos_cli.runs import ModelPair, data_conventions, evaluation_dir, load_pair, run_dir
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
-FORMATS = ("bundle", "hf", "int8", "compiled")
+FORMATS = ("bundle", "hf", "int8", "int4", "compiled")
+DEFAULT_FORMATS = ("bundle", "hf", "int8", "compiled")  # int4: on request
 MAX_DIFF = {"bundle": 1e-5, "hf": 1e-5, "compiled": 1e-4}  # max |diff| of greedy forecasts, normalised units
-INT8_TOKENS, INT8_RANK = 0.85, 0.8  # int8: least share of tokens kept, least signal rank correlation
+INT8_TOKENS, INT8_RANK = 0.85, 0.8  # int8 and int4: least share of tokens kept, least signal rank correlation
+EVALUATION = "evaluation.json"  # evaluate.run.RESULTS: a package of the same layer, so not imported
 VERIFY_WINDOWS = 256  # the int8 signal rank correlation over 64 windows had a standard error near 0.08
 CLOSE = 3
 
@@ -80,14 +84,37 @@ def _write(fmt: str, pair: ModelPair, out: Path, cfg: Config) -> Path:
     if fmt == "bundle":
         return write_bundle(tok, mdl, out / BUNDLE_NAME, data_conventions(cfg))
     if fmt == "hf":
-        summary_path = run_dir(cfg, "predictor") / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        artifacts.write_hub(tok, mdl, out / "hf", summary, data_conventions(cfg))
+        hub.write_cards(artifacts.write_hub(tok, mdl, out / "hf", data_conventions(cfg)), _card_facts(cfg))
         return out / "hf"
-    if fmt == "int8":
-        return artifacts.write_int8(tok, mdl, out / artifacts.INT8_NAME, data_conventions(cfg))
+    if fmt in quantized.LOSSY:
+        return quantized.write_quantized(tok, mdl, out / quantized.FILE_NAMES[fmt], data_conventions(cfg), fmt)
     path = out / artifacts.COMPILED_NAME
     return artifacts.write_compiled(tok, mdl, path, d.lookback_window, d.predict_window, d.max_context)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _card_facts(cfg: Config) -> hub.CardFacts:
+    """What the model cards say about the run: where it started, its data, its summary and leaderboard."""
+    d = cfg.data
+    data = {
+        "instrument": d.instrument,
+        "source": d.source,
+        "freq": d.freq,
+        "train": d.train_time_range,
+        "val": d.val_time_range,
+        "test": d.test_time_range,
+        "lookback_window": d.lookback_window,
+        "predict_window": d.predict_window,
+    }
+    return hub.CardFacts(
+        {"tokenizer": cfg.model.tokenizer, "model": cfg.model.predictor},
+        data,
+        _read_json(run_dir(cfg, "predictor") / "summary.json") or {},
+        _read_json(evaluation_dir(cfg, "test") / EVALUATION),
+    )
 
 
 def run_export(
@@ -100,7 +127,9 @@ def run_export(
     push_to_hub: str | None = None,
     progress: Progress | None = None,
 ) -> ExportReport:
-    formats = list(formats or FORMATS)
+    formats = list(formats or DEFAULT_FORMATS)
+    if push_to_hub:
+        hub.hub_token()  # no token: fail before the export's work
     out = _prepare_out(out, formats, force)
     pair = load_pair(cfg, tokenizer, model)
     d = cfg.data
@@ -154,16 +183,18 @@ def _finish(
         checks,
     )
     by_format = {c.format: c for c in checks}
-    if "int8" in by_format and by_format["int8"].error is None:
-        report.int8 = _int8_figures(
-            Path(by_format["int8"].path), eager, x, stamps, d.lookback_window, d.predict_window, pair.weights
-        )
+    for fmt in quantized.LOSSY:
+        if fmt in by_format and by_format[fmt].error is None:
+            figures = _quantized_figures(
+                fmt, Path(by_format[fmt].path), eager, x, stamps, d.lookback_window, d.predict_window, pair.weights
+            )
+            setattr(report, fmt, figures)
     for c in checks:
         if not c.verified and not c.required:
             report.warnings.append(f"the optional {c.format} artifact is not usable: {c.error or 'not verified'}")
             log.warning(report.warnings[-1])
     if push_to_hub and "hf" in by_format and by_format["hf"].verified:
-        report.pushed = artifacts.push_to_hub(Path(by_format["hf"].path), push_to_hub)
+        report.pushed = hub.push_to_hub(Path(by_format["hf"].path), push_to_hub)
     write_json(out / "export_report.json", report.to_json())
     if report.failed_required:
         raise RuntimeError(f"{', '.join(report.failed_required)} failed verification; see {out / 'export_report.json'}")
@@ -194,16 +225,16 @@ def _verify(
     look = x.shape[1]
     signal_ref, signal_got = reference[:, -1, CLOSE] - x[:, -1, CLOSE], got[:, -1, CLOSE] - x[:, -1, CLOSE]
     check.rank_correlation = float(spearmanr(signal_ref, signal_got)[0])
-    check.token_agreement = _token_agreement(Path(check.path), eager, x, stamps[:, :look])
+    check.token_agreement = _token_agreement(check.format, Path(check.path), eager, x, stamps[:, :look])
     check.tolerance = f"tokens kept >= {INT8_TOKENS:.0%}, signal rank corr >= {INT8_RANK:g}"
     check.verified = bool(check.token_agreement >= INT8_TOKENS and check.rank_correlation >= INT8_RANK)
 
 
 @torch.no_grad()
-def _token_agreement(path: Path, eager: KronosPredictor, x: np.ndarray, x_stamp: np.ndarray) -> float:
-    """The share of tokens the int8 tokenizer encodes the same and of next s1 tokens (teacher-forced on the
-    fp32 tokens) the int8 predictor ranks first the same, averaged."""
-    tok, model, _ = artifacts.load_int8(path)
+def _token_agreement(fmt: str, path: Path, eager: KronosPredictor, x: np.ndarray, x_stamp: np.ndarray) -> float:
+    """The share of tokens the quantised tokenizer encodes the same and of next s1 tokens (teacher-forced on the
+    fp32 tokens) the quantised predictor ranks first the same, averaged."""
+    tok, model, _ = quantized.load_quantized(path, fmt)
     xt, st = torch.from_numpy(x), torch.from_numpy(x_stamp.astype(np.float32))
     s1, s2 = eager.tokenizer.encode(xt, half=True)
     q1, q2 = tok.encode(xt, half=True)
@@ -232,7 +263,8 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def _int8_figures(
+def _quantized_figures(
+    fmt: str,
     path: Path,
     eager: KronosPredictor,
     x: np.ndarray,
@@ -242,7 +274,7 @@ def _int8_figures(
     weights: tuple[Path, ...],
 ) -> dict[str, float]:
     """Size against the fp32 weights, and CPU speed against the fp32 model on the same windows."""
-    tok, model, conv = artifacts.load_int8(path)
+    tok, model, conv = quantized.load_quantized(path, fmt)
     quant = KronosPredictor(model, tok, device="cpu", max_context=conv["max_context"], clip=conv["clip"])
 
     def timed(p: KronosPredictor) -> float:
@@ -254,12 +286,12 @@ def _int8_figures(
         return best
 
     fp32_bytes = sum(w.stat().st_size for w in weights)
-    t32, t8 = timed(eager), timed(quant)
+    t32, tq = timed(eager), timed(quant)
     return {
         "bytes": path.stat().st_size,
         "fp32_bytes": fp32_bytes,
         "size_ratio": path.stat().st_size / fp32_bytes,
         "fp32_seconds": t32,
-        "int8_seconds": t8,
-        "cpu_speedup": t32 / t8,
+        f"{fmt}_seconds": tq,
+        "cpu_speedup": t32 / tq,
     }

@@ -1,6 +1,6 @@
 """Reload one exported artifact in a fresh process and forecast held-out windows greedily.
 
-`python -m kronos_cli.export.verify KIND PATH INPUTS OUTPUT PRED_LEN MAX_CONTEXT` for the bundle, hf and int8
+`python -m kronos_cli.export.verify KIND PATH INPUTS OUTPUT PRED_LEN MAX_CONTEXT` for the bundle, hf, int8 and int4
 formats. The compiled program must run with torch alone, so `kronos export` runs this file as a script with
 KIND `compiled`, which makes `kronos_cli` unimportable before anything else is loaded.
 """
@@ -24,7 +24,7 @@ def forecast_with_library(
     kind: str, path: str, x: np.ndarray, stamps: np.ndarray, pred_len: int, max_context: int
 ) -> np.ndarray:
     # lazy: this module also runs where kronos_cli must not be importable (the compiled check)
-    from kronos_cli.export.artifacts import load_int8  # lazy: see above
+    from kronos_cli.export.quantized import load_quantized  # lazy: see above
     from kronos_cli.forecast.predictor import KronosPredictor  # lazy: see above
 
     if kind == "bundle":
@@ -34,7 +34,7 @@ def forecast_with_library(
             f"{path}/tokenizer", f"{path}/model", device="cpu", max_context=max_context
         )
     else:
-        tok, model, conv = load_int8(path)
+        tok, model, conv = load_quantized(path, kind)
         forecaster = KronosPredictor(model, tok, device="cpu", max_context=conv["max_context"], clip=conv["clip"])
     look = x.shape[1]
     return forecaster.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred_len, top_k=1)[:, 0]

@@ -74,8 +74,22 @@ def test_all_formats_round_trip_and_verify(export_args, tmp_path):
     assert proc.stdout.strip() == "(3, 5, 6)"
 
 
+def test_int4_on_request_is_verified_like_int8(export_args, tmp_path):
+    res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "e"), "--format", "bundle,int4", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    int4 = next(r for r in report["artifacts"] if r["format"] == "int4")
+    assert int4["tolerance"].startswith("tokens kept >=") and int4["rank_correlation"] is not None
+    assert report["int4"]["size_ratio"] < 1 and report["int8"] is None
+    # torchao's weights load with weights_only=True, with plain Linear keys and shapes
+    import torchao  # noqa: F401  (registers its tensor types with weights_only loading)
+
+    state = torch.load(tmp_path / "e" / "kronos_int4.pth", weights_only=True)["model"]["state_dict"]
+    assert tuple(state["transformer.0.ffn.w1.weight"].shape) == tuple(state["transformer.0.ffn.w2.weight"].shape[::-1])
+
+
 def test_push_to_hub_uses_the_token_from_the_environment(export_args, tmp_path, monkeypatch):
-    from kronos_cli.export import artifacts
+    from kronos_cli.export import hub
 
     calls = {}
 
@@ -90,7 +104,8 @@ def test_push_to_hub_uses_the_token_from_the_environment(export_args, tmp_path, 
             calls["folder"] = folder_path
             return f"https://huggingface.co/{repo_id}/commit/abc"
 
-    monkeypatch.setattr(artifacts, "HfApi", FakeApi)  # the network is the one thing faked
+    monkeypatch.setattr(hub, "HfApi", FakeApi)  # the network is the one thing faked
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no_stored_token"))
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     res = runner.invoke(
         app, [*export_args, "--out", str(tmp_path / "e"), "--format", "hf", "--push-to-hub", "me/kronos-ft", "--json"]
