@@ -25,6 +25,20 @@ def demo_overrides(out: Path, extra: list[str] = ()) -> list[str]:
     ]
 
 
+# `kronos demo --walkforward`: four quarterly folds over 2024, each predictor refitted from the last fold's (the
+# tokenizer, a preset, is trained once in the first fold), with a shorter training than the demo's pipeline.
+WALKFORWARD = [
+    "walkforward.start=2024-01-01",
+    "walkforward.end=2024-12-31",
+    "walkforward.test_period=3M",
+    "walkforward.val_period=3M",
+    "walkforward.base=previous",
+    "training.epochs=1",
+    "training.n_train_iter=60",
+    "backtest.sample_count=8",
+]
+
+
 def ensure_market(out: Path) -> Path:
     market = out / "market"
     if not (market / "calendars" / "day.txt").is_file():

@@ -155,6 +155,12 @@ def _sweep_leftovers(target: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def sweep_staging(directory: Path) -> None:
+    """Remove what killed writes of any directory in `directory` left behind (`_sweep_leftovers` of each)."""
+    for tmp in sorted(Path(directory).glob(".*.tmp-*")):
+        _sweep_leftovers(Path(directory) / tmp.name[1:].split(".tmp-", 1)[0])
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path, keep_old: Path | None = None) -> Iterator[Path]:
     """A temporary sibling directory that replaces `target` only when the block succeeds (the version it
@@ -242,6 +248,15 @@ def result_set(target: Path, about: dict[str, Any], keep: int = 0) -> Iterator[P
         write_json(tmp / MANIFEST, {"about": about, "written": written, "files": files})
     if keep:
         _prune_history(target, keep)
+
+
+def join_result_set(directory: str | os.PathLike, name: str) -> None:
+    """Name `directory/name`, written after its set (a rebuilt report), in the set's manifest with its SHA-256: the
+    manifest is rewritten in one rename."""
+    manifest = Path(directory) / MANIFEST
+    written = json.loads(manifest.read_text())
+    written["files"][name] = file_digest(Path(directory) / name)
+    write_json(manifest, written)
 
 
 def _set_problem(directory: Path, names: tuple[str, ...]) -> str | None:

@@ -212,3 +212,79 @@ def plot_ic_by_month(monthly: dict[str, dict[str, float]], path: str | os.PathLi
     ax.grid(alpha=0.3)
     _legend_below(fig, ax)
     return _save(plt, fig, path)
+
+
+def plot_walkforward(
+    daily: pd.DataFrame, boundaries: list[pd.Timestamp], path: str | os.PathLike, title: str, benchmark: str
+) -> Path:
+    """A walk-forward's one backtest: cumulative return with cost and its excess over the benchmark, compounded,
+    with a dotted line where each fold's test period begins."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    strategy, bench = compounded(daily["return"] - daily["cost"]), compounded(daily["bench"])
+    top.plot(daily.index, 100 * strategy, label="with cost")
+    top.plot(bench.index, 100 * bench, color="black", lw=1.5, ls="--", label=benchmark)
+    bottom.plot(daily.index, 100 * ((1 + strategy) / (1 + bench) - 1), label="excess, with cost")
+    bottom.axhline(0, color="grey", lw=0.8)
+    for ax in (top, bottom):
+        for i, b in enumerate(boundaries):
+            ax.axvline(b, color="grey", lw=0.8, ls=":", label="fold starts" if i == 0 and ax is top else None)
+    top.set_ylabel("cumulative return, compounded (%)")
+    bottom.set_ylabel(f"excess over {benchmark} (%)")
+    top.grid(alpha=0.3)
+    top.legend(loc="best")
+    top.set_title(title)
+    fig.autofmt_xdate()
+    return _finish(plt, fig, bottom, f"excess over {benchmark}, with cost, compounded", path)
+
+
+def plot_by_fold(
+    values: dict[str, list[float]], folds: list[str], path: str | os.PathLike, title: str, ylabel: str
+) -> Path:
+    """One score per fold, a group of bars per fold and a bar per model, the legend under them."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(
+        figsize=(min(MAX_WIDTH, max(6, 2 + 0.3 * len(folds) * len(values))), 4.5), layout="constrained"
+    )
+    width = 0.8 / max(1, len(values))
+    for i, (label, ys) in enumerate(values.items()):
+        ax.bar(np.arange(len(folds)) + i * width, ys, width, label=label)
+    ax.set_xticks(np.arange(len(folds)) + 0.4 - width / 2, folds)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    _legend_below(fig, ax)
+    return _save(plt, fig, path)
+
+
+def plot_capacity(levels: list[dict], path: str | os.PathLike, title: str) -> Path:
+    """Annualised return and excess return with cost (left, %) and the fill rate (right, %) against the capital
+    (log scale), one point per capacity level."""
+    plt = _pyplot()
+    capital = [x["value"] for x in levels]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(capital, [100 * x["annualized_return"] for x in levels], marker="o", label="ann. return, with cost")
+    ax.plot(capital, [100 * x["excess_annualized"] for x in levels], marker="o", label="excess ann. return")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xscale="log", xlabel="capital (account currency, log scale)", ylabel="annualised return (%)")
+    fill = ax.twinx()
+    fill.plot(capital, [100 * x["fill_rate"] for x in levels], color="black", ls="--", marker=".", label="fill rate")
+    fill.set_ylabel("fill rate: value dealt / value asked (%)")
+    handles = [h for a in (ax, fill) for h in a.get_legend_handles_labels()[0]]
+    ax.legend(handles, [h.get_label() for h in handles], loc="best")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(plt, fig, path)
+
+
+def plot_costs(levels: list[dict], path: str | os.PathLike, title: str) -> Path:
+    """Annualised return and excess return with cost (%) against the multiple of every cost, one point a level."""
+    plt = _pyplot()
+    multiple = [x["value"] for x in levels]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(multiple, [100 * x["annualized_return"] for x in levels], marker="o", label="ann. return, with cost")
+    ax.plot(multiple, [100 * x["excess_annualized"] for x in levels], marker="o", label="excess ann. return")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xlabel="costs (open, close, minimum, impact) x this multiple", ylabel="annualised return (%)")
+    return _finish(plt, fig, ax, title, path)

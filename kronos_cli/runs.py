@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +45,16 @@ def best_or_configured(cfg: Config, stage: str) -> str:
     return cfg.model.tokenizer if stage == "tokenizer" else cfg.model.predictor
 
 
-RESULT_HISTORY = 10  # earlier backtest and evaluation result sets kept in `<dir>.history/` (`io.result_set`)
-
-
 def backtest_dir(cfg: Config) -> Path:
-    """`<output_dir>/backtest_results/<run_name>/`: the backtest's result set (reports, signals, positions, plot),
-    replaced as a whole by each run (`io.result_set`), so nothing else lives there."""
+    """`<output_dir>/backtest_results/<run_name>/`: a link to the newest backtest's result set (reports, signals,
+    positions, plots), each run's own directory under `runs_root` (`records.record`); nothing else lives there."""
     return Path(cfg.output_dir) / "backtest_results" / cfg.run_name
+
+
+def runs_root(cfg: Config) -> Path:
+    """`<output_dir>/runs/`: every backtest and evaluation in its own directory (`records.store`); the directories
+    above (`backtest_dir`, `evaluation_dir`) are links to the newest."""
+    return Path(cfg.output_dir) / "runs"
 
 
 def forecast_cache_dir(cfg: Config, key: str) -> Path:
@@ -66,8 +70,8 @@ def forecast_cache_dir(cfg: Config, key: str) -> Path:
 
 
 def evaluation_dir(cfg: Config, split: str) -> Path:
-    """`<output_dir>/evaluation/<run_name>/<split>/`: the leaderboard, its report and plots, a result set replaced
-    as a whole by each run."""
+    """`<output_dir>/evaluation/<run_name>/<split>/`: a link to the newest evaluation's result set (the leaderboard,
+    its reports and plots), each run's own directory under `runs_root`."""
     return Path(cfg.output_dir) / "evaluation" / cfg.run_name / split
 
 
@@ -90,6 +94,12 @@ def sampling_file(cfg: Config) -> Path:
 def export_dir(cfg: Config) -> Path:
     """Where `kronos pipeline` exports the run's artifacts."""
     return Path(cfg.output_dir) / "exported" / cfg.run_name
+
+
+def walkforward_dir(cfg: Config) -> Path:
+    """`<output_dir>/walkforward/<run_name>/`: a walk-forward's folds (their data, runs and forecasts), its stitched
+    record and its result set (`results/`)."""
+    return Path(cfg.output_dir) / "walkforward" / cfg.run_name
 
 
 def pipeline_stamps(cfg: Config) -> Path:
@@ -220,3 +230,28 @@ def load_pair(
         conventions,
         (str(tok_dir), str(model_dir), None),
     )
+
+
+@dataclass(frozen=True)
+class FineTuned:
+    """A run's fine-tuned model: the run, the stage, the model it started from and its best checkpoint."""
+
+    run: str
+    stage: str
+    base: str
+    path: str
+
+
+def fine_tuned(output_dir: str | Path) -> list[FineTuned]:
+    """Every fine-tuned best_model under `<output_dir>/models/` (the layout `run_dir` builds), with the model each
+    run started from (`model.tokenizer` or `model.predictor` in the run's config.json)."""
+    out = []
+    for stage_dir in sorted(Path(output_dir).expanduser().glob("models/*/*")):
+        best = recover_dir(stage_dir / "checkpoints" / "best_model")
+        if stage_dir.name not in STAGES or not (best / WEIGHTS_NAME).is_file():
+            continue
+        base = "unknown"
+        with contextlib.suppress(OSError, ValueError, LookupError, TypeError):  # a run without its config
+            base = str(json.loads((stage_dir / "config.json").read_text())["model"][stage_dir.name])
+        out.append(FineTuned(stage_dir.parent.name, stage_dir.name, base, str(best)))
+    return out

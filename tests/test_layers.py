@@ -1,8 +1,9 @@
 """The package's import structure: layers point down, no cycles, lazy imports only where a reason is given.
 
 Layers, lowest first (a module may import its own package and lower layers, never a package of its own layer):
-errors, io -> bars, calendar, distributed, metrics, plots, sessions, tables -> config, barfile -> data, model ->
-forecast -> runs -> sharding -> split_forecasts -> train, backtest, evaluate, export, serve -> pipeline, demo -> cli.
+errors, io -> bars, calendar, distributed, metrics, plots, sessions, tables -> config, barfile, report -> data,
+model, tracking -> forecast, fetch -> runs -> sharding, records -> split_forecasts -> train, backtest, evaluate,
+export, serve -> pipeline, demo, rebuild, walkforward, agent -> cli.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kronos_cli"
 LAYERS = [
     {"__init__", "errors", "io"},
     {"bars", "calendar", "distributed", "environment", "plots", "metrics", "sessions", "tables"},
-    {"config", "configs", "barfile"},
-    {"data", "model"},
-    {"forecast"},
+    {"config", "configs", "barfile", "report"},
+    {"data", "model", "tracking"},
+    {"forecast", "fetch"},
     {"runs"},
-    {"sharding"},
+    {"sharding", "records"},
     {"split_forecasts"},
     {"train", "backtest", "evaluate", "export", "serve"},
-    {"pipeline", "demo"},
+    {"pipeline", "demo", "rebuild", "walkforward", "agent"},
     {"cli"},
     {"__main__"},
 ]

@@ -14,15 +14,21 @@ from kronos_cli import __version__
 from kronos_cli.cli import backtest as backtest_cmd
 from kronos_cli.cli import demo as demo_cmd
 from kronos_cli.cli import demo_data as demo_data_cmd
+from kronos_cli.cli import download as download_cmd
 from kronos_cli.cli import env as env_cmd
 from kronos_cli.cli import evaluate as evaluate_cmd
 from kronos_cli.cli import export as export_cmd
+from kronos_cli.cli import fetch as fetch_cmd
+from kronos_cli.cli import mcp_cmd
+from kronos_cli.cli import models as models_cmd
 from kronos_cli.cli import pipeline as pipeline_cmd
 from kronos_cli.cli import predict as predict_cmd
 from kronos_cli.cli import prep as prep_cmd
+from kronos_cli.cli import runs as runs_cmd
 from kronos_cli.cli import serve as serve_cmd
 from kronos_cli.cli import signals as signals_cmd
 from kronos_cli.cli import train as train_cmd
+from kronos_cli.cli import walkforward as walkforward_cmd
 from kronos_cli.cli.common import command_flags, err_console, error_text, setup_logging
 from kronos_cli.cli.config_cmd import config_app
 from kronos_cli.errors import KronosError, WorkerDone
@@ -79,7 +85,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion (bash, zsh, fish, PowerShell)
     help="Fine-tune Kronos on your market data, backtest it and ship it.",
 )
 
@@ -107,11 +113,18 @@ app.command("train-predictor")(train_cmd.train_predictor)
 app.command("backtest")(backtest_cmd.backtest)
 app.command("signals")(signals_cmd.signals)
 app.command("evaluate")(evaluate_cmd.evaluate)
+app.command("walkforward")(walkforward_cmd.walkforward)
 app.command("export")(export_cmd.export)
 app.command("predict")(predict_cmd.predict)
 app.command("serve")(serve_cmd.serve)
+app.command("mcp")(mcp_cmd.mcp)
 app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("env")(env_cmd.env)
+app.command("report")(runs_cmd.report)
+app.add_typer(runs_cmd.runs_app, name="runs")
+app.command("fetch")(fetch_cmd.fetch)
+app.command("download")(download_cmd.download)
+app.command("models")(models_cmd.models)
 app.add_typer(config_app, name="config")
 
 

@@ -1,4 +1,4 @@
-"""`kronos config show|validate|ls`: resolved configs and their errors."""
+"""`kronos config show|validate|ls|cp`: resolved configs and their errors, the shipped configs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from kronos_cli.cli import options as opt
 from kronos_cli.cli.common import console, print_json
 
-config_app = typer.Typer(help="Show, validate and list configs.", no_args_is_help=True, rich_markup_mode=None)
+config_app = typer.Typer(help="Show, validate, list and copy configs.", no_args_is_help=True, rich_markup_mode=None)
 CONFIG_ARGUMENT = typer.Argument(
     None,
     help="YAML config file, or -c FILE as every command takes it [default: built-in defaults].",
@@ -24,8 +24,8 @@ def _file_and_overrides(
     and the overrides; a first argument that is key=value and no file is an override of the built-in defaults."""
     rest = [*(overrides or []), *(sets or [])]
     if config is not None and (config_file is not None or ("=" in config and not Path(config).exists())):
-        return config_file, [config, *rest]
-    return (config_file or (Path(config) if config is not None else None)), rest
+        return opt.config_path(config_file), [config, *rest]
+    return opt.config_path(config_file or (Path(config) if config is not None else None)), rest
 
 
 @config_app.command("show")
@@ -82,3 +82,31 @@ def ls(json_out: bool = opt.JSON) -> None:
         return
     for path in paths:
         console.print(path, markup=False, highlight=False)
+
+
+@config_app.command("cp")
+def cp(
+    name: str = typer.Argument(
+        ..., help="A shipped config's name (`kronos config ls`), e.g. demo.", show_default=False
+    ),
+    dest: Path = typer.Argument(..., help="The file to write (a directory: NAME.yaml in it).", show_default=False),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+    json_out: bool = opt.JSON,
+) -> None:
+    """Copy a shipped config to edit, e.g. `kronos config cp demo my_run.yaml`, then `-c my_run.yaml`."""
+    from kronos_cli.configs import shipped_configs
+    from kronos_cli.errors import KronosError
+    from kronos_cli.io import write_text
+
+    configs = {p.stem: p for p in shipped_configs()}
+    source = configs.get(name.removesuffix(".yaml"))
+    if source is None:
+        raise KronosError(f"no shipped config {name!r}; choose from {', '.join(sorted(configs))}")
+    target = dest / source.name if dest.is_dir() else dest
+    if target.exists() and not force:
+        raise KronosError(f"{target} exists; pass --force to replace it")
+    write_text(target, source.read_text())
+    if json_out:
+        print_json({"config": source.stem, "source": str(source), "written": str(target)})
+    else:
+        console.print(f"wrote {target} (a copy of {source.name}); use it with -c {target}", highlight=False)

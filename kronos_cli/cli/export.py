@@ -1,4 +1,4 @@
-"""`kronos export`: bundle, Hub layout, int8 and a compiled graph, each verified by reloading."""
+"""`kronos export`: bundle, Hub layout, int8/int4 and a compiled graph, each verified by reloading."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from kronos_cli.cli.common import StepProgress, console, print_json, print_table
 @opt.with_config
 def export(
     out: Path = typer.Option(Path("exported"), "--out", help="Directory for the artifacts."),
-    formats: str = typer.Option("bundle,hf,int8,compiled", "--format", help="Comma-separated formats."),
+    formats: str = typer.Option(
+        "bundle,hf,int8,compiled",
+        "--format",
+        help="Comma-separated formats: bundle, hf, int8, int4 (weight-only through torchao), compiled.",
+    ),
     tokenizer: str | None = typer.Option(None, "--tokenizer", help="[default: the run's fine-tuned one]"),
     model: str | None = typer.Option(None, "--model", help="[default: the run's fine-tuned one]"),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
     push_to_hub: str | None = typer.Option(
-        None, "--push-to-hub", help="Upload the hf export to this repo (token from HF_TOKEN)."
+        None, "--push-to-hub", help="Upload the hf export to this repo (token: HF_TOKEN, else `hf auth login`'s)."
     ),
     adapter: bool = typer.Option(
         False, "--adapter", help="Write only the LoRA adapters of a training.method=lora run (peft's format)."

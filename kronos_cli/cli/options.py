@@ -18,7 +18,13 @@ import typer
 from kronos_cli.errors import KronosError
 from kronos_cli.sessions import check_calendar_name
 
-CONFIG = typer.Option(None, "--config", "-c", help="YAML config file [default: built-in defaults].")
+CONFIG = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="YAML config file, or the name of a shipped config such as demo (`kronos config ls`) [default: built-in "
+    "defaults].",
+)
 OVERRIDES = typer.Argument(
     None, help="Dotted overrides, e.g. data.instrument=csi800 training.epochs=5.", show_default=False
 )
@@ -69,12 +75,34 @@ LAUNCH = {
     "rdzv_endpoint": (str | None, typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous.")),
     "rdzv_id": (str | None, typer.Option(None, "--rdzv-id", help="Job id shared by all nodes.")),
     "max_restarts": (int, typer.Option(0, "--max-restarts", help="Restart failed workers this often.")),
+    "nproc_per_node": (
+        int | None,
+        typer.Option(
+            None,
+            "--nproc-per-node",
+            help="torchrun's name: workers per node, one per GPU where CUDA is available (as --gpus), else CPU "
+            "workers (as --nproc).",
+        ),
+    ),
+    "standalone": (
+        bool,
+        typer.Option(False, "--standalone", help="torchrun's single-node rendezvous (the default on one node)."),
+    ),
 }
 
 
-def build_launch(**flags: Any):
-    from kronos_cli.distributed import Launch  # imports torch: only when the command runs
+def build_launch(nproc_per_node: int | None = None, standalone: bool = False, **flags: Any):
+    """The launcher flags as a `Launch`; torchrun's --nproc-per-node and --standalone read in its terms."""
+    import torch  # imports torch: only when the command runs
 
+    from kronos_cli.distributed import Launch
+
+    if nproc_per_node is not None:
+        if flags.get("nproc") or flags.get("gpus"):
+            raise KronosError("use --nproc-per-node, or --gpus/--nproc, not both")
+        flags["gpus" if torch.cuda.is_available() else "nproc"] = nproc_per_node
+    if standalone and (flags.get("nnodes", 1) > 1 or flags.get("rdzv_endpoint")):
+        raise KronosError("--standalone is one node with its own rendezvous; drop --nnodes and --rdzv-endpoint")
     return Launch(**flags)
 
 
@@ -103,10 +131,20 @@ def option_group(options: dict[str, tuple[Any, Any]], into: str, build: Callable
     return decorate
 
 
+def config_path(config: Path | None) -> Path | None:
+    """-c FILE, or -c NAME of a shipped config (`-c demo` for configs/demo.yaml) when no such file exists."""
+    if config is None or config.exists() or config.suffix or len(config.parts) > 1:
+        return config
+    from kronos_cli.configs import shipped
+
+    named = shipped(f"{config}.yaml")
+    return named if named.is_file() else config
+
+
 def build_config(config: Path | None, overrides: list[str] | None, sets: list[str] | None):
     from kronos_cli.config import load  # imports pandas: only when the command runs
 
-    return load(config, [*(overrides or []), *(sets or [])])
+    return load(config_path(config), [*(overrides or []), *(sets or [])])
 
 
 CONFIG_OPTIONS = {

@@ -10,8 +10,10 @@ from kronos_cli.config.schema import (
     DataConfig,
     EvaluateConfig,
     LoggingConfig,
+    MlflowConfig,
     ModelConfig,
     TrainingConfig,
+    WalkForwardConfig,
     section_hash,
 )
 
@@ -24,8 +26,10 @@ __all__ = [
     "DataConfig",
     "EvaluateConfig",
     "LoggingConfig",
+    "MlflowConfig",
     "ModelConfig",
     "TrainingConfig",
+    "WalkForwardConfig",
     "dump",
     "load",
     "parse_override",

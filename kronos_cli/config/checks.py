@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 
 import pandas as pd
 
 from kronos_cli.bars import FEATURES, canonical
 from kronos_cli.calendar import STAMP_COLUMNS, range_end
-from kronos_cli.config.schema import Config, DataConfig
+from kronos_cli.config.schema import BacktestConfig, Config, DataConfig, WalkForwardConfig
 from kronos_cli.errors import KronosError
 from kronos_cli.sessions import check_calendar_name, parse_freq
 
@@ -20,7 +21,7 @@ AUGMENTATIONS = ("noise", "scale", "time_warp", "slice")
 
 def semantic_checks(cfg: Config) -> list[str]:
     """Every problem, each naming the dotted keys it is about (the loader tells the file's from an override's)."""
-    problems = _data(cfg.data) + _splits(cfg.data) + _training(cfg) + _backtest(cfg)
+    problems = _data(cfg.data) + _splits(cfg.data) + _training(cfg) + _backtest(cfg) + _walkforward(cfg.walkforward)
     cfg.data.features = list(FEATURES)  # the reference's vol/amt spelling, normalised
     return problems
 
@@ -178,4 +179,76 @@ def _backtest(cfg: Config) -> list[str]:
             f"backtest.bars_per_year must be a number of bars above 0 (or null: the market's and the calendar's), "
             f"got {b.bars_per_year}"
         )
+    return problems + trading_problems(b)
+
+
+MAX_LEVELS = 20  # capacity levels or cost multipliers: each is a whole portfolio simulation
+
+
+def trading_problems(b: BacktestConfig) -> list[str]:
+    """What a portfolio simulation trades with: capital, costs, impact, the volume limit and sensitivity levels."""
+    problems = []
+    if not (math.isfinite(b.account) and b.account > 0):
+        problems.append(f"backtest.account must be a capital above 0 (in the account's currency), got {b.account}")
+    for key in ("open_cost", "close_cost", "min_cost", "impact_cost"):
+        value = getattr(b, key)
+        if value is not None and not (math.isfinite(value) and 0 <= value < (1e9 if key == "min_cost" else 1)):
+            what = "an amount >= 0" if key == "min_cost" else "a fraction of the traded value in [0, 1)"
+            problems.append(f"backtest.{key} must be {what} (or null: the market's), got {value}")
+    if b.volume_limit is not None and not (math.isfinite(b.volume_limit) and 0 <= b.volume_limit <= 1):
+        problems.append(
+            f"backtest.volume_limit must be a share of a bar's volume in [0, 1] (0: no cap; null: the market's), got "
+            f"{b.volume_limit}"
+        )
+    bad_capital = [v for v in b.capacity if not (math.isfinite(v) and 0 < v < 1e15)]
+    if bad_capital:
+        problems.append(f"backtest.capacity must hold capital levels above 0 (below 1e15), got {bad_capital[0]}")
+    bad_multiple = [v for v in b.cost_multipliers if not (math.isfinite(v) and 0 <= v <= 100)]
+    if bad_multiple:
+        problems.append(
+            f"backtest.cost_multipliers must hold multiples of the costs in [0, 100], got {bad_multiple[0]}"
+        )
+    for key in ("capacity", "cost_multipliers"):
+        if len(getattr(b, key)) > MAX_LEVELS:
+            problems.append(f"backtest.{key} has {len(getattr(b, key))} levels; at most {MAX_LEVELS}, each a backtest")
+    return problems
+
+
+_PERIOD = re.compile(r"^\s*(\d+)\s*([DWMY])\s*$", re.IGNORECASE)
+_OFFSETS = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
+
+
+def parse_period(value: int | str) -> int | pd.DateOffset | None:
+    """A walk-forward length: a number of bars (63, "63"), a calendar length (3M, 1Y, 2W, 10D) as a DateOffset,
+    or None when it is neither."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    m = _PERIOD.match(text)
+    return pd.DateOffset(**{_OFFSETS[m.group(2).upper()]: int(m.group(1))}) if m else None
+
+
+def _walkforward(w: WalkForwardConfig) -> list[str]:
+    problems = []
+    keys = [("test_period", w.test_period), ("val_period", w.val_period)]
+    keys += [] if w.train_window == "expanding" else [("train_window", w.train_window)]
+    for key, value in keys:
+        period = parse_period(value)
+        if period is None or (isinstance(period, int) and period <= 0):
+            problems.append(
+                f"walkforward.{key} must be a number of bars above 0 or a length such as 3M, 1Y, 2W, 10D"
+                f"{' (or expanding)' if key == 'train_window' else ''}, got {value!r}"
+            )
+    if w.refit_every < 1:
+        problems.append(f"walkforward.refit_every must be >= 1 (1: every fold), got {w.refit_every}")
+    if not w.stages or set(w.stages) - {"tokenizer", "predictor"}:
+        problems.append(f"walkforward.stages must be predictor, or tokenizer and predictor, got {w.stages}")
+    if w.embargo is not None and w.embargo < 0:
+        problems.append(f"walkforward.embargo must be >= 0 bars (null: data.embargo's), got {w.embargo}")
+    for key in ("start", "end"):
+        value = getattr(w, key)
+        if value is not None:
+            _date(f"walkforward.{key}", value, problems)
     return problems

@@ -193,6 +193,9 @@ def _build(cls: type, data: Any, prefix: str, where: str, overridden: dict[str, 
     return cls(**kwargs)
 
 
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _check_type(value: Any, tp: Any) -> tuple[bool, Any]:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -226,6 +229,8 @@ def _check_type(value: Any, tp: Any) -> tuple[bool, Any]:
         return isinstance(value, int) and not isinstance(value, bool), value
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):  # YAML 1.1 reads 1e6 as text, not 1.0e+6
             return True, float(value)
         return False, None
     if tp is str:

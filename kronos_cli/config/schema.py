@@ -76,9 +76,19 @@ class CometConfig:
 
 
 @dataclass
+class MlflowConfig:
+    # Training metrics, backtest and evaluation scores and their report.html, as MLflow runs: a directory is a local
+    # file store (offline, `mlflow ui --backend-store-uri ./mlruns` shows it); a URI names a tracking server.
+    enabled: bool = False
+    tracking_uri: str = "./mlruns"
+    experiment: str = "kronos"
+
+
+@dataclass
 class LoggingConfig:
     log_interval: int = 50  # steps between plain progress lines and batch metrics
     comet: CometConfig = field(default_factory=CometConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
 
 @dataclass
@@ -159,6 +169,15 @@ class BacktestConfig:
     open_cost: float | None = None
     close_cost: float | None = None
     min_cost: float | None = None
+    # Qlib's market impact: a trade of value v in a bar that traded value V pays impact_cost x (v / V)^2 of v on
+    # top of its cost; volume_limit: the largest share of a bar's volume one order may take (cumulative over the day
+    # for daily bars); None: the market's (0.1 and 0.1 for stocks and crypto, none for fx); 0 turns the cap off.
+    impact_cost: float | None = None
+    volume_limit: float | None = None
+    # Sensitivity of the first signal's portfolio, rerun from the cached forecasts: capital levels (the account,
+    # in its currency: [1e6, 1e7, 1e8]) and cost multipliers (of every cost, impact included: [0, 1, 2, 4]).
+    capacity: list[float] = field(default_factory=list)
+    cost_multipliers: list[float] = field(default_factory=list)
     # One series: its forecast's sign trades it long, and short (true) or flat (false) when it points down;
     # None: the market's (crypto and fx short, stock markets flat).
     short: bool | None = None
@@ -185,6 +204,21 @@ class EvaluateConfig:
 
 
 @dataclass
+class WalkForwardConfig:
+    # `kronos walkforward`: the out-of-sample span, cut into consecutive test periods, each with a model trained
+    # on the bars before it. Periods are a number of the market's bars (63) or a calendar length (3M, 1Y, 2W).
+    start: str | None = None  # the first test period's start; None: data.test_time_range's start
+    end: str | None = None  # the last test period's end; None: data.end_time
+    test_period: int | str = "3M"
+    train_window: int | str = "expanding"  # expanding (from data.start_time) or a length before validation
+    val_period: int | str = "3M"  # the validation range before each test period (model selection)
+    embargo: int | None = None  # bars left out between train, val and test; None: data.embargo's
+    refit_every: int = 1  # retrain every k folds; the folds between reuse the last refitted model
+    stages: list[str] = field(default_factory=lambda: ["predictor"])  # what a refit trains: tokenizer, predictor
+    base: Literal["config", "previous"] = "config"  # each refit starts from the config's model or the last fold's
+
+
+@dataclass
 class Config:
     run_name: str = "kronos"
     seed: int = 100
@@ -194,6 +228,7 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     config_file: str | None = field(default=None, compare=False)  # the file it came from
 

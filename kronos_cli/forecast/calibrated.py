@@ -89,8 +89,9 @@ def bar_quantiles(paths: np.ndarray, qs: Sequence[float], bands: BandCorrection 
     calibration's `bands` when given. Each quantile bar is then mended into a valid candle unless `raw`: on every
     path the high is at least the close, so the high's quantile is at least the close's, and the close's wider band
     lifts it (and lowers the low's)."""
-    # one level at a time: np.quantile keeps float32 for a scalar level, not for a list
-    out = np.stack([np.quantile(paths, q, axis=0) for q in qs]) if len(qs) else np.empty((0, *paths.shape[1:]))
+    # one level at a time, cast back: numpy 2 keeps float32 for a scalar level (not for a list), numpy 1 never does
+    levels = [np.quantile(paths, q, axis=0).astype(paths.dtype, copy=False) for q in qs]
+    out = np.stack(levels) if len(qs) else np.empty((0, *paths.shape[1:]))
     if bands is None or not len(qs):
         return out
     out[..., CLOSE] = bands.quantiles(paths[..., CLOSE], qs)

@@ -4,16 +4,16 @@ A batch of B windows with S sample paths holds, per window, a key/value cache fo
 dependency layer: the lookback once and the horizon once per path (the paths share their history, see
 `model.decode.PathsKV`), or the whole context once per path after the window slid; the tokenizer decoder's
 cache of the window per path; and, per window during the prefill, the attention scores and the feed-forward
-activations of the lookback. The batch takes a quarter of
-the free memory (CUDA: free device memory; CPU: the kernel's MemAvailable), between 16 and 1,024 windows.
+activations of the lookback. The batch takes a quarter of the free memory (CUDA: free device memory; CPU: the
+memory available to new processes, through psutil on Linux, macOS and Windows), between 16 and 1,024 windows.
 Forecasts do not depend on the batch size (each window has its own seed), so this only changes speed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
+import psutil
 import torch
 
 log = logging.getLogger(__name__)
@@ -24,14 +24,7 @@ def free_bytes(device: torch.device) -> int:
     """Free memory where the forecast runs."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+    return int(psutil.virtual_memory().available)  # Linux's MemAvailable, and its like on macOS and Windows
 
 
 def window_bytes(model_config, tokenizer_config, lookback: int, predict: int, samples: int, max_context: int) -> int:

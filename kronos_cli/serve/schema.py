@@ -175,9 +175,21 @@ def with_limits(schema: dict[str, Any], limits: Any) -> dict[str, Any]:
     What JSON Schema cannot say stays in the descriptions and is answered 422 naming the field: timestamps
     strictly increasing, and a forecast that stays finite."""
     models = schema["components"]["schemas"]
-    request = models["ForecastRequest"]["properties"]
-    request["bars"].update(minItems=limits.min_bars, allOf=[_all_or_none("volume"), _all_or_none("amount")])
-    request["pred_len"]["maximum"] = limits.max_pred_len
-    request["samples"]["maximum"] = limits.max_samples
+    _limit_request(models["ForecastRequest"], limits)
     models["BatchRequest"]["properties"]["requests"]["maxItems"] = limits.max_series
+    return schema
+
+
+def _limit_request(request: dict[str, Any], limits: Any) -> None:
+    props = request["properties"]
+    props["bars"].update(minItems=limits.min_bars, allOf=[_all_or_none("volume"), _all_or_none("amount")])
+    props["pred_len"]["maximum"] = limits.max_pred_len
+    props["samples"]["maximum"] = limits.max_samples
+
+
+def request_schema(limits: Any) -> dict[str, Any]:
+    """The JSON Schema of one `ForecastRequest` with this server's limits (as `with_limits` puts them into the
+    OpenAPI document): the input schema of the MCP `forecast` tool."""
+    schema = ForecastRequest.model_json_schema()
+    _limit_request(schema, limits)
     return schema

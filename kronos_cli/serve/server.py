@@ -18,8 +18,7 @@ import uvicorn
 
 from kronos_cli.errors import KronosError
 from kronos_cli.forecast.calibrated import sampling_for
-from kronos_cli.forecast.predictor import KronosPredictor
-from kronos_cli.runs import load_pair
+from kronos_cli.runs import ModelPair, load_pair
 from kronos_cli.serve.app import create_app
 from kronos_cli.serve.connections import ConnectionLimits, GuardedHttp, Watch, fit_to_open_files
 from kronos_cli.serve.draining import STRAGGLER_S, Drain, DrainingServer
@@ -41,9 +40,8 @@ class ModelSource:
     strict_sampling: bool = False  # the run's own sampling.json (-c with backtest.sampling: calibrated)
     calendar: str | None = None  # the market calendar forecast timestamps continue on (None: the bars' sessions)
 
-    def load(self, device: str | None) -> tuple[KronosPredictor, dict[str, str], dict, SamplingDefaults]:
-        """The forecaster, where its weights came from, the data conventions it records, and the sampling of
-        requests that do not choose theirs."""
+    def open(self) -> tuple[ModelPair, SamplingDefaults]:
+        """The model pair and the sampling of requests that do not choose theirs."""
         if self.bundle is not None and (self.tokenizer or self.model):
             raise KronosError("pass either --bundle or --tokenizer/--model, not both")
         if self.bundle is None and not (self.tokenizer and self.model):
@@ -52,12 +50,11 @@ class ModelSource:
                 "--bundle FILE from `kronos export`, or -c CONFIG for a run's fine-tuned models"
             )
         pair = load_pair(None, self.tokenizer, self.model, self.bundle)
-        sources = {k: pair.sources[k] for k in ("tokenizer", "model")}
         defaults = SamplingDefaults()
         if self.sampling is not None:
             tuned = sampling_for(self.sampling, pair.weights, self.strict_sampling)
             defaults = SamplingDefaults(tuned.temperature, tuned.top_p, f"calibrated: {tuned.path}", tuned.bands)
-        return pair.forecaster(device, self.max_context), sources, pair.conventions, defaults
+        return pair, defaults
 
 
 def is_loopback(host: str) -> bool:
@@ -159,6 +156,26 @@ class ServeOptions:
             raise KronosError(f"--shutdown-grace must be >= 0 seconds, got {self.shutdown_grace_s}")
 
 
+def open_service(
+    source: ModelSource, limits: Limits, batching: Batching, device: str | None
+) -> tuple[ForecastService, ModelPair]:
+    """The forecasting service over the loaded model (not started), and the model pair it forecasts with."""
+    pair, sampling = source.open()
+    forecaster = pair.forecaster(device, source.max_context)
+    conventions = pair.conventions
+    calendar = source.calendar or conventions.get("calendar")  # else the calendar the model records
+    if calendar and check_calendar_name(calendar):
+        raise KronosError(
+            f"the model records the calendar {str(calendar)[:40]!r}, which is not a known calendar; pass "
+            "--calendar to choose one (kronos serve --help lists them)"
+        )
+    sources = {k: pair.sources[k] for k in ("tokenizer", "model")}
+    service = ForecastService(
+        forecaster, limits, batching, sources, conventions.get("lookback_window"), sampling, calendar
+    )
+    return service, pair
+
+
 def run(
     source: ModelSource,
     limits: Limits,
@@ -171,16 +188,8 @@ def run(
     connections = dataclasses.replace(connections, max_connections=fit_to_open_files(connections.max_connections))
     sock = bind(options.host, options.port)
     try:
-        forecaster, sources, conventions, sampling = source.load(options.device)
-        calendar = source.calendar or conventions.get("calendar")  # else the calendar the model records
-        if calendar and check_calendar_name(calendar):
-            raise KronosError(
-                f"the model records the calendar {str(calendar)[:40]!r}, which is not a known calendar; pass "
-                "--calendar to choose one (kronos serve --help lists them)"
-            )
-        service = ForecastService(
-            forecaster, limits, batching, sources, conventions.get("lookback_window"), sampling, calendar
-        )
+        service, _ = open_service(source, limits, batching, options.device)
+        forecaster, sources = service.forecaster, service.sources
         if options.token is None and not is_loopback(options.host):
             log.warning(
                 "listening on %s without --token-env: anyone who can reach this machine can use the model", options.host

@@ -1,4 +1,5 @@
-"""Where training metrics go: always a local `metrics.jsonl`; Comet ML when enabled (key from the environment).
+"""Where training metrics go: always a local `metrics.jsonl`; Comet ML when enabled (key from the environment);
+MLflow when enabled (a local file store by default, `tracking/mlflow.py`).
 
 Only rank 0 writes: `MetricSink` is the one object the training loop talks to.
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 from kronos_cli.config import CometConfig, Config
 from kronos_cli.errors import KronosError
+from kronos_cli.tracking.mlflow import MlflowLogger
 
 log = logging.getLogger(__name__)
 
@@ -90,21 +92,25 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class MetricSink:
-    """Rank 0's metrics: `logs/metrics.jsonl` and, when enabled, Comet (names as in the reference's scripts)."""
+    """Rank 0's metrics: `logs/metrics.jsonl` and, when enabled, Comet and MLflow (names as in the reference's
+    scripts), each behind the same `log_metrics` and `close`."""
 
     def __init__(self, cfg: Config, out: Path, stage: str, active: bool):
         self.stage, self.active = stage, active
         self.jsonl = JsonlLogger(out / "logs" / "metrics.jsonl") if active else None
-        self.comet = None
+        self.trackers: list[CometLogger | MlflowLogger] = []
         if active and cfg.logging.comet.enabled:
-            self.comet = CometLogger(cfg.logging.comet, f"{cfg.run_name}-{stage}", cfg.to_dict())
+            self.trackers.append(CometLogger(cfg.logging.comet, f"{cfg.run_name}-{stage}", cfg.to_dict()))
+        if active and cfg.logging.mlflow.enabled:
+            tags = {"kronos.command": f"train-{stage}", "kronos.run_name": cfg.run_name}
+            self.trackers.append(MlflowLogger(cfg.logging.mlflow, f"{cfg.run_name}-{stage}", cfg.to_dict(), tags))
 
     def step(self, record: dict[str, Any], step: int, epoch: int) -> None:
         if not self.active:
             return
         self.jsonl.log({"type": "step", "stage": self.stage, **record})
-        if self.comet:
-            self.comet.log_metrics(
+        for tracker in self.trackers:
+            tracker.log_metrics(
                 {f"train_{self.stage}_loss_batch": record["loss"], f"{self.stage}_lr": record["lr"]},
                 step=step,
                 epoch=epoch,
@@ -114,8 +120,8 @@ class MetricSink:
         if not self.active:
             return
         self.jsonl.log({"type": "epoch", "stage": self.stage, **record})
-        if self.comet:
-            self.comet.log_metrics(
+        for tracker in self.trackers:
+            tracker.log_metrics(
                 {
                     f"val_{self.stage}_loss_epoch": record["val_loss"],
                     f"train_{self.stage}_loss_epoch": record["train_loss"],
@@ -127,8 +133,8 @@ class MetricSink:
     def close(self) -> None:
         if self.jsonl:
             self.jsonl.close()
-        if self.comet:
-            self.comet.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def attach_file_log(path: Path) -> logging.Handler:

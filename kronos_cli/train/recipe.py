@@ -370,6 +370,7 @@ def _save_last(run: Run, state: TrainState, epoch: int) -> None:
 
 
 def _summary(run: Run, state: TrainState, stopped_early: bool, wall: float, samples: int) -> TrainSummary:
+    learned, total = trainable(run.model)
     return TrainSummary(
         stage=run.stage.name,
         run_dir=str(run.out),
@@ -389,4 +390,8 @@ def _summary(run: Run, state: TrainState, stopped_early: bool, wall: float, samp
         improvement=improvement(state.val_loss_start, state.best_val_loss),
         selected_by=run.cfg.training.select_by if run.skill else "val_loss",
         best_score=state.best_score if math.isfinite(state.best_score) else None,
+        method=run.cfg.training.method,
+        trainable_params=learned,
+        total_params=total,
+        trainable_share=round(learned / total, 6) if total else None,
     )

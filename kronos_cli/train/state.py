@@ -75,6 +75,10 @@ class TrainSummary:
     improvement: float | None = None  # (start - best) / start: positive when fine-tuning beat its start
     selected_by: str = "val_loss"  # what picked best_model
     best_score: float | None = None  # best_model's value of it
+    method: str = "full"  # training.method: full, freeze, head or lora
+    trainable_params: int | None = None  # parameters the optimiser updated
+    total_params: int | None = None  # all of the model's (with LoRA: the frozen base weights and the adapters)
+    trainable_share: float | None = None  # trainable_params / total_params
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

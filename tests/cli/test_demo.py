@@ -77,6 +77,8 @@ def test_a_second_demo_shows_the_saved_leaderboard_and_the_next_commands(demo_ru
     assert any(line.split()[:4] == ["kronos", "serve", "--bundle", str(bundle)] for line in nexts)
     csv = next(line.split()[2] for line in nexts if line.split()[:2] == ["kronos", "predict"])
     assert Path(csv).is_file() and Path(csv).parent.parent == out
+    page = Path(lines[-1].split(": ", 1)[1])  # the demo ends with its reports, the leaderboard's last
+    assert lines[-1].split()[0] == "evaluation:" and page.name == "report.html" and page.is_file()
 
 
 @pytest.mark.slow

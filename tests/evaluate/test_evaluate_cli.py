@@ -64,9 +64,10 @@ def test_evaluate_ranks_models_and_baselines_on_the_same_windows(prepared, tiny_
     assert all(0 <= c["p_value"] <= 1 for c in report["comparisons"])
     assert report["symbols"] > 3 and report["time_unit"] == "day" and report["ic_times"] == report["times"]
     assert set(report["headline"]) == {"zero-shot", "other"} and not report["notes"]
-    out = Path(report["outputs"]["results"]).parent
-    assert out == tmp_path / "evaluation" / "ev" / "test"
+    out = Path(report["outputs"]["results"]).parent  # the run's own directory; evaluation/ev/test links to it
+    assert out.parent == tmp_path / "runs" and (tmp_path / "evaluation" / "ev" / "test").resolve() == out.resolve()
     for name in (
+        "report.html",
         "evaluation.json",
         "evaluation_report.txt",
         "error_by_horizon.png",

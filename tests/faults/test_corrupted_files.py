@@ -258,15 +258,15 @@ def test_an_array_edited_and_rehashed_is_refused_by_its_contents(case, dataset_c
 
 
 def test_an_int8_export_is_checked_like_a_bundle(tiny_pair, tmp_path, built_on):
-    from kronos_cli.export.artifacts import load_int8, write_int8
+    from kronos_cli.export.quantized import load_quantized, write_quantized
 
-    path = write_int8(*tiny_pair, tmp_path / "kronos_int8.pth", {"max_context": 64, "clip": 5.0})
-    tok, model, conventions = load_int8(path)  # intact: every packed weight fits its config
+    path = write_quantized(*tiny_pair, tmp_path / "kronos_int8.pth", {"max_context": 64, "clip": 5.0}, "int8")
+    tok, model, conventions = load_quantized(path)  # intact: every quantised weight fits its config
     assert conventions["max_context"] == 64 and model.config == tiny_pair[1].config
     built_on.clear()
     data = torch.load(path, weights_only=True)
-    data["model"]["config"]["ff_dim"] = 4096  # a size only the quantised Linears' packed weights hold
+    data["model"]["config"]["ff_dim"] = 4096  # a size only the quantised Linears' weights hold
     torch.save(data, path)
     with pytest.raises(KronosError, match=r"do not fit its config.json \(wrong shape: transformer.0.ffn.w1.weight"):
-        load_int8(path)
+        load_quantized(path)
     assert set(built_on) <= {"meta"}

@@ -72,7 +72,7 @@ def test_a_backtest_that_fails_while_writing_leaves_the_last_set_whole(backtest,
     failed = runner.invoke(app, [*args, "backtest.topk=5"])
     assert failed.exit_code == 1, failed.output
     assert _files(out) == before  # not the new positions beside the old results: the last run's set, whole
-    assert not list(out.parent.glob(".bt.*"))  # and nothing of the failed write is left
+    assert out.is_symlink() and not list((out.parent.parent / "runs").glob(".*"))  # nothing of the failed write left
     assert _outputs_exist(cfg, "backtest")
 
     with open(out / "positions.csv", "a") as f:  # a file replaced by hand, or by another writer
@@ -97,7 +97,7 @@ def test_a_backtest_killed_while_writing_leaves_the_last_set_and_the_next_run_sa
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert _files(out) == before and _results(out)["config"]["backtest"]["topk"] == 8
     assert _outputs_exist(cfg, "backtest")
-    (leftover,) = out.parent.glob(".bt.tmp-*")  # the killed write got as far as its positions
+    (leftover,) = (out.parent.parent / "runs").glob(".*.tmp-*")  # the killed write got as far as its positions
     assert (leftover / "positions.csv").is_file() and not (leftover / "backtest_results.json").exists()
 
     again = runner.invoke(app, [*args, "backtest.topk=5"])
@@ -127,7 +127,7 @@ def test_an_evaluation_that_fails_while_writing_keeps_the_last_leaderboard_and_a
     run_cfg = config.load(None, overrides)
     first = runner.invoke(app, ["evaluate", *overrides, "--device", "cpu", "--json"])
     assert first.exit_code == 0, first.output
-    out = Path(json.loads(first.stdout)["outputs"]["results"]).parent
+    out = Path(json.loads(first.stdout)["outputs"]["results"]).parent  # the run's own directory under runs/
     before = _files(out)
     assert saved_evaluation(run_cfg).models[0].label == "zero-shot"
 
@@ -138,7 +138,7 @@ def test_an_evaluation_that_fails_while_writing_keeps_the_last_leaderboard_and_a
     more = ["--models", f"again={model}"]  # its forecasts are in the cache; the plots gain a line
     failed = runner.invoke(app, ["evaluate", *overrides, *more, "--device", "cpu"])
     assert failed.exit_code == 1, failed.output
-    assert _files(out) == before and not list(out.parent.glob(".test.*"))
+    assert _files(out) == before and not list(out.parent.glob(".*"))
     assert saved_evaluation(run_cfg) is not None and _outputs_exist(run_cfg, "evaluate")
 
     capsys.readouterr()

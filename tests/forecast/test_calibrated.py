@@ -60,7 +60,7 @@ def test_bands_set_the_close_quantiles_and_quantile_bars_stay_candles():
     np.testing.assert_allclose(q[:, :, CLOSE], mean + WIDEN * std * norm.ppf([0.05, 0.5, 0.95])[:, None], rtol=1e-5)
     assert (q[..., HIGH] >= q[..., CLOSE]).all() and (q[..., LOW] <= q[..., CLOSE]).all()  # lifted and lowered
     plain = bar_quantiles(paths, [0.05, 0.5, 0.95], None, raw=False)
-    np.testing.assert_array_equal(plain, [np.quantile(paths, q, axis=0) for q in (0.05, 0.5, 0.95)])
+    np.testing.assert_array_equal(plain, [np.quantile(paths, q, axis=0).astype(paths.dtype) for q in (0.05, 0.5, 0.95)])
     assert plain.dtype == q.dtype == np.float32  # as the paths: predict and serve write the same numbers
     assert bar_quantiles(paths, [], wide_bands(), raw=False).shape == (0, 4, len(FEATURES))
 

@@ -66,6 +66,9 @@ def test_lora_run_checkpoints_adapters_resumes_and_exports(train_overrides, tmp_
     assert runner.invoke(app, ["train-tokenizer", *train_overrides(), "--device", "cpu"]).exit_code == 0
     res = runner.invoke(app, ["train-predictor", *ov, "--device", "cpu", "--json", "--max-steps", "6"])
     assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)  # the method and what of the model it trained
+    assert summary["method"] == "lora" and 0 < summary["trainable_params"] < summary["total_params"]
+    assert summary["trainable_share"] == pytest.approx(summary["trainable_params"] / summary["total_params"], abs=1e-6)
     run = tmp_path / "out" / "models" / "t" / "predictor" / "checkpoints"
     assert (run / "last" / "adapter" / "adapter_model.safetensors").is_file() and not (run / "last" / "model").exists()
     Kronos.from_pretrained(run / "best_model")  # merged, released layout
@@ -90,6 +93,7 @@ def test_best_model_chosen_by_validation_ic(train_overrides, tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["selected_by"] == "val_ic" and summary["best_score"] is not None
+    assert summary["method"] == "full" and summary["trainable_share"] == 1.0
     run = tmp_path / "out" / "models" / "t" / "predictor"
     epochs = [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in epochs if r["type"] == "epoch"]
