@@ -202,3 +202,18 @@ def test_nothing_is_found_where_nothing_is_planted(tmp_path):
     for m in result["stitched"]["models"]:
         t = m["ic"]["IC_t"]
         assert t is None or abs(t) <= 3, (m["label"], t)
+
+
+@pytest.mark.slow
+def test_one_series_walks_forward_with_skill_over_time_and_the_sign_strategy(market, tmp_path):
+    """The most common case, one series: every fold scored over time (no cross-section: the IC is not defined,
+    the time-series correlation stands in) and one sign-strategy backtest over the stitched span."""
+    extra = ["data.instrument=[SH600000]", "training.select_by=val_ic", "training.n_train_iter=10", "training.batch_size=8"]
+    result = _walkforward(market, tmp_path, *extra)
+    assert len(result["folds"]) == 3 and result["stitched"]["symbols"] == 1
+    model = next(m for m in result["stitched"]["models"] if m["label"] == "fine-tuned")
+    assert model["ic"]["IC"] is None and -1 <= model["time_series"]["corr"] <= 1
+    assert sum(f["windows"] for f in result["folds"]) == result["stitched"]["windows"]
+    days = pd.to_datetime(_signals(result)["datetime"]).unique()
+    assert result["backtest"]["days"] == len(days)
+    assert "buy and hold" in Path(result["outputs"]["report"]).read_text()
