@@ -257,15 +257,22 @@ def plot_by_fold(
     return _save(plt, fig, path)
 
 
+def _returns_by_level(plt, levels: list[dict]):
+    """A figure with the annualised return and excess return with cost (%) of each level against its value."""
+    value = [x["value"] for x in levels]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(value, [100 * x["annualized_return"] for x in levels], marker="o", label="ann. return, with cost")
+    ax.plot(value, [100 * x["excess_annualized"] for x in levels], marker="o", label="excess ann. return")
+    ax.axhline(0, color="grey", lw=0.8)
+    return fig, ax
+
+
 def plot_capacity(levels: list[dict], path: str | os.PathLike, title: str) -> Path:
     """Annualised return and excess return with cost (left, %) and the fill rate (right, %) against the capital
     (log scale), one point per capacity level."""
     plt = _pyplot()
     capital = [x["value"] for x in levels]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(capital, [100 * x["annualized_return"] for x in levels], marker="o", label="ann. return, with cost")
-    ax.plot(capital, [100 * x["excess_annualized"] for x in levels], marker="o", label="excess ann. return")
-    ax.axhline(0, color="grey", lw=0.8)
+    fig, ax = _returns_by_level(plt, levels)
     ax.set(xscale="log", xlabel="capital (account currency, log scale)", ylabel="annualised return (%)")
     fill = ax.twinx()
     fill.plot(capital, [100 * x["fill_rate"] for x in levels], color="black", ls="--", marker=".", label="fill rate")
@@ -281,10 +288,6 @@ def plot_capacity(levels: list[dict], path: str | os.PathLike, title: str) -> Pa
 def plot_costs(levels: list[dict], path: str | os.PathLike, title: str) -> Path:
     """Annualised return and excess return with cost (%) against the multiple of every cost, one point a level."""
     plt = _pyplot()
-    multiple = [x["value"] for x in levels]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(multiple, [100 * x["annualized_return"] for x in levels], marker="o", label="ann. return, with cost")
-    ax.plot(multiple, [100 * x["excess_annualized"] for x in levels], marker="o", label="excess ann. return")
-    ax.axhline(0, color="grey", lw=0.8)
+    fig, ax = _returns_by_level(plt, levels)
     ax.set(xlabel="costs (open, close, minimum, impact) x this multiple", ylabel="annualised return (%)")
     return _finish(plt, fig, ax, title, path)

@@ -3,7 +3,9 @@ by several commands live in `options.py`)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import sys
 import time
@@ -200,3 +202,21 @@ def print_tables(tables) -> None:
             cells = [escape(c if bold else t.cell(r, i)) for i, c in enumerate(row)]
             rich.add_row(*(f"[bold]{c}[/bold]" if bold and (r, i) in t.bold else c for i, c in enumerate(cells)))
         console.print(rich)
+
+
+def ready_announcer(command: str, json_out: bool, docs: bool = False):
+    """What a server calls once it listens on `url`: one JSON line `{"event": "ready", "url", "pid"}` on stdout
+    (with `docs`: the OpenAPI page's address too) for scripts, or one line on the console."""
+
+    def announce(url: str) -> None:
+        if json_out:
+            event = {"event": "ready", "url": url, **({"docs": f"{url}/docs"} if docs else {}), "pid": os.getpid()}
+            sys.stdout.write(json.dumps(event) + "\n")
+            sys.stdout.flush()
+            return
+        console.print(
+            f"kronos {command}: ready on {url}" + (f" (OpenAPI: {url}/docs)" if docs else ""), highlight=False
+        )
+        console.file.flush()
+
+    return announce

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
 import typer
 
 from kronos_cli.cli import options as opt
-from kronos_cli.cli.common import console
+from kronos_cli.cli.common import console, ready_announcer
 from kronos_cli.cli.serve import BATCHING, LIMITS, _batching, _from_run, _limits
 
 TRANSPORTS = ("stdio", "http")
@@ -23,18 +20,6 @@ def _check_sdk() -> None:
         import mcp.server  # noqa: F401
     except ImportError:
         raise KronosError("kronos mcp needs the MCP Python SDK; pip install 'kronos-cli[mcp]'") from None
-
-
-def _announcer(json_out: bool):
-    def announce(url: str) -> None:
-        if json_out:
-            sys.stdout.write(json.dumps({"event": "ready", "url": url, "pid": os.getpid()}) + "\n")
-            sys.stdout.flush()
-            return
-        console.print(f"kronos mcp: ready on {url}", highlight=False)
-        console.file.flush()
-
-    return announce
 
 
 @opt.option_group(BATCHING, "batching", _batching)
@@ -94,6 +79,6 @@ def mcp(
     if token is None and not is_loopback(host):
         console.print(f"warning: listening on {host} without --token-env: anyone who can reach it can use the model")
     try:
-        anyio.run(run_http, box, sock, token, _announcer(json_out))
+        anyio.run(run_http, box, sock, token, ready_announcer("mcp", json_out))
     finally:
         sock.close()

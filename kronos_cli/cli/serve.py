@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import sys
 from pathlib import Path
 
 import typer
 
 from kronos_cli.cli import options as opt
-from kronos_cli.cli.common import console
+from kronos_cli.cli.common import ready_announcer
 
 log = logging.getLogger("kronos_cli.cli")
 
@@ -162,20 +159,6 @@ def _route_uvicorn_logs() -> None:
         lg.propagate = name != "uvicorn"
 
 
-def _announce(json_out: bool):
-    def ready(url: str) -> None:
-        if json_out:
-            sys.stdout.write(
-                json.dumps({"event": "ready", "url": url, "docs": f"{url}/docs", "pid": os.getpid()}) + "\n"
-            )
-            sys.stdout.flush()
-            return
-        console.print(f"kronos serve: ready on {url} (OpenAPI: {url}/docs)", highlight=False)
-        console.file.flush()
-
-    return ready
-
-
 @opt.option_group(SERVER, "server", _server)
 @opt.option_group(CONNECTIONS, "connections", _connections)
 @opt.option_group(BATCHING, "batching", _batching)
@@ -236,4 +219,4 @@ def serve(
         raise KronosError(f"--max-context must be >= 2, got {source.max_context}")
     opt.check_calendar(source.calendar)
     _route_uvicorn_logs()
-    run(source, limits, batching, server, _announce(json_out), connections)
+    run(source, limits, batching, server, ready_announcer("serve", json_out, docs=True), connections)

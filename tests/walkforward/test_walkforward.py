@@ -208,7 +208,12 @@ def test_nothing_is_found_where_nothing_is_planted(tmp_path):
 def test_one_series_walks_forward_with_skill_over_time_and_the_sign_strategy(market, tmp_path):
     """The most common case, one series: every fold scored over time (no cross-section: the IC is not defined,
     the time-series correlation stands in) and one sign-strategy backtest over the stitched span."""
-    extra = ["data.instrument=[SH600000]", "training.select_by=val_ic", "training.n_train_iter=10", "training.batch_size=8"]
+    extra = [
+        "data.instrument=[SH600000]",
+        "training.select_by=val_ic",
+        "training.n_train_iter=10",
+        "training.batch_size=8",
+    ]
     result = _walkforward(market, tmp_path, *extra)
     assert len(result["folds"]) == 3 and result["stitched"]["symbols"] == 1
     model = next(m for m in result["stitched"]["models"] if m["label"] == "fine-tuned")
