@@ -31,6 +31,18 @@ def _dates(index) -> list[str]:
     return [str(d) for d in index]
 
 
+def _times(values) -> pd.DatetimeIndex:
+    """Timestamps read back from results files, where a bar at midnight may be written as a bare date and the
+    next bar with its time ("2024-04-16", "2024-04-16 01:00"): ISO 8601 in any of its forms."""
+    return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601"))
+
+
+def _labels(times: pd.DatetimeIndex) -> list[str]:
+    """Dates for daily bars, dates and times for intraday ones."""
+    daily = bool((times == times.normalize()).all())
+    return list(times.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"))
+
+
 def cumulative_chart(frames: dict[str, pd.DataFrame], accumulation: str, benchmark: str) -> Chart:
     """Cumulative return of each signal's portfolio with cost, the first one's also before cost, and the benchmark."""
     traces, bench = [], None
@@ -68,7 +80,7 @@ def drawdown_chart(frames: dict[str, pd.DataFrame], accumulation: str) -> Chart:
 def monthly_chart(df: pd.DataFrame, name: str, accumulation: str) -> Chart:
     """A heat map of each month's return with cost (years down, months across)."""
     r = df["return"] - df["cost"]
-    r.index = pd.to_datetime(r.index)
+    r.index = _times(r.index)
     months = r.groupby(r.index.to_period("M")).apply(lambda x: float(growth(x, accumulation).iloc[-1]))
     years = sorted({p.year for p in months.index})
     z = [[months.get(pd.Period(year=y, month=m, freq="M"), np.nan) for m in range(1, 13)] for y in years]
@@ -104,11 +116,11 @@ def turnover_chart(frames: dict[str, pd.DataFrame]) -> Chart:
 def ic_chart(signals: pd.DataFrame, name: str) -> Chart | None:
     """Daily IC and Rank IC of one signal against its label, with their rolling means; None without a
     cross-section."""
-    keyed = signals.assign(datetime=pd.to_datetime(signals["datetime"])).set_index(["datetime", "instrument"])
+    keyed = signals.assign(datetime=_times(signals["datetime"])).set_index(["datetime", "instrument"])
     d = daily_ic(keyed[name], keyed["label"])
     if d.empty:
         return None
-    x = _dates(d.index.strftime("%Y-%m-%d"))
+    x = _labels(pd.DatetimeIndex(d.index))
     traces = [
         {"type": "bar", "x": x, "y": d["IC"].tolist(), "name": "IC", "marker": {"color": "#9ecae1"}},
         _line(x, d["IC"].rolling(ROLLING, min_periods=1).mean(), f"IC, {ROLLING}-bar mean", line={"color": "#08519c"}),
