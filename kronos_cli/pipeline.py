@@ -23,7 +23,7 @@ from kronos_cli.data.prep import dataset_hash, prepare
 from kronos_cli.distributed import Context, Launch
 from kronos_cli.errors import KronosError
 from kronos_cli.evaluate.run import run_evaluate
-from kronos_cli.export.run import FORMATS, run_export
+from kronos_cli.export.run import DEFAULT_FORMATS, run_export
 from kronos_cli.io import whole_result_set, write_json
 from kronos_cli.runs import backtest_dir, evaluation_dir, export_dir, pipeline_stamps, run_dir, sampling_file
 from kronos_cli.train.launch import run_stage
@@ -189,7 +189,7 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run the selected stages; the training stages go through the launcher like `kronos train-*`. A failing stage
     raises `PipelineFailed` with what was done before it."""
-    formats = list(export_formats or FORMATS)
+    formats = list(export_formats or DEFAULT_FORMATS)
     hashes = stage_hashes(cfg, formats)
     stamp_file = pipeline_stamps(cfg)
     stamps = json.loads(stamp_file.read_text()) if stamp_file.is_file() else {}
