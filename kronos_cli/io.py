@@ -74,20 +74,20 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def _finite(obj: Any) -> Any:
+def finite(obj: Any) -> Any:
     """NaN and infinities as null (strict JSON: jq and JavaScript reject NaN), recursively."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [finite(v) for v in obj]
     return obj
 
 
 def json_text(obj: Any) -> str:
     """Strict JSON (an unknown value is null), indented, with anything else written as its string."""
-    return json.dumps(_finite(obj), indent=2, default=str, allow_nan=False) + "\n"
+    return json.dumps(finite(obj), indent=2, default=str, allow_nan=False) + "\n"
 
 
 def json_floats(values) -> list:

@@ -132,7 +132,7 @@ def run_evaluate(
         sampling={**vars(sampling), "bands": calibrated.bands.describe() if calibrated and calibrated.bands else None},
         models=list(scores.values()),
         comparisons=comparisons,
-        conventions=_conventions(cfg, first.real.convention, sample, calibrated if through_bands else None),
+        conventions=conventions(cfg, first.real.convention, sample, calibrated if through_bands else None),
         notes=[n for n in [sample.ic_note()] if n],
         calibrated=through_bands,
     )
@@ -144,7 +144,7 @@ def run_evaluate(
     return result
 
 
-def _conventions(
+def conventions(
     cfg: Config, label: str, sample: SplitSample, calibrated: CalibratedSampling | None = None
 ) -> dict[str, str]:
     p, unit = cfg.data.predict_window, sample.time_unit

@@ -14,13 +14,12 @@ import functools
 import gzip
 import html
 import json
-import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kronos_cli.io import write_text
+from kronos_cli.io import finite, write_text
 from kronos_cli.tables import Table
 
 REPORT = "report.html"
@@ -52,17 +51,6 @@ def plotly_js_packed() -> str | None:
     return base64.b64encode(gzip.compress(js, compresslevel=1, mtime=0)).decode()
 
 
-def _clean(value: Any) -> Any:
-    """NaN and infinities as null (JSON has none; plotly leaves a gap)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _table_html(t: Table) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
     rows = []
@@ -89,7 +77,7 @@ def _item_html(item: Table | Chart | dict[str, Any], charts: list[dict[str, Any]
     if isinstance(item, Table):
         return _table_html(item)
     if isinstance(item, Chart):
-        charts.append(_clean(item.figure))
+        charts.append(finite(item.figure))  # NaN as null: plotly leaves a gap
         caption = f"<p class=caption>{html.escape(item.caption)}</p>" if item.caption else ""
         style = f' style="height:{item.height}px"' if item.height != Chart.height else ""
         return f'<figure class=chart><div class=plot id="chart-{len(charts) - 1}"{style}></div>{caption}</figure>'

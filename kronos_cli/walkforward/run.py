@@ -27,7 +27,7 @@ from kronos_cli.data.prep import dataset_hash
 from kronos_cli.evaluate.comparisons import compare
 from kronos_cli.evaluate.models import initial_pair
 from kronos_cli.evaluate.report import EvaluationResult
-from kronos_cli.evaluate.run import _conventions as evaluate_conventions  # the leaderboard's own wording
+from kronos_cli.evaluate.run import conventions as evaluate_conventions  # the leaderboard's own wording
 from kronos_cli.evaluate.sample import split_sample
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.io import result_set, whole_result_set, write_json, write_text
