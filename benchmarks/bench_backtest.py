@@ -43,10 +43,10 @@ def scaling(nproc: int, preset: str, windows: int) -> None:
 
     import torch
 
-    from kronos_cli.distributed import Launch
-    from kronos_cli.runs import load_pair
-    from kronos_cli.sharding import forecast_everywhere, window_cache
-    from kronos_cli.split_forecasts import open_dataset, sampling_of, split_windows
+    from kronos_cli.records.runs import load_pair
+    from kronos_cli.runtime.distributed import Launch
+    from kronos_cli.runtime.sharding import forecast_everywhere, window_cache
+    from kronos_cli.runtime.split_forecasts import open_dataset, sampling_of, split_windows
 
     os.environ["OMP_NUM_THREADS"] = "1"  # the workers' threads (inherited); this process's below
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +102,7 @@ def scaling(nproc: int, preset: str, windows: int) -> None:
 def levels(cfg, tmp: Path, first: float) -> None:
     """Capacity and cost levels of the same backtest (forecasts from the cache the first run filled): each level's
     time over the first full backtest's (target: under 15%), and the tables."""
-    from kronos_cli.tables import render_text
+    from kronos_cli.core.tables import render_text
 
     base = cfg.backtest.account
     capital = ",".join(f"{base * 10.0**k:g}" for k in range(-2, 3))

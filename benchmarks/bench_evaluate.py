@@ -23,7 +23,7 @@ from kronos_cli.data.prep import prepare
 from kronos_cli.data.synthetic import write_market
 from kronos_cli.evaluate.run import run_evaluate
 from kronos_cli.model import Kronos, KronosTokenizer
-from kronos_cli.runs import best_model_dir
+from kronos_cli.records.runs import best_model_dir
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import pandas as pd
 from kronos_cli.fetch.files import FileStore
 from kronos_cli.fetch.frames import bar_frame, tail_after
 from kronos_cli.fetch.qlib_store import QlibStore
-from kronos_cli.sessions import parse_freq, session_grid
+from kronos_cli.market.sessions import parse_freq, session_grid
 
 T0, HOUR_MS = 1704067200000, 3_600_000
 

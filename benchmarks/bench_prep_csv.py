@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 
 from kronos_cli import config
 from kronos_cli.data.prep import prepare
-from kronos_cli.sessions import parse_freq, session_grid
+from kronos_cli.market.sessions import parse_freq, session_grid
 
 OVERRIDES = [
     "data.source=csv",

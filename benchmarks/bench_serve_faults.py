@@ -56,9 +56,9 @@ import numpy as np
 import pandas as pd
 from bench_serve import health, save_models, start  # noqa: E402 (benchmarks run as scripts from their folder)
 
-from kronos_cli.bars import FEATURES
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.forecast.series import forecast_series
+from kronos_cli.market.bars import FEATURES
 
 CONTEXT = 64
 SERVER = ["--max-batch", "32", "--max-wait-ms", "5", "--max-samples", "4", "--max-pred-len", "8"]

@@ -1,9 +1,8 @@
 """The package's import structure: layers point down, no cycles, lazy imports only where a reason is given.
 
 Layers, lowest first (a module may import its own package and lower layers, never a package of its own layer):
-errors, io -> bars, calendar, distributed, metrics, plots, sessions, tables -> config, barfile, report -> data,
-model, tracking -> forecast, fetch -> runs -> sharding, records -> split_forecasts -> train, backtest, evaluate,
-export, serve -> pipeline, demo, rebuild, walkforward, agent -> cli.
+core -> market, metrics -> config, report -> data, model, tracking -> forecast, fetch -> records -> runtime ->
+train, backtest, evaluate, export, serve -> workflows, walkforward, agent -> cli.
 """
 
 from __future__ import annotations
@@ -13,16 +12,15 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kronos_cli"
 LAYERS = [
-    {"__init__", "errors", "io"},
-    {"bars", "calendar", "distributed", "environment", "plots", "metrics", "sessions", "tables"},
-    {"config", "configs", "barfile", "report"},
+    {"__init__", "core"},
+    {"market", "metrics"},
+    {"config", "configs", "report"},
     {"data", "model", "tracking"},
     {"forecast", "fetch"},
-    {"runs"},
-    {"sharding", "records"},
-    {"split_forecasts"},
+    {"records"},
+    {"runtime"},
     {"train", "backtest", "evaluate", "export", "serve"},
-    {"pipeline", "demo", "rebuild", "walkforward", "agent"},
+    {"workflows", "walkforward", "agent"},
     {"cli"},
     {"__main__"},
 ]

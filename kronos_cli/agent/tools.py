@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kronos_cli.backtest.ranking import day_signals
 from kronos_cli.config import Config
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.evaluate.run import RESULTS
-from kronos_cli.runs import ModelPair, evaluation_dir
+from kronos_cli.records.runs import ModelPair, evaluation_dir
 from kronos_cli.serve.batcher import DeadlineExceeded, QueueFull
 from kronos_cli.serve.schema import ForecastRequest, ForecastResponse, field_path, request_schema
 from kronos_cli.serve.service import ForecastService, RequestError

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli.backtest.markets import MarketRules
-from kronos_cli.sessions import NS_PER_DAY, BarFreq, bars_per_day
+from kronos_cli.market.sessions import NS_PER_DAY, BarFreq, bars_per_day
 
 MONDAY_SHIFT = 3  # 1970-01-01, day 0 of the epoch, was a Thursday: (days + 3) // 7 counts weeks from Mondays
 

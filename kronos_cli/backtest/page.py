@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from kronos_cli.backtest.report import BacktestResult
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.report.backtest import (
     bars,
     cumulative_chart,

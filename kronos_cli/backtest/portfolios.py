@@ -16,9 +16,9 @@ from kronos_cli.backtest.fills import Fills
 from kronos_cli.backtest.markets import MarketRules, market_rules
 from kronos_cli.backtest.single import Costs, sign_strategy
 from kronos_cli.config import Config
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.metrics.portfolio import portfolio_stats
-from kronos_cli.split_forecasts import Progress
+from kronos_cli.runtime.split_forecasts import Progress
 
 log = logging.getLogger(__name__)
 TOPK = "TopkDropout"

@@ -20,12 +20,12 @@ import pandas as pd
 
 from kronos_cli.backtest.fills import PRICE_LIMIT, SUSPENSION, Fills, count_fills
 from kronos_cli.backtest.markets import EQUAL_WEIGHT, MarketRules, market_rules
-from kronos_cli.calendar import range_end
 from kronos_cli.config import Config
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.provider import pool_of, provider_uri
 from kronos_cli.data.qlib_source import init_qlib
-from kronos_cli.errors import KronosError
-from kronos_cli.sessions import parse_freq
+from kronos_cli.market.sessions import parse_freq
+from kronos_cli.market.stamps import range_end
 
 log = logging.getLogger(__name__)
 

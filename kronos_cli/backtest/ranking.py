@@ -13,19 +13,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kronos_cli.bars import FEATURES
-from kronos_cli.calendar import calendar_features
 from kronos_cli.config import Config, DataConfig
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.prep import market_calendar, segments
 from kronos_cli.data.qlib_source import open_provider
-from kronos_cli.distributed import Launch
-from kronos_cli.errors import KronosError
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.forecast.signals import check_signals, signal_table
 from kronos_cli.forecast.windows import window_seed
-from kronos_cli.runs import ModelPair
-from kronos_cli.sharding import forecast_batch_everywhere
-from kronos_cli.split_forecasts import sampling_of
+from kronos_cli.market.bars import FEATURES
+from kronos_cli.market.stamps import calendar_features
+from kronos_cli.records.runs import ModelPair
+from kronos_cli.runtime.distributed import Launch
+from kronos_cli.runtime.sharding import forecast_batch_everywhere
+from kronos_cli.runtime.split_forecasts import sampling_of
 
 FAR_FUTURE = "2262-01-01"  # read whatever the source has (pandas' last representable year)
 

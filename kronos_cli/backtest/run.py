@@ -16,21 +16,21 @@ from kronos_cli.backtest.page import write_report
 from kronos_cli.backtest.portfolios import Portfolios, one_series, simulator, trade, widest_pool
 from kronos_cli.backtest.report import BacktestResult
 from kronos_cli.backtest.sensitivity import sensitivity
-from kronos_cli.calendar import range_end
 from kronos_cli.config import Config
+from kronos_cli.core.io import write_json, write_text
 from kronos_cli.data.windows import origin_keys
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.forecast.signals import check_signals
-from kronos_cli.io import write_json, write_text
+from kronos_cli.market.sessions import parse_freq
+from kronos_cli.market.stamps import range_end
 from kronos_cli.metrics.accuracy import return_accuracy
 from kronos_cli.metrics.ic import MIN_NAMES, ic_table, time_series_ic
 from kronos_cli.metrics.portfolio import ACCUMULATIONS
-from kronos_cli.plots import plot_capacity, plot_costs, plot_performance
 from kronos_cli.records.record import recorded_set
+from kronos_cli.records.runs import backtest_dir, load_pair
 from kronos_cli.report.page import REPORT
-from kronos_cli.runs import backtest_dir, load_pair
-from kronos_cli.sessions import parse_freq
-from kronos_cli.split_forecasts import Scale, forecast_split, open_dataset, split_windows
+from kronos_cli.report.plots import plot_capacity, plot_costs, plot_performance
+from kronos_cli.runtime.split_forecasts import Scale, forecast_split, open_dataset, split_windows
 
 Progress = Callable[[int, int, str], None]
 

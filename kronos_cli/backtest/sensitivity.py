@@ -30,8 +30,8 @@ from kronos_cli.backtest.annualization import BarsAYear
 from kronos_cli.backtest.markets import market_rules
 from kronos_cli.backtest.portfolios import Portfolios, Simulator, score
 from kronos_cli.config import Config
-from kronos_cli.split_forecasts import Progress
-from kronos_cli.tables import Table, num, pct
+from kronos_cli.core.tables import Table, num, pct
+from kronos_cli.runtime.split_forecasts import Progress
 
 log = logging.getLogger(__name__)
 BPS = 10_000

@@ -31,7 +31,7 @@ from kronos_cli.cli import train as train_cmd
 from kronos_cli.cli import walkforward as walkforward_cmd
 from kronos_cli.cli.common import command_flags, err_console, error_text, setup_logging
 from kronos_cli.cli.config_cmd import config_app
-from kronos_cli.errors import KronosError, WorkerDone
+from kronos_cli.core.errors import KronosError, WorkerDone
 
 
 def _is_cli_control(exc: BaseException) -> bool:

@@ -42,7 +42,7 @@ def backtest(
     a pool, or one series long and short (or flat) on the forecast's sign against its buy and hold; with capacity
     and cost levels, the first signal's portfolio again at each, from the same forecasts."""
     from kronos_cli.backtest.run import run_backtest
-    from kronos_cli.split_forecasts import Scale
+    from kronos_cli.runtime.split_forecasts import Scale
 
     cfg = with_levels(cfg, {"--capacity": capacity, "--cost-multipliers": cost_multipliers})
     with StepProgress("backtest", unit="windows") as bar:
@@ -68,7 +68,7 @@ def with_levels(cfg, flags: dict[str, str | None]):
     import dataclasses
 
     from kronos_cli.config.checks import trading_problems
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     keys = {"--capacity": "capacity", "--cost-multipliers": "cost_multipliers"}
     changes = {}

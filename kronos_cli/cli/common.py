@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from kronos_cli.io import json_text
+from kronos_cli.core.io import json_text
 
 # Results (tables, CSV, JSON) on stdout; wide enough for tables when piped into a file or a CI log.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)

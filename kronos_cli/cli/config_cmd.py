@@ -95,8 +95,8 @@ def cp(
 ) -> None:
     """Copy a shipped config to edit, e.g. `kronos config cp demo my_run.yaml`, then `-c my_run.yaml`."""
     from kronos_cli.configs import shipped_configs
-    from kronos_cli.errors import KronosError
-    from kronos_cli.io import write_text
+    from kronos_cli.core.errors import KronosError
+    from kronos_cli.core.io import write_text
 
     configs = {p.stem: p for p in shipped_configs()}
     source = configs.get(name.removesuffix(".yaml"))

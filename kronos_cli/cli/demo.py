@@ -26,11 +26,11 @@ def demo(
     that take -c, and ends with the next commands to try."""
     from kronos_cli.cli.pipeline import report, run_with_cli
     from kronos_cli.configs import shipped
-    from kronos_cli.demo import demo_overrides, ensure_bars, ensure_market, write_config
-    from kronos_cli.distributed import Launch
     from kronos_cli.evaluate.run import saved_evaluation
     from kronos_cli.model.bundle import BUNDLE_NAME
-    from kronos_cli.runs import export_dir
+    from kronos_cli.records.runs import export_dir
+    from kronos_cli.runtime.distributed import Launch
+    from kronos_cli.workflows.demo import demo_overrides, ensure_bars, ensure_market, write_config
 
     out = out.expanduser().resolve()
     ensure_market(out)
@@ -59,10 +59,10 @@ def _walkforward_demo(ctx: typer.Context, out: Path, overrides: list[str], force
     from kronos_cli.cli.train import observer_factory
     from kronos_cli.cli.walkforward import print_walkforward
     from kronos_cli.configs import shipped
-    from kronos_cli.demo import WALKFORWARD, demo_overrides
-    from kronos_cli.distributed import Launch
+    from kronos_cli.runtime.distributed import Launch
     from kronos_cli.walkforward.folds import Training
     from kronos_cli.walkforward.run import run_walkforward
+    from kronos_cli.workflows.demo import WALKFORWARD, demo_overrides
 
     cfg = opt.build_config(shipped("demo.yaml"), demo_overrides(out, [*WALKFORWARD, *overrides]), None)
     with StepProgress("walk-forward") as bar:
@@ -75,8 +75,8 @@ def _walkforward_demo(ctx: typer.Context, out: Path, overrides: list[str], force
 
 def _pages(cfg) -> dict[str, str]:
     """The report.html of the demo's newest backtest and evaluation (through the links to their runs)."""
+    from kronos_cli.records.runs import backtest_dir, evaluation_dir
     from kronos_cli.report.page import REPORT
-    from kronos_cli.runs import backtest_dir, evaluation_dir
 
     pages = {
         "backtest_html": backtest_dir(cfg) / REPORT,

@@ -18,9 +18,9 @@ def download(
 ) -> None:
     """Fetch checkpoints through huggingface_hub's cache (HF_TOKEN or `hf auth login`, HF_ENDPOINT and
     HF_HUB_OFFLINE are honoured) and check that the predictors and tokenizers fit each other."""
+    from kronos_cli.core.tables import Table
     from kronos_cli.model.hub import DownloadError
     from kronos_cli.model.hub import download as fetch_models
-    from kronos_cli.tables import Table
 
     try:
         got = fetch_models(models, cache_dir, pair=not no_tokenizer)

@@ -8,7 +8,7 @@ from kronos_cli.cli.common import console, print_json
 
 def env(json_out: bool = opt.JSON) -> None:
     """Print versions, devices and paths (paste this into bug reports)."""
-    from kronos_cli.environment import describe
+    from kronos_cli.runtime.environment import describe
 
     info = describe()
     if json_out:

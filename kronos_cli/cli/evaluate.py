@@ -31,9 +31,9 @@ def evaluate(
     launch=None,
 ) -> None:
     """Is the fine-tuned model worth it? Models and baselines scored on the same windows, with significance."""
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
     from kronos_cli.evaluate.run import run_evaluate
-    from kronos_cli.split_forecasts import Scale
+    from kronos_cli.runtime.split_forecasts import Scale
 
     if split not in (None, "val", "test"):
         raise KronosError(f"--split must be val or test, got {split!r}")

@@ -9,7 +9,7 @@ import typer
 
 from kronos_cli.cli import options as opt
 from kronos_cli.cli.common import StepProgress, err_console, print_json, print_tables
-from kronos_cli.tables import render_text
+from kronos_cli.core.tables import render_text
 
 
 def fetch(

@@ -14,7 +14,7 @@ TRANSPORTS = ("stdio", "http")
 
 
 def _check_sdk() -> None:
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     try:
         import mcp.server  # noqa: F401
@@ -56,7 +56,7 @@ def mcp(
     as resources."""
     import anyio
 
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     _check_sdk()
     if transport not in TRANSPORTS:

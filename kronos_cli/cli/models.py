@@ -17,10 +17,10 @@ def models(
     json_out: bool = opt.JSON,
 ) -> None:
     """List presets, released models and fine-tuned runs."""
+    from kronos_cli.core.tables import Table
     from kronos_cli.model.config import PREDICTOR_PRESETS, TOKENIZER_PRESETS
     from kronos_cli.model.hub import cached, parameters, released
-    from kronos_cli.runs import fine_tuned
-    from kronos_cli.tables import Table
+    from kronos_cli.records.runs import fine_tuned
 
     rel = [(r, parameters(r), cached(r.hub_id, cache_dir)) for r in released()]
     runs = fine_tuned(output_dir)

@@ -15,8 +15,8 @@ from typing import Any
 
 import typer
 
-from kronos_cli.errors import KronosError
-from kronos_cli.sessions import check_calendar_name
+from kronos_cli.core.errors import KronosError
+from kronos_cli.market.sessions import check_calendar_name
 
 CONFIG = typer.Option(
     None,
@@ -95,7 +95,7 @@ def build_launch(nproc_per_node: int | None = None, standalone: bool = False, **
     """The launcher flags as a `Launch`; torchrun's --nproc-per-node and --standalone read in its terms."""
     import torch  # imports torch: only when the command runs
 
-    from kronos_cli.distributed import Launch
+    from kronos_cli.runtime.distributed import Launch
 
     if nproc_per_node is not None:
         if flags.get("nproc") or flags.get("gpus"):

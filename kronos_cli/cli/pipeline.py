@@ -48,7 +48,7 @@ def run_with_cli(
 ):
     """The library pipeline with training stages rendered like `kronos train-*`; on a failing stage the summary
     of what exists is printed before the stage's one-line error."""
-    from kronos_cli.pipeline import PipelineFailed, run_pipeline
+    from kronos_cli.workflows.pipeline import PipelineFailed, run_pipeline
 
     bars = _StageProgress()
     try:

@@ -99,9 +99,9 @@ def predict(
     sampling=None,
 ) -> None:
     """Forecast the next bars of a series from a CSV file."""
-    from kronos_cli.barfile import TimestampSpec, read_bars
-    from kronos_cli.bars import check_history
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
+    from kronos_cli.market.barfile import TimestampSpec, read_bars
+    from kronos_cli.market.bars import check_history
 
     _check_flags(pred_len, max_context, calendar, sampling, bad_candles)
     qs = parse_quantiles(quantiles)
@@ -133,7 +133,7 @@ def predict(
 
 def _pair(cfg, tokenizer: str | None, model: str | None, bundle: Path | None):
     """The models: the bundle, else --tokenizer and --model, each else the run's (-c), else the released ones."""
-    from kronos_cli.runs import load_pair
+    from kronos_cli.records.runs import load_pair
 
     if bundle is None and cfg is None:
         tokenizer, model = tokenizer or DEFAULT_TOKENIZER, model or DEFAULT_MODEL
@@ -143,9 +143,9 @@ def _pair(cfg, tokenizer: str | None, model: str | None, bundle: Path | None):
 def market_calendar(flag: str | None, cfg, conventions: dict, bars: int) -> tuple[str | None, str]:
     """The calendar the forecast continues on and what chose it: --calendar, else the run's (-c), else the one
     the model records, else none (inferred from all the bars)."""
-    from kronos_cli.errors import KronosError
-    from kronos_cli.runs import run_calendar
-    from kronos_cli.sessions import check_calendar_name
+    from kronos_cli.core.errors import KronosError
+    from kronos_cli.market.sessions import check_calendar_name
+    from kronos_cli.records.runs import run_calendar
 
     if flag:
         return flag, "--calendar"
@@ -166,8 +166,8 @@ def _check_flags(
     pred_len: int, max_context: int | None, calendar: str | None, sampling: dict, bad_candles: str = "repair"
 ) -> None:
     """Bad flags fail before any file or model is read."""
-    from kronos_cli.bars import BAD_CANDLES
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
+    from kronos_cli.market.bars import BAD_CANDLES
 
     if bad_candles not in BAD_CANDLES:
         raise KronosError(f"--bad-candles must be one of {', '.join(BAD_CANDLES)}, got {bad_candles[:40]!r}")
@@ -224,7 +224,7 @@ def _note_bands(bands, samples: int, quantiles: tuple[float, ...]) -> None:
 def _write(
     result, output: Path | None, plot: Path | None, title: str, json_out: bool = False, calendar_by: str = ""
 ) -> None:
-    from kronos_cli.io import write_text
+    from kronos_cli.core.io import write_text
 
     if result.calendar:  # bars a week or more apart follow no session calendar
         log.info("forecast timestamps on the %s calendar (%s)", result.calendar, calendar_by)
@@ -253,7 +253,7 @@ def _write(
         write_text(output, buf.getvalue())
         log.info("wrote %s", output)
     if plot is not None:
-        from kronos_cli.plots import plot_forecast
+        from kronos_cli.report.plots import plot_forecast
 
         plot_forecast(
             result.history["timestamps"],

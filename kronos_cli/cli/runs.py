@@ -21,7 +21,7 @@ RUN = typer.Argument(..., help="A run id, a unique prefix of one, or latest.", s
 
 def _root(config: Path | None, output_dir: Path | None) -> Path:
     """`<output_dir>/runs`: from --output-dir, else the config's output_dir (its default: ./outputs)."""
-    from kronos_cli.runs import runs_root
+    from kronos_cli.records.runs import runs_root
 
     if output_dir is not None:
         return output_dir.expanduser().resolve() / "runs"
@@ -68,7 +68,7 @@ def compare(
     json_out: bool = opt.JSON,
 ) -> None:
     """Runs side by side: their key scores and the settings that differ."""
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
     from kronos_cli.records.store import find_run
     from kronos_cli.records.summary import compare_tables, differing_settings, summarise
 
@@ -113,7 +113,7 @@ def report(
     json_out: bool = opt.JSON,
 ) -> None:
     """Rebuild a backtest's or an evaluation's report.html from its results files."""
-    from kronos_cli.rebuild import named_run, rebuild_report
+    from kronos_cli.workflows.rebuild import named_run, rebuild_report
 
     given = Path(run).expanduser()
     directory = given if given.is_dir() else named_run(run, _root(config, output_dir))

@@ -134,7 +134,7 @@ def _from_run(source, config: Path):
     the config's context, its calibrated sampling (strictly its own) and its market calendar."""
     import dataclasses
 
-    from kronos_cli.runs import best_or_configured, run_calendar, sampling_file
+    from kronos_cli.records.runs import best_or_configured, run_calendar, sampling_file
 
     cfg = opt.build_config(config, None, None)
     calibrated = source.sampling is None and cfg.backtest.sampling == "calibrated"
@@ -193,7 +193,7 @@ def serve(
     server=None,
 ) -> None:
     """Serve forecasts over HTTP: POST /v1/forecast, /v1/forecast/batch; GET /v1/model, /healthz; /docs."""
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     try:
         import fastapi  # noqa: F401

@@ -27,8 +27,8 @@ def signals(
 ) -> None:
     """Rank the pool on one day with the backtest's signals (for tomorrow's trades with --date latest)."""
     from kronos_cli.backtest.ranking import day_signals
-    from kronos_cli.io import write_json, write_text
-    from kronos_cli.runs import load_pair
+    from kronos_cli.core.io import write_json, write_text
+    from kronos_cli.records.runs import load_pair
 
     pair = load_pair(cfg, tokenizer, model, str(bundle) if bundle else None)
     pair.warn_if_trained_otherwise(cfg)

@@ -148,7 +148,7 @@ def _train(
     run: dict,
     json_out: bool,
 ) -> None:
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
     from kronos_cli.train.launch import run_stage
     from kronos_cli.train.state import TrainOptions
 

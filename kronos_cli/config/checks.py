@@ -9,11 +9,11 @@ import typing
 
 import pandas as pd
 
-from kronos_cli.bars import FEATURES, canonical
-from kronos_cli.calendar import STAMP_COLUMNS, range_end
 from kronos_cli.config.schema import BacktestConfig, Config, DataConfig, WalkForwardConfig
-from kronos_cli.errors import KronosError
-from kronos_cli.sessions import check_calendar_name, parse_freq
+from kronos_cli.core.errors import KronosError
+from kronos_cli.market.bars import FEATURES, canonical
+from kronos_cli.market.sessions import check_calendar_name, parse_freq
+from kronos_cli.market.stamps import STAMP_COLUMNS, range_end
 
 SPLITS = ("train", "val", "test")
 AUGMENTATIONS = ("noise", "scale", "time_warp", "slice")

@@ -23,7 +23,7 @@ import yaml
 
 from kronos_cli.config.checks import confusable_keys, semantic_checks
 from kronos_cli.config.schema import SECRET_KEYS, Config
-from kronos_cli.errors import KronosError, excerpt
+from kronos_cli.core.errors import KronosError, excerpt
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kronos_cli.bars import FEATURES
-from kronos_cli.calendar import STAMP_COLUMNS
+from kronos_cli.market.bars import FEATURES
+from kronos_cli.market.stamps import STAMP_COLUMNS
 
 PATH = {"path": True}  # field metadata: expand ~, resolve relative to the working directory
 SECRET_KEYS = {"api_key", "apikey", "token", "password", "secret", "hf_token"}

@@ -19,7 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kronos_cli.barfile import (
+from kronos_cli.config import DataConfig
+from kronos_cli.core.errors import KronosError
+from kronos_cli.data import provider
+from kronos_cli.data.universe import Universe
+from kronos_cli.market.barfile import (
     DAY_MONTH,
     TimestampSpec,
     check_column,
@@ -29,13 +33,8 @@ from kronos_cli.barfile import (
     read_table,
     sniff_delimiter,
 )
-from kronos_cli.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical
-from kronos_cli.calendar import range_end
-from kronos_cli.config import DataConfig
-from kronos_cli.data import provider
-from kronos_cli.data.universe import Universe
-from kronos_cli.errors import KronosError
-from kronos_cli.sessions import (
+from kronos_cli.market.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical
+from kronos_cli.market.sessions import (
     NS_PER_DAY,
     BarFreq,
     InferredGrid,
@@ -49,6 +48,7 @@ from kronos_cli.sessions import (
     parse_freq,
     weekend_gap,
 )
+from kronos_cli.market.stamps import range_end
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".csv", ".parquet")

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from kronos_cli.bars import lookback_stats, normalise
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.store import DatasetArrays
-from kronos_cli.errors import KronosError
+from kronos_cli.market.bars import lookback_stats, normalise
 
 
 class WindowDataset(Dataset):

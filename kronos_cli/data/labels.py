@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kronos_cli.bars import FEATURES
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins
+from kronos_cli.market.bars import FEATURES
 
 CLOSE = FEATURES.index("close")
 

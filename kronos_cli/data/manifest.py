@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from kronos_cli.bars import FEATURES
-from kronos_cli.calendar import STAMP_COLUMNS
-from kronos_cli.errors import KronosError, excerpt
-from kronos_cli.io import file_digest, json_text, write_json
+from kronos_cli.core.errors import KronosError, excerpt
+from kronos_cli.core.io import file_digest, json_text, write_json
+from kronos_cli.market.bars import FEATURES
+from kronos_cli.market.stamps import STAMP_COLUMNS
 
 MANIFEST = "manifest.json"
 FORMAT = "kronos-dataset"

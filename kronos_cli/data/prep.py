@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli import __version__
-from kronos_cli.bars import FEATURES, reconcile_candles
-from kronos_cli.calendar import calendar_features
 from kronos_cli.config import Config, DataConfig, section_hash
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_dir
+from kronos_cli.core.tables import Table
 from kronos_cli.data.csv_source import CsvSource
 from kronos_cli.data.manifest import ARRAYS, FORMAT, FORMAT_VERSION, ORIGIN_SPLITS, SPLITS, write_manifest
 from kronos_cli.data.provider import PROVIDER_DIR, continue_calendar
@@ -33,9 +34,8 @@ from kronos_cli.data.qlib_source import QlibSource
 from kronos_cli.data.splits import SplitRange, embargo_bars, plan_splits
 from kronos_cli.data.store import NpyAppender
 from kronos_cli.data.universe import Universe
-from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_dir
-from kronos_cli.tables import Table
+from kronos_cli.market.bars import FEATURES, reconcile_candles
+from kronos_cli.market.stamps import calendar_features
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli.config import DataConfig
-from kronos_cli.io import json_text
-from kronos_cli.sessions import future_timestamps, parse_freq
+from kronos_cli.core.io import json_text
+from kronos_cli.market.sessions import future_timestamps, parse_freq
 
 PROVIDER_DIR = "qlib"  # inside the dataset directory, for sources that are not Qlib providers
 PROVIDER_META = "kronos_provider.json"

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from kronos_cli.bars import FEATURES, amount_from_volume
-from kronos_cli.calendar import range_end
 from kronos_cli.config import DataConfig
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.provider import pool_of, provider_meta, provider_uri
 from kronos_cli.data.universe import Universe
-from kronos_cli.errors import KronosError
-from kronos_cli.sessions import parse_freq
+from kronos_cli.market.bars import FEATURES, amount_from_volume
+from kronos_cli.market.sessions import parse_freq
+from kronos_cli.market.stamps import range_end
 
 log = logging.getLogger(__name__)
 

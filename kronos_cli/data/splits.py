@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kronos_cli.calendar import range_end
 from kronos_cli.config import DataConfig
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.manifest import SPLITS
-from kronos_cli.errors import KronosError
+from kronos_cli.market.stamps import range_end
 
 
 @dataclass(frozen=True)

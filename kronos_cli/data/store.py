@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from kronos_cli.bars import FEATURES
-from kronos_cli.calendar import STAMP_COLUMNS, STAMP_SIZES
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.manifest import ORIGIN_SPLITS, REBUILD, SPLITS, read_manifest, verify_arrays
-from kronos_cli.errors import KronosError
+from kronos_cli.market.bars import FEATURES
+from kronos_cli.market.stamps import STAMP_COLUMNS, STAMP_SIZES
 
 _HEADER = 128  # bytes reserved for the .npy header, filled in when the final shape is known
 _CHUNK = 1 << 20  # rows scanned at a time by the checks of the contents: memory stays a chunk deep

@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_dir, json_text
 from kronos_cli.data.provider import write_calendar, write_pool, write_series
-from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_dir, json_text
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kronos_cli.calendar import range_end
-from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_dir, json_text
-from kronos_cli.sessions import bars_per_day, parse_freq, session_grid
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_dir, json_text
+from kronos_cli.market.sessions import bars_per_day, parse_freq, session_grid
+from kronos_cli.market.stamps import range_end
 
 
 @dataclass(frozen=True)

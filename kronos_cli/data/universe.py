@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from kronos_cli.calendar import range_end
+from kronos_cli.market.stamps import range_end
 
 Span = tuple[pd.Timestamp, pd.Timestamp]
 

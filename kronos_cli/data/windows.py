@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kronos_cli.calendar import calendar_features
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.store import DatasetArrays
-from kronos_cli.errors import KronosError
+from kronos_cli.market.stamps import calendar_features
 
 
 @dataclass(frozen=True)

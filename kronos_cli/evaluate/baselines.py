@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kronos_cli.bars import FEATURES
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins
+from kronos_cli.market.bars import FEATURES
 from kronos_cli.metrics.probabilistic import Ensemble, Normal, Point, Predictive
 
 CLOSE = FEATURES.index("close")

@@ -6,9 +6,9 @@ a 7-point miss there says little, a 7-point miss over thousands of windows a lot
 
 from __future__ import annotations
 
+from kronos_cli.core.tables import Table, pct
 from kronos_cli.metrics.probabilistic import COVERAGES
 from kronos_cli.metrics.recalibration import TARGET, meets_target
-from kronos_cli.tables import Table, pct
 
 TARGET_TEXT = f"target: each band's coverage within {TARGET * 100:g} points of its nominal level"
 SIGNIFICANT = 1.96  # a miss beyond this many standard errors is more than chance (two-sided 5%)

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kronos_cli.bars import FEATURES
+from kronos_cli.core.io import json_floats
 from kronos_cli.data.store import DatasetArrays
-from kronos_cli.io import json_floats
-from kronos_cli.split_forecasts import SplitForecasts
+from kronos_cli.market.bars import FEATURES
+from kronos_cli.runtime.split_forecasts import SplitForecasts
 
 FAN_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 HISTORY = 40  # bars of history before the forecast

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 
 from kronos_cli.config import Config
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.model.checkpoint import WEIGHTS_NAME
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
-from kronos_cli.runs import ModelPair, best_model_dir, initial_weights_dir, load_pair
+from kronos_cli.records.runs import ModelPair, best_model_dir, initial_weights_dir, load_pair
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.evaluate.report import EvaluationResult
 from kronos_cli.report.evaluate import calibration_chart, fan_chart, horizon_charts, ic_month_chart, pit_chart
 from kronos_cli.report.page import REPORT, Section, write_page

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from kronos_cli.config import Config
+from kronos_cli.core.io import whole_result_set, write_json, write_text
 from kronos_cli.data.labels import realised
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, origin_keys
@@ -25,14 +26,13 @@ from kronos_cli.evaluate.sample import SplitSample, split_sample
 from kronos_cli.evaluate.scores import MIN_TIMES, ModelScores, score
 from kronos_cli.forecast.calibrated import CalibratedSampling
 from kronos_cli.forecast.device import resolve_device
-from kronos_cli.io import whole_result_set, write_json, write_text
 from kronos_cli.metrics.ic import MIN_NAMES
 from kronos_cli.metrics.probabilistic import Ensemble
 from kronos_cli.metrics.recalibration import Recalibrated
 from kronos_cli.records.record import recorded_set
+from kronos_cli.records.runs import evaluation_dir
 from kronos_cli.report.page import REPORT
-from kronos_cli.runs import evaluation_dir
-from kronos_cli.split_forecasts import (
+from kronos_cli.runtime.split_forecasts import (
     Scale,
     SplitForecasts,
     calibration_of,

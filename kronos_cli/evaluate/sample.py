@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.evaluate.scores import MIN_TIMES
+from kronos_cli.market.sessions import parse_freq
 from kronos_cli.metrics.ic import MIN_NAMES
-from kronos_cli.sessions import parse_freq
 
 
 @dataclass(frozen=True)

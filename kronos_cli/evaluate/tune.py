@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from kronos_cli.config import Config
+from kronos_cli.core.tables import Table, num, pct
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins
 from kronos_cli.evaluate.coverage import coverage_table
@@ -29,9 +30,8 @@ from kronos_cli.forecast.device import resolve_device
 from kronos_cli.forecast.windows import Sampling
 from kronos_cli.metrics.probabilistic import Ensemble, Predictive, coverage, intervals
 from kronos_cli.metrics.recalibration import BandCorrection, Recalibrated, fit_bands
-from kronos_cli.runs import load_pair, sampling_file
-from kronos_cli.split_forecasts import forecast_split, labelled_progress, open_dataset, split_windows
-from kronos_cli.tables import Table, num, pct
+from kronos_cli.records.runs import load_pair, sampling_file
+from kronos_cli.runtime.split_forecasts import forecast_split, labelled_progress, open_dataset, split_windows
 
 log = logging.getLogger(__name__)
 FEW_WINDOWS = 200  # validation windows below which the bands' outer edges rest on a handful of residuals

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 from kronos_cli.config import Config
-from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_dir
-from kronos_cli.runs import run_dir
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_dir
+from kronos_cli.records.runs import run_dir
 
 STAGES = ("tokenizer", "predictor")
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kronos_cli.io import atomic_path
+from kronos_cli.core.io import atomic_path
 from kronos_cli.model.engine import decode_windows, greedy, reference_step
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer

@@ -16,7 +16,7 @@ from typing import Any
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData, get_token
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 
 TAGS = ["kronos", "time-series", "finance", "forecasting", "kronos-cli"]
 LICENSE = "mit"  # the released Kronos weights' licence, which a fine-tune inherits

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_path
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_path
 from kronos_cli.model.bundle import bundle_parts, payload, read_payload
 from kronos_cli.model.checkpoint import check_shapes, expected_shapes, tensor_shapes
 from kronos_cli.model.predictor import Kronos

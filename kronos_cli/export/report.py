@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from kronos_cli.tables import Table, num
+from kronos_cli.core.tables import Table, num
 
 REQUIRED = ("bundle", "hf")  # a failure of these fails the export; int8, int4 and compiled only warn
 

@@ -25,16 +25,16 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from kronos_cli.bars import normalise_lookback
 from kronos_cli.config import Config
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import write_json
 from kronos_cli.data.dataset import WindowDataset
-from kronos_cli.errors import KronosError
 from kronos_cli.export import artifacts, hub, quantized, verify
 from kronos_cli.export.report import ArtifactCheck, ExportReport
 from kronos_cli.forecast.predictor import KronosPredictor
-from kronos_cli.io import write_json
+from kronos_cli.market.bars import normalise_lookback
 from kronos_cli.model.bundle import BUNDLE_NAME, write_bundle
-from kronos_cli.runs import ModelPair, data_conventions, evaluation_dir, load_pair, run_dir
+from kronos_cli.records.runs import ModelPair, data_conventions, evaluation_dir, load_pair, run_dir
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]

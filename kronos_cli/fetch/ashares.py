@@ -13,10 +13,10 @@ import functools
 
 import pandas as pd
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.fetch.frames import bar_frame
 from kronos_cli.fetch.retry import Retrier, SymbolError, network_error
-from kronos_cli.sessions import BarFreq
+from kronos_cli.market.sessions import BarFreq
 
 POOLS = {"csi300": "000300", "csi500": "000905", "csi800": "000906", "csi1000": "000852", "sse50": "000016"}
 LOT = 100  # shares in one of Eastmoney's volume units

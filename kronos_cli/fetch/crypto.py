@@ -9,10 +9,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.fetch.frames import bar_frame
 from kronos_cli.fetch.retry import Retrier, SymbolError
-from kronos_cli.sessions import BarFreq
+from kronos_cli.market.sessions import BarFreq
 
 log = logging.getLogger(__name__)
 DEFAULT_PAGE = 500  # bars a call when the exchange does not say its limit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 
 # source -> (the module imported, the extra that installs it)
 EXTRAS = {

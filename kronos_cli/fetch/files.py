@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from kronos_cli.core.io import atomic_path
 from kronos_cli.fetch.frames import COLUMNS
 from kronos_cli.fetch.journal import append_bytes, journaled, recover
-from kronos_cli.io import atomic_path
 
 
 class FileStore:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kronos_cli.bars import FEATURES, amount_from_volume
+from kronos_cli.market.bars import FEATURES, amount_from_volume
 
 COLUMNS = (*FEATURES, "factor")
 RTOL = 1e-5  # a stored value read back (float32 in a Qlib provider, shortest decimals in a CSV) matches within this

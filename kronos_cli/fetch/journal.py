@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from kronos_cli.io import write_json, write_text
+from kronos_cli.core.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 JOURNAL = ".kronos_fetch_journal.json"

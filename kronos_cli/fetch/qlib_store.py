@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_dir, json_text, recover_dir, write_text
 from kronos_cli.data import provider
-from kronos_cli.errors import KronosError
 from kronos_cli.fetch.frames import COLUMNS
 from kronos_cli.fetch.journal import append_bytes, journaled, recover
-from kronos_cli.io import atomic_dir, json_text, recover_dir, write_text
-from kronos_cli.sessions import BarFreq
+from kronos_cli.market.sessions import BarFreq
 
 POOL = provider.CSV_POOL  # every symbol, over its own span
 

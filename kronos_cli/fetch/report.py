@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kronos_cli.tables import Table
+from kronos_cli.core.tables import Table
 
 NEW, UPDATED, CURRENT, FAILED = "new", "updated", "up to date", "failed"
 SPLITS = ("train", "val", "test")

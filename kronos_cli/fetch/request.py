@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from kronos_cli.calendar import range_end
-from kronos_cli.errors import KronosError
-from kronos_cli.sessions import BarFreq, parse_freq
+from kronos_cli.core.errors import KronosError
+from kronos_cli.market.sessions import BarFreq, parse_freq
+from kronos_cli.market.stamps import range_end
 
 FORMATS = ("csv", "parquet", "qlib")
 

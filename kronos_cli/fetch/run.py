@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.fetch.files import FileStore
 from kronos_cli.fetch.frames import OVERLAP_BARS, revision, tail_after
 from kronos_cli.fetch.qlib_store import QlibStore
@@ -18,7 +18,7 @@ from kronos_cli.fetch.report import CURRENT, NEW, UPDATED, FetchReport, SymbolRe
 from kronos_cli.fetch.request import FetchRequest
 from kronos_cli.fetch.retry import SymbolError
 from kronos_cli.fetch.sources import Source, open_source, stored_name
-from kronos_cli.sessions import check_calendar_name, exchange_tz, session_grid
+from kronos_cli.market.sessions import check_calendar_name, exchange_tz, session_grid
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]

@@ -12,7 +12,7 @@ from kronos_cli.fetch.extras import client
 from kronos_cli.fetch.request import FetchRequest
 from kronos_cli.fetch.retry import Retrier
 from kronos_cli.fetch.yahoo import YahooSource
-from kronos_cli.sessions import BarFreq
+from kronos_cli.market.sessions import BarFreq
 
 
 class Source(Protocol):

@@ -11,10 +11,10 @@ import functools
 
 import pandas as pd
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.fetch.frames import bar_frame
 from kronos_cli.fetch.retry import Retrier, SymbolError, network_error
-from kronos_cli.sessions import BarFreq
+from kronos_cli.market.sessions import BarFreq
 
 INTERVALS = {None: "1d", 1: "1m", 2: "2m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 90: "90m"}
 KEPT_DAYS = {1: 30, 2: 60, 5: 60, 15: 60, 30: 60, 60: 730, 90: 60}  # how far back Yahoo serves intraday bars

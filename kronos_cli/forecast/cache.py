@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kronos_cli.io import atomic_path
+from kronos_cli.core.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import file_digest, write_json
 from kronos_cli.forecast.candles import CLOSE, repair
-from kronos_cli.io import file_digest, write_json
 from kronos_cli.metrics.recalibration import BandCorrection
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kronos_cli.bars import EPS, FEATURES, lookback_stats
+from kronos_cli.market.bars import EPS, FEATURES, lookback_stats
 
 OPEN, HIGH, LOW, CLOSE = (FEATURES.index(f) for f in ("open", "high", "low", "close"))
 AMOUNTS = [FEATURES.index("volume"), FEATURES.index("amount")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 
 
 def _mps_available() -> bool:

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kronos_cli.bars import FEATURES, denormalise, normalise_lookback, prepare_frame
-from kronos_cli.calendar import calendar_features
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.forecast.device import resolve_device
+from kronos_cli.market.bars import FEATURES, denormalise, normalise_lookback, prepare_frame
+from kronos_cli.market.stamps import calendar_features
 from kronos_cli.model.bundle import load_bundle
 from kronos_cli.model.config import DEFAULT_CONTEXT, check_pair
 from kronos_cli.model.engine import BufferPool, decode_windows, generate, path_counts

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kronos_cli.bars import FEATURES, check_history, prepare_frame, reconcile_candles
-from kronos_cli.calendar import calendar_features
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import json_floats
 from kronos_cli.forecast.calibrated import bar_quantiles
 from kronos_cli.forecast.candles import mended, plausible
 from kronos_cli.forecast.predictor import KronosPredictor
-from kronos_cli.io import json_floats
+from kronos_cli.market.bars import FEATURES, check_history, prepare_frame, reconcile_candles
+from kronos_cli.market.sessions import future_bars
+from kronos_cli.market.stamps import calendar_features
 from kronos_cli.metrics.recalibration import BandCorrection
-from kronos_cli.sessions import future_bars
 
 log = logging.getLogger(__name__)
 

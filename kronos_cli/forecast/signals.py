@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kronos_cli.bars import EPS
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.forecast.windows import WindowForecasts
+from kronos_cli.market.bars import EPS
 
 SIGNALS = ("last", "mean", "max", "min")
 

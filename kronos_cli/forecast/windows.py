@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kronos_cli.bars import EPS, FEATURES, normalise_lookback
+from kronos_cli.core.io import file_digest
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, gather, origin_keys
 from kronos_cli.forecast.cache import ForecastCache
 from kronos_cli.forecast.candles import price_bounds
 from kronos_cli.forecast.memory import auto_batch_size
 from kronos_cli.forecast.predictor import KronosPredictor
-from kronos_cli.io import file_digest
+from kronos_cli.market.bars import EPS, FEATURES, normalise_lookback
 from kronos_cli.model.sampling import SamplingParams
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 from kronos_cli import __version__
-from kronos_cli.bars import FEATURES
-from kronos_cli.calendar import STAMP_COLUMNS
-from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_path
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_path
+from kronos_cli.market.bars import FEATURES
+from kronos_cli.market.stamps import STAMP_COLUMNS
 from kronos_cli.model.checkpoint import check_shapes, expected_shapes, load_weights, tensor_shapes
 from kronos_cli.model.config import PredictorConfig, TokenizerConfig, config_from_dict, conventions_from_dict
 from kronos_cli.model.predictor import Kronos

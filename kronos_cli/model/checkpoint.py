@@ -15,8 +15,8 @@ from huggingface_hub import snapshot_download
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_dir
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_dir
 from kronos_cli.model.config import config_from_dict, conventions_from_dict, preset
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kronos_cli.errors import KronosError, excerpt
+from kronos_cli.core.errors import KronosError, excerpt
 
 MAX_BITS = 20  # each of s1 and s2 sizes four tables of 2**bits rows; the released models use 10
 MAX_CONTEXT = 1 << 20  # bars; the released predictors use 512 and 2048

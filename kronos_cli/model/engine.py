@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.model.decode import DecodeWeights, PathsKV
 from kronos_cli.model.invariant import batch_invariant
 from kronos_cli.model.layers import LayerKV

@@ -15,7 +15,7 @@ import torch
 from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
 from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.model.checkpoint import CONFIG_NAME, HUB_FILES, WEIGHTS_NAME, read_config
 from kronos_cli.model.config import (
     PAIRED_TOKENIZER,

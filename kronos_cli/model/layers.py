@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kronos_cli.calendar import STAMP_COLUMNS, STAMP_SIZES
+from kronos_cli.market.stamps import STAMP_COLUMNS, STAMP_SIZES
 
 
 class KVSlot(Protocol):

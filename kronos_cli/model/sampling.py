@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kronos_cli.config import Config, MlflowConfig
-from kronos_cli.io import STAMP, result_set, sweep_staging, write_json
+from kronos_cli.core.io import STAMP, result_set, sweep_staging, write_json
+from kronos_cli.records.runs import result_about, runs_root
 from kronos_cli.records.store import CONFIG, LATEST, free_path, point, run_id
 from kronos_cli.records.summary import RESULTS, all_scores, command_of
-from kronos_cli.runs import result_about, runs_root
 from kronos_cli.tracking.mlflow import MlflowLogger
 
 TRACKED = ("report.html", *RESULTS.values())  # the files an MLflow run gets as artifacts

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kronos_cli.errors import KronosError
-from kronos_cli.io import MANIFEST, STAMP, history_dir
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import MANIFEST, STAMP, history_dir
 
 log = logging.getLogger(__name__)
 LATEST = "latest"

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kronos_cli.errors import KronosError
-from kronos_cli.io import MANIFEST
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import MANIFEST
+from kronos_cli.core.tables import Table, num, pct
 from kronos_cli.records.store import CONFIG, label
-from kronos_cli.tables import Table, num, pct
 
 RESULTS = {"backtest": "backtest_results.json", "evaluate": "evaluation.json"}
 

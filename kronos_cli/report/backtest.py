@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kronos_cli.core.tables import Table, num, pct
 from kronos_cli.metrics.ic import daily_ic
 from kronos_cli.metrics.portfolio import COMPOUND, growth
 from kronos_cli.report.page import Chart
-from kronos_cli.tables import Table, num, pct
 
 ROLLING = 20  # bars in the rolling mean of the IC
 HOLDINGS = 10  # rows of the top and of the bottom holdings

@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kronos_cli.io import finite, write_text
-from kronos_cli.tables import Table
+from kronos_cli.core.io import finite, write_text
+from kronos_cli.core.tables import Table
 
 REPORT = "report.html"
 

@@ -21,7 +21,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
 from kronos_cli import __version__
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.serve.batcher import DeadlineExceeded, QueueFull
 from kronos_cli.serve.bodies import BodyLimit, BodyParser, late_body, parse_json, read_body
 from kronos_cli.serve.connections import ConnectionLimits, Watch

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.forecast.calibrated import sampling_for
-from kronos_cli.runs import ModelPair, load_pair
+from kronos_cli.market.sessions import check_calendar_name
+from kronos_cli.records.runs import ModelPair, load_pair
 from kronos_cli.serve.app import create_app
 from kronos_cli.serve.connections import ConnectionLimits, GuardedHttp, Watch, fit_to_open_files
 from kronos_cli.serve.draining import STRAGGLER_S, Drain, DrainingServer
 from kronos_cli.serve.service import Batching, ForecastService, Limits, SamplingDefaults
-from kronos_cli.sessions import check_calendar_name
 
 log = logging.getLogger(__name__)
 

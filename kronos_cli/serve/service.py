@@ -16,19 +16,19 @@ import numpy as np
 import pandas as pd
 
 from kronos_cli import __version__
-from kronos_cli.bars import FEATURES, features, reconcile_candles
-from kronos_cli.calendar import calendar_features
-from kronos_cli.environment import package_version
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import json_floats
 from kronos_cli.forecast.calibrated import bar_quantiles
 from kronos_cli.forecast.candles import mended, plausible
 from kronos_cli.forecast.predictor import KronosPredictor, SeriesJob
-from kronos_cli.io import json_floats
+from kronos_cli.market.bars import FEATURES, features, reconcile_candles
+from kronos_cli.market.sessions import future_timestamps
+from kronos_cli.market.stamps import calendar_features
 from kronos_cli.metrics.recalibration import BandCorrection
 from kronos_cli.model.sampling import SamplingParams
+from kronos_cli.runtime.environment import package_version
 from kronos_cli.serve.batcher import Abandoned, DynamicBatcher
 from kronos_cli.serve.schema import ForecastRequest
-from kronos_cli.sessions import future_timestamps
 
 
 class RequestError(KronosError):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kronos_cli.config import MlflowConfig
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 
 BATCH = 100  # MLflow's limit of parameters in one log_batch call
 VALUE = 500  # characters of a parameter's value kept (a list of symbols can be long)

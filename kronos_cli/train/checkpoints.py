@@ -19,8 +19,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_dir
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_dir
 from kronos_cli.model.checkpoint import load_weights, read_state_dict, save_checkpoint
 from kronos_cli.train.methods import ADAPTER_WEIGHTS, adapter_state, is_lora, load_adapter
 

@@ -15,9 +15,9 @@ import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from kronos_cli.config import Config
-from kronos_cli.distributed import Context, Launch, backend_device, launch, setup, teardown
 from kronos_cli.forecast.device import resolve_device
-from kronos_cli.runs import run_dir
+from kronos_cli.records.runs import run_dir
+from kronos_cli.runtime.distributed import Context, Launch, backend_device, launch, setup, teardown
 from kronos_cli.train.recipe import train
 from kronos_cli.train.resume import claim_run_dir
 from kronos_cli.train.state import Observer, StepEvent, TrainOptions, TrainSummary

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kronos_cli.config import CometConfig, Config
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.tracking.mlflow import MlflowLogger
 
 log = logging.getLogger(__name__)

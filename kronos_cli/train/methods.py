@@ -19,8 +19,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from kronos_cli.config.schema import TrainingConfig
-from kronos_cli.errors import KronosError
-from kronos_cli.io import atomic_dir
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import atomic_dir
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from kronos_cli.config import Config
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 
 
 def setup_optimizer(cfg: Config, stage, params: list[nn.Parameter], total_steps: int, device: torch.device):

@@ -24,12 +24,12 @@ from torch.utils.data import DataLoader
 
 from kronos_cli import __version__
 from kronos_cli.config import Config
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import write_json
 from kronos_cli.data.dataset import EpochSampler, WindowDataset, collate, to_tensors
-from kronos_cli.distributed import Context, barrier, mean_across, weight_spread
-from kronos_cli.errors import KronosError
-from kronos_cli.io import write_json
-from kronos_cli.plots import plot_loss_curve
-from kronos_cli.runs import best_or_configured, data_conventions, run_dir
+from kronos_cli.records.runs import best_or_configured, data_conventions, run_dir
+from kronos_cli.report.plots import plot_loss_curve
+from kronos_cli.runtime.distributed import Context, barrier, mean_across, weight_spread
 from kronos_cli.train import checkpoints
 from kronos_cli.train.augment import augment
 from kronos_cli.train.forgetting import AnchorPenalty, improvement

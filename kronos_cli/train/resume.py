@@ -8,8 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
-from kronos_cli.errors import KronosError
-from kronos_cli.io import recover_dir
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import recover_dir
 from kronos_cli.train import checkpoints
 from kronos_cli.train.state import TrainOptions, TrainState
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 
 
 def epoch_plan(samples_per_rank: int, batch_size: int, accumulation: int) -> tuple[int, int]:

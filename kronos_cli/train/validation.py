@@ -18,13 +18,13 @@ from kronos_cli.config import Config
 from kronos_cli.data.dataset import DatasetArrays, to_tensors
 from kronos_cli.data.labels import realised
 from kronos_cli.data.windows import Origins, origin_keys
-from kronos_cli.distributed import all_reduce_sum
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.forecast.signals import signal_table
 from kronos_cli.forecast.windows import Sampling, forecast_windows
 from kronos_cli.metrics.ic import ic_table, time_series_ic
 from kronos_cli.metrics.probabilistic import Ensemble
-from kronos_cli.split_forecasts import split_windows
+from kronos_cli.runtime.distributed import all_reduce_sum
+from kronos_cli.runtime.split_forecasts import split_windows
 from kronos_cli.train.methods import releasable
 from kronos_cli.train.optim import autocast
 

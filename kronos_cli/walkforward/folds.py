@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from kronos_cli.config import Config
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import write_json, write_text
 from kronos_cli.data.manifest import read_manifest
 from kronos_cli.data.prep import dataset_hash, prepare
-from kronos_cli.distributed import Context, Launch
-from kronos_cli.errors import KronosError
 from kronos_cli.forecast.windows import WindowForecasts
-from kronos_cli.io import write_json, write_text
 from kronos_cli.model.checkpoint import WEIGHTS_NAME
-from kronos_cli.runs import ModelPair, best_model_dir, load_pair, run_dir
-from kronos_cli.split_forecasts import Scale, forecast_split, labelled_progress, open_dataset, split_windows
+from kronos_cli.records.runs import ModelPair, best_model_dir, load_pair, run_dir
+from kronos_cli.runtime.distributed import Context, Launch
+from kronos_cli.runtime.split_forecasts import Scale, forecast_split, labelled_progress, open_dataset, split_windows
 from kronos_cli.train.launch import run_stage
 from kronos_cli.train.state import Observer, TrainOptions
 from kronos_cli.walkforward.plan import Fold, FoldPlan

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kronos_cli.calendar import range_end
 from kronos_cli.config import Config, DataConfig, WalkForwardConfig
 from kronos_cli.config.checks import parse_period
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.tables import Table
 from kronos_cli.data.prep import open_source
 from kronos_cli.data.splits import embargo_bars
-from kronos_cli.errors import KronosError
 from kronos_cli.evaluate.scores import MIN_TIMES
-from kronos_cli.tables import Table
+from kronos_cli.market.stamps import range_end
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from kronos_cli.core.tables import Table, num, pct, render_text
 from kronos_cli.evaluate.report import EvaluationResult
-from kronos_cli.plots import plot_by_fold, plot_walkforward
-from kronos_cli.tables import Table, num, pct, render_text
+from kronos_cli.report.plots import plot_by_fold, plot_walkforward
 
 MODEL = "fine-tuned"
 

@@ -23,6 +23,7 @@ from kronos_cli.backtest.annualization import bars_a_year
 from kronos_cli.backtest.markets import benchmark_for, market_rules
 from kronos_cli.backtest.portfolios import trade
 from kronos_cli.config import Config
+from kronos_cli.core.io import result_set, whole_result_set, write_json, write_text
 from kronos_cli.data.prep import dataset_hash
 from kronos_cli.evaluate.comparisons import compare
 from kronos_cli.evaluate.models import initial_pair
@@ -30,11 +31,10 @@ from kronos_cli.evaluate.report import EvaluationResult
 from kronos_cli.evaluate.run import conventions as evaluate_conventions  # the leaderboard's own wording
 from kronos_cli.evaluate.sample import split_sample
 from kronos_cli.forecast.device import resolve_device
-from kronos_cli.io import result_set, whole_result_set, write_json, write_text
+from kronos_cli.market.sessions import parse_freq
 from kronos_cli.metrics.portfolio import max_drawdown
-from kronos_cli.runs import ModelPair, load_pair, result_about, walkforward_dir
-from kronos_cli.sessions import parse_freq
-from kronos_cli.split_forecasts import open_dataset, sampling_of
+from kronos_cli.records.runs import ModelPair, load_pair, result_about, walkforward_dir
+from kronos_cli.runtime.split_forecasts import open_dataset, sampling_of
 from kronos_cli.walkforward.folds import (
     FoldForecasts,
     Stamps,

@@ -25,7 +25,7 @@ from kronos_cli.evaluate.scores import ModelScores, score
 from kronos_cli.forecast.signals import signal_table
 from kronos_cli.forecast.windows import WindowForecasts
 from kronos_cli.metrics.probabilistic import Ensemble
-from kronos_cli.split_forecasts import SplitForecasts, split_windows
+from kronos_cli.runtime.split_forecasts import SplitForecasts, split_windows
 from kronos_cli.walkforward.folds import FoldForecasts
 
 log = logging.getLogger(__name__)

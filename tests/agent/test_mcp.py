@@ -146,7 +146,7 @@ def test_http_token_variable_must_be_set(bundle):
 def test_signals_and_the_evaluation_summary(prepared, bundle, tmp_path):
     from kronos_cli import config
     from kronos_cli.backtest.ranking import day_signals
-    from kronos_cli.runs import evaluation_dir, load_pair
+    from kronos_cli.records.runs import evaluation_dir, load_pair
     from tests.conftest import DEMO_SPLITS
 
     cfg, _ = prepared

@@ -8,7 +8,7 @@ import pytest
 
 from kronos_cli.backtest.annualization import bars_a_trading_day, bars_a_year
 from kronos_cli.backtest.markets import MARKETS
-from kronos_cli.sessions import ForexGrid, parse_freq, session_grid
+from kronos_cli.market.sessions import ForexGrid, parse_freq, session_grid
 
 
 def _grid(calendar: str, freq: str, label: str = "start") -> pd.DatetimeIndex:
@@ -58,7 +58,7 @@ def test_the_config_overrides_and_a_calendar_shorter_than_three_weeks_counts_by_
 
 def test_the_config_refuses_a_bars_per_year_that_is_not_a_positive_number_and_an_unknown_accumulation():
     from kronos_cli import config
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     for bad in ("0", "-252"):
         with pytest.raises(KronosError, match="backtest.bars_per_year must be a number of bars above 0"):

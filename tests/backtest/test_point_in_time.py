@@ -14,14 +14,14 @@ from typer.testing import CliRunner
 
 from kronos_cli import config
 from kronos_cli.cli.app import app
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.labels import realised
 from kronos_cli.data.prep import prepare
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.synthetic import write_market
 from kronos_cli.data.windows import origin_keys, split_origins
-from kronos_cli.errors import KronosError
 from kronos_cli.forecast.windows import Sampling, forecast_windows
-from kronos_cli.runs import load_pair
+from kronos_cli.records.runs import load_pair
 from tests.conftest import DEMO_SPLITS
 
 runner = CliRunner()
@@ -218,7 +218,7 @@ def test_signals_latest_equal_the_backtest_for_that_day(prepared, tiny_checkpoin
     day = json.loads(res.stdout)
     assert day["date"].startswith("2024-12-31") and day["signals"][0]["rank"] == 1
     from kronos_cli.forecast.signals import signal_table
-    from kronos_cli.split_forecasts import sampling_of
+    from kronos_cli.runtime.split_forecasts import sampling_of
 
     arrays = DatasetArrays(cfg.data.dataset_path)
     origins = split_origins(arrays, "test")

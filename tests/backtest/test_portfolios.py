@@ -10,7 +10,7 @@ import pytest
 from kronos_cli import config
 from kronos_cli.backtest.annualization import BarsAYear
 from kronos_cli.backtest.portfolios import TOPK, cost_warning, one_series, score
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 
 DAYS = pd.bdate_range("2024-06-03", periods=20)
 

@@ -9,7 +9,7 @@ import pytest
 
 from kronos_cli.cli import common
 from kronos_cli.cli.common import Rate, StepProgress, print_tables
-from kronos_cli.tables import Table
+from kronos_cli.core.tables import Table
 
 
 def test_a_rate_needs_a_second_of_work_and_the_time_left_follows_it():
@@ -83,7 +83,7 @@ def test_piped_tables_mark_the_best_of_a_column_with_a_star(capsys):
 
 def test_an_error_line_is_clipped_whatever_it_quotes():
     from kronos_cli.cli.common import MAX_ERROR_LINE, error_text
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     text = error_text(KronosError("bad file " + "z" * 1_000_000))
     assert len(text) < MAX_ERROR_LINE + 100 and "characters cut" in text

@@ -58,8 +58,8 @@ def test_the_demo_config_leads_to_signals(demo_run, tmp_path):
 @pytest.mark.slow
 def test_a_second_demo_shows_the_saved_leaderboard_and_the_next_commands(demo_run):
     out, report = demo_run
+    from kronos_cli.core.io import json_text
     from kronos_cli.evaluate.report import EvaluationResult
-    from kronos_cli.io import json_text
 
     saved = json.loads((out / "outputs" / "evaluation" / "demo" / "test" / "evaluation.json").read_text())
     assert json.loads(json_text(EvaluationResult.from_json(saved).to_json())) == saved  # read back whole
@@ -172,7 +172,7 @@ def test_a_missing_checkpoint_names_the_run_directory_and_the_settings_that_poin
 
 def test_pipeline_from_until_and_bad_stage(tmp_path):
     from kronos_cli.configs import shipped
-    from kronos_cli.demo import demo_overrides, ensure_market
+    from kronos_cli.workflows.demo import demo_overrides, ensure_market
 
     out = tmp_path / "p"
     ensure_market(out)
@@ -190,7 +190,7 @@ def test_pipeline_from_until_and_bad_stage(tmp_path):
 @pytest.mark.slow
 def test_a_failed_stage_ends_the_summary_with_its_error_and_lists_only_real_outputs(tmp_path):
     from kronos_cli.configs import shipped
-    from kronos_cli.demo import demo_overrides, ensure_market
+    from kronos_cli.workflows.demo import demo_overrides, ensure_market
 
     out = tmp_path / "p"
     ensure_market(out)

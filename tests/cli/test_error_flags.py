@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from kronos_cli.cli.common import error_text
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.forecast.predictor import check_dtype
 from kronos_cli.forecast.series import parse_quantiles
 

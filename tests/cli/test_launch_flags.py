@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kronos_cli.cli.options import build_launch
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 
 
 def test_nproc_per_node_is_cpu_workers_without_cuda_and_gpus_with_it():

@@ -69,7 +69,7 @@ def test_predict_prints_csv_to_stdout_when_no_output(bars_csv, ck):
 
 @pytest.mark.parametrize("calendar", [None, "XSHG"])
 def test_a_share_minute_forecasts_skip_the_lunch_break_and_the_night(tmp_path, ck, calendar):
-    from kronos_cli.sessions import parse_freq, session_grid
+    from kronos_cli.market.sessions import parse_freq, session_grid
 
     grid = session_grid("XSHG", parse_freq("5min"), "end").bars(pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-08"))
     hist = make_bars(len(grid) - 30).assign(timestamps=grid[: len(grid) - 30])  # ends Friday 11:00

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from kronos_cli import config
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.prep import prepare
 from kronos_cli.data.synthetic_csv import write_csv_market
-from kronos_cli.errors import KronosError
 
 CN5 = [
     "data.source=csv",

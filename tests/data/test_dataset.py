@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.dataset import EpochSampler, WindowDataset, collate
 from kronos_cli.data.manifest import manifest_digest
 from kronos_cli.data.store import DatasetArrays
-from kronos_cli.errors import KronosError
 from tests.conftest import edit_array, edit_manifest, rehash_dataset
 
 

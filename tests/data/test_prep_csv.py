@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from kronos_cli import config
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.dataset import WindowDataset
 from kronos_cli.data.prep import prepare
-from kronos_cli.errors import KronosError
 from tests.conftest import make_bars
 
 SPLITS = [

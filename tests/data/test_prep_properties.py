@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from kronos_cli import config
-from kronos_cli.bars import FEATURES
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.dataset import EpochSampler
 from kronos_cli.data.prep import prepare
 from kronos_cli.data.store import ORIGIN_SPLITS, SPLITS, DatasetArrays
-from kronos_cli.errors import KronosError
+from kronos_cli.market.bars import FEATURES
 
 LOOK, PRED = 10, 3
 DAYS = pd.date_range("2024-01-01", "2024-04-30", freq="D")

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from kronos_cli import config
 from kronos_cli.cli.app import app
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.dataset import WindowDataset
 from kronos_cli.data.prep import prepare
 from kronos_cli.data.store import DatasetArrays
-from kronos_cli.errors import KronosError
 from tests.conftest import DEMO_SPLITS
 
 

@@ -7,9 +7,9 @@ import hashlib
 import numpy as np
 import pytest
 
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.qlib_source import init_qlib
 from kronos_cli.data.synthetic import MarketSpec, write_market
-from kronos_cli.errors import KronosError
 
 
 def test_pyqlib_reads_pools_features_and_benchmark(market):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.evaluate.baselines import baselines
 from kronos_cli.evaluate.comparisons import compare, strongest_baselines
 from kronos_cli.evaluate.report import EvaluationResult

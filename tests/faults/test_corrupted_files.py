@@ -19,8 +19,8 @@ import torch
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
+from kronos_cli.core.errors import KronosError
 from kronos_cli.data.store import DatasetArrays
-from kronos_cli.errors import KronosError
 from kronos_cli.model.bundle import write_bundle
 from tests.conftest import edit_array, edit_manifest, rehash_dataset
 

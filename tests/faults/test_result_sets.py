@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from kronos_cli import config
 from kronos_cli.cli.app import app
 from kronos_cli.evaluate.run import saved_evaluation
-from kronos_cli.pipeline import _outputs_exist
-from kronos_cli.runs import backtest_dir, forecast_cache_dir
+from kronos_cli.records.runs import backtest_dir, forecast_cache_dir
+from kronos_cli.workflows.pipeline import _outputs_exist
 from tests.conftest import DEMO_SPLITS, backtest_args
 
 runner = CliRunner()

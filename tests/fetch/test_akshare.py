@@ -67,7 +67,7 @@ def test_minute_bars_are_stamped_at_their_start_on_the_xshg_grid(tmp_path, casse
 
 
 def test_one_minute_bars_are_not_offered(tmp_path, no_wait):
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     with pytest.raises(KronosError, match="no 1min bars"):
         fetch(build_request("akshare", ["600000"], "2024-01-02", "2024-01-03", "1min", tmp_path, "csv"))

@@ -9,7 +9,7 @@ import socket
 import pandas as pd
 import pytest
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.fetch.request import build_request
 from kronos_cli.fetch.run import fetch
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.fetch.extras import EXTRAS, client, install_hint
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11 on

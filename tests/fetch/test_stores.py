@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.fetch import journal
 from kronos_cli.fetch.request import build_request
 from kronos_cli.fetch.run import fetch
@@ -93,7 +93,7 @@ def test_an_update_killed_half_way_is_undone_by_the_next_run(tmp_path, cassette,
             raise KeyboardInterrupt
     assert files(tmp_path) == before  # rolled back at once
     journal_path = tmp_path / journal.JOURNAL
-    from kronos_cli.io import write_json
+    from kronos_cli.core.io import write_json
 
     write_json(journal_path, {"sizes": {"features/btcusdt/close.60min.bin": close.stat().st_size}, "texts": {}})
     journal.append_bytes(close, b"\0" * 8)  # as if killed after appending

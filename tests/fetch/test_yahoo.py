@@ -75,7 +75,7 @@ def test_hourly_bars_keep_the_exchange_clock(tmp_path, cassette, no_wait):
 
 
 def test_intraday_bars_older_than_yahoo_keeps_are_a_user_error(tmp_path):
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     req = build_request("yfinance", ["AAPL"], "2024-01-02", "2024-01-03", "5min", tmp_path, "csv")
     with pytest.raises(KronosError, match="Yahoo keeps 5min bars for the last 60 days only"):

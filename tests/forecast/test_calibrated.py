@@ -12,13 +12,13 @@ import pytest
 from scipy.stats import norm
 from typer.testing import CliRunner
 
-from kronos_cli.bars import FEATURES
 from kronos_cli.cli.app import app
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.forecast.calibrated import bar_quantiles, read_sampling, write_sampling
 from kronos_cli.forecast.series import forecast_series
+from kronos_cli.market.bars import FEATURES
 from kronos_cli.metrics.recalibration import LEVELS, BandCorrection
-from kronos_cli.runs import load_pair
+from kronos_cli.records.runs import load_pair
 
 runner = CliRunner()
 OPEN, HIGH, LOW, CLOSE = (FEATURES.index(f) for f in ("open", "high", "low", "close"))

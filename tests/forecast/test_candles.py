@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from kronos_cli.bars import FEATURES
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.forecast.candles import plausible, repair
 from kronos_cli.forecast.series import forecast_series, quantile_column
+from kronos_cli.market.bars import FEATURES
 from kronos_cli.model import Kronos, KronosTokenizer
 from tests.conftest import make_bars
 

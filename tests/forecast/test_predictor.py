@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.forecast import KronosPredictor
+from kronos_cli.market.sessions import future_timestamps
 from kronos_cli.model import Kronos, KronosTokenizer
 from kronos_cli.model.config import PredictorConfig, TokenizerConfig
-from kronos_cli.sessions import future_timestamps
 from tests.conftest import make_bars
 
 
@@ -46,7 +46,7 @@ def test_greedy_cached_equals_full_recompute_in_prices(predictor, bars, max_cont
     predictor.max_context = max_context
     x = bars[["open", "high", "low", "close", "volume", "amount"]].to_numpy()[None, :40].repeat(2, 0)
     x[1] *= 1.5
-    from kronos_cli.calendar import calendar_features
+    from kronos_cli.market.stamps import calendar_features
 
     xs = calendar_features(bars["timestamps"][:40])[None].repeat(2, 0)
     ys = calendar_features(future_timestamps(bars["timestamps"][:40], 12))[None].repeat(2, 0)
@@ -131,9 +131,9 @@ def test_unavailable_cuda_is_a_user_error(tiny_pair):
 
 
 def _job(bars: pd.DataFrame, pred_len: int, samples: int, params, seed):
-    from kronos_cli.bars import prepare_frame
-    from kronos_cli.calendar import calendar_features
     from kronos_cli.forecast.predictor import SeriesJob
+    from kronos_cli.market.bars import prepare_frame
+    from kronos_cli.market.stamps import calendar_features
 
     future = future_timestamps(bars["timestamps"], pred_len)
     return SeriesJob(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.model import Kronos, KronosTokenizer
 from kronos_cli.model.checkpoint import resolve_checkpoint
 

@@ -182,7 +182,7 @@ def test_greedy_sample_is_argmax():
 
 
 def test_bad_sampling_parameters():
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     for kwargs in ({"temperature": 0}, {"top_p": 0}, {"top_k": -1}):
         with pytest.raises(KronosError):

@@ -9,11 +9,11 @@ import os
 import pytest
 
 from kronos_cli import config
-from kronos_cli.errors import KronosError
-from kronos_cli.io import history_dir, result_set, whole_result_set, write_text
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import history_dir, result_set, whole_result_set, write_text
 from kronos_cli.records.record import recorded_set
+from kronos_cli.records.runs import backtest_dir, result_about
 from kronos_cli.records.store import LATEST, find_run, remove_run, runs
-from kronos_cli.runs import backtest_dir, result_about
 
 ABOUT = {"command": "backtest", "run_name": "bt", "config_sha256": "ab" * 32}
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
-from kronos_cli.tables import num, pct
+from kronos_cli.core.tables import num, pct
 
 playwright = pytest.importorskip("playwright.sync_api")
 runner = CliRunner()

@@ -7,9 +7,9 @@ import base64
 import gzip
 import re
 
+from kronos_cli.core.tables import Table
 from kronos_cli.report import page
 from kronos_cli.report.page import Chart, Section, render_page
-from kronos_cli.tables import Table
 
 
 def _sections() -> list[Section]:

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
-from kronos_cli.io import whole_result_set
-from kronos_cli.tables import num, pct
+from kronos_cli.core.io import whole_result_set
+from kronos_cli.core.tables import num, pct
 from tests.conftest import DEMO_SPLITS, backtest_args
 
 runner = CliRunner()

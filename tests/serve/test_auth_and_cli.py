@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from kronos_cli.bars import FEATURES
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.forecast.series import forecast_series
+from kronos_cli.market.bars import FEATURES
 from kronos_cli.model.bundle import write_bundle
 from tests.serve.conftest import Server, bars_json, series, start_server, stop_server
 

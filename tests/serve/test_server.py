@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kronos_cli.bars import FEATURES
 from kronos_cli.forecast.series import forecast_series
+from kronos_cli.market.bars import FEATURES
 from tests.serve.conftest import bars_json, series
 
 

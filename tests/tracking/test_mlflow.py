@@ -8,8 +8,8 @@ import json
 import pytest
 
 from kronos_cli import config
-from kronos_cli.errors import KronosError
-from kronos_cli.io import write_json
+from kronos_cli.core.errors import KronosError
+from kronos_cli.core.io import write_json
 from kronos_cli.records.record import recorded_set
 from kronos_cli.tracking.mlflow import metric_name, tracking_uri
 from kronos_cli.train.loggers import MetricSink

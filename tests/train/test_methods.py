@@ -55,7 +55,7 @@ def test_head_and_freeze_methods():
 
 
 def test_unknown_lora_target_is_a_user_error():
-    from kronos_cli.errors import KronosError
+    from kronos_cli.core.errors import KronosError
 
     with pytest.raises(KronosError, match="training.lora.targets names nope, which the model does not have"):
         apply_method(Kronos.from_preset("tiny"), _training("lora", "training.lora.targets=[nope]"))

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.train.resume import _resume_path, claim_run_dir
 from kronos_cli.train.state import TrainOptions
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from kronos_cli import config
 from kronos_cli.cli.app import app
-from kronos_cli.errors import KronosError
+from kronos_cli.core.errors import KronosError
 from kronos_cli.walkforward.plan import plan_folds
 
 runner = CliRunner()
