@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
 from tests.conftest import make_bars
-from tests.test_barfile_timestamps import DAYS, EPOCH_S, FORMATS, write_bars
+from tests.market.test_barfile_timestamps import DAYS, EPOCH_S, FORMATS, write_bars
 
 runner = CliRunner()
 
@@ -439,7 +439,7 @@ def test_fx_forecasts_fall_only_in_open_hours(tmp_path, ck, markets, flags):
     """EURUSD bars (UTC, the synthetic FX market) ending on Friday afternoon 8 March 2024, the last week of US
     winter time: the forecast runs to Friday's 22:00 UTC close, skips the weekend and opens on Sunday at 21:00 UTC,
     the US having changed its clocks that morning. Seen in the issue: Friday night and all of Sunday."""
-    from tests.test_sessions import forex_hours
+    from tests.market.test_sessions import forex_hours
 
     path = _until(tmp_path, markets["fx1h"] / "EURUSD.csv", "2024-03-08 15:00")
     out = tmp_path / "f.csv"
