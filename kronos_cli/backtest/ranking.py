@@ -15,8 +15,9 @@ import pandas as pd
 
 from kronos_cli.config import Config, DataConfig
 from kronos_cli.core.errors import KronosError
-from kronos_cli.data.prep import market_calendar, segments
+from kronos_cli.data.prep import market_calendar
 from kronos_cli.data.qlib_source import open_provider
+from kronos_cli.data.rows import segments
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.forecast.signals import check_signals, signal_table
 from kronos_cli.forecast.windows import window_seed
@@ -57,17 +58,18 @@ def _pick_day(calendar: np.ndarray, bars: int, date: str | None, look: int) -> i
             day = pd.Timestamp(date)
         except ValueError as exc:
             raise KronosError(
-                f"--date {date!r} is not a date; use YYYY-MM-DD (YYYY-MM-DD HH:MM for a bar of a day) or latest"
+                f"date {date!r} cannot be read; use YYYY-MM-DD (YYYY-MM-DD HH:MM for a bar of a day) or latest",
+                setting="date",
             ) from exc
         pos = int(np.searchsorted(calendar[:bars], day.value))
         if pos >= bars or calendar[pos] != day.value:
             last = pd.Timestamp(calendar[bars - 1])
             raise KronosError(
-                f"--date {date} is not a trading day (or bar) of the data, which ends {last}; pick one, or "
-                f"--date latest"
+                f"date {date} is not a trading day (or bar) of the data, which ends {last}; pick one, or date latest",
+                setting="date",
             )
     if pos + 1 < look:
-        raise KronosError(f"--date {date} has fewer than data.lookback_window ({look}) bars before it")
+        raise KronosError(f"date {date} has fewer than data.lookback_window ({look}) bars before it", setting="date")
     return pos
 
 
@@ -113,7 +115,8 @@ def day_signals(
     if not names:
         raise KronosError(
             f"no pool member has {d.lookback_window} consecutive bars ending "
-            f"{pd.Timestamp(calendar[pos]):%Y-%m-%d}; pick another --date"
+            f"{pd.Timestamp(calendar[pos]):%Y-%m-%d}; pick another date",
+            setting="date",
         )
     sampling = sampling_of(cfg)
     seeds = [window_seed(sampling.seed, n, calendar[pos]) for n in names]

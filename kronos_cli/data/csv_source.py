@@ -1,18 +1,25 @@
 """CSV and Parquet bars into a Qlib provider, on the market's calendar.
 
 `data.csv.path` is one file with a symbol column, or a directory of per-symbol files (the symbol is the file
-name), CSV or Parquet. Each file is read once and checked line by line (`barfile`), its bars are placed on the
-expected bar grid of `data.csv.calendar` (`sessions`): a bar off the grid (at night on XSHG, a bar size that does
-not match `data.freq`) is an error naming the file and line and the calendar the data fits; a grid bar a symbol
-lacks inside its span is a gap (a missing bar), optionally filled for short runs. A calendar that opens weekends
-the data closes (24/7 for forex bars) is an error before anything is written. The result is written as a Qlib
-provider, which `prep` then reads like any other.
+name), CSV or Parquet. Each file is read once and checked line by line (`csv_files`), its bars are placed on the
+expected bar grid of `data.csv.calendar` (`csv_grid`): a bar off the grid is an error naming the file and line and
+the calendar the data fits; a grid bar a symbol lacks inside its span is a gap (a missing bar), optionally filled
+for short runs. The result is written as a Qlib provider, which `prep` then reads like any other.
+
+Speed: files are read, checked, placed and written by a pool of threads (pyarrow's parser, hashing, numpy and
+file writes release the GIL), in order, a few files ahead of the dataset being built; files are hashed from the
+bytes read for parsing. Against the last import (`csv_state`): unchanged files are not read (their field files
+are linked), files that only grew are read from their first new byte and their new bars appended to a copy of
+their field files; benchmarks/bench_prep_csv.py measures both against pyarrow's own read of the files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,55 +28,22 @@ import pandas as pd
 
 from kronos_cli.config import DataConfig
 from kronos_cli.core.errors import KronosError
-from kronos_cli.data import provider
+from kronos_cli.data import csv_state, provider
+from kronos_cli.data.csv_files import CsvReader, Part, Series
+from kronos_cli.data.csv_grid import check_bar_size, check_on_grid, check_weekends, choose_label, fill_short_gaps
 from kronos_cli.data.universe import Universe
-from kronos_cli.market.barfile import (
-    DAY_MONTH,
-    TimestampSpec,
-    check_column,
-    check_order,
-    file_lines,
-    parse_timestamps,
-    read_table,
-    sniff_delimiter,
-)
-from kronos_cli.market.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical
-from kronos_cli.market.sessions import (
-    NS_PER_DAY,
-    BarFreq,
-    InferredGrid,
-    SessionGrid,
-    bars_per_day,
-    canonical_calendar,
-    exchange_tz,
-    fitted_grid,
-    infer_calendar,
-    is_exchange,
-    parse_freq,
-    weekend_gap,
-)
-from kronos_cli.market.stamps import range_end
+from kronos_cli.market.barfile import check_order
+from kronos_cli.market.bars import FEATURES
+from kronos_cli.market.sessions import exchange_tz, is_exchange, parse_freq
 
 log = logging.getLogger(__name__)
-SUFFIXES = (".csv", ".parquet")
-# A file's column for each feature when `data.csv.columns` does not map it: our name, then the reference's.
-CANDIDATES = {f: (f, *(k for k, v in ALIASES.items() if v == f)) for f in FEATURES}
-
-
-@dataclass
-class Series:
-    """One symbol's bars as read: wall-clock ns, (T, 6) values in FEATURES order, and where each came from."""
-
-    symbol: str
-    ns: np.ndarray
-    values: np.ndarray
-    lines: np.ndarray
-    where: str
+WORKERS = min(8, os.cpu_count() or 1)
 
 
 @dataclass
 class ImportReport:
-    """What the import did, for the manifest: the calendar, the bar label, bars, symbols, gaps."""
+    """What the import did, for the manifest: the calendar, the bar label, bars, symbols, gaps, and how much
+    it read (files unchanged since the last import are not read, grown ones only from their new bytes)."""
 
     calendar: str
     bar_label: str
@@ -78,312 +52,149 @@ class ImportReport:
     missing_bars: int = 0
     filled_bars: int = 0
     files: int = 0
+    files_read: int = 0
+    bars_read: int = 0
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
 
 
-def source_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
-        if not files:
-            raise KronosError(f"{path} holds no .csv or .parquet files")
-        return files
-    if path.is_file():
-        return [path]
-    raise KronosError(f"no CSV file or directory at {path} (data.csv.path)")
+@dataclass
+class Placed:
+    """A symbol's bars on the calendar from index `first` (float32, as stored; NaN rows where one is missing)."""
+
+    symbol: str
+    first: int
+    bars: np.ndarray
+    filled: int
+    state: dict
 
 
-class CsvReader:
-    """Reads the files of `data.csv.path` into Series, one file at a time."""
+@dataclass
+class Imported:
+    """A file's symbols on the calendar and its entry in the import state."""
 
-    def __init__(self, d: DataConfig, tz=None):
-        self.d, self.tz = d, tz
-        self.path = Path(d.csv.path).expanduser()
-        self.files = source_files(self.path)
-        # `data.instrument` as a list picks symbols (a file's stem, or a symbol column's value; any case)
-        self.wanted = {str(x).upper() for x in d.instrument} if isinstance(d.instrument, list) else None
-        if self.wanted is not None and len(self.files) > 1:
-            self.files = [f for f in self.files if f.stem.upper() in self.wanted] or self.files[:0]
-        self.freq = parse_freq(d.freq)
-        self.start, self.end = pd.Timestamp(d.start_time), range_end(d.end_time)
-        self.stamps = TimestampSpec(
-            d.csv.columns.get("timestamps", d.csv.timestamp_column),
-            d.csv.timestamp_format,
-            "data.csv.timestamp_column",
-            "data.csv.timestamp_format",
-        )
-        self._cached: pd.DataFrame | None = None
-
-    def _column(self, df: pd.DataFrame, ours: str, where: str, required: bool) -> str | None:
-        mapping = {canonical(k): v for k, v in self.d.csv.columns.items()}
-        candidates = [mapping[ours]] if ours in mapping else list(CANDIDATES[ours])
-        for c in candidates:
-            if c in df.columns:
-                return c
-        if required:
-            raise KronosError(
-                f"{where} lacks the column {candidates[0]!r} for {ours} (columns: {', '.join(map(str, df.columns))})"
-                f"; map it with data.csv.columns.{ours}=NAME"
-            )
-        return None
-
-    def _checked(self, df: pd.DataFrame, where: str) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
-        """Timestamps, values and file lines of a whole file, every value checked."""
-        ts_col = self.stamps.column
-        if ts_col not in df.columns:
-            raise KronosError(
-                f"{where} lacks the timestamp column {ts_col!r} (columns: {', '.join(map(str, df.columns))}); "
-                f"set data.csv.timestamp_column"
-            )
-        lines = file_lines(pd.RangeIndex(len(df)))
-        idx = parse_timestamps(df[ts_col].reset_index(drop=True), where, lines, tz=self.tz, spec=self.stamps)
-        cols = {ours: self._column(df, ours, where, ours in PRICE_COLUMNS) for ours in FEATURES}
-        values = np.full((len(df), len(FEATURES)), np.nan)
-        for i, (ours, theirs) in enumerate(cols.items()):
-            if theirs is not None:
-                values[:, i] = check_column(
-                    df[theirs].reset_index(drop=True), theirs, where, lines, ours in PRICE_COLUMNS
-                )
-        if cols["volume"] is None:
-            values[:, 4] = 0.0
-        if cols["amount"] is None:
-            values[:, 5] = amount_from_volume(values[:, :4], values[:, 4])
-        if not self.freq.intraday:
-            idx = idx.normalize()
-        return idx, values, lines
-
-    def _series(self, symbol: str, idx, values, lines, where: str) -> Series | None:
-        check_order(idx, where, lines)
-        keep = (idx >= self.start) & (idx <= self.end)
-        if not keep.any():
-            return None
-        return Series(symbol, idx.asi8[keep], values[keep], lines[keep], where)
-
-    def series(self) -> Iterator[Series]:
-        for file in self.files:
-            df = self._cached if self._cached is not None else read_table(file)
-            sym_col = self.d.csv.symbol_column
-            idx, values, lines = self._checked(df, str(file))
-            if len(self.files) > 1 or sym_col not in df.columns:  # one series per file, named by the file
-                s = self._series(file.stem.upper(), idx, values, lines, str(file))
-                if s is not None and self.picked(s.symbol):
-                    yield s
-                continue
-            symbols = df[sym_col].astype(str).to_numpy()
-            order = np.argsort(symbols, kind="stable")
-            names, first = np.unique(symbols[order], return_index=True)
-            for name, a, b in zip(names, first, [*first[1:], len(order)]):
-                if not self.picked(name):
-                    continue
-                rows = order[a:b]
-                s = self._series(name, idx[rows], values[rows], lines[rows], f"{file} (symbol {name})")
-                if s is not None:
-                    yield s
-
-    def scan(self) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
-        """Every bar time in range (for the calendar's span, or a calendar inferred from the data) and each
-        symbol's first and last bar: one file is read whole (and kept for `series`), a directory's files only
-        their time column."""
-        ts_col = self.stamps.column
-        sym_col = self.d.csv.symbol_column
-        single = len(self.files) == 1
-        if single:
-            self._cached = read_table(self.files[0])
-        out, spans = [], {}
-        for file in self.files:
-            # An exchange's grid needs only the span; the others are fitted to (or checked against) every bar.
-            quick = _first_and_last(file, ts_col) if not single and is_exchange(self.d.csv.calendar) else None
-            if quick and not self.stamps.format and any(DAY_MONTH.search(q) for q in quick):
-                quick = None  # the whole column decides whether the day or the month comes first
-            df = self._cached if single else pd.DataFrame({ts_col: quick}) if quick else None
-            if df is None:
-                df = read_table(file, usecols=[ts_col])
-            if ts_col not in df.columns:
-                self._checked(df, str(file))  # the one-line error naming the file's columns
-            idx = parse_timestamps(df[ts_col].reset_index(drop=True), str(file), tz=self.tz, spec=self.stamps)
-            idx = idx if self.freq.intraday else idx.normalize()
-            keep = (idx >= self.start) & (idx <= self.end)
-            ns = idx.asi8[keep]
-            out.append(ns)
-            if single and sym_col in df.columns:
-                sym = df[sym_col].astype(str).to_numpy()
-                if self.wanted is not None:
-                    keep &= np.isin(np.char.upper(sym.astype(str)), list(self.wanted))
-                    ns = idx.asi8[keep]
-                    out[-1] = ns
-                sym = sym[keep]
-                frame = pd.DataFrame({"s": sym, "t": ns}).groupby("s")["t"].agg(["min", "max"])
-                spans.update({str(k): (int(a), int(b)) for k, a, b in frame.itertuples()})
-            elif len(ns):
-                spans[file.stem.upper()] = (int(ns.min()), int(ns.max()))
-        if self.wanted is not None:
-            spans = {k: v for k, v in spans.items() if self.picked(k)}
-            self._check_picked(spans)
-        ns_all = np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
-        return ns_all, dict(sorted(spans.items()))
-
-    def picked(self, symbol: str) -> bool:
-        return self.wanted is None or symbol.upper() in self.wanted
-
-    def _check_picked(self, spans: dict) -> None:
-        """Every symbol `data.instrument` lists is in the files (with bars in the data range)."""
-        missing = sorted(self.wanted - {k.upper() for k in spans})
-        if missing:
-            have = sorted({f.stem.upper() for f in source_files(self.path)}) if self.path.is_dir() else []
-            listed = f"; the files are {', '.join(have[:20])}{' ...' if len(have) > 20 else ''}" if have else ""
-            raise KronosError(
-                f"data.instrument lists {', '.join(missing[:10])}, which {self.path} has no bars of between "
-                f"data.start_time and data.end_time{listed}; fix the list (or use a pool name for every symbol)"
-            )
+    name: str
+    placed: list[Placed]
+    state: dict
+    read: bool
+    bars_read: int
 
 
-def _first_and_last(path: Path, ts_col: str) -> list[str] | None:
-    """The first and last timestamps of a CSV file sorted by time, from its first lines and its tail (the span
-    of a calendar that does not depend on the data needs no more); None when that is not simple to read."""
-    if path.suffix.lower() != ".csv":
-        return None
-    with open(path, "rb") as f:
-        head = [f.readline().decode("utf-8", "replace") for _ in range(2)]
-        f.seek(0, 2)
-        f.seek(max(0, f.tell() - 4096))
-        tail = [t for t in f.read().decode("utf-8", "replace").splitlines() if t.strip()]
-    sep = sniff_delimiter(path)
-    names = [c.strip().strip('"') for c in head[0].rstrip("\r\n").split(sep)]
-    if ts_col not in names or len(tail) < 2 or '"' in head[1] + tail[-1]:
-        return None
-    cells = [line.rstrip("\r\n").split(sep) for line in (head[1], tail[-1])]
-    if any(len(c) != len(names) for c in cells):
-        return None
-    return [c[names.index(ts_col)].strip() for c in cells]
+def ordered(fn: Callable, items: Iterable, workers: int = WORKERS) -> Iterator:
+    """fn(item) for each item, computed by a thread pool at most 2 x workers items ahead, in order."""
+    with ThreadPoolExecutor(workers) as pool:
+        pending = []
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > 2 * workers:
+                yield pending.pop(0).result()
+        for f in pending:
+            yield f.result()
 
 
-def check_bar_size(s: Series, freq: BarFreq) -> None:
-    """Consecutive bars of one day are `freq` apart (or a multiple of it: a missing bar)."""
-    if not freq.intraday or len(s.ns) < 2:
-        if not freq.intraday and len(s.ns) > 1 and (np.diff(s.ns) == 0).any():
-            i = int(np.argmax(np.diff(s.ns) == 0)) + 1
-            raise KronosError(
-                f"{s.where} lines {s.lines[i - 1]} and {s.lines[i]} are two bars on {pd.Timestamp(s.ns[i]):%Y-%m-%d}"
-                f" but data.freq is day: intraday bars? set data.freq to their bar size"
-            )
-        return
-    steps = np.diff(s.ns)
-    same_day = (s.ns[1:] // NS_PER_DAY) == (s.ns[:-1] // NS_PER_DAY)
-    inside = steps[same_day]
-    if not len(inside):
-        return
-    sizes, counts = np.unique(inside, return_counts=True)
-    common = pd.Timedelta(int(sizes[np.argmax(counts)]), "ns")
-    if common != freq.step:
-        raise KronosError(
-            f"{s.where} holds bars {_minutes(common)} apart (its most common step) but data.freq is {freq}; set "
-            f"data.freq to the file's bar size"
-        )
-    odd = same_day & (steps % freq.step.value != 0)
-    if odd.any():
-        i = int(np.argmax(odd)) + 1
-        raise KronosError(
-            f"{s.where} line {s.lines[i]}: the bar at {pd.Timestamp(s.ns[i])} comes {_minutes(steps[i - 1])} after "
-            f"the one before, not a multiple of {freq}: mixed bar sizes; keep one bar size per file"
-        )
-
-
-def _minutes(ns) -> str:
-    return f"{pd.Timedelta(int(getattr(ns, 'value', ns)), 'ns').total_seconds() / 60:g}min"
-
-
-def choose_label(d: DataConfig, freq: BarFreq, ns: np.ndarray) -> tuple[str, SessionGrid]:
-    """The calendar's grid in the convention the bars fit (the bar label unless the config names it; for forex,
-    the vendor's clock), and its bar label."""
-    grid = fitted_grid(d.csv.calendar, freq, ns, d.csv.bar_label)
-    return grid.label, grid
-
-
-def fitting_calendar(freq: BarFreq, seen: np.ndarray, used: SessionGrid) -> str | None:
-    """What to set for data that does not fit the calendar `used`: the calendar the bar times `seen` fit
-    (`sessions.infer_calendar`: 24/7, forex, a known exchange, else what `infer` finds); None when that is `used`."""
-    found = infer_calendar(freq, seen)
-    if canonical_calendar(found.name) == canonical_calendar(used.name):
-        return None
-    if isinstance(found, InferredGrid):
-        return f"set data.csv.calendar to infer (it finds {found.describe()})"
-    return f"the data fits {found.describe()}: set data.csv.calendar to {found.name} (or infer)"
-
-
-def check_on_grid(s: Series, grid_ns: np.ndarray, grid: SessionGrid, seen: np.ndarray | None = None) -> np.ndarray:
-    """Each bar's position on the grid; a bar off it is a one-line error saying which calendar the bar times
-    `seen` (all the data's, else the series') fit."""
-    pos = np.searchsorted(grid_ns, s.ns)
-    ok = (pos < len(grid_ns)) & (grid_ns[np.minimum(pos, len(grid_ns) - 1)] == s.ns)
-    if not ok.all():
-        i = int(np.argmax(~ok))
-        hint = fitting_calendar(grid.freq, s.ns if seen is None else seen, grid)
-        raise KronosError(
-            f"{s.where} line {s.lines[i]}: a bar at {pd.Timestamp(s.ns[i])} is not a bar of the {grid.describe()} "
-            f"calendar (at night, on a holiday or weekend, in a lunch break, or off the bar size); "
-            + (hint or "the rest of the data fits that calendar: fix or drop that line, or set data.csv.bar_label")
-        )
-    return pos
-
-
-def check_weekends(grid: SessionGrid, grid_ns: np.ndarray, seen: np.ndarray) -> None:
-    """A calendar that opens the weekends the data closes (24/7 for forex or stocks) would count every weekend
-    as missing bars: a one-line error naming the calendar that fits instead (none: the missing bars count)."""
-    gap = weekend_gap(seen, grid_ns)
-    per_day = bars_per_day(pd.DatetimeIndex(grid_ns))
-    if gap is None or gap[1] <= 0.75 or gap[0] < max(4, 2 * per_day):  # a few empty weekends: ordinary gaps
-        return
-    hint = fitting_calendar(grid.freq, seen, grid)
-    if hint is not None:
-        raise KronosError(
-            f"the data closes on weekends, which the {grid.describe()} calendar (data.csv.calendar) would count as "
-            f"missing bars ({gap[0]:,} weekend bars in the data's span); {hint}"
-        )
-
-
-def fill_short_gaps(values: np.ndarray, limit: int) -> int:
-    """Fill runs of at most `limit` missing rows in place: OHLC at the last close, zero volume and amount."""
-    missing = np.isnan(values[:, 3])
-    if limit <= 0 or not missing.any():
-        return 0
-    padded = np.concatenate([[False], missing, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    filled = 0
-    for a, b in zip(edges[0::2], edges[1::2]):
-        if b - a <= limit and a > 0:
-            values[a:b, :4] = values[a - 1, 3]
-            values[a:b, 4:] = 0.0
-            filled += b - a
-    return filled
+def unchanged(d: DataConfig, provider_dir: Path) -> bool:
+    """Whether the source's files are those the provider at `provider_dir` was imported from, unchanged."""
+    state = csv_state.load(provider_dir, d)
+    if state is None:
+        return False
+    reader = CsvReader(d)
+    if sorted(f.name for f in reader.files) != sorted(state["files"]):
+        return False
+    return all(csv_state.compare(f, state["files"][f.name]).status == "same" for f in reader.files)
 
 
 class CsvSource:
     """A CSV or Parquet source imported into a Qlib provider at `root` while `prep` reads it: the interface of
-    `QlibSource` (universe, calendar, chunks, meta). The first pass reads every bar time (the calendar's span,
-    or the sessions of an inferred calendar) and writes the calendar and the pool; the second reads each file
-    whole, checks it, puts it on the grid, writes its feature bins and hands its frame on, so that memory grows
-    with a file, not with the market."""
+    `QlibSource` (universe, calendar, bars, meta). The first pass reads the bar times (the calendar's span, or
+    the sessions of an inferred calendar) and writes the calendar and the pool; the second reads each file
+    whole (or what was appended to it since the import in `previous`), checks it, puts it on the grid, writes
+    its feature bins and hands its bars on, so that memory grows with a few files, not with the market."""
 
-    def __init__(self, d: DataConfig, root: Path):
+    def __init__(self, d: DataConfig, root: Path, previous: Path | None = None):
         self.d, self.root, self.freq = d, root, parse_freq(d.freq)
         self.reader = CsvReader(d, exchange_tz(d.csv.calendar))
-        ns_all, self.spans = self.reader.scan()
+        self.previous, self.old = previous, csv_state.load(previous, d)
+        self.changes = self._compare()
+        self._tails: dict[Path, tuple[list[Series], int]] = {}
+        ns_all, self.spans = self._scan()
         if not len(ns_all):
             raise KronosError(f"no rows in {self.reader.path} between {d.start_time} and {d.end_time}")
         self.label, self.grid = choose_label(d, self.freq, ns_all)
         self.cal = self.grid.bars(pd.Timestamp(ns_all.min()), pd.Timestamp(ns_all.max()))
+        self.ns_all = ns_all
         # Every bar time; none for an exchange's calendar, which knows its weekends (and reads a directory's files
         # by their first and last bars only).
         self.seen = None if is_exchange(d.csv.calendar) else ns_all
         if self.seen is not None:
             check_weekends(self.grid, self.cal.asi8, self.seen)
+        if self.old is not None and not csv_state.extends(self.old["calendar"], self.cal.asi8):
+            # The calendar moved (an earlier first bar, another bar label): every bar with it, so every file is
+            # imported whole; the bar times and spans are those the scan found.
+            self.old, self._tails = None, {}
+            self.changes = {f: csv_state.compare(f, None) for f in self.reader.files}
         self.report = ImportReport(self.grid.describe(), self.label, bars=len(self.cal), files=len(self.reader.files))
         self.meta = {"calendar": d.csv.calendar, "bar_label": self.label, "freq": self.freq.qlib, "amount": True}
         provider.write_calendar(root, self.freq.qlib, self.cal)
         pool = {s: [(pd.Timestamp(a), pd.Timestamp(b))] for s, (a, b) in self.spans.items()}
         provider.write_pool(root, provider.CSV_POOL, pool, self.freq.qlib)
         provider.write_meta(root, self.meta)
+
+    def _compare(self) -> dict[Path, csv_state.Change]:
+        """Each file against the last import; all of them `new` (a whole import) unless every recorded file is
+        still there, unchanged or grown."""
+        files = self.reader.files
+        old = self.old["files"] if self.old is not None else {}
+        changes = dict(zip(files, ordered(lambda f: csv_state.compare(f, old.get(f.name)), files)))
+        kept = all(c.status in ("same", "appended", "new") for c in changes.values())
+        if self.old is None or not kept or not set(old) <= {f.name for f in files}:
+            self.old = None
+            return {f: csv_state.compare(f, None) for f in files}
+        return changes
+
+    def _part(self, c: csv_state.Change) -> Part:
+        """The bytes to read of a file: all of them, or its header line and its appended bytes."""
+        if c.status != "appended":
+            return Part(c.file, c.file.read_bytes())
+        with open(c.file, "rb") as f:
+            header = f.readline()
+            f.seek(c.old["size"])
+            return Part(c.file, header + f.read(), c.old["rows"], len(header))
+
+    def _scan(self) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
+        """Every bar time in range (for the calendar's span, or a calendar read from the data) and each symbol's
+        first and last bar: a directory's files on an exchange's calendar by their first and last lines, else
+        what is new since the last import (a single file's series are kept for the second pass)."""
+        files, reader = self.reader.files, self.reader
+        spans: dict[str, tuple[int, int]] = {}
+        out = []
+        if self.old is not None and not reader.quick:
+            out.append(self.old["seen"])
+            spans = {s: (v["first"], v["last"]) for f in self.old["files"].values() for s, v in f["symbols"].items()}
+        if reader.quick:
+            for f, ns in reader.first_and_last(files).items():
+                out.append(ns)
+                if len(ns):
+                    spans[f.stem.upper()] = (int(ns.min()), int(ns.max()))
+        else:
+            todo = [c for c in self.changes.values() if c.status in ("new", "appended")]
+            if len(files) == 1:
+                self._tails = {c.file: reader.read(self._part(c)) for c in todo}
+                times = {s.symbol: s.ns for series, _ in self._tails.values() for s in series}
+            else:
+                times = dict(zip((c.file.stem.upper() for c in todo), ordered(self._bar_times, todo)))
+            for symbol, ns in times.items():
+                out.append(ns)
+                if len(ns):
+                    a, b = spans.get(symbol, (int(ns[0]), int(ns[0])))
+                    spans[symbol] = (min(a, int(ns.min())), max(b, int(ns.max())))
+        spans = {k: v for k, v in spans.items() if self.reader.picked(k)}
+        self.reader.check_picked(spans)
+        ns_all = np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+        return ns_all, dict(sorted(spans.items()))
+
+    def _bar_times(self, c: csv_state.Change) -> np.ndarray:
+        return self.reader.bar_times(self._part(c))
 
     def universe(self) -> Universe:
         """Every symbol, a member over its own span (a CSV carries no pool membership)."""
@@ -392,36 +203,85 @@ class CsvSource:
     def calendar(self, extra: int = 0) -> tuple[pd.DatetimeIndex, int]:
         return self.cal, len(self.cal)
 
-    def chunks(self, symbols: list[str]) -> Iterator[list[tuple[str, pd.DataFrame]]]:
-        wanted, chunk = set(symbols), []
-        for s in self.reader.series():
-            if s.symbol in wanted:
-                chunk.append((s.symbol, self._place(s)))
+    def bars(self, symbols: list[str]) -> Iterator[list[tuple[str, np.ndarray, np.ndarray]]]:
+        """(symbol, ns, (T, 6) bars as stored) of every wanted symbol, a chunk of `data.chunk_size` at a time."""
+        wanted, chunk, files = set(symbols), [], {}
+        cal = self.cal.asi8
+        for done in ordered(self._import, self.changes.values()):
+            files[done.name] = done.state
+            self.report.files_read += done.read
+            self.report.bars_read += done.bars_read
+            for p in done.placed:
+                self.report.symbols += 1
+                self.report.filled_bars += p.filled
+                self.report.missing_bars += int(np.isnan(p.bars[:, 3]).sum())
+                if p.symbol in wanted:
+                    chunk.append((p.symbol, cal[p.first : p.first + len(p.bars)], p.bars))
             if len(chunk) >= self.d.chunk_size:
                 yield chunk
                 chunk = []
         if chunk:
             yield chunk
+        csv_state.save(self.root, self.d, files, cal, self.ns_all)
         log.info(
-            "%d symbols from %s on the %s calendar: %d bars, %d missing, %d filled",
+            "%d symbols from %s on the %s calendar: %d bars, %d missing, %d filled; %d bars read from %d files",
             len(self.spans),
             self.reader.path,
             self.report.calendar,
             len(self.cal),
             self.report.missing_bars,
             self.report.filled_bars,
+            self.report.bars_read,
+            self.report.files_read,
         )
 
-    def _place(self, s: Series) -> pd.DataFrame:
-        """The series on the grid over its span (NaN rows where a bar is missing), its bins written."""
+    def _import(self, c: csv_state.Change) -> Imported:
+        """A file's symbols on the calendar, their bins written (or carried over and extended)."""
+        old = c.old["symbols"] if self.old is not None and c.old else {}
+        part = None if c.status == "same" else self._part(c)
+        series, rows = self._tails.get(c.file) or (self.reader.read(part) if part is not None else ([], 0))
+        by_symbol = {s.symbol: s for s in series}
+        placed = []
+        for symbol in sorted({*old, *by_symbol}):  # a single file's symbols in order, as it is read whole
+            s, before = by_symbol.get(symbol), old.get(symbol)
+            placed.append(self._place(s) if before is None else self._extend(symbol, before, s))
+        if part is None:
+            return Imported(c.file.name, placed, {**c.old, "mtime_ns": c.mtime_ns}, False, 0)
+        digest = c.prefix if c.status == "appended" else hashlib.sha256()
+        digest.update(memoryview(part.data)[part.skip :])  # the bytes read for parsing, hashed once
+        size = (c.old["size"] if c.status == "appended" else 0) + len(part.data) - part.skip
+        symbols = {p.symbol: p.state for p in placed}
+        ends = part.data.endswith(b"\n")
+        state = csv_state.file_state(size, c.mtime_ns, digest.hexdigest(), rows + part.offset, ends, symbols)
+        return Imported(c.file.name, placed, state, True, sum(len(s.ns) for s in series))
+
+    def _place(self, s: Series) -> Placed:
+        """A series on the grid over its span (NaN rows where a bar is missing), its bins written."""
         check_bar_size(s, self.freq)
         pos = check_on_grid(s, self.cal.asi8, self.grid, self.seen)
         first, last = int(pos[0]), int(pos[-1])
         values = np.full((last - first + 1, len(FEATURES)), np.nan)
         values[pos - first] = s.values
-        filled = fill_short_gaps(values, self.d.csv.fill_gaps)
-        self.report.filled_bars += filled
-        self.report.missing_bars += int(np.isnan(values[:, 3]).sum())
-        provider.write_series(self.root, s.symbol, self.freq.qlib, first, provider.qlib_fields(values))
-        self.report.symbols += 1
-        return pd.DataFrame(values, index=self.cal[first : last + 1], columns=list(FEATURES))
+        filled = int(fill_short_gaps(values, self.d.csv.fill_gaps))
+        stored = provider.write_bars(self.root, s.symbol, self.freq.qlib, first, values)
+        state = {"first": int(s.ns[0]), "last": int(s.ns[-1]), "last_line": int(s.lines[-1]), "filled": filled}
+        return Placed(s.symbol, first, stored, filled, state)
+
+    def _extend(self, symbol: str, before: dict, s: Series | None) -> Placed:
+        """A symbol of the last import: its bins carried over, and the bars of `s` (read from the bytes
+        appended since) placed after its last one and appended to them, as a whole import would write them."""
+        provider.carry_bars(self.previous, self.root, symbol, self.freq.qlib, append=s is not None)
+        first, stored = provider.read_bars(self.root, symbol, self.freq.qlib)
+        if s is None:
+            return Placed(symbol, first, stored, before["filled"], before)
+        end = first + len(stored) - 1  # the stored last bar's index
+        seam = Series(symbol, np.r_[before["last"], s.ns], s.values, np.r_[before["last_line"], s.lines], s.where)
+        check_order(seam.ns[:2], seam.where, seam.lines[:2])  # the first new bar after the last old one
+        check_bar_size(seam, self.freq)
+        pos = check_on_grid(s, self.cal.asi8, self.grid, self.seen)
+        values = np.full((int(pos[-1]) - end + 1, len(FEATURES)), np.nan)
+        values[0], values[pos - end] = stored[-1], s.values
+        filled = int(fill_short_gaps(values, self.d.csv.fill_gaps))
+        new = provider.write_bars(self.root, symbol, self.freq.qlib, first, values[1:], before=stored[-1])
+        state = {**before, "last": int(s.ns[-1]), "last_line": int(s.lines[-1]), "filled": before["filled"] + filled}
+        return Placed(symbol, first, np.concatenate([stored, new]), state["filled"], state)

@@ -14,13 +14,14 @@ import hashlib
 import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kronos_cli.core.errors import KronosError, excerpt
-from kronos_cli.core.io import file_digest, json_text, write_json
+from kronos_cli.core.io import file_digest, finite, write_json
 from kronos_cli.market.bars import FEATURES
 from kronos_cli.market.stamps import STAMP_COLUMNS
 
@@ -55,11 +56,14 @@ def npy_header(file: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
 
 def array_entries(directory: Path) -> dict[str, dict[str, Any]]:
     """{array name: {"bytes", "sha256", "dtype", "shape"}} of every `.npy` in a dataset directory."""
+    files = sorted(Path(directory).glob("*.npy"))
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL: arrays side by side
+        digests = list(pool.map(file_digest, files))
     out = {}
-    for f in sorted(Path(directory).glob("*.npy")):
+    for f, digest in zip(files, digests):
         shape, _, dtype = npy_header(f)
         descr = np.lib.format.dtype_to_descr(dtype)
-        out[f.stem] = {"bytes": f.stat().st_size, "sha256": file_digest(f), "dtype": descr, "shape": list(shape)}
+        out[f.stem] = {"bytes": f.stat().st_size, "sha256": digest, "dtype": descr, "shape": list(shape)}
     return out
 
 
@@ -73,7 +77,7 @@ def manifest_digest(manifest: dict) -> str:
 def write_manifest(directory: Path, manifest: dict) -> dict:
     """Record the directory's arrays in `manifest`, seal it with its digest and write it; returns what was
     written (the JSON form, so that the digest is that of what a reader will read)."""
-    plain = json.loads(json_text({**manifest, "arrays": array_entries(directory)}))
+    plain = json.loads(json.dumps(finite({**manifest, "arrays": array_entries(directory)}), default=str))
     sealed = {**plain, "digest": manifest_digest(plain)}
     write_json(Path(directory) / MANIFEST, sealed)
     return sealed

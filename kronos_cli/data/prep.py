@@ -27,14 +27,21 @@ from kronos_cli.config import Config, DataConfig, section_hash
 from kronos_cli.core.errors import KronosError
 from kronos_cli.core.io import atomic_dir
 from kronos_cli.core.tables import Table
-from kronos_cli.data.csv_source import CsvSource
-from kronos_cli.data.manifest import ARRAYS, FORMAT, FORMAT_VERSION, ORIGIN_SPLITS, SPLITS, write_manifest
+from kronos_cli.data.csv_source import CsvSource, unchanged
+from kronos_cli.data.manifest import (
+    ARRAYS,
+    FORMAT,
+    FORMAT_VERSION,
+    ORIGIN_SPLITS,
+    SPLITS,
+    read_manifest,
+    write_manifest,
+)
 from kronos_cli.data.provider import PROVIDER_DIR, continue_calendar
 from kronos_cli.data.qlib_source import QlibSource
+from kronos_cli.data.rows import Market, Tally, Writer, append_symbol
 from kronos_cli.data.splits import SplitRange, embargo_bars, plan_splits
-from kronos_cli.data.store import NpyAppender
-from kronos_cli.data.universe import Universe
-from kronos_cli.market.bars import FEATURES, reconcile_candles
+from kronos_cli.market.bars import FEATURES
 from kronos_cli.market.stamps import calendar_features
 
 log = logging.getLogger(__name__)
@@ -46,14 +53,9 @@ def open_source(cfg: Config, directory: Path) -> QlibSource | CsvSource:
     """The configured Qlib provider, or a CSV or Parquet source that is written as a Qlib provider into
     `directory`/qlib (on the market's calendar) as it is read."""
     d = cfg.data
-    return CsvSource(d, directory / PROVIDER_DIR) if d.source == "csv" else QlibSource(d)
-
-
-def segments(valid: np.ndarray) -> list[tuple[int, int]]:
-    """Maximal runs [start, end) of True."""
-    padded = np.concatenate([[False], valid, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+    if d.source != "csv":
+        return QlibSource(d)
+    return CsvSource(d, directory / PROVIDER_DIR, previous=Path(d.dataset_path) / PROVIDER_DIR)
 
 
 def dataset_hash(cfg: Config) -> str:
@@ -81,143 +83,25 @@ def market_calendar(source: QlibSource | CsvSource, predict: int) -> tuple[np.nd
     return cal.as_unit("ns").asi8, info
 
 
-@dataclasses.dataclass
-class _Tally:
-    windows: dict[str, int] = dataclasses.field(default_factory=lambda: {s: 0 for s in SPLITS})
-    origins: dict[str, int] = dataclasses.field(default_factory=lambda: {s: 0 for s in ORIGIN_SPLITS})
-    target_span: dict[str, list[int]] = dataclasses.field(default_factory=lambda: {s: [] for s in SPLITS})
-    origin_span: dict[str, list[int]] = dataclasses.field(default_factory=lambda: {s: [] for s in ORIGIN_SPLITS})
-    short_segments: int = 0
-    missing_rows: int = 0
-    repaired_candles: int = 0
-
-
-class _Writer:
-    """The arrays of a dataset being built, appended one symbol segment at a time."""
-
-    def __init__(self, directory: Path):
-        def appender(name: str) -> NpyAppender:
-            return NpyAppender(directory / f"{name}.npy", *ARRAYS[name])
-
-        self.features, self.stamps = appender("features"), appender("stamps")
-        self.timestamps, self.calpos = appender("timestamps"), appender("calpos")
-        self.windows = {s: appender(f"windows_{s}") for s in SPLITS}
-        self.origins = {s: appender(f"origins_{s}") for s in ORIGIN_SPLITS}
-
-    @property
-    def rows(self) -> int:
-        return self.features.rows
-
-    def close(self) -> None:
-        for a in (
-            self.features,
-            self.stamps,
-            self.timestamps,
-            self.calpos,
-            *self.windows.values(),
-            *self.origins.values(),
-        ):
-            a.close()
-
-
-def _segment(
-    w: _Writer,
-    tally: _Tally,
-    x: np.ndarray,
-    index: pd.DatetimeIndex,
-    calpos: np.ndarray,
-    sym: int,
-    member: np.ndarray,
-    d: DataConfig,
-    plan: dict[str, SplitRange],
-) -> None:
-    """Append one segment's rows, its training windows and its signal origins."""
-    look, pred, n, row = d.lookback_window, d.predict_window, len(x), w.rows
-    window = look + pred + 1
-    ts = index.as_unit("ns").asi8
-    w.features.append(x.astype(np.float32))
-    w.stamps.append(calendar_features(index).astype(np.int8))
-    w.timestamps.append(ts)
-    w.calpos.append(calpos)
-    if n >= window:
-        rel = np.arange(n - window + 1)
-        first, last = ts[rel + look], ts[rel + window - 1]
-        ok = member[rel + look - 1] if d.universe == "point_in_time" else np.ones(len(rel), dtype=bool)
-        for s, r in plan.items():
-            sel = ok & (first >= r.lo) & (last <= r.hi)
-            if sel.any():
-                w.windows[s].append(np.stack([row + rel[sel], np.full(int(sel.sum()), sym)], axis=1))
-                tally.windows[s] += int(sel.sum())
-                tally.target_span[s] += [int(first[sel][0]), int(last[sel][-1])]
-    rel = np.arange(look - 1, n)
-    for s in ORIGIN_SPLITS:
-        sel = member[rel] & plan[s].origin_mask(ts[rel], calpos[rel], pred)
-        if sel.any():
-            w.origins[s].append(np.stack([row + rel[sel], np.full(int(sel.sum()), sym)], axis=1))
-            tally.origins[s] += int(sel.sum())
-            tally.origin_span[s] += [int(ts[rel][sel][0]), int(ts[rel][sel][-1])]
-
-
-def _symbol(
-    w: _Writer,
-    tally: _Tally,
-    name: str,
-    df: pd.DataFrame,
-    sym: int,
-    calendar: np.ndarray,
-    universe: Universe,
-    d: DataConfig,
-    plan: dict[str, SplitRange],
-) -> dict:
-    """Append a symbol's kept segments; returns its manifest entry, or {"reason": ...} when nothing is kept."""
-    x = df[list(FEATURES)].to_numpy(dtype=np.float64, copy=True) if len(df) else np.zeros((0, len(FEATURES)))
-    valid = np.isfinite(x).all(axis=1) & (x[:, :4] > 0).all(axis=1) & (x[:, 4:] >= 0).all(axis=1)
-    tally.missing_rows += int((~valid).sum())
-    x[valid], repaired = reconcile_candles(x[valid], d.bad_candles, name, pd.DatetimeIndex(df.index[valid]))
-    tally.repaired_candles += repaired
-    segs = segments(valid)
-    kept = [(a, b) for a, b in segs if b - a >= d.lookback_window]
-    tally.short_segments += len(segs) - len(kept)
-    if not kept:
-        longest = max((b - a for a, b in segs), default=0)
-        return {
-            "reason": "no bars in range"
-            if not valid.any()
-            else f"no run of {d.lookback_window} consecutive bars (longest {longest})"
-        }
-    index = pd.DatetimeIndex(df.index)
-    ns = index.as_unit("ns").asi8
-    calpos = np.searchsorted(calendar, ns)
-    member = universe.member_mask(name, ns)
-    first_row = w.rows
-    for a, b in kept:
-        _segment(w, tally, x[a:b], index[a:b], calpos[a:b], sym, member[a:b], d, plan)
-    return {
-        "name": name,
-        "first_row": first_row,
-        "rows": w.rows - first_row,
-        "segments": len(kept),
-        "first": str(index[kept[0][0]]),
-        "last": str(index[kept[-1][1] - 1]),
-        "members": universe.describe(name),
-    }
-
-
 def prepare(cfg: Config, progress: Progress | None = None) -> dict:
     """Build the dataset at `cfg.data.dataset_path` (replacing any old one atomically); returns its manifest."""
     d, t0 = cfg.data, time.perf_counter()
-    meta, dropped, tally = [], [], _Tally()
+    kept = _unchanged(cfg)
+    if kept is not None:
+        return kept
+    meta, dropped, tally = [], [], Tally()
     with atomic_dir(Path(d.dataset_path)) as tmp:
         source = open_source(cfg, tmp)
         universe = source.universe()
         calendar, cal_info = market_calendar(source, d.predict_window)
+        market = Market(calendar, calendar_features(pd.DatetimeIndex(calendar)).astype(np.int8))
         plan = plan_splits(d, calendar[: cal_info["bars"]])
         symbols = universe.symbols()
         log.info("preparing %d instruments (%s source)", len(symbols), d.source)
-        w, done = _Writer(tmp), 0
-        for chunk in source.chunks(symbols):
-            for name, df in chunk:
-                entry = _symbol(w, tally, name, df, len(meta), calendar, universe, d, plan)
+        w, done = Writer(tmp), 0
+        for chunk in source.bars(symbols):
+            for name, ns, x in chunk:
+                entry = append_symbol(w, tally, name, ns, x, len(meta), market, universe, d, plan)
                 (dropped.append({"symbol": name, **entry}) if "reason" in entry else meta.append(entry))
             done += len(chunk)
             if progress:
@@ -240,7 +124,23 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
     return manifest
 
 
-def _check(d: DataConfig, meta: list[dict], tally: _Tally) -> None:
+def _unchanged(cfg: Config) -> dict | None:
+    """The manifest of the dataset already at `data.dataset_path` when this config built it from CSV or Parquet
+    files that have not changed since: a no-op that writes nothing."""
+    d = cfg.data
+    if d.source != "csv" or not (Path(d.dataset_path) / "manifest.json").is_file():
+        return None
+    try:
+        manifest = read_manifest(d.dataset_path)
+    except KronosError:
+        return None
+    if manifest["config_hash"] != dataset_hash(cfg) or not unchanged(d, Path(d.dataset_path) / PROVIDER_DIR):
+        return None
+    log.info("the dataset at %s is up to date with %s: nothing to do", d.dataset_path, d.csv.path)
+    return manifest
+
+
+def _check(d: DataConfig, meta: list[dict], tally: Tally) -> None:
     if not meta:
         raise KronosError(
             f"no instrument has {d.lookback_window} consecutive bars between {d.start_time} and "
@@ -270,7 +170,7 @@ def _manifest(
     cfg: Config,
     meta: list[dict],
     dropped: list[dict],
-    tally: _Tally,
+    tally: Tally,
     rows: int,
     cal_info: dict,
     plan: dict[str, SplitRange],

@@ -11,6 +11,8 @@ values, NaN where it has no bar). `kronos_provider.json` says which market calen
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from kronos_cli.market.sessions import future_timestamps, parse_freq
 PROVIDER_DIR = "qlib"  # inside the dataset directory, for sources that are not Qlib providers
 PROVIDER_META = "kronos_provider.json"
 CSV_POOL = "all"  # the pool a CSV source's provider lists every symbol in
+QLIB_FIELDS = ("open", "high", "low", "close", "volume", "amount", "vwap", "factor", "change")  # `qlib_fields`
 
 
 def provider_uri(d: DataConfig) -> str:
@@ -47,11 +50,13 @@ def _stamp(t: pd.Timestamp, intraday: bool) -> str:
     return f"{t:%Y-%m-%d %H:%M:%S}" if intraday else f"{t:%Y-%m-%d}"
 
 
-def write_calendar(root: Path, freq: str, calendar: pd.DatetimeIndex) -> None:
-    intraday = parse_freq(freq).intraday
+def write_calendar(root: Path, freq: str, calendar: pd.DatetimeIndex, append: bool = False) -> None:
+    """The calendar's bars, a line each (after the lines there with `append`)."""
+    unit = "s" if parse_freq(freq).intraday else "D"  # numpy writes ISO: 2024-01-02T09:35:00, T made a space
+    text = np.datetime_as_string(pd.DatetimeIndex(calendar).as_unit("ns").values, unit=unit)
     (root / "calendars").mkdir(parents=True, exist_ok=True)
-    text = "\n".join(_stamp(t, intraday) for t in calendar) + "\n"
-    (root / "calendars" / f"{parse_freq(freq).qlib}.txt").write_text(text)
+    with open(root / "calendars" / f"{parse_freq(freq).qlib}.txt", "a" if append else "w") as f:
+        f.write("\n".join(text).replace("T", " ") + "\n" if len(text) or not append else "")
 
 
 def write_pool(root: Path, pool: str, spans: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]], freq: str) -> None:
@@ -70,6 +75,51 @@ def write_series(root: Path, symbol: str, freq: str, first: int, fields: dict[st
     name = parse_freq(freq).qlib
     for field, values in fields.items():
         np.concatenate([[first], np.asarray(values, dtype=np.float64)]).astype("<f4").tofile(d / f"{field}.{name}.bin")
+
+
+def write_bars(root: Path, symbol: str, freq: str, first: int, bars: np.ndarray, before=None) -> np.ndarray:
+    """A symbol's (T, 6) bars from calendar index `first` on as Qlib's fields, computed from the bars as stored
+    (float32), so that bars appended later (`before`: the stored bar before them) extend the fields exactly as
+    writing them all at once would; returns the stored bars."""
+    stored = np.asarray(bars, dtype=np.float32)
+    x = stored.astype(np.float64)
+    d = root / "features" / symbol.lower()
+    d.mkdir(parents=True, exist_ok=True)
+    name = parse_freq(freq).qlib
+    fields = qlib_fields(x if before is None else np.vstack([np.asarray(before, np.float64)[None], x]))
+    out = np.empty((len(fields), len(x) + 1), dtype="<f4")  # each field after its first index: one write a file
+    out[:, 0] = first
+    for i, (field, values) in enumerate(fields.items()):
+        out[i, 1:] = values[0 if before is None else 1 :]
+        if before is None:
+            out[i].tofile(d / f"{field}.{name}.bin")
+        else:
+            with open(d / f"{field}.{name}.bin", "ab") as f:
+                out[i, 1:].tofile(f)
+    return stored
+
+
+def read_bars(root: Path, symbol: str, freq: str) -> tuple[int, np.ndarray]:
+    """A symbol's first calendar index and its (T, 6) float32 bars, as `write_bars` stored them."""
+    d, name = root / "features" / symbol.lower(), parse_freq(freq).qlib
+    cols = [np.fromfile(d / f"{field}.{name}.bin", dtype="<f4") for field in QLIB_FIELDS[:6]]
+    return int(cols[0][0]), np.stack([c[1:] for c in cols], axis=1)
+
+
+def carry_bars(old: Path, root: Path, symbol: str, freq: str, append: bool) -> None:
+    """A symbol's field files from provider `old` into `root`: linked when they stay as they are, copied when
+    bars will be appended (a link would extend the old provider's files too)."""
+    src, dst, name = old / "features" / symbol.lower(), root / "features" / symbol.lower(), parse_freq(freq).qlib
+    dst.mkdir(parents=True, exist_ok=True)
+    for field in QLIB_FIELDS:
+        a, b = src / f"{field}.{name}.bin", dst / f"{field}.{name}.bin"
+        if append:
+            shutil.copyfile(a, b)
+            continue
+        try:
+            os.link(a, b)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(a, b)
 
 
 def write_meta(root: Path, meta: dict) -> None:

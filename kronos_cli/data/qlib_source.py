@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from kronos_cli.config import DataConfig
@@ -155,6 +156,16 @@ class QlibSource:
                     df["amount"] = amount_from_volume(df[list(FEATURES[:4])].to_numpy(), df["volume"].to_numpy())
                 out.append((sym, df))
             yield out
+
+    def bars(self, symbols: list[str]) -> Iterator[list[tuple[str, np.ndarray, np.ndarray]]]:
+        """`chunks` as (symbol, int64 ns, (T, 6) float64 bars in FEATURES order), what `prep` reads."""
+        for chunk in self.chunks(symbols):
+            yield [
+                (sym, pd.DatetimeIndex(df.index).as_unit("ns").asi8, df[list(FEATURES)].to_numpy(dtype=np.float64))
+                if len(df)
+                else (sym, np.zeros(0, np.int64), np.zeros((0, len(FEATURES))))
+                for sym, df in chunk
+            ]
 
 
 def open_provider(d: DataConfig) -> QlibSource:

@@ -46,7 +46,7 @@ class NpyAppender:
         arr = np.ascontiguousarray(arr, dtype=self.dtype)
         if arr.shape[1:] != self.row_shape:
             raise ValueError(f"{self.path.name}: rows of shape {arr.shape[1:]}, expected {self.row_shape}")
-        self._f.write(arr.tobytes())
+        self._f.write(memoryview(arr).cast("B"))  # the array's own bytes, not a copy of them
         self.rows += arr.shape[0]
 
     def close(self) -> None:
@@ -90,11 +90,6 @@ class DatasetArrays:
         if key not in _CHECKED:  # the digest vouches for every array's SHA-256: same digest, same contents
             check_contents(self)
             _CHECKED.add(key)
-
-    @property
-    def market_bars(self) -> int:
-        """How many calendar bars are the market's own (the rest are projected past the data's end)."""
-        return int(self.manifest["calendar"]["bars"])
 
     def rows_at(self, symbols: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """The row of each (symbol index, calendar position), or -1 where the symbol has no bar there."""

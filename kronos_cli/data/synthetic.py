@@ -234,15 +234,15 @@ def write_market(out: str | os.PathLike, spec: MarketSpec = MarketSpec(), force:
     """Write the provider directory atomically; returns its path."""
     target = Path(out).expanduser().resolve()
     if spec.stocks < 6:
-        raise KronosError(f"--stocks must be at least 6, got {spec.stocks}")
+        raise KronosError(f"stocks must be at least 6, got {spec.stocks}", setting="stocks")
     if spec.signal not in SIGNALS:
-        raise KronosError(f"--signal must be one of {', '.join(SIGNALS)}, got {spec.signal!r}")
+        raise KronosError(f"signal must be one of {', '.join(SIGNALS)}, got {spec.signal!r}", setting="signal")
     if not 0 <= spec.strength < 1:
-        raise KronosError(f"--strength must be in [0, 1), got {spec.strength}")
+        raise KronosError(f"strength must be in [0, 1), got {spec.strength}", setting="strength")
     if not 0 <= spec.market_vol < LIMIT:
-        raise KronosError(f"--market-vol must be in [0, {LIMIT}), got {spec.market_vol}")
+        raise KronosError(f"market_vol must be in [0, {LIMIT}), got {spec.market_vol}", setting="market_vol")
     if target.exists() and any(target.iterdir()) and not force:
-        raise KronosError(f"{target} exists and is not empty; pass --force to replace it")
+        raise KronosError(f"{target} exists and is not empty; pass force to replace it", setting="force")
     rng = np.random.default_rng(spec.seed)
     cal = _calendar(spec, rng)
     n = len(cal)

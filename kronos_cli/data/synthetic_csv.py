@@ -91,12 +91,12 @@ def _symbol(market: str, m: CsvMarket, i: int) -> str:
 def write_csv_market(out: str | Path, market: str, symbols: int = 12, seed: int = 7, force: bool = False) -> Path:
     """Write a synthetic market's bar files into `out` (atomically); returns its path."""
     if market not in CSV_MARKETS:
-        raise KronosError(f"--market must be one of qlib, {', '.join(CSV_MARKETS)}; got {market!r}")
+        raise KronosError(f"market must be one of qlib, {', '.join(CSV_MARKETS)}; got {market!r}", setting="market")
     if symbols < 4:
-        raise KronosError(f"--stocks must be at least 4, got {symbols}")
+        raise KronosError(f"stocks must be at least 4, got {symbols}", setting="stocks")
     m, target = CSV_MARKETS[market], Path(out).expanduser().resolve()
     if target.exists() and any(target.iterdir()) and not force:
-        raise KronosError(f"{target} exists and is not empty; pass --force to replace it")
+        raise KronosError(f"{target} exists and is not empty; pass force to replace it", setting="force")
     freq = parse_freq(m.freq)
     grid = session_grid(m.calendar, freq, m.label).bars(pd.Timestamp(m.start), range_end(m.end))
     rng, n, per_day = np.random.default_rng(seed), len(grid), bars_per_day(grid)

@@ -34,6 +34,7 @@ from kronos_cli.export.report import ArtifactCheck, ExportReport
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.market.bars import normalise_lookback
 from kronos_cli.model.bundle import BUNDLE_NAME, write_bundle
+from kronos_cli.model.sampling import GREEDY
 from kronos_cli.records.runs import ModelPair, data_conventions, evaluation_dir, load_pair, run_dir
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def run_export(
     x, stamps = _sample_windows(cfg, look, pred)
     np.savez(out / "verify_inputs.npz", x=x, stamps=stamps)
     eager = KronosPredictor(pair.model, pair.tokenizer, device="cpu", max_context=ctx, clip=d.clip)
-    reference = eager.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred, top_k=1)[:, 0]
+    reference = eager.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred, GREEDY)[:, 0]
     for fmt, check in checks.items():
         if check.error is None:
             _verify(check, out, reference, x, stamps, pred, ctx, eager)
@@ -275,13 +276,13 @@ def _quantized_figures(
 ) -> dict[str, float]:
     """Size against the fp32 weights, and CPU speed against the fp32 model on the same windows."""
     tok, model, conv = quantized.load_quantized(path, fmt)
-    quant = KronosPredictor(model, tok, device="cpu", max_context=conv["max_context"], clip=conv["clip"])
+    quant = KronosPredictor(model, tok, device="cpu", max_context=conv.max_context, clip=conv.clip)
 
     def timed(p: KronosPredictor) -> float:
         best = float("inf")
         for _ in range(3):
             t = time.perf_counter()
-            p.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred, top_k=1)
+            p.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred, GREEDY)
             best = min(best, time.perf_counter() - t)
         return best
 

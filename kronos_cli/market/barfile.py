@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -49,34 +50,48 @@ def file_lines(index: pd.Index) -> np.ndarray:
     return np.asarray(index, dtype=np.int64) + 2
 
 
-def sniff_delimiter(path: Path) -> str:
-    """The delimiter of a bar file, from its header line: comma, semicolon, tab or pipe."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        header = f.readline()
+def sniff_delimiter(path: Path, data: bytes | None = None) -> str:
+    """The delimiter of a bar file (or of its bytes, when read already), from its header line: comma, semicolon,
+    tab or pipe."""
+    if data is None:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            header = f.readline()
+    else:
+        header = data[: data.find(b"\n") if b"\n" in data[:65536] else 65536].decode("utf-8", "replace")
     counts = {d: header.count(d) for d in DELIMITERS}
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else ","
 
 
-def read_table(path: str | os.PathLike, what: str = "CSV file", usecols: list[str] | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike, what: str = "CSV file", usecols: list[str] | None = None, data: bytes | None = None
+) -> pd.DataFrame:
     """A bar file as strings-or-numbers, with its delimiter sniffed and its blank lines kept (so that row i is
-    line i + 2); CSV, or Parquet by its suffix; only `usecols` when given (and present)."""
+    line i + 2); CSV, or Parquet by its suffix; only `usecols` when given (and present); from `data`, the file's
+    bytes, when they were read already."""
     p = Path(path).expanduser()
-    if p.is_dir():
-        raise KronosError(f"{p} is a directory; pass a {what} (or set data.csv.path to the directory in a config)")
-    if not p.is_file():
-        raise KronosError(f"no {what} at {p}")
+    if data is None:
+        if p.is_dir():
+            raise KronosError(f"{p} is a directory; pass a {what} (or set data.csv.path to the directory in a config)")
+        if not p.is_file():
+            raise KronosError(f"no {what} at {p}")
+    source = p if data is None else io.BytesIO(data)
     if p.suffix.lower() == ".parquet":
         try:
-            return pd.read_parquet(p, columns=usecols)
+            return pd.read_parquet(source, columns=usecols)
         except Exception as exc:
             raise KronosError(f"{p} could not be read as Parquet ({str(exc).splitlines()[0]})") from exc
-    sep = sniff_delimiter(p)
-    fast = _read_csv_arrow(p, sep, usecols)
+    sep = sniff_delimiter(p, data)
+    fast = _read_csv_arrow(p if data is None else data, sep, usecols)
     if fast is not None:
         return fast
     try:
-        return pd.read_csv(p, sep=sep, skip_blank_lines=False, usecols=lambda c: usecols is None or c in usecols)
+        return pd.read_csv(
+            source if data is None else io.BytesIO(data),
+            sep=sep,
+            skip_blank_lines=False,
+            usecols=lambda c: usecols is None or c in usecols,
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise KronosError(f"{p} could not be read as CSV ({str(exc).splitlines()[0]})") from exc
 
@@ -237,23 +252,27 @@ def _day_month_order(text: pd.Series, where: str, spec: TimestampSpec) -> tuple[
     )
 
 
-def check_order(idx: pd.DatetimeIndex, where: str, lines: np.ndarray) -> None:
-    """Strictly increasing: a repeated timestamp or one out of order is a one-line error naming both lines."""
-    diffs = np.diff(idx.asi8)
+def check_order(idx: pd.DatetimeIndex | np.ndarray, where: str, lines: np.ndarray) -> None:
+    """Strictly increasing (timestamps, or their int64 ns): a repeated timestamp or one out of order is a one-line
+    error naming both lines."""
+    ns = idx.asi8 if isinstance(idx, pd.DatetimeIndex) else np.asarray(idx)
+    diffs = np.diff(ns)
+    if (diffs > 0).all():
+        return
     if (diffs == 0).any():
         i = int(np.argmax(diffs == 0)) + 1
         raise KronosError(
-            f"{where} line {lines[i]}: duplicate timestamp {idx[i]} (also on line {lines[i - 1]}); drop one of them"
+            f"{where} line {lines[i]}: duplicate timestamp {pd.Timestamp(ns[i])} (also on line {lines[i - 1]}); "
+            f"drop one of them"
         )
-    if (diffs < 0).any():
-        i = int(np.argmax(diffs < 0)) + 1
-        raise KronosError(
-            f"{where} line {lines[i]}: timestamp {idx[i]} comes before the one on line {lines[i - 1]}; "
-            f"sort the file by time"
-        )
+    i = int(np.argmax(diffs < 0)) + 1
+    raise KronosError(
+        f"{where} line {lines[i]}: timestamp {pd.Timestamp(ns[i])} comes before the one on line {lines[i - 1]}; "
+        f"sort the file by time"
+    )
 
 
-def _read_csv_arrow(p: Path, sep: str, usecols: list[str] | None) -> pd.DataFrame | None:
+def _read_csv_arrow(p: Path | bytes, sep: str, usecols: list[str] | None) -> pd.DataFrame | None:
     """pyarrow's multi-threaded CSV reader (ISO timestamps parsed natively, blank lines kept as empty rows);
     None when it cannot read the file, so that pandas' reader reports the problem the usual way. A timestamp
     column with UTC offsets (+08:00, Z) is read again as text: pyarrow would convert it to UTC and lose the
@@ -263,7 +282,7 @@ def _read_csv_arrow(p: Path, sep: str, usecols: list[str] | None) -> pd.DataFram
 
     def read(text_columns: list[str]):
         return pc.read_csv(
-            p,
+            pa.py_buffer(p) if isinstance(p, bytes) else p,
             parse_options=pc.ParseOptions(delimiter=sep, ignore_empty_lines=False),
             convert_options=pc.ConvertOptions(
                 include_columns=usecols,
@@ -301,17 +320,22 @@ def check_column(values: pd.Series, column: str, where: str, lines: np.ndarray, 
     """A numeric column as float64: every value present, a number, finite, within float32's range; prices
     positive, volumes and amounts not negative."""
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    return check_numbers(numbers, column, where, lines, price, values.iloc.__getitem__)
+
+
+def check_numbers(numbers: np.ndarray, column: str, where: str, lines: np.ndarray, price: bool, raw) -> np.ndarray:
+    """`check_column` of numbers read already; `raw(i)` is cell i as the file writes it, for the message."""
 
     def fail(mask: np.ndarray, what: str) -> None:
         i = int(np.argmax(mask))
         raise KronosError(
-            f"{where} line {lines[i]}, column {column!r}: {what.format(v=numbers[i], raw=excerpt(values.iloc[i]))}"
+            f"{where} line {lines[i]}, column {column!r}: {what.format(v=numbers[i], raw=excerpt(raw(i)))}"
             f"; fix or drop that line"
         )
 
     missing = np.isnan(numbers)
     if missing.any():
-        fail(missing, "is empty" if _blank(values.iloc[int(np.argmax(missing))]) else "{raw} is not a number")
+        fail(missing, "is empty" if _blank(raw(int(np.argmax(missing)))) else "{raw} is not a number")
     if np.isinf(numbers).any():
         fail(np.isinf(numbers), "is infinite")
     if (np.abs(numbers) > FLOAT32_MAX).any():

@@ -155,7 +155,7 @@ def _broker_time(market, out):
 @pytest.mark.parametrize("calendar,clock", [("forex", "UTC"), ("24/5", "UTC"), ("forex", "broker")])
 def test_fx_hourly_bars_across_daylight_saving_have_no_weekend_gaps(tmp_path, fx1h, calendar, clock):
     """Weekends are not gaps: the only missing bars are the few the market file lacks inside each pair's span."""
-    from tests.test_sessions import forex_hours
+    from tests.market.test_sessions import forex_hours
 
     path = fx1h if clock == "UTC" else _broker_time(fx1h, tmp_path / "broker")
     m = _prep_fx(tmp_path, path, f"data.csv.calendar={calendar}")

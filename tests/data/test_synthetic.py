@@ -66,7 +66,7 @@ def test_deterministic_by_seed(tmp_path):
 def test_refuses_to_overwrite_without_force(tmp_path):
     spec = MarketSpec(stocks=6, start="2022-01-01", end="2022-06-30")
     write_market(tmp_path / "m", spec)
-    with pytest.raises(KronosError, match="--force"):
+    with pytest.raises(KronosError, match="pass force to replace it"):
         write_market(tmp_path / "m", spec)
     write_market(tmp_path / "m", spec, force=True)
     assert np.fromfile(tmp_path / "m" / "features" / "sh600000" / "close.day.bin", "<f4").size > 100
