@@ -33,6 +33,7 @@ from kronos_cli.data.prep import prepare
 from kronos_cli.data.synthetic import write_market
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.model import Kronos, KronosTokenizer
+from kronos_cli.model.sampling import Sampling
 
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 PAIRS = {"tiny": ("tokenizer-tiny", "tiny"), "small": ("tokenizer-base", "small")}
@@ -59,14 +60,14 @@ def scaling(nproc: int, preset: str, windows: int) -> None:
         Kronos.from_preset(model_preset).save_pretrained(tmp / "model")
         prepare(config.load(None, base))
         pair = load_pair(None, str(tmp / "tok"), str(tmp / "model"))
-        figures, paths = {}, {}
+        figures, paths, startup = {}, {}, 0.0
         for workers in (0, 1, nproc):  # 0: one process with every core's thread (the default without --nproc)
             torch.set_num_threads((os.cpu_count() or 1) if workers == 0 else 1)
             cfg = config.load(None, [*base, f"output_dir={tmp / f'out{workers}'}", "backtest.batch_size=256"])
             arrays = open_dataset(cfg)
             every = split_windows(cfg, arrays, "test")
             origins = every.subset(np.unique(np.linspace(0, len(every) - 1, windows).astype(np.int64)))
-            forecaster, sampling = pair.forecaster("cpu", cfg.data.max_context, cfg.data.clip), sampling_of(cfg)
+            forecaster, sampling = pair.forecaster(pair.resolve(cfg, device="cpu")), sampling_of(cfg)
             t = time.perf_counter()
             if workers <= 1:
                 from kronos_cli.forecast.windows import forecast_windows
@@ -77,6 +78,7 @@ def scaling(nproc: int, preset: str, windows: int) -> None:
             else:
                 stats = forecast_everywhere(cfg, arrays, origins, pair, forecaster, sampling, Launch(nproc=workers))
                 forecasting = max(r["seconds"] for r in stats.values())
+                startup = max(r["startup"] for r in stats.values())
                 cache = window_cache(cfg, arrays, pair, forecaster, sampling)
                 got = forecast_windows(forecaster, arrays, origins, sampling, cfg.backtest.batch_size, cache)
             figures[workers] = (len(origins) / forecasting, len(origins) / (time.perf_counter() - t))
@@ -85,15 +87,16 @@ def scaling(nproc: int, preset: str, windows: int) -> None:
         moved = int((np.abs(paths[0] - paths[1]).reshape(len(paths[0]), -1).max(axis=1) > 0).sum())
         (one, one_e2e), (many, many_e2e), (threads, _) = figures[1], figures[nproc], figures[0]
         print(
-            f"{preset} preset, {len(origins)} test windows x {sampling.sample_count} paths, one thread per process: "
+            f"{preset} preset, {len(origins)} test windows x {sampling.paths} paths, one thread per process: "
             f"1 process {one:.2f} windows/s; {nproc} workers {many:.2f} windows/s forecasting = {many / one:.2f}x "
             f"(target >= 1.7x on 2 cores), end to end with start-up {one_e2e:.2f} vs {many_e2e:.2f} windows/s = "
-            f"{many_e2e / one_e2e:.2f}x; forecasts of 1 process and {nproc} workers equal bit for bit: {same}; for "
+            f"{many_e2e / one_e2e:.2f}x; worker start-up (spawn to first forward, the slowest) {startup:.1f} s "
+            f"(target < 3 s); forecasts of 1 process and {nproc} workers equal bit for bit: {same}; for "
             f"comparison, 1 process with {os.cpu_count()} threads: {threads:.2f} windows/s (its float rounding "
             f"differs from one thread's in {moved} of {len(paths[0])} windows)"
         )
         print(
-            f"projected CSI300 year (87,000 windows x {sampling.sample_count} paths) with this model: "
+            f"projected CSI300 year (87,000 windows x {sampling.paths} paths) with this model: "
             f"{87_000 / one / 3600:.1f} h in 1 process of 1 thread, {87_000 / threads / 3600:.1f} h in 1 process of "
             f"{os.cpu_count()} threads, {87_000 / many / 3600:.1f} h with {nproc} workers"
         )
@@ -174,10 +177,7 @@ def main() -> None:
                 stamp[:, :look],
                 stamp[:, look : look + pred],
                 pred,
-                T=0.6,
-                top_p=0.9,
-                sample_count=5,
-                seed=0,
+                Sampling(temperature=0.6, top_p=0.9, paths=5, seed=0),
                 use_cache=use_cache,
             )
             rates[use_cache] = 256 / (time.perf_counter() - t)

@@ -10,13 +10,22 @@ one bar, per step) as a multiple of the time to read the predictor's weights onc
 large `copy_` in the same run (bytes copied per second; target: at most 1.5x), and, as the floor torch's own
 kernels set, one matrix-vector product with every weight matrix of the model (no attention, no sampling).
 
+The compiled decode step (`forecast.compile`, model/compiled.py): the engine's step time of one series, eager and
+compiled, as a multiple of that floor measured in the same run (target: at most 1.3x), and the compile time of
+a first process (a fresh cache directory) and of a second one (the same directory).
+
     python benchmarks/bench_forecast.py            # the full benchmark (a few minutes on 2 cores)
     python benchmarks/bench_forecast.py --quick    # smaller regimes, for a smoke run
+    python benchmarks/bench_forecast.py --compiled # only the compiled step's figures
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -25,7 +34,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.model import Kronos, KronosTokenizer
+from kronos_cli.model.compiled import DecodePlan
+from kronos_cli.model.engine import generate
 from kronos_cli.model.invariant import RowBlockLinear, block_count
+from kronos_cli.model.sampling import Sampling
 
 
 def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
@@ -59,18 +71,73 @@ def gemv_floor(model: torch.nn.Module, tiled: bool = False, reps: int = 10) -> f
             f(x)
 
     once()
-    t = time.perf_counter()
-    for _ in range(reps):
-        once()
-    return (time.perf_counter() - t) / reps
+    return timed(once, reps)  # the best sweep, as the step time is the best of its repeats
 
 
 def decode_step(predictor: KronosPredictor, lookback: int, pred_len: int, repeat: int = 3) -> float:
     """Seconds per decode step of one series: (forecast of pred_len bars - forecast of 1 bar) / (pred_len - 1)."""
     x, xs, ys = inputs(1, lookback, pred_len)
-    one = timed(lambda: predictor.forecast(x, xs, ys[:, :1], 1, T=0.6, top_p=0.9, seed=0), repeat)
-    full = timed(lambda: predictor.forecast(x, xs, ys, pred_len, T=0.6, top_p=0.9, seed=0), repeat)
+    sampling = Sampling(temperature=0.6, top_p=0.9, seed=0)
+    one = timed(lambda: predictor.forecast(x, xs, ys[:, :1], 1, sampling), repeat)
+    full = timed(lambda: predictor.forecast(x, xs, ys, pred_len, sampling), repeat)
     return (full - one) / (pred_len - 1)
+
+
+def engine_step(model: torch.nn.Module, plan: DecodePlan | None, lookback: int, pred_len: int) -> tuple[float, float]:
+    """Seconds of one decode step of one series through the engine (token ids, no tokenizer): the shortest
+    interval between two steps' progress calls over three forecasts (a loaded machine only ever adds time), and
+    the first forecast's seconds (the compile, with `plan`)."""
+    g = torch.Generator().manual_seed(0)
+    s1, s2 = (torch.randint(0, 2**model.config.s1_bits, (1, lookback), generator=g) for _ in range(2))
+    stamp = torch.zeros(1, lookback + pred_len, 5)
+    sampling = Sampling(temperature=0.6, top_p=0.9)
+    marks: list[float] = []
+
+    def run() -> float:
+        marks.clear()
+        t = time.perf_counter()
+        generate(
+            model,
+            s1,
+            s2,
+            stamp,
+            pred_len,
+            512,
+            sampling=sampling,
+            plan=plan,
+            progress=lambda *_: marks.append(time.perf_counter()),
+        )
+        return time.perf_counter() - t
+
+    first, best = run(), float("inf")
+    for _ in range(3):
+        run()
+        best = min([best, *np.diff(marks)[:-1]])  # steps 1 .. P-2: the first prefills, the last runs no forward
+    return best, first
+
+
+def compile_seconds(cache: str) -> float:
+    """The compile time of a fresh process whose inductor cache is `cache`."""
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+    out = subprocess.run([sys.executable, __file__, "--compile-only"], env=env, capture_output=True, text=True)
+    return float(out.stdout.split()[-1])
+
+
+def compiled_figures(model: torch.nn.Module, lookback: int, pred_len: int) -> None:
+    plan, plain, eager, compiled = DecodePlan("default", "fp32"), float("inf"), float("inf"), float("inf")
+    for _ in range(3):  # interleaved, the best of each: a loaded machine slows all three alike
+        plain = min(plain, gemv_floor(model))
+        eager = min(eager, engine_step(model, None, lookback, pred_len)[0])
+        compiled = min(compiled, engine_step(model, plan, lookback, pred_len)[0])
+    ok = "ok" if compiled <= 1.3 * plain else "MISS"
+    print(
+        f"engine decode step, one series, lookback {lookback}: eager {eager * 1e3:.2f} ms = {eager / plain:.2f}x, "
+        f"compiled {compiled * 1e3:.2f} ms = {compiled / plain:.2f}x torch's matrix-vector sweep over the same "
+        f"weights ({plain * 1e3:.2f} ms; target <= 1.3x)  {ok}"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        cold, warm = compile_seconds(cache), compile_seconds(cache)
+    print(f"compile time: first process {cold:.1f} s (fresh cache), second process {warm:.1f} s (the same cache)")
 
 
 def inputs(series: int, lookback: int, pred_len: int, seed: int = 0):
@@ -96,9 +163,8 @@ def run_regime(
     x, xs, ys = inputs(series, lookback, pred_len)
 
     def call(use_cache: bool):
-        return lambda: predictor.forecast(
-            x, xs, ys, pred_len, T=0.6, top_p=0.9, sample_count=samples, seed=0, use_cache=use_cache
-        )
+        sampling = Sampling(temperature=0.6, top_p=0.9, paths=samples, seed=0)
+        return lambda: predictor.forecast(x, xs, ys, pred_len, sampling, use_cache=use_cache)
 
     call(True)()  # warm-up
     cached = timed(call(True), repeat)
@@ -121,10 +187,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller regimes for a smoke run")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--compiled", action="store_true", help="only the compiled decode step's figures")
+    ap.add_argument("--compile-only", action="store_true", help=argparse.SUPPRESS)  # a child: its compile time
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.compile_only or args.compiled:
+        model = Kronos.from_preset("small").eval()
+        if args.compile_only:
+            first = engine_step(model, DecodePlan("default", "fp32"), 96, 24)[1]
+            print(f"{first - engine_step(model, None, 96, 24)[1]:.2f}")
+        else:
+            compiled_figures(model, 96, 24)
+        return
     predictor = KronosPredictor(
         Kronos.from_preset("small"), KronosTokenizer.from_preset("tokenizer-base"), device="cpu", max_context=512
     )
@@ -162,6 +238,7 @@ def main() -> None:
         f"sampling): one F.linear each {plain * 1e3:.2f} ms = {plain / read:.2f}x; in the decode step's "
         f"batch-invariant layout (tiles of 16 rows) {split * 1e3:.2f} ms = {split / read:.2f}x"
     )
+    compiled_figures(predictor.model, lookback, pred_len)
 
 
 if __name__ == "__main__":

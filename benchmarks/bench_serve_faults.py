@@ -58,7 +58,9 @@ from bench_serve import health, save_models, start  # noqa: E402 (benchmarks run
 
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.forecast.series import forecast_series
+from kronos_cli.forecast.spec import ForecastSpec
 from kronos_cli.market.bars import FEATURES
+from kronos_cli.model.sampling import Sampling
 
 CONTEXT = 64
 SERVER = ["--max-batch", "32", "--max-wait-ms", "5", "--max-samples", "4", "--max-pred-len", "8"]
@@ -210,7 +212,8 @@ def expected_answers(tok: Path, model: Path) -> dict[int, np.ndarray]:
     out = {}
     for i in range(16):
         req = good_request(i)
-        fc = forecast_series(predictor, series(i), req["pred_len"], samples=req["samples"], seed=req["seed"])
+        sampling = Sampling(paths=req["samples"], seed=req["seed"])
+        fc = forecast_series(predictor, series(i), ForecastSpec(req["pred_len"], CONTEXT, sampling=sampling))
         out[i] = fc.table[list(FEATURES)].to_numpy()
     return out
 

@@ -121,12 +121,12 @@ class Toolbox:
         if self.cfg is None:
             raise ToolProblem("signals needs a run: start `kronos mcp` with -c CONFIG (the run whose data to rank)")
         cfg = self.cfg
-        forecaster = self.pair.forecaster(self.device, cfg.data.max_context, cfg.data.clip)
+        forecaster = self.pair.forecaster(self.pair.resolve(cfg, device=self.device))
         async with self._signals_lock:  # one day at a time: each forecasts the whole pool
             try:
                 result = await asyncio.to_thread(day_signals, cfg, self.pair, forecaster, date)
             except KronosError as exc:
-                raise ToolProblem(str(exc).replace("--date", "date")) from None
+                raise ToolProblem(str(exc)) from None
         return result.to_json()
 
     def resources(self) -> list[tuple[str, str, Path]]:

@@ -29,7 +29,7 @@ from kronos_cli.cli import serve as serve_cmd
 from kronos_cli.cli import signals as signals_cmd
 from kronos_cli.cli import train as train_cmd
 from kronos_cli.cli import walkforward as walkforward_cmd
-from kronos_cli.cli.common import command_flags, err_console, error_text, setup_logging
+from kronos_cli.cli.common import as_flags, command_flags, err_console, error_text, setup_logging
 from kronos_cli.cli.config_cmd import config_app
 from kronos_cli.core.errors import KronosError, WorkerDone
 
@@ -74,6 +74,7 @@ class KronosGroup(TyperGroup):
                 )
                 raise typer.Exit(1) from None
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            msg = as_flags(msg, getattr(exc, "settings", ()), command_flags(ctx))  # a failure may name settings too
             err_console.print(
                 f"[bold red]error:[/] {type(exc).__name__}: {msg} (run with --debug for the traceback)", highlight=False
             )

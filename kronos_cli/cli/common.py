@@ -152,21 +152,35 @@ def setup_logging(debug: bool = False, quiet: bool = False) -> None:
 def error_text(exc: Exception, flags: dict[str, str] | None = None) -> str:
     """A user error as the CLI prints it, Rich markup escaped: one line (a message quoting a library's own may
     span lines), or a config's header line with one indented line per problem. The setting the error names
-    (`KronosError.settings`) read as their flags where `flags` (parameter name -> flag) has one."""
+    (`KronosError.settings`) read as their flags where `flags` (parameter name -> flag) has one; a word within a
+    path (`runs/models/x`) or a dotted key (`data.calendar`) stays as it is."""
     from rich.markup import escape
 
     text = str(exc) if getattr(exc, "multiline", False) else " ".join(str(exc).split())
-    for setting in getattr(exc, "settings", ()):
-        if setting in (flags or {}):
-            text = re.sub(rf"(?<![\w.-]){re.escape(setting)}(?![\w-])", flags[setting], text)
+    text = as_flags(text, getattr(exc, "settings", ()), flags)
     return escape("\n".join(_clipped(line) for line in text.splitlines()))
 
 
+def as_flags(text: str, settings: tuple[str, ...], flags: dict[str, str] | None) -> str:
+    """`text` with each of `settings` that `flags` (parameter name -> flag) has written as its flag."""
+    for setting in settings:
+        if setting in (flags or {}):
+            text = re.sub(rf"(?<![\w./\\-]){re.escape(setting)}(?![\w/\\-])", flags[setting], text)
+    return text
+
+
 def command_flags(group_ctx) -> dict[str, str]:
-    """Parameter name -> its long flag, for the subcommand a group's context invoked (empty when none)."""
+    """Parameter name -> its long flag, for the subcommand a group's context invoked (empty when none); for a
+    nested group (`kronos runs`), those of all its subcommands, since which one ran is no longer known."""
     name = getattr(group_ctx, "invoked_subcommand", None)
     command = group_ctx.command.get_command(group_ctx, name) if name else None
+    return _flags(command)
+
+
+def _flags(command) -> dict[str, str]:
     flags = {}
+    for sub in getattr(command, "commands", {}).values():
+        flags.update(_flags(sub))
     for param in getattr(command, "params", ()):
         long = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
         if long and param.name:

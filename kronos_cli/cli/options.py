@@ -107,7 +107,12 @@ def build_launch(nproc_per_node: int | None = None, standalone: bool = False, **
 
 
 def option_group(options: dict[str, tuple[Any, Any]], into: str, build: Callable[..., Any]):
-    """Add `options` to a command's signature; the command's parameter `into` receives `build(**their values)`."""
+    """Add `options` to a command's signature; the command's parameter `into` receives `build(**their values)`.
+
+    Why: Typer reads a command's options from its signature, so options several commands share (the sampling
+    flags, the launch flags) would otherwise be repeated as parameters in each. Here they are declared once and
+    spliced into each signature; the command declares one placeholder parameter (`into`) that receives the built
+    group. Without it, a flag changed in one command drifts from the same flag in the others."""
 
     def decorate(command: Callable) -> Callable:
         sig = inspect.signature(command, eval_str=True)

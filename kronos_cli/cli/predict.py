@@ -17,9 +17,10 @@ DEFAULT_TOKENIZER = "NeoQuasar/Kronos-Tokenizer-base"
 DEFAULT_MODEL = "NeoQuasar/Kronos-small"
 
 
-# name -> (type, option): how the sample paths are drawn (the reference's defaults).
+# name -> (type, option): the flags of `forecast.spec.resolve_sampling` (named as its arguments, so that its errors
+# read as these flags), plus the calibration file.
 SAMPLING = {
-    "samples": (int, typer.Option(1, "--samples", help="Sample paths, averaged (and used for quantiles).")),
+    "paths": (int, typer.Option(1, "--samples", help="Sample paths, averaged (and used for quantiles).")),
     "temperature": (
         float | None,
         typer.Option(None, "--temperature", help="Sampling temperature [default: the --sampling file's, else 1.0]."),
@@ -54,6 +55,18 @@ RAW = typer.Option(
     "max(open, close) >= min(open, close) >= low, volume and amount >= 0) before the mean and quantiles.",
 )
 
+MAX_CONTEXT = typer.Option(
+    None,
+    "--max-context",
+    help="Model context [default: the -c config's data.max_context, else what the model records: 2048 for "
+    "Kronos-mini, 512 for -small and -base, the training config's for a fine-tuned one].",
+)
+COMPILE = typer.Option(
+    None,
+    "--compile",
+    help="Compile the decode step with torch.compile: auto (when the steps pay for it), on, off [default: the -c "
+    "config's forecast.compile, else auto].",
+)
 RUN_CONFIG = typer.Option(
     None,
     "--config",
@@ -81,12 +94,8 @@ def predict(
     lookback: int | None = LOOKBACK,
     pred_len: int = typer.Option(120, "--pred-len", help="Bars to forecast."),
     device: str = opt.DEVICE,
-    max_context: int | None = typer.Option(
-        None,
-        "--max-context",
-        help="Model context [default: the -c config's data.max_context, else what the model records: 2048 for "
-        "Kronos-mini, 512 for -small and -base, the training config's for a fine-tuned one].",
-    ),
+    max_context: int | None = MAX_CONTEXT,
+    compile: str | None = COMPILE,
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the forecast CSV here [default: stdout]."),
     quantiles: str | None = typer.Option(None, "--quantiles", help="Comma-separated, e.g. 0.1,0.9."),
     plot: Path | None = typer.Option(None, "--plot", help="Save a PNG of history and forecast."),
@@ -100,33 +109,35 @@ def predict(
 ) -> None:
     """Forecast the next bars of a series from a CSV file."""
     from kronos_cli.forecast.series import forecast_series, parse_quantiles
+    from kronos_cli.forecast.spec import resolve_sampling
     from kronos_cli.market.barfile import TimestampSpec, read_bars
     from kronos_cli.market.bars import check_history
 
-    _check_flags(pred_len, max_context, calendar, sampling, bad_candles)
+    calibration_file = sampling.pop("calibrated")
+    given = {"horizon": pred_len, "context": max_context, "lookback": lookback, "compile": compile}
+    asked = _check_flags(given, calendar, sampling, calibration_file, bad_candles)
     qs = parse_quantiles(quantiles)
     stamps = TimestampSpec(timestamp_column, timestamp_format, "--timestamp-column", "--timestamp-format")
     cfg = opt.build_config(config, None, None) if config is not None else None
     bars = read_bars(csv, stamps)
     check_history(len(bars), str(csv))  # before any model is loaded
     pair = _pair(cfg, tokenizer, model, bundle)
-    sampling = resolve_sampling(pair, qs, **sampling)
+    calibration = _calibration(pair, calibration_file, sampling["paths"], qs)
+    spec = pair.resolve(cfg, **asked, sampling=resolve_sampling(**sampling, calibration=calibration), device=device)
     calendar, chosen_by = market_calendar(calendar, cfg, pair.conventions, len(bars))
-    forecaster = pair.forecaster(device, max_context or (cfg.data.max_context if cfg else None))
-    log.info("forecasting %d bars of %s on %s (context %d)", pred_len, csv, forecaster.device, forecaster.max_context)
+    forecaster = pair.forecaster(spec)
+    log.info("forecasting %d bars of %s on %s (context %d)", pred_len, csv, forecaster.device, spec.context)
     with StepProgress("forecasting", pred_len) as bar:
         result = forecast_series(
             forecaster,
             bars,
-            pred_len,
-            lookback,
+            spec,
             quantiles=qs,
             progress=bar.update,
-            trained_lookback=pair.conventions.get("lookback_window") or (cfg.data.lookback_window if cfg else None),
             calendar=calendar,
             raw=raw,
             bad_candles=bad_candles,
-            **sampling,
+            bands=calibration.bands if calibration else None,
         )
     _write(result, output, plot, f"{csv.name}: {pred_len}-bar forecast", json_out, chosen_by)
 
@@ -140,7 +151,7 @@ def _pair(cfg, tokenizer: str | None, model: str | None, bundle: Path | None):
     return load_pair(cfg, tokenizer, model, str(bundle) if bundle else None)
 
 
-def market_calendar(flag: str | None, cfg, conventions: dict, bars: int) -> tuple[str | None, str]:
+def market_calendar(flag: str | None, cfg, conventions, bars: int) -> tuple[str | None, str]:
     """The calendar the forecast continues on and what chose it: --calendar, else the run's (-c), else the one
     the model records, else none (inferred from all the bars)."""
     from kronos_cli.core.errors import KronosError
@@ -151,7 +162,7 @@ def market_calendar(flag: str | None, cfg, conventions: dict, bars: int) -> tupl
         return flag, "--calendar"
     if cfg is not None and run_calendar(cfg):
         return run_calendar(cfg), f"the run's data.csv.calendar, {cfg.config_file or '-c'}"
-    recorded = conventions.get("calendar")
+    recorded = conventions.calendar
     if recorded:
         if not isinstance(recorded, str) or check_calendar_name(recorded):
             raise KronosError(
@@ -163,61 +174,46 @@ def market_calendar(flag: str | None, cfg, conventions: dict, bars: int) -> tupl
 
 
 def _check_flags(
-    pred_len: int, max_context: int | None, calendar: str | None, sampling: dict, bad_candles: str = "repair"
-) -> None:
-    """Bad flags fail before any file or model is read."""
+    asked: dict, calendar: str | None, sampling: dict, calibration: Path | None, bad_candles: str = "repair"
+) -> dict:
+    """Bad flags fail before any file or model is read (the library's own checks, on the flags alone); returns the
+    forecast settings they give."""
     from kronos_cli.core.errors import KronosError
+    from kronos_cli.forecast.spec import ForecastSpec, resolve_sampling
     from kronos_cli.market.bars import BAD_CANDLES
 
     if bad_candles not in BAD_CANDLES:
         raise KronosError(f"--bad-candles must be one of {', '.join(BAD_CANDLES)}, got {bad_candles[:40]!r}")
-    if sampling["calibrated"] is not None:
+    if calibration is not None:
         from kronos_cli.forecast.calibrated import read_sampling
 
-        read_sampling(sampling["calibrated"])
-    t, p = sampling["temperature"], sampling["top_p"]
-    for bad, flag, want, got in (
-        (sampling["samples"] < 1, "--samples", ">= 1", sampling["samples"]),
-        (sampling["top_k"] < 0, "--top-k", ">= 0", sampling["top_k"]),
-        (t is not None and not t > 0, "--temperature", "> 0", t),
-        (p is not None and not 0 < p <= 1, "--top-p", "in (0, 1]", p),
-    ):
-        if bad:
-            raise KronosError(f"{flag} must be {want}, got {got}")
-    if pred_len <= 0:
-        raise KronosError(f"--pred-len must be > 0, got {pred_len}")
-    if max_context is not None and max_context < 2:
-        raise KronosError(f"--max-context must be >= 2, got {max_context}")
+        read_sampling(calibration)
+    flags = {**asked, "context": asked["context"] or 2, "compile": asked["compile"] or "auto"}
+    ForecastSpec(**flags, sampling=resolve_sampling(**sampling))
     opt.check_calendar(calendar)
+    return asked
 
 
-def resolve_sampling(
-    pair, quantiles: tuple[float, ...], calibrated: Path | None, temperature: float | None, top_p: float | None, **rest
-) -> dict:
-    """The sampling flags with temperature and top_p filled in: the flag, else the calibrated file's (checked
-    against the model's weights, a warning when it was tuned for others), else the reference's 1.0 and 0.9; and the
-    file's bands for the close's `quantiles` (None without a file, or for a file written before bands)."""
+def _calibration(pair, path: Path | None, paths: int, quantiles: tuple[float, ...]):
+    """The --sampling file, checked against the model's weights (a warning when it was tuned for others)."""
+    if path is None:
+        return None
     from kronos_cli.forecast.calibrated import sampling_for
 
-    tuned = sampling_for(calibrated, pair.weights, strict=False) if calibrated is not None else None
-    _note_bands(tuned.bands if tuned else None, rest["samples"], quantiles)
-    return {
-        **rest,
-        "temperature": temperature if temperature is not None else tuned.temperature if tuned else 1.0,
-        "top_p": top_p if top_p is not None else tuned.top_p if tuned else 0.9,
-        "bands": tuned.bands if tuned else None,
-    }
+    calibration = sampling_for(path, pair.weights, strict=False)
+    _note_bands(calibration.bands, paths, quantiles)
+    return calibration
 
 
-def _note_bands(bands, samples: int, quantiles: tuple[float, ...]) -> None:
+def _note_bands(bands, paths: int, quantiles: tuple[float, ...]) -> None:
     if bands is None or not quantiles:
         return
     log.info("the close's quantiles come from the bands the --sampling file calibrated on the validation split")
-    if samples > max(bands.tables):
+    if paths > max(bands.tables):
         log.info(
             "its bands were fitted for up to %d paths; with --samples %d they run a little wider than nominal",
             max(bands.tables),
-            samples,
+            paths,
         )
 
 

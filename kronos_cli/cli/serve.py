@@ -24,7 +24,7 @@ SERVER = {
     "host": (str, typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default).")),
     "port": (int, typer.Option(8000, "--port", help="Port (0 = any free port).")),
     "device": (str, opt.DEVICE),
-    "token": (
+    "token_env": (
         str | None,
         typer.Option(
             None,
@@ -117,10 +117,10 @@ def _batching(**values):
     return Batching(**values)
 
 
-def _server(token: str | None, **values):
+def _server(token_env: str | None, **values):
     from kronos_cli.serve.server import ServeOptions, token_from_env
 
-    return ServeOptions(token=token_from_env(token), **values)
+    return ServeOptions(token=token_from_env(token_env), **values)
 
 
 def _connections(**values):
@@ -131,7 +131,8 @@ def _connections(**values):
 
 def _from_run(source, config: Path):
     """What -c CONFIG fills in that the flags left open: the run's fine-tuned models (else the configured ones),
-    the config's context, its calibrated sampling (strictly its own) and its market calendar."""
+    its forecast settings (context, clip, trained lookback: `ModelPair.resolve`), its calibrated sampling
+    (strictly its own) and its market calendar."""
     import dataclasses
 
     from kronos_cli.records.runs import best_or_configured, run_calendar, sampling_file
@@ -142,7 +143,7 @@ def _from_run(source, config: Path):
         source,
         tokenizer=source.tokenizer or best_or_configured(cfg, "tokenizer"),
         model=source.model or best_or_configured(cfg, "predictor"),
-        max_context=source.max_context or cfg.data.max_context,
+        run=cfg,
         sampling=str(sampling_file(cfg)) if calibrated else source.sampling,
         strict_sampling=calibrated,
         calendar=source.calendar or run_calendar(cfg),

@@ -32,10 +32,7 @@ def signals(
 
     pair = load_pair(cfg, tokenizer, model, str(bundle) if bundle else None)
     pair.warn_if_trained_otherwise(cfg)
-    from kronos_cli.forecast.predictor import check_dtype
-
-    forecaster = pair.forecaster(device, cfg.data.max_context, cfg.data.clip)
-    forecaster.dtype = check_dtype(dtype)
+    forecaster = pair.forecaster(pair.resolve(cfg, dtype=dtype, device=device))
     result = day_signals(cfg, pair, forecaster, date, launch)
     if output is not None:
         if output.suffix == ".json":

@@ -219,6 +219,14 @@ class WalkForwardConfig:
 
 
 @dataclass
+class ForecastConfig:
+    # The one-token decode step (model/compiled.py): auto compiles it with torch.compile when the run's decode steps
+    # earn the compile back (never where a row must not depend on its batch: the server); on (true); off (false).
+    # The compiled code is kept under $KRONOS_COMPILE_CACHE (default ~/.cache/kronos/compile) for the next process.
+    compile: bool | Literal["auto"] = "auto"
+
+
+@dataclass
 class Config:
     run_name: str = "kronos"
     seed: int = 100
@@ -229,6 +237,7 @@ class Config:
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     config_file: str | None = field(default=None, compare=False)  # the file it came from
 

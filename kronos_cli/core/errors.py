@@ -25,7 +25,12 @@ class KronosError(ValueError):
 
 class WorkerDone(Exception):
     """Not an error: this process's share of a distributed forecast is done and rank 0 carries on; the CLI
-    exits 0."""
+    exits 0.
+
+    An exception rather than a return value on purpose: a worker started by torchrun runs the whole command
+    (backtest, evaluate, signals, walk-forward), and its share ends deep inside; returning would need a "not the
+    main rank" branch at every level above. The CLI's group catches it once (`cli/app.py`); a library caller
+    running under torchrun catches it too, or lets its non-main ranks end there."""
 
 
 def excerpt(value: object, limit: int = 80) -> str:

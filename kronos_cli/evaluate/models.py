@@ -52,7 +52,7 @@ def parse_spec(spec: str, cfg: Config) -> Candidate:
     label, _, body = spec.rpartition("=") if "=" in spec else ("", "", spec)
     body = body.strip()
     if not body:
-        raise KronosError(f"--models {spec!r}: give a bundle file, TOKENIZER,MODEL, or a predictor")
+        raise KronosError(f"models {spec!r}: give a bundle file, TOKENIZER,MODEL, or a predictor", setting="models")
     try:
         if body.endswith((".pth", ".pt")) or Path(body).expanduser().is_file():
             pair = load_pair(None, bundle=body)
@@ -62,7 +62,7 @@ def parse_spec(spec: str, cfg: Config) -> Candidate:
         else:
             pair = load_pair(cfg, None, body)  # the run's tokenizer (fine-tuned, else configured)
     except KronosError as exc:
-        raise KronosError(f"--models {spec}: {exc}") from None
+        raise KronosError(f"models {spec}: {exc}", setting="models") from None
     return Candidate(label or Path(body.split(",")[-1]).name or body, "given", pair)
 
 
@@ -85,6 +85,7 @@ def candidates(cfg: Config, specs: list[str]) -> list[Candidate]:
     if not out:
         raise KronosError(
             "nothing to evaluate: the run has no fine-tuned model and model.predictor is a preset; "
-            "train first, or pass --models"
+            "train first, or pass models",
+            setting="models",
         )
     return out

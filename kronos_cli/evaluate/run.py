@@ -24,7 +24,7 @@ from kronos_cli.evaluate.page import RESULTS, write_report
 from kronos_cli.evaluate.report import EvaluationResult
 from kronos_cli.evaluate.sample import SplitSample, split_sample
 from kronos_cli.evaluate.scores import MIN_TIMES, ModelScores, score
-from kronos_cli.forecast.calibrated import CalibratedSampling
+from kronos_cli.forecast.calibrated import Calibration
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.metrics.ic import MIN_NAMES
 from kronos_cli.metrics.probabilistic import Ensemble
@@ -79,7 +79,7 @@ def _score_all(
     arrays: DatasetArrays,
     cands: list[Candidate],
     sfs: dict[str, SplitForecasts],
-    calibrated: CalibratedSampling | None,
+    calibrated: Calibration | None,
 ) -> tuple[dict[str, ModelScores], dict[str, str]]:
     """Every model's and baseline's scores on the first model's windows (all models forecast the same ones), and
     the model whose weights the run's bands were fitted for once more through them: {its row's label: the model's}."""
@@ -144,9 +144,7 @@ def run_evaluate(
     return result
 
 
-def conventions(
-    cfg: Config, label: str, sample: SplitSample, calibrated: CalibratedSampling | None = None
-) -> dict[str, str]:
+def conventions(cfg: Config, label: str, sample: SplitSample, calibrated: Calibration | None = None) -> dict[str, str]:
     p, unit = cfg.data.predict_window, sample.time_unit
     bands = {}
     if calibrated is not None and calibrated.bands is not None:

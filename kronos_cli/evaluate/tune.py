@@ -27,9 +27,9 @@ from kronos_cli.data.windows import Origins
 from kronos_cli.evaluate.coverage import coverage_table
 from kronos_cli.forecast.calibrated import weight_digests, write_sampling
 from kronos_cli.forecast.device import resolve_device
-from kronos_cli.forecast.windows import Sampling
 from kronos_cli.metrics.probabilistic import Ensemble, Predictive, coverage, intervals
 from kronos_cli.metrics.recalibration import BandCorrection, Recalibrated, fit_bands
+from kronos_cli.model.sampling import Sampling
 from kronos_cli.records.runs import load_pair, sampling_file
 from kronos_cli.runtime.split_forecasts import forecast_split, labelled_progress, open_dataset, split_windows
 
@@ -128,7 +128,7 @@ def tune_sampling(cfg: Config, device: str = "auto", progress: Progress | None =
         settings.append((b.temperature, b.top_p))
     grid, fitted = [], []
     for temperature, top_p in settings:
-        sampling = Sampling(temperature, top_p, b.top_k, b.sample_count, cfg.seed)
+        sampling = Sampling(temperature=temperature, top_k=b.top_k, top_p=top_p, paths=b.sample_count, seed=cfg.seed)
         labelled = labelled_progress(progress, f"T {temperature:g}, top_p {top_p:g}")
         sf = forecast_split(cfg, arrays, origins, pair, dev, labelled, sampling)
         row, bands = _measure(sf.forecasts.return_paths(), sf.real.path)

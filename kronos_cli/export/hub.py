@@ -111,7 +111,8 @@ def hub_token() -> str:
     token = get_token()
     if not token:
         raise KronosError(
-            "--push-to-hub needs a Hugging Face token: run `hf auth login` once, or set HF_TOKEN for this run"
+            "push_to_hub needs a Hugging Face token: run `hf auth login` once, or set HF_TOKEN for this run",
+            setting="push_to_hub",
         )
     return token
 

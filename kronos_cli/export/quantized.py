@@ -23,6 +23,7 @@ from kronos_cli.core.errors import KronosError
 from kronos_cli.core.io import atomic_path
 from kronos_cli.model.bundle import bundle_parts, payload, read_payload
 from kronos_cli.model.checkpoint import check_shapes, expected_shapes, tensor_shapes
+from kronos_cli.model.config import Conventions
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
 
@@ -44,7 +45,8 @@ def _torchao():
             import torchao.quantization as ao  # lazy: optional dependency (pip install 'kronos-cli[int8]')
     except ImportError:
         raise KronosError(
-            "int8 and int4 exports need torchao; pip install 'kronos-cli[int8]' (or leave them out of --format)"
+            "int8 and int4 exports need torchao; pip install 'kronos-cli[int8]' (or leave them out of formats)",
+            setting="formats",
         ) from None
     finally:
         for lg, level in zip(quiet, levels):
@@ -85,7 +87,7 @@ def write_quantized(tok: KronosTokenizer, model: Kronos, path: Path, data: dict[
     return path
 
 
-def load_quantized(path: str | os.PathLike, fmt: str = "int8") -> tuple[nn.Module, nn.Module, dict[str, Any]]:
+def load_quantized(path: str | os.PathLike, fmt: str = "int8") -> tuple[nn.Module, nn.Module, Conventions]:
     """The quantised tokenizer and predictor of an `fmt` export, and its conventions; its configs are checked
     against their bounds and their claimed sizes against the tensors before either model is built."""
     _torchao()  # registers torchao's tensor types with torch.load(weights_only=True)

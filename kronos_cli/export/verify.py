@@ -7,7 +7,9 @@ KIND `compiled`, which makes `kronos_cli` unimportable before anything else is l
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,12 +22,25 @@ def forecast_compiled(path: str, x: np.ndarray, stamps: np.ndarray) -> np.ndarra
         return program(torch.from_numpy(x), torch.from_numpy(stamps).long()).numpy()
 
 
+def fresh_process(args: list[str], output: Path, what: str) -> np.ndarray:
+    """Run `args` (a check that writes its forecasts to `output`) in a new process and read them back; a failure is
+    a RuntimeError naming `what` and the process's last line of stderr."""
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode
+        raise RuntimeError(f"{what} in a fresh process failed: {last}")
+    got = np.load(output, allow_pickle=False)
+    output.unlink()
+    return got
+
+
 def forecast_with_library(
     kind: str, path: str, x: np.ndarray, stamps: np.ndarray, pred_len: int, max_context: int
 ) -> np.ndarray:
     # lazy: this module also runs where kronos_cli must not be importable (the compiled check)
     from kronos_cli.export.quantized import load_quantized  # lazy: see above
     from kronos_cli.forecast.predictor import KronosPredictor  # lazy: see above
+    from kronos_cli.model.sampling import GREEDY  # lazy: see above
 
     if kind == "bundle":
         forecaster = KronosPredictor.from_bundle(path, device="cpu")
@@ -35,9 +50,9 @@ def forecast_with_library(
         )
     else:
         tok, model, conv = load_quantized(path, kind)
-        forecaster = KronosPredictor(model, tok, device="cpu", max_context=conv["max_context"], clip=conv["clip"])
+        forecaster = KronosPredictor(model, tok, device="cpu", max_context=conv.max_context, clip=conv.clip)
     look = x.shape[1]
-    return forecaster.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred_len, top_k=1)[:, 0]
+    return forecaster.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred_len, GREEDY)[:, 0]
 
 
 def main(argv: list[str]) -> None:

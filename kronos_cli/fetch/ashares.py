@@ -33,7 +33,8 @@ class AkshareSource:
     def interval(self, freq: BarFreq) -> str:
         if freq.minutes not in MINUTES and freq.intraday:
             raise KronosError(
-                f"akshare (Eastmoney) offers no {freq} bars; choose --interval day, 5min, 15min, 30min or 60min"
+                f"akshare (Eastmoney) offers no {freq} bars; choose interval day, 5min, 15min, 30min or 60min",
+                setting="interval",
             )
         return "daily" if not freq.intraday else str(freq.minutes)
 

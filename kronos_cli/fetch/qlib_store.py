@@ -4,7 +4,7 @@ the source knows it), feature bins with `$factor`, and `kronos_provider.json` na
 
 The symbols of a fetch are written together when it ends. When the calendar only grows at its end, each feature bin
 gets its new values appended under a journal (the tail is all that is written); otherwise (a symbol older than the
-calendar's start, a symbol downloaded whole again with --refresh, a first fetch) the provider is written whole into
+calendar's start, a symbol downloaded whole again (`refresh`), a first fetch) the provider is written whole into
 a new directory that replaces the old one."""
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class QlibStore:
             if "source" not in provider.provider_meta(self.root):  # only what a fetch wrote is rewritten
                 raise KronosError(
                     f"{self.root} is not empty and holds no provider `kronos fetch` wrote; fetch into an empty or "
-                    f"new directory (--out)"
+                    f"new directory (out)",
+                    setting="out",
                 )
             recover(self.root)
         self.calendar = self._read_calendar()

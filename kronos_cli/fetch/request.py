@@ -48,15 +48,15 @@ def build_request(
 ) -> FetchRequest:
     """A checked FetchRequest; every mistake is a one-line KronosError naming the option."""
     if fmt not in FORMATS:
-        raise KronosError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise KronosError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}", setting="fmt")
     if not symbols and not extra.get("pool"):
-        raise KronosError("name at least one symbol (or --pool for an index's members)")
+        raise KronosError("name at least one symbol (or pool for an index's members)", setting="pool")
     try:
         t0 = pd.Timestamp(start)
         t1 = range_end(end) if end else pd.Timestamp.now().floor("min")
     except (ValueError, TypeError) as exc:
-        raise KronosError(f"--start/--end must be dates such as 2024-01-31 ({exc})") from None
+        raise KronosError(f"start and end must be dates such as 2024-01-31 ({exc})", ("start", "end")) from None
     if t1 < t0:
-        raise KronosError(f"--end ({end}) is before --start ({start})")
+        raise KronosError(f"end ({end}) is before start ({start})", ("end", "start"))
     unique = tuple(dict.fromkeys(s.strip() for s in symbols if s.strip()))
     return FetchRequest(source, unique, t0, t1, parse_freq(interval), Path(out).expanduser(), fmt, **extra)

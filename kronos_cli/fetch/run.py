@@ -18,7 +18,7 @@ from kronos_cli.fetch.report import CURRENT, NEW, UPDATED, FetchReport, SymbolRe
 from kronos_cli.fetch.request import FetchRequest
 from kronos_cli.fetch.retry import SymbolError
 from kronos_cli.fetch.sources import Source, open_source, stored_name
-from kronos_cli.market.sessions import check_calendar_name, exchange_tz, session_grid
+from kronos_cli.market.sessions import calendar_names, check_calendar_name, exchange_tz, session_grid
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -33,9 +33,10 @@ def fetch(
     src = open_source(req, page)
     src.interval(req.freq)
     calendar = req.calendar or src.default_calendar(req.symbols)
-    problem = check_calendar_name(calendar)
-    if problem:
-        raise KronosError(problem.replace("data.csv.calendar", "--calendar"))
+    if check_calendar_name(calendar):
+        raise KronosError(
+            f"calendar {calendar!r} is not known; use one of {', '.join(calendar_names())}", setting="calendar"
+        )
     tz = exchange_tz(calendar)
     now = pd.Timestamp.now(tz or "UTC").tz_localize(None) if now is None else now
     if hasattr(src, "check_range"):  # a source that keeps only recent bars of some sizes
@@ -77,9 +78,9 @@ def _members(src: Source, req: FetchRequest) -> dict[str, pd.Timestamp] | None:
     if req.pool is None:
         return None
     if not hasattr(src, "members"):
-        raise KronosError(f"the {req.source} source knows no index members; --pool needs akshare")
+        raise KronosError(f"the {req.source} source knows no index members; pool needs akshare", setting="pool")
     if req.fmt != "qlib":
-        log.warning("bar files carry no pool: %s's membership is kept only with --format qlib", req.pool)
+        log.warning("bar files carry no pool: %s's membership is kept only in the qlib format", req.pool)
     return src.members(req.pool)
 
 

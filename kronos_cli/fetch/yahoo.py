@@ -36,7 +36,7 @@ class YahooSource:
     def interval(self, freq: BarFreq) -> str:
         if freq.minutes not in INTERVALS:
             offered = ", ".join("day" if k is None else f"{k}min" for k in INTERVALS)
-            raise KronosError(f"yfinance offers no {freq} bars; choose --interval from {offered}")
+            raise KronosError(f"yfinance offers no {freq} bars; choose interval from {offered}", setting="interval")
         return INTERVALS[freq.minutes]
 
     def default_calendar(self, symbols: tuple[str, ...]) -> str:
@@ -44,17 +44,19 @@ class YahooSource:
         if len(found) > 1:
             raise KronosError(
                 f"these tickers trade on different calendars ({', '.join(sorted(found))}); fetch each market into its "
-                f"own directory, or pass --calendar"
+                f"own directory, or pass calendar",
+                setting="calendar",
             )
         return found.pop() if found else "XNYS"
 
     def check_range(self, start: pd.Timestamp, freq: BarFreq, now: pd.Timestamp) -> None:
-        """Yahoo keeps intraday bars for a limited time: an older --start is a mistake, said before downloading."""
+        """Yahoo keeps intraday bars for a limited time: an older start is a mistake, said before downloading."""
         kept = KEPT_DAYS.get(freq.minutes)
         if kept is not None and start < now - pd.Timedelta(days=kept):
             raise KronosError(
-                f"Yahoo keeps {freq} bars for the last {kept} days only; set --start on or after "
-                f"{now - pd.Timedelta(days=kept):%Y-%m-%d} (or fetch daily bars)"
+                f"Yahoo keeps {freq} bars for the last {kept} days only; set start on or after "
+                f"{now - pd.Timedelta(days=kept):%Y-%m-%d} (or fetch daily bars)",
+                setting="start",
             )
 
     def transient(self, exc: BaseException) -> bool:

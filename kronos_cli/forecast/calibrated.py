@@ -9,6 +9,7 @@ an explicit file. Version 2 added the bands; a file without them (version 1) sti
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -21,18 +22,26 @@ from kronos_cli.core.errors import KronosError
 from kronos_cli.core.io import file_digest, write_json
 from kronos_cli.forecast.candles import CLOSE, repair
 from kronos_cli.metrics.recalibration import BandCorrection
+from kronos_cli.model.sampling import Sampling
 
 log = logging.getLogger(__name__)
 VERSION = 2  # 2: the bands fitted on the validation split ("bands"); 1: temperature and top_p only
 
 
 @dataclass(frozen=True)
-class CalibratedSampling:
+class Calibration:
+    """A sampling.json: the temperature and top_p chosen on validation, the weights they were chosen for, and the
+    bands fitted there. Not a sampling of its own: `applied_to` puts its choice into a `Sampling`."""
+
     temperature: float
     top_p: float
     path: str
     weights: dict[str, str] = field(default_factory=dict)  # file name -> sha256 of the weights it was tuned for
     bands: BandCorrection | None = None  # the quantiles of the paths recalibrated on validation (None: version 1)
+
+    def applied_to(self, sampling: Sampling) -> Sampling:
+        """`sampling` with the temperature and top_p this calibration chose (its paths, top_k and seed kept)."""
+        return dataclasses.replace(sampling, temperature=self.temperature, top_p=self.top_p)
 
     def matches(self, weights: tuple[Path, ...]) -> bool:
         """Whether these weight files are the ones the sampling was tuned for (True when the file names none)."""
@@ -50,7 +59,7 @@ def write_sampling(path: Path, record: dict, bands: BandCorrection | None) -> Pa
     return write_json(path, {"version": VERSION, **record, "bands": bands.to_json() if bands else None})
 
 
-def read_sampling(path: str | Path) -> CalibratedSampling:
+def read_sampling(path: str | Path) -> Calibration:
     """A sampling.json written by `kronos evaluate --tune-sampling`."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -69,10 +78,10 @@ def read_sampling(path: str | Path) -> CalibratedSampling:
         ) from None
     if not (0 < temperature <= 100 and 0 < top_p <= 1):
         raise KronosError(f"{path}: temperature {temperature} or top_p {top_p} out of range (0, 100] and (0, 1]")
-    return CalibratedSampling(temperature, top_p, str(path), weights, bands)
+    return Calibration(temperature, top_p, str(path), weights, bands)
 
 
-def sampling_for(path: str | Path, weights: tuple[Path, ...], strict: bool) -> CalibratedSampling:
+def sampling_for(path: str | Path, weights: tuple[Path, ...], strict: bool) -> Calibration:
     """The calibrated sampling at `path` for a model with these weight files: another model's is an error when
     `strict` (a run's own sampling.json after retraining), else a warning (a file the user chose)."""
     calibrated = read_sampling(path)

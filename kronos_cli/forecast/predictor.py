@@ -20,11 +20,12 @@ from kronos_cli.forecast.device import resolve_device
 from kronos_cli.market.bars import FEATURES, denormalise, normalise_lookback, prepare_frame
 from kronos_cli.market.stamps import calendar_features
 from kronos_cli.model.bundle import load_bundle
+from kronos_cli.model.compiled import DecodePlan, cache_is_warm, check_compile, decode_plan
 from kronos_cli.model.config import DEFAULT_CONTEXT, check_pair
 from kronos_cli.model.engine import BufferPool, decode_windows, generate, path_counts
 from kronos_cli.model.invariant import batch_invariant
 from kronos_cli.model.predictor import Kronos
-from kronos_cli.model.sampling import RowSampler, SamplingParams
+from kronos_cli.model.sampling import RowSampler, Sampling
 from kronos_cli.model.tokenizer import KronosTokenizer
 
 log = logging.getLogger(__name__)
@@ -46,19 +47,18 @@ class Forecast:
 
 @dataclass(frozen=True)
 class SeriesJob:
-    """One series of a mixed batch: raw bars x (L, 6), stamps x_stamp (L, 5) and y_stamp (P, 5), own sampling."""
+    """One series of a mixed batch: raw bars x (L, 6), stamps x_stamp (L, 5) and y_stamp (P, 5), own sampling
+    (its paths and seed included)."""
 
     x: np.ndarray
     x_stamp: np.ndarray
     y_stamp: np.ndarray
-    sample_count: int = 1
-    params: SamplingParams = SamplingParams()
-    seed: int | None = None
+    sampling: Sampling = Sampling()
 
     @property
     def shape(self) -> tuple[int, int]:
-        """(history length, horizon); with the path count, what series must share to batch together."""
-        return len(self.x), len(self.y_stamp)
+        """(history length, horizon, paths): what series must share to batch together."""
+        return len(self.x), len(self.y_stamp), self.sampling.paths
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -74,8 +74,12 @@ def check_dtype(name: str) -> str:
 class KronosPredictor:
     """Forecast OHLCV bars with a tokenizer and a predictor (the reference's API, plus sample paths).
 
-    `dtype` ("fp32", the exact default; "bf16" or "fp16") is the precision of the models' matrix products
-    (torch autocast); sampling, normalisation and the returned bars stay float32."""
+    `max_context` is the longest token sequence the predictor attends to (longer histories slide, longer horizons
+    decode in windows); `clip` bounds the normalised bars. `dtype` ("fp32", the exact default; "bf16" or "fp16")
+    is the precision of the models' matrix products (torch autocast); sampling, normalisation and the returned
+    bars stay float32. All four are fixed at construction (read-only attributes): another setting is another
+    predictor, built with `with_dtype` or from a `ForecastSpec` (`forecast/spec.py`).
+    """
 
     def __init__(
         self,
@@ -84,15 +88,30 @@ class KronosPredictor:
         device: str | torch.device | None = None,
         max_context: int = DEFAULT_CONTEXT,
         clip: float = 5,
+        dtype: str = "fp32",
+        compile: str | bool = "auto",
     ):
         check_pair(tokenizer.config, model.config)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.tokenizer = tokenizer.to(self.device).eval()
-        self.max_context = max_context
-        self.clip = clip
-        self.dtype = "fp32"
+        self._device = resolve_device(device)
+        self.model = model.to(self._device).eval()
+        self.tokenizer = tokenizer.to(self._device).eval()
+        self._max_context, self._clip, self._dtype = int(max_context), float(clip), check_dtype(dtype)
+        self._compile = check_compile(compile)
         self._local = threading.local()  # each thread's BufferPool: the last forecast's caches, lent to the next
+
+    device = property(lambda self: self._device, doc="where the models run (torch.device)")
+    max_context = property(lambda self: self._max_context, doc="the longest token sequence the predictor sees")
+    clip = property(lambda self: self._clip, doc="the normalised bars' bound (the tokenizer's range)")
+    dtype = property(lambda self: self._dtype, doc='the precision of the matrix products: "fp32", "bf16", "fp16"')
+    compile = property(lambda self: self._compile, doc='the decode step compiled: "auto", "on", "off"')
+
+    def with_dtype(self, dtype: str) -> KronosPredictor:
+        """This predictor's models and settings at another precision (the same modules: no copy of the weights)."""
+        if check_dtype(dtype) == self._dtype:
+            return self
+        return KronosPredictor(
+            self.model, self.tokenizer, self._device, self._max_context, self._clip, dtype, self._compile
+        )
 
     @classmethod
     def from_pretrained(
@@ -105,7 +124,7 @@ class KronosPredictor:
     def from_bundle(cls, path: str, device: str | None = None) -> KronosPredictor:
         """A predictor from a `kronos export` bundle (one file, loaded with weights_only=True)."""
         tok, model, norm = load_bundle(path)
-        return cls(model, tok, device, max_context=norm["max_context"], clip=norm["clip"])
+        return cls(model, tok, device, max_context=norm.max_context, clip=norm.clip)
 
     def _generator(self, seed: int | None) -> torch.Generator | None:
         if seed is None:
@@ -121,45 +140,31 @@ class KronosPredictor:
         x_stamp: np.ndarray,
         y_stamp: np.ndarray,
         pred_len: int,
-        T: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 0.9,
-        sample_count: int = 1,
-        seed: int | None = None,
+        sampling: Sampling = Sampling(),
+        *,
         use_cache: bool = True,
         progress: Callable[[int, int], None] | None = None,
         seeds: Sequence[int] | None = None,
     ) -> np.ndarray:
-        """Forecasts in normalised units: x (B, L, 6) already normalised and clipped -> (B, S, P, 6).
+        """Forecasts in normalised units: x (B, L, 6) already normalised and clipped -> (B, S, P, 6), S paths each.
 
-        `seed` seeds one generator for the whole batch; `seeds` gives every series its own, so that a series'
-        forecast does not depend on the batch it is in (point-in-time backtests rely on it).
+        `sampling.seed` seeds one generator for the whole batch; `seeds` gives every series its own, so that a
+        series' forecast does not depend on the batch it is in (point-in-time backtests rely on it).
         """
-        if sample_count < 1:
-            raise KronosError(f"sample_count must be >= 1, got {sample_count}")
-        params = SamplingParams(T, top_k, top_p)
-        batch = x.shape[0]
+        batch, paths = x.shape[0], sampling.paths
         stamp = np.concatenate([x_stamp, y_stamp], axis=1)
-        rows = batch * sample_count
         if seeds is not None:
             if len(seeds) != batch:
                 raise ValueError(f"{len(seeds)} seeds for {batch} series")
-            sampler = RowSampler([sample_count] * batch, [params] * batch, [self._generator(s) for s in seeds])
+            sampler = RowSampler([paths] * batch, [sampling] * batch, [self._generator(s) for s in seeds])
         else:
-            sampler = RowSampler.uniform(rows, params, self._generator(seed))
-        if use_cache:
-            bars = self._generate(x, stamp, pred_len, sample_count, sampler, True, progress)
+            sampler = RowSampler.uniform(batch * paths, sampling, self._generator(sampling.seed))
+        if use_cache:  # per-window seeds: a window's bits must not depend on its batch (no compiled step under auto)
+            bars = self._generate(x, stamp, pred_len, paths, sampler, progress, self._plan(pred_len, seeds is not None))
         else:  # the reference algorithm throughout: paths encoded separately, full recompute per step
-            bars = self._generate(
-                np.repeat(x, sample_count, axis=0),
-                np.repeat(stamp, sample_count, axis=0),
-                pred_len,
-                1,
-                sampler,
-                False,
-                progress,
-            )
-        return bars.reshape(batch, sample_count, pred_len, -1)
+            rows = (np.repeat(x, paths, axis=0), np.repeat(stamp, paths, axis=0))
+            bars = self._generate(*rows, pred_len, 1, sampler, progress, None)
+        return bars.reshape(batch, paths, pred_len, -1)
 
     def _generate(
         self,
@@ -168,16 +173,18 @@ class KronosPredictor:
         pred_len: int,
         sample_count: int | Sequence[int],
         sampler: RowSampler,
-        use_cache: bool,
         progress: Callable[[int, int], None] | None,
+        plan: DecodePlan | None,
     ) -> np.ndarray:
-        """Normalised bars x (B, L, 6) and stamps (B, L + P, 5) -> forecast rows (B*S or sum S, P, 6)."""
+        """Normalised bars x (B, L, 6) and stamps (B, L + P, 5) -> forecast rows (B*S or sum S, P, 6), KV-cached
+        (with `plan`, which may compile the decode step) or, without one, the reference's full recompute."""
+        use_cache = plan is not None
         dev = self.device
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
         st = torch.from_numpy(np.ascontiguousarray(stamp, dtype=np.float32)).to(dev)
         hist = xt.shape[1]
-        low = check_dtype(self.dtype) != "fp32"
-        with torch.autocast(dev.type, dtype=DTYPES[self.dtype], enabled=low):
+        low = self._dtype != "fp32"
+        with torch.autocast(dev.type, dtype=DTYPES[self._dtype], enabled=low):
             with batch_invariant():
                 h1, h2 = self.tokenizer.encode(xt, half=True)
             s1, s2 = generate(
@@ -192,10 +199,19 @@ class KronosPredictor:
                 progress=progress,
                 sampler=sampler,
                 pool=self._pool(),
+                plan=plan,
             )
             shared = (h1, h2, path_counts(sample_count, h1.shape[0], dev)[0]) if use_cache else None
             with batch_invariant():
                 return decode_windows(self.tokenizer, s1, s2, hist, self.max_context, shared).float().cpu().numpy()
+
+    def _plan(self, steps: int, invariant: bool) -> DecodePlan:
+        """Whether this call's decode step is compiled (`model/compiled.decode_plan`): `compile` on, or auto when
+        its `steps` pay for compiling and no row must keep its bits whatever its batch (`invariant`)."""
+        warm = self._compile == "auto" and cache_is_warm()
+        plan = decode_plan(self._device.type, False, steps, self._compile, invariant, warm)
+        log.debug("decode step: %s", plan.reason)
+        return plan
 
     def _pool(self) -> BufferPool:
         if not hasattr(self._local, "pool"):
@@ -217,7 +233,7 @@ class KronosPredictor:
         out: list[np.ndarray | None] = [None] * len(jobs)
         groups: dict[tuple[int, int, int], list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault((*job.shape, job.sample_count), []).append(i)
+            groups.setdefault(job.shape, []).append(i)
         for (_, pred_len, paths), members in groups.items():
             group = [jobs[i] for i in members]
             # Each series on its own, exactly as `forecast` normalises a single series (same summation order).
@@ -226,16 +242,25 @@ class KronosPredictor:
             mean, std = np.concatenate([st[1] for st in stats]), np.concatenate([st[2] for st in stats])
             stamp = np.stack([np.concatenate([j.x_stamp, j.y_stamp]) for j in group])
             counts = [paths] * len(group)
-            sampler = RowSampler(counts, [j.params for j in group], [self._generator(j.seed) for j in group])
-            rows = self._generate(xn, stamp, pred_len, paths, sampler, True, progress)
+            sampler = RowSampler(counts, [j.sampling for j in group], [self._generator(j.sampling.seed) for j in group])
+            rows = self._generate(xn, stamp, pred_len, paths, sampler, progress, self._plan(pred_len, True))
             for k, i in enumerate(members):
                 out[i] = denormalise(rows[k * paths : (k + 1) * paths], mean[k], std[k])
         return out  # type: ignore[return-value]
 
-    def forecast(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int, **kwargs) -> Forecast:
-        """Forecasts of raw bars x (B, L, 6): normalise on the lookback, generate, de-normalise."""
+    def forecast(
+        self,
+        x: np.ndarray,
+        x_stamp: np.ndarray,
+        y_stamp: np.ndarray,
+        pred_len: int,
+        sampling: Sampling = Sampling(),
+        **options,
+    ) -> Forecast:
+        """Forecasts of raw bars x (B, L, 6): normalise on the lookback, generate, de-normalise (`options`:
+        `forecast_normalised`'s use_cache, progress, seeds)."""
         xn, mean, std = normalise_lookback(np.asarray(x, dtype=np.float32), self.clip)
-        out = self.forecast_normalised(xn, x_stamp, y_stamp, pred_len, **kwargs)
+        out = self.forecast_normalised(xn, x_stamp, y_stamp, pred_len, sampling, **options)
         return Forecast(denormalise(out, mean[:, None], std[:, None]))
 
     def predict(
@@ -254,7 +279,10 @@ class KronosPredictor:
     ):
         """Forecast one series; a DataFrame of open..amount indexed by `y_timestamp`.
 
-        With `return_samples`, returns (mean frame, samples array (sample_count, pred_len, 6)).
+        The reference's signature: `T` is the temperature and `sample_count` the number of paths (a `Sampling`
+        is built from them); `verbose` is accepted so that the reference's calls run unchanged, and does nothing
+        (the reference shows a tqdm bar). With `return_samples`, returns (mean frame, samples array
+        (sample_count, pred_len, 6)).
         """
         frames = self.predict_batch(
             [df], [x_timestamp], [y_timestamp], pred_len, T, top_k, top_p, sample_count, verbose, seed, return_samples
@@ -275,7 +303,8 @@ class KronosPredictor:
         seed: int | None = None,
         return_samples: bool = False,
     ) -> list:
-        """Forecast several series of equal history length in one batch (the reference's rules)."""
+        """Forecast several series of equal history length in one batch (the reference's rules and arguments, as
+        `predict`'s)."""
         if not all(isinstance(v, (list, tuple)) for v in (df_list, x_timestamp_list, y_timestamp_list)):
             raise KronosError("df_list, x_timestamp_list and y_timestamp_list must be lists or tuples")
         if not len(df_list) == len(x_timestamp_list) == len(y_timestamp_list):
@@ -299,17 +328,8 @@ class KronosPredictor:
             raise KronosError(f"batch prediction needs series of one history length, got lengths {lengths}")
         # One series keeps its column-major layout, as in the reference's `predict` (see `bars.features`).
         x = xs[0][None] if len(xs) == 1 else np.stack(xs)
-        fc = self.forecast(
-            x,
-            np.stack(xst),
-            np.stack(yst),
-            pred_len,
-            T=T,
-            top_k=top_k,
-            top_p=top_p,
-            sample_count=sample_count,
-            seed=seed,
-        )
+        sampling = Sampling(temperature=T, top_k=top_k, top_p=top_p, paths=sample_count, seed=seed)
+        fc = self.forecast(x, np.stack(xst), np.stack(yst), pred_len, sampling)
         out = []
         for i, yt in enumerate(y_timestamp_list):
             frame = pd.DataFrame(fc.mean[i], columns=list(FEATURES), index=yt)

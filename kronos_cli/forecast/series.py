@@ -15,6 +15,7 @@ from kronos_cli.core.io import json_floats
 from kronos_cli.forecast.calibrated import bar_quantiles
 from kronos_cli.forecast.candles import mended, plausible
 from kronos_cli.forecast.predictor import KronosPredictor
+from kronos_cli.forecast.spec import ForecastSpec
 from kronos_cli.market.bars import FEATURES, check_history, prepare_frame, reconcile_candles
 from kronos_cli.market.sessions import future_bars
 from kronos_cli.market.stamps import calendar_features
@@ -86,94 +87,71 @@ def quantile_column(feature: str, q: float) -> str:
     return f"{feature}_q{round(q * 100):02d}" if abs(q * 100 - round(q * 100)) < 1e-9 else f"{feature}_q{q:g}"
 
 
-def choose_lookback(rows: int, lookback: int | None, max_context: int, trained_lookback: int | None = None) -> int:
-    """How many of the last rows to forecast from: `lookback` when given (at most max_context), else the lookback
-    the model was trained with, else every row up to max_context (with a warning when the file is longer)."""
+def choose_lookback(rows: int, spec: ForecastSpec) -> int:
+    """How many of the last rows to forecast from: the spec's `lookback` when given (at most its context), else
+    the lookback the model was trained with, else every row up to the context (with a warning when the file is
+    longer)."""
+    lookback, trained, context = spec.lookback, spec.trained_lookback, spec.context
     if lookback is not None:
-        if lookback < 2:
-            raise KronosError(f"lookback must be at least 2, got {lookback}", setting="lookback")
         if lookback > rows:
             raise KronosError(
                 f"the bars given are {rows} rows, fewer than lookback {lookback}; lower lookback or give more history",
                 setting="lookback",
             )
-        if lookback > max_context:
+        if lookback > context:
             log.warning(
-                "lookback %d exceeds the model's max_context %d: using the last %d rows",
-                lookback,
-                max_context,
-                max_context,
+                "lookback %d exceeds the model's max_context %d: using the last %d rows", lookback, context, context
             )
-        return min(lookback, max_context)
-    if trained_lookback:
-        n = min(trained_lookback, rows, max_context)
-        if rows < trained_lookback:
+        return min(lookback, context)
+    if trained:
+        n = min(trained, rows, context)
+        if rows < trained:
             log.warning(
                 "the CSV has %d bars, fewer than the %d the model was trained with; forecasting from %d",
                 rows,
-                trained_lookback,
+                trained,
                 n,
             )
         else:
             log.info("using the last %d bars, the lookback the model was trained with (a lookback given changes it)", n)
         return n
-    if rows > max_context:
+    if rows > context:
         log.warning(
             "the bars given are %d, more than the model's context of %d: using the last %d (a lookback given chooses)",
             rows,
-            max_context,
-            max_context,
+            context,
+            context,
         )
-    return min(rows, max_context)
+    return min(rows, context)
 
 
 def forecast_series(
     forecaster: KronosPredictor,
     bars: pd.DataFrame,
-    pred_len: int,
-    lookback: int | None = None,
-    samples: int = 1,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 0.9,
-    seed: int | None = None,
+    spec: ForecastSpec,
     quantiles: Sequence[float] = (),
     progress: Callable[[int, int], None] | None = None,
-    trained_lookback: int | None = None,
     calendar: str | None = None,
     raw: bool = False,
     bad_candles: str = "repair",
     bands: BandCorrection | None = None,
 ) -> SeriesForecast:
-    """The next `pred_len` bars of `bars`: the mean of the sample paths and their `quantiles`. Each path's bars are
-    mended into valid candles first (`candles.repair`) unless `raw`; values outside the plausible range are
+    """The next `spec.horizon` bars of `bars`: the mean of the sample paths and their `quantiles`. Each path's bars
+    are mended into valid candles first (`candles.repair`) unless `raw`; values outside the plausible range are
     clipped to it (`candles.plausible`), raw or not. Lookback bars that are not candles are `bad_candles`:
     "repair"ed (counted) or refused. The forecast's timestamps continue on `calendar`, else on the calendar all
     of `bars` follow (not just the lookback: the more weekends and holidays, the surer). With `bands` (a
-    calibration's, `forecast/calibrated.py`), the close's quantiles are the bands' (`bar_quantiles`)."""
-    if pred_len <= 0:
-        raise KronosError(f"pred_len must be > 0, got {pred_len}", setting="pred_len")
-    if samples < 1:
-        raise KronosError(f"samples must be >= 1, got {samples}", setting="samples")
-    if quantiles and samples < 2:
+    calibration's, `forecast/calibrated.py`), the close's quantiles are the bands'. `forecaster` is the one
+    `spec` describes (`ForecastSpec.predictor`)."""
+    if quantiles and spec.sampling.paths < 2:
         log.warning("quantiles from a single sample path equal the mean; use 20 sample paths or more")
     check_history(len(bars))
-    n = choose_lookback(len(bars), lookback, forecaster.max_context, trained_lookback)
+    n = choose_lookback(len(bars), spec)
     hist = bars.iloc[-n:].reset_index(drop=True)
     x, input_repaired = reconcile_candles(prepare_frame(hist), bad_candles, f"the lookback (the last {n} bars)")
-    future, grid = future_bars(bars["timestamps"], pred_len, calendar)
-    fc = forecaster.forecast(
-        x[None],
-        calendar_features(hist["timestamps"])[None],
-        calendar_features(future)[None],
-        pred_len,
-        T=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        sample_count=samples,
-        seed=seed,
-        progress=progress,
-    )
+    future, grid = future_bars(bars["timestamps"], spec.horizon, calendar)
+    stamps = calendar_features(hist["timestamps"])[None], calendar_features(future)[None]
+    fc = forecaster.forecast(x[None], *stamps, spec.horizon, spec.sampling, progress=progress)
     paths, clipped = plausible(fc.samples[0], x, forecaster.clip)
     paths, repaired = mended(paths, raw)
     table = pd.DataFrame(paths.mean(axis=0), columns=list(FEATURES))

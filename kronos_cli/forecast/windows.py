@@ -23,7 +23,7 @@ from kronos_cli.forecast.candles import price_bounds
 from kronos_cli.forecast.memory import auto_batch_size
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.market.bars import EPS, FEATURES, normalise_lookback
-from kronos_cli.model.sampling import SamplingParams
+from kronos_cli.model.sampling import Sampling
 
 log = logging.getLogger(__name__)
 CLOSE = FEATURES.index("close")
@@ -34,19 +34,6 @@ def window_seed(seed: int, symbol: str, origin_ns: int) -> int:
     """The sampling seed of one window, fixed by (seed, symbol, origin time) alone."""
     digest = hashlib.sha256(f"{seed}|{symbol}|{int(origin_ns)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-@dataclass(frozen=True)
-class Sampling:
-    temperature: float
-    top_p: float
-    top_k: int
-    sample_count: int
-    seed: int
-
-    @property
-    def params(self) -> SamplingParams:
-        return SamplingParams(self.temperature, self.top_k, self.top_p)
 
 
 ENGINE_VERSION = 3  # 3: batch-invariant products (model/invariant.py) round otherwise than version 2's
@@ -67,7 +54,14 @@ def cache_key(
     parts = {
         "weights": [file_digest(w) for w in weights],
         "data": data_hash,
-        "sampling": vars(sampling),
+        # named as before the sampling types were one, so that earlier runs' cached forecasts stay found
+        "sampling": {
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "sample_count": sampling.paths,
+            "seed": sampling.seed,
+        },
         "lookback": lookback,
         "predict": predict,
         "max_context": max_context,
@@ -133,18 +127,8 @@ def forecast_batch(
     x = np.ascontiguousarray(x, dtype=np.float32)  # one memory layout, one summation order: the same statistics
     look = x.shape[1]
     xn, mean, std = normalise_lookback(x, forecaster.clip)
-    p = sampling.params
-    paths = forecaster.forecast_normalised(
-        xn,
-        stamps[:, :look],
-        stamps[:, look:],
-        predict,
-        T=p.temperature,
-        top_k=p.top_k,
-        top_p=p.top_p,
-        sample_count=sampling.sample_count,
-        seeds=seeds,
-    )[..., CLOSE]
+    paths = forecaster.forecast_normalised(xn, stamps[:, :look], stamps[:, look:], predict, sampling, seeds=seeds)
+    paths = paths[..., CLOSE]
     return WindowForecasts(
         paths,
         xn[:, -1, CLOSE],
@@ -167,7 +151,7 @@ def forecast_windows(
     """Forecasts of a dataset's signal windows, batch by batch (`batch_size` windows, or "auto": what the free
     memory holds); cached windows are not forecast again."""
     look, pred = arrays.manifest["lookback_window"], arrays.manifest["predict_window"]
-    n, s = len(origins), sampling.sample_count
+    n, s = len(origins), sampling.paths
     if batch_size == "auto":
         batch_size = auto_batch_size(forecaster, look, pred, s)
     names, origin_ns = origin_keys(arrays, origins)

@@ -20,7 +20,13 @@ from kronos_cli.core.io import atomic_path
 from kronos_cli.market.bars import FEATURES
 from kronos_cli.market.stamps import STAMP_COLUMNS
 from kronos_cli.model.checkpoint import check_shapes, expected_shapes, load_weights, tensor_shapes
-from kronos_cli.model.config import PredictorConfig, TokenizerConfig, config_from_dict, conventions_from_dict
+from kronos_cli.model.config import (
+    Conventions,
+    PredictorConfig,
+    TokenizerConfig,
+    config_from_dict,
+    conventions_from_dict,
+)
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
 
@@ -113,7 +119,7 @@ class BundleParts:
     tokenizer_state: dict[str, Any]
     model: PredictorConfig
     model_state: dict[str, Any]
-    conventions: dict[str, Any]
+    conventions: Conventions
 
     def members(self) -> tuple[tuple[type, Any, dict[str, Any]], ...]:
         """(module class, config, state dict) of the tokenizer, then of the predictor."""
@@ -145,7 +151,7 @@ def _part(data: dict[str, Any], name: str, cls: type, path: str | os.PathLike) -
     return config_from_dict(cls, part["config"], f"{path} ({name} config)"), part["state_dict"]
 
 
-def load_bundle(path: str | os.PathLike) -> tuple[KronosTokenizer, Kronos, dict[str, Any]]:
+def load_bundle(path: str | os.PathLike) -> tuple[KronosTokenizer, Kronos, Conventions]:
     """The tokenizer, the predictor (eval mode) and the conventions of a bundle. Its configs are checked against
     their bounds and their claimed sizes against the tensors before either model is built."""
     parts = bundle_parts(read_payload(path, BUNDLE_FORMAT), path)

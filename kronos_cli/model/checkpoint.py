@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from kronos_cli.core.errors import KronosError
 from kronos_cli.core.io import atomic_dir
-from kronos_cli.model.config import config_from_dict, conventions_from_dict, preset
+from kronos_cli.model.config import Conventions, config_from_dict, conventions_from_dict, preset
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +169,9 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
     model.load_state_dict(state, strict=True)
 
 
-def read_conventions(directory: Path) -> dict:
+def read_conventions(directory: Path) -> Conventions:
     """What a checkpoint we wrote records about the data it was trained on (max_context, lookback_window,
-    predict_window, clip), each within its bounds; empty for a released checkpoint."""
+    predict_window, clip, calendar), each within its bounds; nothing recorded for a released checkpoint."""
     block = _read_json(directory).get(CONVENTIONS_KEY, {})
     return conventions_from_dict(block, f"{directory / CONFIG_NAME} ({CONVENTIONS_KEY} block)")
 
@@ -205,9 +205,15 @@ class PretrainedMixin:
         """Load a released or saved checkpoint: a local directory or a Hugging Face Hub id."""
         directory = resolve_checkpoint(name_or_path)
         config = read_config(directory, cls.config_class)
-        check_shapes(expected_shapes(cls, config), weight_shapes(directory), str(directory))
-        model = cls(config)
-        load_weights(model, read_state_dict(directory), str(directory))
+        with torch.device("meta"):  # no random initialisation of weights about to be replaced (0.5 s for -small)
+            model = cls(config)
+        expected = tensor_shapes(model.state_dict())
+        check_shapes(expected, weight_shapes(directory), str(directory))
+        state = read_state_dict(directory)
+        check_shapes(expected, tensor_shapes(state), str(directory))
+        dtypes = {k: v.dtype for k, v in model.state_dict().items()}
+        # assign: the module takes the read tensors as they are (in its own dtype), no second copy
+        model.load_state_dict({k: v.to(dtypes[k]) for k, v in state.items()}, strict=True, assign=True)
         model.eval()
         return model.to(device) if device is not None else model
 

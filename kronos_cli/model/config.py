@@ -164,9 +164,27 @@ def config_from_dict(cls: type, fields: object, source: str) -> TokenizerConfig 
         ) from None
 
 
-def conventions_from_dict(fields: object, source: str, required: tuple[str, ...] = ()) -> dict:
-    """The data conventions a checkpoint or bundle records (max_context, lookback_window, predict_window, clip),
-    each within its bounds, or a KronosError naming `source`."""
+@dataclass(frozen=True)
+class Conventions:
+    """What a checkpoint or bundle records about the data its predictor was trained on: the context length, the
+    lookback and horizon of its windows, the clip of its normalised bars and the market calendar its bars
+    followed (when its config named one). None where the file does not record it (a released checkpoint
+    records none; `load_pair` fills in a released model's published context)."""
+
+    max_context: int | None = None
+    lookback_window: int | None = None
+    predict_window: int | None = None
+    clip: float | None = None
+    calendar: str | None = None
+
+    def to_dict(self) -> dict:
+        """The recorded fields only, as checkpoints and bundles keep them."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def conventions_from_dict(fields: object, source: str, required: tuple[str, ...] = ()) -> Conventions:
+    """The data conventions a checkpoint or bundle records (max_context, lookback_window, predict_window, clip,
+    calendar), each within its bounds, or a KronosError naming `source`."""
     if not isinstance(fields, dict):
         raise KronosError(
             f"{source}: the data conventions must be a mapping, got {excerpt(fields, 40)}; the file is damaged or "
@@ -176,7 +194,13 @@ def conventions_from_dict(fields: object, source: str, required: tuple[str, ...]
     problem = f"{', '.join(missing)} missing" if missing else bounds_problem(fields, CONVENTIONS)
     if problem:
         raise KronosError(f"{source}: {problem}; the file is damaged or was edited: export or train the model again")
-    return dict(fields)
+    known = {f.name for f in dataclasses.fields(Conventions)}
+    values = {k: v for k, v in fields.items() if k in known}
+    if values.get("clip") is not None:
+        values["clip"] = float(values["clip"])
+    if values.get("calendar") is not None:
+        values["calendar"] = str(values["calendar"])
+    return Conventions(**values)
 
 
 DEFAULT_CONTEXT = 512  # the reference predictor's max_context, and Kronos-small's and -base's

@@ -138,6 +138,9 @@ class DecodeWeights:
 
     @classmethod
     def of(cls, model: Kronos, max_len: int) -> DecodeWeights:
+        # Storage address and torch's private in-place version counter of every weight: an optimiser step bumps the
+        # version, a loaded state dict moves the storage; without the key a stale layout would forecast with old
+        # weights, and without the cache a server would copy the matrices for every batch.
         key = (torch.get_num_threads(), tuple((p.data_ptr(), p._version) for p in model.parameters()))
         known = cls._layouts.get(model)
         if known is not None and known[0] == key and known[1] >= max_len:  # longer rotary tables serve too

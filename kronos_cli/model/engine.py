@@ -23,18 +23,19 @@ import torch
 from torch import Tensor
 
 from kronos_cli.core.errors import KronosError
+from kronos_cli.model.compiled import CompiledDecode, DecodePlan, compiled_for
 from kronos_cli.model.decode import DecodeWeights, PathsKV
 from kronos_cli.model.invariant import batch_invariant
 from kronos_cli.model.layers import LayerKV
 from kronos_cli.model.predictor import Kronos
-from kronos_cli.model.sampling import RowSampler, SamplingParams
+from kronos_cli.model.sampling import RowSampler, Sampling
 from kronos_cli.model.tokenizer import KronosTokenizer
 
 __all__ = [
     "DecodeWeights",
     "KVCache",
     "RowSampler",
-    "SamplingParams",
+    "Sampling",
     "decode_one_token",
     "decode_windows",
     "generate",
@@ -208,6 +209,7 @@ class _Rollout:
     draw: RowSampler
     weights: DecodeWeights | None
     pool: BufferPool = dataclasses.field(default_factory=BufferPool)
+    compiled: CompiledDecode | None = None  # the compiled step (model/compiled.py), inside max_context only
     cache: KVCache | None = None
     logits: Tensor | None = None
     held: list[Tensor] = dataclasses.field(default_factory=list)  # every cache tensor, for the pool afterwards
@@ -222,7 +224,7 @@ class _Rollout:
             s1, s2, stamp = first
             capacity = min(self.s1.shape[1], self.max_context)
             # With the decode step's weights and one path count, the paths attend to one copy of the history.
-            share = self.weights is not None and isinstance(repeats, int) and repeats > 1
+            share = self.weights is not None and self.compiled is None and isinstance(repeats, int) and repeats > 1
             prefix = cur - start
             room = prefix + (capacity - prefix) * repeats if share else capacity
             self.cache = KVCache.allocate(self.model, s1.shape[0], room, self.pool)
@@ -235,6 +237,8 @@ class _Rollout:
                     self.cache = self.cache.repeat_interleave(repeats, self.pool)
                     self.held += self.cache.tensors()
                 self.logits = self.logits.repeat_interleave(repeats, 0)
+            if self.compiled is not None:
+                self.cache = self.compiled.wrap(self.cache)
         elif self.logits is None:  # the window slid: every position's hidden state changed
             if self.cache.shared:  # from now on every path has its own window
                 capacity = min(self.s1.shape[1], self.max_context)
@@ -244,12 +248,29 @@ class _Rollout:
             self.logits = forward_tokens(
                 self.model, self.cache, self.s1[:, start:cur], self.s2[:, start:cur], self.stamps[:, start:cur]
             )
+        s2_step, step = (
+            (s2_logits, decode_one_token)
+            if self.compiled is None
+            else (self.compiled.s2_logits, self.compiled.decode_one_token)
+        )
         s1_next = self.draw(self.logits)
-        s2_next = self.draw(s2_logits(self.model, self.cache, s1_next, self.weights))
+        s2_next = self.draw(s2_step(self.model, self.cache, s1_next, self.weights))
         self.logits = None
         if not last and cur + 1 <= self.max_context:
-            self.logits = decode_one_token(self.model, self.cache, s1_next, s2_next, self.stamps[:, cur], self.weights)
+            self.logits = step(self.model, self.cache, s1_next, s2_next, self.stamps[:, cur], self.weights)
         return s1_next, s2_next
+
+
+def _decode_layout(model: Kronos, use_cache: bool, max_context: int, total: int) -> DecodeWeights | None:
+    """The decode step's fused layout of the model's weights, or None where the step uses the modules."""
+    # A quantised copy's weights are tensor subclasses (torchao): fusing them would dequantise them every step, so
+    # the check is on the type of one weight (all are quantised alike); such a model keeps its modules' products.
+    plain = type(model.transformer[0].self_attn.q_proj.weight) in (torch.Tensor, torch.nn.Parameter)
+    if not (use_cache and not model.training and plain):
+        return None
+    # Rotary tables for the next power of two of positions rather than exactly `total`: windows of nearby lengths
+    # then share one cached layout instead of each rebuilding it (tens of ms) for every length a backtest asks.
+    return DecodeWeights.of(model, min(max_context, 1 << (total - 1).bit_length()))
 
 
 @torch.no_grad()
@@ -261,41 +282,36 @@ def generate(
     pred_len: int,
     max_context: int,
     sample_count: int | Sequence[int] = 1,
-    params: SamplingParams = SamplingParams(),
+    sampling: Sampling = Sampling(),
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     progress: Callable[[int, int], None] | None = None,
     sampler: RowSampler | None = None,
     pool: BufferPool | None = None,
+    plan: DecodePlan | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Extend each history (s1, s2 ids (B, L), stamps (B, L + pred_len, 5)) by `pred_len` tokens, `sample_count`
     times (one number, or one per series); returns the full sequences (rows, L + pred_len), series-major (series i
-    owns rows i*S .. i*S+S-1). `params`/`generator` sample all rows as one draw per step; `sampler` gives each
+    owns rows i*S .. i*S+S-1). `sampling`/`generator` sample all rows as one draw per step; `sampler` gives each
     series its own (see `RowSampler`). `use_cache=False` runs the reference's full-recompute algorithm. `pool`
-    lends the key/value caches of the previous call with the same shapes and keeps this call's."""
+    lends the key/value caches of the previous call with the same shapes and keeps this call's. `plan`
+    (`compiled.decode_plan`) may compile the decode step, used while the history plus the forecast fits in
+    max_context."""
     if pred_len <= 0:
         raise KronosError(f"pred_len must be > 0, got {pred_len}")
     hist, total = s1.shape[1], s1.shape[1] + pred_len
     repeats, rows = path_counts(sample_count, s1.shape[0], s1.device)
-    draw = sampler or RowSampler.uniform(rows, params, generator)
+    draw = sampler or RowSampler.uniform(rows, sampling, generator)
     if draw.rows != rows:
         raise ValueError(f"the sampler covers {draw.rows} rows, the batch has {rows}")
     seq_s1, seq_s2 = s1.new_empty(rows, total), s2.new_empty(rows, total)
     seq_s1[:, :hist], seq_s2[:, :hist] = s1.repeat_interleave(repeats, 0), s2.repeat_interleave(repeats, 0)
-    # an int8 copy's weights are packed (quantize_dynamic) or tensor subclasses (torchao): they keep their modules
-    plain = type(model.transformer[0].self_attn.q_proj.weight) in (torch.Tensor, torch.nn.Parameter)
-    fused = use_cache and not model.training and plain
+    weights = _decode_layout(model, use_cache, max_context, total)
     roll = _Rollout(
-        model,
-        seq_s1,
-        seq_s2,
-        stamp.repeat_interleave(repeats, 0),
-        max_context,
-        draw,
-        # rotary tables for the next power of two of positions: windows of nearby lengths share one layout
-        DecodeWeights.of(model, min(max_context, 1 << (total - 1).bit_length())) if fused else None,
-        pool or BufferPool(),
+        model, seq_s1, seq_s2, stamp.repeat_interleave(repeats, 0), max_context, draw, weights, pool or BufferPool()
     )
+    if weights is not None and plan is not None and plan.compile_mode and total <= max_context:
+        roll.compiled = compiled_for(model, plan.compile_mode, forward_tokens, s2_logits)
     for i in range(pred_len):
         cur = hist + i
         if use_cache:

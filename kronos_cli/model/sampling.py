@@ -12,18 +12,33 @@ from kronos_cli.core.errors import KronosError
 
 
 @dataclass(frozen=True)
-class SamplingParams:
+class Sampling:
+    """How sample paths are drawn: the one sampling type, from the command line and configs to the engine.
+
+    `temperature`, `top_k` (0 = off, 1 = greedy) and `top_p` (nucleus) filter each step's logits as the reference
+    does; `paths` is how many paths a series gets (their mean is the forecast, their spread its quantiles); `seed`
+    fixes the draws (None: fresh randomness). The reference's API calls the temperature `T` and the path count
+    `sample_count`; `KronosPredictor.predict` keeps those names and builds one of these.
+    """
+
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 0.9
+    paths: int = 1
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
-            raise KronosError(f"temperature must be > 0, got {self.temperature}")
+            raise KronosError(f"temperature must be > 0, got {self.temperature}", setting="temperature")
         if self.top_k < 0:
-            raise KronosError(f"top_k must be >= 0, got {self.top_k}")
+            raise KronosError(f"top_k must be >= 0, got {self.top_k}", setting="top_k")
         if not 0 < self.top_p <= 1:
-            raise KronosError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise KronosError(f"top_p must be in (0, 1], got {self.top_p}", setting="top_p")
+        if self.paths < 1:
+            raise KronosError(f"paths must be >= 1, got {self.paths}", setting="paths")
+
+
+GREEDY = Sampling(top_k=1)  # the most likely token at every step: deterministic, one path
 
 
 def filter_logits(logits: Tensor, top_k: int | Tensor = 0, top_p: float | Tensor = 1.0) -> Tensor:
@@ -102,9 +117,7 @@ class RowSampler:
     spanning all rows this is exactly `sample`.
     """
 
-    def __init__(
-        self, counts: Sequence[int], params: Sequence[SamplingParams], generators: Sequence[torch.Generator | None]
-    ):
+    def __init__(self, counts: Sequence[int], params: Sequence[Sampling], generators: Sequence[torch.Generator | None]):
         if not len(counts) == len(params) == len(generators):
             raise ValueError("counts, params and generators need one entry per series")
         self.groups, start = [], 0
@@ -115,7 +128,7 @@ class RowSampler:
         self._per_row: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
 
     @classmethod
-    def uniform(cls, rows: int, params: SamplingParams, generator: torch.Generator | None) -> RowSampler:
+    def uniform(cls, rows: int, params: Sampling, generator: torch.Generator | None) -> RowSampler:
         return cls([rows], [params], [generator])
 
     def _tensors(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:

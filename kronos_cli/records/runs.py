@@ -17,10 +17,11 @@ from kronos_cli.config import Config
 from kronos_cli.core.errors import KronosError
 from kronos_cli.core.io import json_text, recover_dir
 from kronos_cli.forecast.predictor import KronosPredictor
+from kronos_cli.forecast.spec import ForecastSpec, resolve_spec
 from kronos_cli.market.sessions import INFER, canonical_calendar
 from kronos_cli.model.bundle import load_bundle
 from kronos_cli.model.checkpoint import WEIGHTS_NAME, read_conventions, resolve_checkpoint
-from kronos_cli.model.config import check_pair, released_context
+from kronos_cli.model.config import Conventions, check_pair, released_context
 from kronos_cli.model.predictor import Kronos
 from kronos_cli.model.tokenizer import KronosTokenizer
 
@@ -118,14 +119,7 @@ def data_conventions(cfg: Config) -> dict:
     """What a model trained or exported from this config must be fed: recorded beside its weights (and the market
     calendar its bars followed, when the config names one)."""
     d = cfg.data
-    calendar = run_calendar(cfg)
-    return {
-        "max_context": d.max_context,
-        "lookback_window": d.lookback_window,
-        "predict_window": d.predict_window,
-        "clip": d.clip,
-        **({"calendar": calendar} if calendar else {}),
-    }
+    return Conventions(d.max_context, d.lookback_window, d.predict_window, d.clip, run_calendar(cfg)).to_dict()
 
 
 @dataclass(frozen=True)
@@ -133,34 +127,34 @@ class ModelPair:
     """A tokenizer and a predictor that fit, with where they came from.
 
     `weights` names the files whose bytes identify the pair (the forecast cache keys on them); `conventions`
-    holds what the predictor was trained with (max_context, lookback_window, predict_window, clip, and the
-    market calendar when its config named one) as its checkpoint or bundle recorded it, or, for a released model,
-    its published context.
+    holds what the predictor was trained with as its checkpoint or bundle recorded it (nothing for a released
+    checkpoint, whose published context is `released_context`); `locator` is load_pair's (tokenizer, model,
+    bundle), what a worker process loads the same pair from.
     """
 
     tokenizer: KronosTokenizer
     model: Kronos
     sources: dict[str, str]
     weights: tuple[Path, ...]
-    conventions: dict
-    spec: tuple[str | None, str | None, str | None] = (None, None, None)  # load_pair's (tokenizer, model, bundle)
+    conventions: Conventions
+    locator: tuple[str | None, str | None, str | None] = (None, None, None)
+    released_context: int | None = None
 
     def warn_if_trained_otherwise(self, cfg: Config) -> None:
         """A model trained with another lookback or horizon than the config's still runs, but says so."""
         for key in ("lookback_window", "predict_window"):
-            trained, asked = self.conventions.get(key), getattr(cfg.data, key)
+            trained, asked = getattr(self.conventions, key), getattr(cfg.data, key)
             if trained is not None and trained != asked:
                 log.warning("the model was trained with %s %s, the config asks for %s", key, trained, asked)
 
-    def forecaster(
-        self, device: str | None = None, max_context: int | None = None, clip: float | None = None
-    ) -> KronosPredictor:
-        """A predictor on `device`; max_context and clip default to what the pair recorded, then the library's."""
-        ctx = max_context or self.conventions.get("max_context")
-        clip = clip if clip is not None else self.conventions.get("clip", 5.0)
-        if ctx is None:
-            return KronosPredictor(self.model, self.tokenizer, device=device, clip=clip)
-        return KronosPredictor(self.model, self.tokenizer, device=device, max_context=ctx, clip=clip)
+    def resolve(self, cfg: Config | None = None, **given) -> ForecastSpec:
+        """The forecast settings for this pair: `given` (flags, a request), then `cfg`, then what the pair
+        records, then its release (`forecast.spec.resolve_spec`)."""
+        return resolve_spec(**given, cfg=cfg, recorded=self.conventions, released_context=self.released_context)
+
+    def forecaster(self, spec: ForecastSpec) -> KronosPredictor:
+        """The predictor `spec` describes, with this pair's models."""
+        return spec.predictor(self.model, self.tokenizer)
 
 
 def _checkpoint(spec: str, run: Config | None, stage: str) -> Path:
@@ -202,6 +196,7 @@ def load_pair(
             (Path(bundle).expanduser(),),
             conventions,
             (None, None, str(Path(bundle).expanduser())),
+            released_context(None, mdl.config),
         )
     run = {"tokenizer": cfg if not tokenizer else None, "predictor": cfg if not model else None}
     if cfg is not None:
@@ -218,17 +213,14 @@ def load_pair(
     )
     tok, mdl = KronosTokenizer.from_pretrained(tok_dir), Kronos.from_pretrained(model_dir)
     check_pair(tok.config, mdl.config)
-    conventions = read_conventions(model_dir)
-    released = released_context(str(model), mdl.config)
-    if "max_context" not in conventions and released is not None:
-        conventions["max_context"] = released
     return ModelPair(
         tok,
         mdl,
         {"tokenizer": str(tokenizer), "model": str(model), "tokenizer_dir": str(tok_dir), "model_dir": str(model_dir)},
         (tok_dir / WEIGHTS_NAME, model_dir / WEIGHTS_NAME),
-        conventions,
+        read_conventions(model_dir),
         (str(tok_dir), str(model_dir), None),
+        released_context(str(model), mdl.config),
     )
 
 

@@ -3,17 +3,21 @@ through torch elastic.
 
 One worker per GPU with NCCL (`--gpus N`) or CPU workers with gloo (`--nproc N`) are started by torch's own
 elastic launcher (`torch.distributed.launcher.api.elastic_launch`), with torchrun's meanings and defaults
-set explicitly: c10d rendezvous, standalone on a free local port when no endpoint is given.
+set explicitly: c10d rendezvous, standalone on a free local port when no endpoint is given. Workers are forked
+(`start_method`): a spawned worker imported torch and the package again, and re-ran the launching script, 10-40 s
+of start-up on a loaded 2-core machine (benchmarks/bench_backtest.py --nproc 2) where a fork takes milliseconds.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -48,26 +52,49 @@ class Launch:
 
     def check(self) -> None:
         if self.nproc and self.gpus:
-            raise KronosError("use --gpus N (NCCL, one worker per GPU) or --nproc N (CPU workers, gloo), not both")
+            raise KronosError(
+                "use gpus N (NCCL, one worker per GPU) or nproc N (CPU workers, gloo), not both",
+                setting=("gpus", "nproc"),
+            )
         for name in ("nproc", "gpus"):
             v = getattr(self, name)
             if v is not None and v < 1:
-                raise KronosError(f"--{name} must be >= 1, got {v}")
+                raise KronosError(f"{name} must be >= 1, got {v}", setting=name)
         if self.gpus:
             if not torch.cuda.is_available():
                 raise KronosError(
-                    f"--gpus {self.gpus} needs CUDA (NCCL), but CUDA is not available here; use "
-                    f"--nproc N for CPU workers"
+                    f"gpus {self.gpus} needs CUDA (NCCL), but CUDA is not available here; use nproc N for CPU workers",
+                    setting=("gpus", "nproc"),
                 )
             have = torch.cuda.device_count()
             if self.gpus > have:
-                raise KronosError(f"--gpus {self.gpus} asks for more GPUs than this machine has ({have})")
+                raise KronosError(f"gpus {self.gpus} asks for more GPUs than this machine has ({have})", setting="gpus")
         if self.nnodes < 1:
-            raise KronosError(f"--nnodes must be >= 1, got {self.nnodes}")
+            raise KronosError(f"nnodes must be >= 1, got {self.nnodes}", setting="nnodes")
         if self.nnodes > 1 and not self.rdzv_endpoint:
-            raise KronosError("multi-node training needs --rdzv-endpoint HOST:PORT (the same on every node)")
+            raise KronosError(
+                "multi-node training needs rdzv_endpoint HOST:PORT (the same on every node)", setting="rdzv_endpoint"
+            )
         if self.max_restarts < 0:
-            raise KronosError(f"--max-restarts must be >= 0, got {self.max_restarts}")
+            raise KronosError(f"max_restarts must be >= 0, got {self.max_restarts}", setting="max_restarts")
+
+
+def threads_per_worker(local_workers: int) -> int:
+    """Intra-op threads of each of a node's CPU workers: $OMP_NUM_THREADS (torchrun sets 1), else the cores
+    shared out, so that the workers do not oversubscribe them."""
+    return int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // local_workers))
+
+
+def start_method(entry: Callable, opts: Launch) -> str:
+    """How the workers start. `fork` (they inherit every imported module and the payload's classes) for CPU
+    workers of one thread each in a process that has not used CUDA: GNU OpenMP cannot run a parallel region in a
+    child forked after the parent ran one, and a single thread never enters one. Otherwise `forkserver`: a
+    clean server imports the entry's module once and forks each worker from it (it never ran OpenMP or CUDA);
+    a worker then imports only what the launching script adds (Python 3.11 runs it again in each worker)."""
+    if not opts.gpus and threads_per_worker(opts.workers_per_node) == 1 and not torch.cuda.is_initialized():
+        return "fork"
+    multiprocessing.get_context("forkserver").set_forkserver_preload([entry.__module__])
+    return "forkserver"
 
 
 def launch(entry: Callable, payload: Any, opts: Launch) -> dict:
@@ -86,11 +113,21 @@ def launch(entry: Callable, payload: Any, opts: Launch) -> dict:
         rdzv_endpoint=endpoint,
         rdzv_configs=rdzv_configs,
         max_restarts=opts.max_restarts,
-        monitor_interval=0.5,
-        start_method="spawn",
+        monitor_interval=0.1,  # the agent notices finished workers this soon (torchrun: 0.1 s too)
+        start_method=start_method(entry, opts),
         logs_specs=DefaultLogsSpecs(),
     )
     return elastic_launch(config, entry)(payload)
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (its start-up, when asked before its first forward); None where /proc
+    is not there to say."""
+    try:
+        started = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # clock ticks after boot
+        return float(Path("/proc/uptime").read_text().split()[0]) - started / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def backend_device(backend: str | None) -> torch.device | None:
@@ -127,15 +164,14 @@ def setup(device: torch.device, backend: str | None = None) -> Context:
         backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl":
         if not torch.cuda.is_available():
-            raise KronosError("the NCCL backend needs CUDA, which is not available here; use --nproc for CPU workers")
+            raise KronosError(
+                "the NCCL backend needs CUDA, which is not available here; use nproc for CPU workers", setting="nproc"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu") if device.type != "cuda" else device
-        # Share the cores instead of oversubscribing them, unless OMP_NUM_THREADS says how many (torchrun sets 1).
-        shared = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
-        per_worker = int(os.environ.get("OMP_NUM_THREADS") or shared)
-        torch.set_num_threads(per_worker)
+        torch.set_num_threads(threads_per_worker(int(os.environ.get("LOCAL_WORLD_SIZE", world))))
     if not dist.is_initialized():
         timeout = timedelta(minutes=30)
         if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":

@@ -32,9 +32,11 @@ from kronos_cli.data.windows import Origins, origin_keys
 from kronos_cli.forecast.cache import ForecastCache
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.forecast.predictor import KronosPredictor
-from kronos_cli.forecast.windows import Sampling, WindowForecasts, cache_key, forecast_batch, forecast_windows
+from kronos_cli.forecast.spec import ForecastSpec
+from kronos_cli.forecast.windows import WindowForecasts, cache_key, forecast_batch, forecast_windows
+from kronos_cli.model.sampling import Sampling
 from kronos_cli.records.runs import ModelPair, forecast_cache_dir, load_pair
-from kronos_cli.runtime.distributed import Context, Launch, backend_device, launch, setup, teardown
+from kronos_cli.runtime.distributed import Context, Launch, backend_device, launch, process_age, setup, teardown
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -52,7 +54,13 @@ def window_cache(cfg: Config, arrays: DatasetArrays, pair: ModelPair, forecaster
         forecaster.clip,
         forecaster.dtype,
     )
-    return ForecastCache(forecast_cache_dir(cfg, key), (sampling.sample_count, cfg.data.predict_window))
+    return ForecastCache(forecast_cache_dir(cfg, key), (sampling.paths, cfg.data.predict_window))
+
+
+def spec_of(forecaster: KronosPredictor, sampling: Sampling, horizon: int) -> ForecastSpec:
+    """The spec a worker rebuilds `forecaster` from (its context, clip and precision), with the windows' sampling."""
+    f = forecaster
+    return ForecastSpec(horizon, f.max_context, f.clip, sampling, dtype=f.dtype, compile=f.compile)
 
 
 def shard_of(n: int, rank: int, world: int) -> np.ndarray:
@@ -62,15 +70,13 @@ def shard_of(n: int, rank: int, world: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ShardJob:
-    """What a worker needs: the config, how to load the pair, the windows and how to forecast them."""
+    """What a worker needs: the config, how to load the pair, the windows and how to forecast them (the
+    launching process's forecast spec: context, clip, sampling, precision)."""
 
     cfg: Config
-    spec: tuple[str | None, str | None, str | None]  # load_pair's (tokenizer, model, bundle)
+    locator: tuple[str | None, str | None, str | None]  # load_pair's (tokenizer, model, bundle)
     origins: Origins
-    sampling: Sampling
-    max_context: int
-    clip: float
-    dtype: str = "fp32"
+    forecast: ForecastSpec
     device: str = "auto"
     backend: str | None = None  # "nccl" or "gloo" when the elastic launcher started the worker
 
@@ -92,10 +98,8 @@ def _gather_to_main(ctx: Context, names: np.ndarray, origins: np.ndarray, paths:
 
 def _load(job: ShardJob | BatchJob, ctx: Context) -> tuple[ModelPair, KronosPredictor]:
     """A worker's pair and forecaster, as the launching process had them (context, clip, precision)."""
-    pair = load_pair(None, *job.spec)
-    forecaster = pair.forecaster(ctx.device, job.max_context, job.clip)
-    forecaster.dtype = job.dtype
-    return pair, forecaster
+    pair = load_pair(None, *job.locator)
+    return pair, pair.forecaster(job.forecast.replace(device=str(ctx.device)))
 
 
 @record
@@ -113,16 +117,17 @@ def _forecast_shard(job: ShardJob, ctx: Context) -> dict[str, float]:
     cfg = job.cfg
     arrays = DatasetArrays(cfg.data.dataset_path)
     pair, forecaster = _load(job, ctx)
-    cache = window_cache(cfg, arrays, pair, forecaster, job.sampling)
+    cache = window_cache(cfg, arrays, pair, forecaster, job.forecast.sampling)
     mine = job.origins.subset(shard_of(len(job.origins), ctx.rank, ctx.world_size))
+    startup = process_age()  # spawn to first forward
     t0 = time.perf_counter()
-    fc = forecast_windows(forecaster, arrays, mine, job.sampling, cfg.backtest.batch_size, cache)
+    fc = forecast_windows(forecaster, arrays, mine, job.forecast.sampling, cfg.backtest.batch_size, cache)
     seconds = time.perf_counter() - t0
     if ctx.distributed:
         names, origin_ns = origin_keys(arrays, mine)
         _gather_to_main(ctx, names, origin_ns, fc.paths, cache)
     log.info("rank %d forecast %d windows in %.1f s (%d from the cache)", ctx.rank, len(mine), seconds, fc.reused)
-    return {"windows": len(mine), "reused": fc.reused, "seconds": seconds}
+    return {"windows": len(mine), "reused": fc.reused, "seconds": seconds, "startup": startup or 0.0}
 
 
 class CacheWatcher:
@@ -175,9 +180,10 @@ def forecast_everywhere(
     progress: Progress | None = None,
 ) -> dict[int, dict[str, float]]:
     """Fill the cache with `origins`' forecasts by many workers, when a launcher or torchrun asks for them;
-    returns each local worker's figures (rank -> windows, reused, seconds; empty when none ran). Raises
+    returns each local worker's figures (rank -> windows, reused, seconds, startup: from its spawn to
+    its first forward; empty when none ran). Raises
     `WorkerDone` in a process whose share is done and that does not carry on (not rank 0)."""
-    job = ShardJob(cfg, pair.spec, origins, sampling, forecaster.max_context, forecaster.clip, forecaster.dtype)
+    job = ShardJob(cfg, pair.locator, origins, spec_of(forecaster, sampling, cfg.data.predict_window))
     torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
     if torchrun and not dist.is_initialized():  # started by torchrun or srun (not inside a training job's group)
         job = replace(job, device=str(forecaster.device))
@@ -210,15 +216,11 @@ def forecast_everywhere(
 class BatchJob:
     """Windows given as arrays (not in a prepared dataset): raw lookback bars, stamps and seeds."""
 
-    spec: tuple[str | None, str | None, str | None]
+    locator: tuple[str | None, str | None, str | None]
     x: np.ndarray  # (B, L, 6)
     stamps: np.ndarray  # (B, L + P, 5)
     seeds: list[int]
-    sampling: Sampling
-    predict: int
-    max_context: int
-    clip: float
-    dtype: str = "fp32"
+    forecast: ForecastSpec
     backend: str | None = None
 
 
@@ -229,8 +231,9 @@ def forecast_batch_shard(job: BatchJob) -> WindowForecasts | None:
     try:
         _, forecaster = _load(job, ctx)
         idx = shard_of(len(job.x), ctx.rank, ctx.world_size)
+        f = job.forecast
         mine = forecast_batch(
-            forecaster, job.x[idx], job.stamps[idx], [job.seeds[i] for i in idx], job.sampling, job.predict
+            forecaster, job.x[idx], job.stamps[idx], [job.seeds[i] for i in idx], f.sampling, f.horizon
         )
         if not ctx.distributed:
             return mine
@@ -254,18 +257,8 @@ def forecast_batch_everywhere(
     """`forecast_batch` of these windows, by the launcher's workers when `launch_opts` asks for several."""
     if launch_opts is None or not launch_opts.uses_launcher:
         return forecast_batch(forecaster, x, stamps, seeds, sampling, predict)
-    job = BatchJob(
-        pair.spec,
-        x,
-        stamps,
-        seeds,
-        sampling,
-        predict,
-        forecaster.max_context,
-        forecaster.clip,
-        forecaster.dtype,
-        "nccl" if launch_opts.gpus else "gloo",
-    )
+    forecast = spec_of(forecaster, sampling, predict)
+    job = BatchJob(pair.locator, x, stamps, seeds, forecast, "nccl" if launch_opts.gpus else "gloo")
     results = launch(forecast_batch_shard, job, launch_opts)
     if 0 not in results:
         raise WorkerDone("this node's workers forecast their windows; rank 0 continues")

@@ -23,11 +23,12 @@ from kronos_cli.core.tables import Table, num, pct
 from kronos_cli.data.labels import Realised, realised
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, origin_keys, split_origins
-from kronos_cli.forecast.calibrated import CalibratedSampling, sampling_for
-from kronos_cli.forecast.predictor import check_dtype
+from kronos_cli.forecast.calibrated import Calibration, sampling_for
 from kronos_cli.forecast.signals import signal_table
-from kronos_cli.forecast.windows import Sampling, WindowForecasts, forecast_windows
+from kronos_cli.forecast.spec import ForecastSpec, sampling_of_config
+from kronos_cli.forecast.windows import WindowForecasts, forecast_windows
 from kronos_cli.model.checkpoint import WEIGHTS_NAME
+from kronos_cli.model.sampling import Sampling
 from kronos_cli.records.runs import ModelPair, best_model_dir, sampling_file
 from kronos_cli.runtime.distributed import Launch
 from kronos_cli.runtime.sharding import forecast_everywhere, window_cache
@@ -80,7 +81,7 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def calibration_of(cfg: Config, weights: tuple[Path, ...] | None = None) -> CalibratedSampling | None:
+def calibration_of(cfg: Config, weights: tuple[Path, ...] | None = None) -> Calibration | None:
     """The run's calibrated sampling (`backtest.sampling: calibrated`, from `kronos evaluate --tune-sampling`),
     checked against its fine-tuned weights (or `weights`); None when the sampling is as configured."""
     if cfg.backtest.sampling != "calibrated":
@@ -92,10 +93,7 @@ def calibration_of(cfg: Config, weights: tuple[Path, ...] | None = None) -> Cali
 def sampling_of(cfg: Config, weights: tuple[Path, ...] | None = None) -> Sampling:
     """The backtest's sampling: as configured, or with the temperature and top_p the run's calibration chose
     (`calibration_of`)."""
-    b = cfg.backtest
-    calibrated = calibration_of(cfg, weights)
-    temperature, top_p = (calibrated.temperature, calibrated.top_p) if calibrated else (b.temperature, b.top_p)
-    return Sampling(temperature, top_p, b.top_k, b.sample_count, cfg.seed)
+    return sampling_of_config(cfg, calibration_of(cfg, weights))
 
 
 def split_windows(cfg: Config, arrays: DatasetArrays, split: str) -> Origins:
@@ -151,9 +149,8 @@ def forecast_split(
 ) -> SplitForecasts:
     """Forecasts of `origins` by `pair` on `device` (cached; by many workers when `scale` says so), and what
     happened after each."""
-    sampling = sampling or sampling_of(cfg)
-    forecaster = pair.forecaster(device, cfg.data.max_context, cfg.data.clip)
-    forecaster.dtype = check_dtype(scale.dtype)
+    spec = pair.resolve(cfg, sampling=sampling or sampling_of(cfg), dtype=scale.dtype, device=device)
+    forecaster, sampling = pair.forecaster(spec), spec.sampling
     forecast_everywhere(cfg, arrays, origins, pair, forecaster, sampling, scale.launch, progress)
     cache = window_cache(cfg, arrays, pair, forecaster, sampling)
     fc = forecast_windows(forecaster, arrays, origins, sampling, cfg.backtest.batch_size, cache, progress)
@@ -168,8 +165,8 @@ def forecast_split(
             clipped,
             fc.paths.size,
         )
-    if forecaster.dtype != "fp32":
-        sf.precision = precision_deviation(cfg, arrays, sf, pair, device, sampling, forecaster.dtype)
+    if spec.dtype != "fp32":
+        sf.precision = precision_deviation(cfg, arrays, sf, pair, spec)
     return sf
 
 
@@ -177,14 +174,14 @@ PRECISION_SAMPLE = 256  # windows forecast again in fp32 to measure what bf16/fp
 
 
 def precision_deviation(
-    cfg: Config, arrays: DatasetArrays, sf: SplitForecasts, pair: ModelPair, device, sampling: Sampling, dtype: str
+    cfg: Config, arrays: DatasetArrays, sf: SplitForecasts, pair: ModelPair, spec: ForecastSpec
 ) -> dict:
     """How far `dtype`'s forecasts are from fp32's on up to PRECISION_SAMPLE evenly spread windows (forecast in
     fp32 with the same seeds, and cached): returns are fractions of the last close, the signal is the mean
     forecast return at the horizon."""
     n = len(sf.origins)
     idx = np.unique(np.linspace(0, n - 1, min(PRECISION_SAMPLE, n)).astype(np.int64))
-    exact = pair.forecaster(device, cfg.data.max_context, cfg.data.clip)
+    exact, sampling, dtype = pair.forecaster(spec.replace(dtype="fp32")), spec.sampling, spec.dtype
     cache = window_cache(cfg, arrays, pair, exact, sampling)
     ref = forecast_windows(exact, arrays, sf.origins.subset(idx), sampling, cfg.backtest.batch_size, cache)
     low, high = sf.forecasts.subset(idx).return_paths().mean(axis=1), ref.return_paths().mean(axis=1)

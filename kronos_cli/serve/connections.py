@@ -38,17 +38,17 @@ RESERVED_FILES = 64  # descriptors kept for what is not a connection: the listen
 
 # what was cut -> how the log says it
 CUTS = {
-    "silent": "sent nothing within --header-timeout",
-    "slow_headers": "headers not complete within --header-timeout (408)",
+    "silent": "sent nothing within header_timeout_s",
+    "slow_headers": "headers not complete within header_timeout_s (408)",
     "large_headers": f"headers over {MAX_HEADER_BYTES} bytes (431)",
-    "slow_body": "body not complete within --body-timeout (408)",
-    "evicted": "waiting for headers, closed to make room under --max-connections",
-    "refused": "refused with 503: --max-connections reached and every connection busy",
+    "slow_body": "body not complete within body_timeout_s (408)",
+    "evicted": "waiting for headers, closed to make room under max_connections",
+    "refused": "refused with 503: max_connections reached and every connection busy",
 }
 
 
 TOO_MANY = raw_error(
-    503, "Service Unavailable", "too many open connections (--max-connections); retry shortly", {"retry-after": "1"}
+    503, "Service Unavailable", "too many open connections (max_connections); retry shortly", {"retry-after": "1"}
 )
 
 
@@ -62,13 +62,12 @@ class ConnectionLimits:
     max_connections: int = 1000
 
     def __post_init__(self) -> None:
-        flags = {"header_timeout_s": "--header-timeout", "body_timeout_s": "--body-timeout"}
-        for name, flag in {**flags, "keep_alive_s": "--keep-alive-timeout"}.items():
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
-                raise KronosError(f"{flag} must be > 0 seconds, got {value}")
+                raise KronosError(f"{name} must be > 0 seconds, got {value}", setting=name)
         if self.max_connections < 1:
-            raise KronosError(f"--max-connections must be >= 1, got {self.max_connections}")
+            raise KronosError(f"max_connections must be >= 1, got {self.max_connections}", setting="max_connections")
 
     def describe(self) -> str:
         """The limits in a sentence, for the API's description."""
@@ -243,7 +242,7 @@ def fit_to_open_files(max_connections: int) -> int:
         return max_connections
     fitted = max(1, soft - RESERVED_FILES)
     log.warning(
-        "--max-connections %d lowered to %d: the open-file limit is %d (ulimit -n) and %d are kept for the rest",
+        "max_connections %d lowered to %d: the open-file limit is %d (ulimit -n) and %d are kept for the rest",
         max_connections,
         fitted,
         soft,

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from kronos_cli.config import Config
 from kronos_cli.core.errors import KronosError
-from kronos_cli.forecast.calibrated import sampling_for
+from kronos_cli.forecast.calibrated import Calibration, sampling_for
 from kronos_cli.market.sessions import check_calendar_name
 from kronos_cli.records.runs import ModelPair, load_pair
 from kronos_cli.serve.app import create_app
 from kronos_cli.serve.connections import ConnectionLimits, GuardedHttp, Watch, fit_to_open_files
 from kronos_cli.serve.draining import STRAGGLER_S, Drain, DrainingServer
-from kronos_cli.serve.service import Batching, ForecastService, Limits, SamplingDefaults
+from kronos_cli.serve.service import Batching, ForecastService, Limits
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +40,22 @@ class ModelSource:
     sampling: str | None = None  # a sampling.json whose temperature and top_p become the request defaults
     strict_sampling: bool = False  # the run's own sampling.json (-c with backtest.sampling: calibrated)
     calendar: str | None = None  # the market calendar forecast timestamps continue on (None: the bars' sessions)
+    run: Config | None = None  # -c CONFIG: its forecast settings come after the flags, before what the model records
 
-    def open(self) -> tuple[ModelPair, SamplingDefaults]:
-        """The model pair and the sampling of requests that do not choose theirs."""
+    def open(self) -> tuple[ModelPair, Calibration | None]:
+        """The model pair and the calibration (a sampling.json) of requests that do not choose their sampling."""
         if self.bundle is not None and (self.tokenizer or self.model):
-            raise KronosError("pass either --bundle or --tokenizer/--model, not both")
+            raise KronosError("pass either bundle or tokenizer and model, not both", ("bundle", "tokenizer", "model"))
         if self.bundle is None and not (self.tokenizer and self.model):
             raise KronosError(
-                "say what to serve: --tokenizer and --model (Hub ids or checkpoint directories), "
-                "--bundle FILE from `kronos export`, or -c CONFIG for a run's fine-tuned models"
+                "say what to serve: tokenizer and model (Hub ids or checkpoint directories), "
+                "bundle FILE from `kronos export`, or config CONFIG for a run's fine-tuned models",
+                ("tokenizer", "model", "bundle", "config"),
             )
         pair = load_pair(None, self.tokenizer, self.model, self.bundle)
-        defaults = SamplingDefaults()
-        if self.sampling is not None:
-            tuned = sampling_for(self.sampling, pair.weights, self.strict_sampling)
-            defaults = SamplingDefaults(tuned.temperature, tuned.top_p, f"calibrated: {tuned.path}", tuned.bands)
-        return pair, defaults
+        if self.sampling is None:
+            return pair, None
+        return pair, sampling_for(self.sampling, pair.weights, self.strict_sampling)
 
 
 def is_loopback(host: str) -> bool:
@@ -69,12 +70,12 @@ def is_loopback(host: str) -> bool:
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or a one-line error (port in use, unknown host); port 0 lets the OS choose."""
     if not 0 <= port <= 65535:
-        raise KronosError(f"--port must be in 0..65535, got {port}")
+        raise KronosError(f"port must be in 0..65535, got {port}", setting="port")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise KronosError(
-            f"--host {host} cannot be resolved ({exc.strerror}); use an address such as 127.0.0.1"
+            f"host {host} cannot be resolved ({exc.strerror}); use an address such as 127.0.0.1", setting="host"
         ) from None
     family, _, _, _, address = infos[0]
     try:
@@ -82,14 +83,15 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise KronosError(
-                f"port {port} on {host} is already in use; stop what uses it or pick another --port"
+                f"port {port} on {host} is already in use; stop what uses it or pick another port", setting="port"
             ) from None
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise KronosError(
-                f"no permission to listen on {host}:{port}; ports below 1024 need privileges, pick another --port"
+                f"no permission to listen on {host}:{port}; ports below 1024 need privileges, pick another port",
+                setting="port",
             ) from None
         if exc.errno == errno.EADDRNOTAVAIL:
-            raise KronosError(f"--host {host} is not an address of this machine") from None
+            raise KronosError(f"host {host} is not an address of this machine", setting="host") from None
         raise
 
 
@@ -136,7 +138,8 @@ def token_from_env(name: str | None) -> str | None:
     token = os.environ.get(name, "")
     if not token:
         raise KronosError(
-            f"--token-env {name}: the environment variable {name} is not set or empty; export {name}=<token> first"
+            f"token_env {name}: the environment variable {name} is not set or empty; export {name}=<token> first",
+            setting="token_env",
         )
     return token
 
@@ -153,25 +156,27 @@ class ServeOptions:
     def __post_init__(self) -> None:
         grace = self.shutdown_grace_s
         if grace is not None and not (grace >= 0 and math.isfinite(grace)):
-            raise KronosError(f"--shutdown-grace must be >= 0 seconds, got {self.shutdown_grace_s}")
+            raise KronosError(
+                f"shutdown_grace_s must be >= 0 seconds, got {self.shutdown_grace_s}", setting="shutdown_grace_s"
+            )
 
 
 def open_service(
     source: ModelSource, limits: Limits, batching: Batching, device: str | None
 ) -> tuple[ForecastService, ModelPair]:
     """The forecasting service over the loaded model (not started), and the model pair it forecasts with."""
-    pair, sampling = source.open()
-    forecaster = pair.forecaster(device, source.max_context)
-    conventions = pair.conventions
-    calendar = source.calendar or conventions.get("calendar")  # else the calendar the model records
+    pair, calibration = source.open()
+    spec = pair.resolve(source.run, context=source.max_context, horizon=1, device=device)  # requests: their horizon
+    calendar = source.calendar or pair.conventions.calendar  # else the calendar the model records
     if calendar and check_calendar_name(calendar):
         raise KronosError(
             f"the model records the calendar {str(calendar)[:40]!r}, which is not a known calendar; pass "
-            "--calendar to choose one (kronos serve --help lists them)"
+            "calendar to choose one (`kronos serve --help` lists them)",
+            setting="calendar",
         )
     sources = {k: pair.sources[k] for k in ("tokenizer", "model")}
     service = ForecastService(
-        forecaster, limits, batching, sources, conventions.get("lookback_window"), sampling, calendar
+        pair.forecaster(spec), limits, batching, sources, spec.trained_lookback, calibration, calendar
     )
     return service, pair
 
@@ -192,7 +197,8 @@ def run(
         forecaster, sources = service.forecaster, service.sources
         if options.token is None and not is_loopback(options.host):
             log.warning(
-                "listening on %s without --token-env: anyone who can reach this machine can use the model", options.host
+                "listening on %s without a token (token_env): anyone who can reach this machine can use the model",
+                options.host,
             )
         log.info(
             "serving tokenizer %s and model %s on %s (max batch %d, wait %g ms, queue %d paths, timeout %g s)",

@@ -18,14 +18,15 @@ import pandas as pd
 from kronos_cli import __version__
 from kronos_cli.core.errors import KronosError
 from kronos_cli.core.io import json_floats
-from kronos_cli.forecast.calibrated import bar_quantiles
+from kronos_cli.forecast.calibrated import Calibration, bar_quantiles
 from kronos_cli.forecast.candles import mended, plausible
 from kronos_cli.forecast.predictor import KronosPredictor, SeriesJob
+from kronos_cli.forecast.spec import resolve_sampling
 from kronos_cli.market.bars import FEATURES, features, reconcile_candles
 from kronos_cli.market.sessions import future_timestamps
 from kronos_cli.market.stamps import calendar_features
 from kronos_cli.metrics.recalibration import BandCorrection
-from kronos_cli.model.sampling import SamplingParams
+from kronos_cli.model.sampling import GREEDY
 from kronos_cli.runtime.environment import package_version
 from kronos_cli.serve.batcher import Abandoned, DynamicBatcher
 from kronos_cli.serve.schema import ForecastRequest
@@ -52,9 +53,11 @@ class Limits:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             if getattr(self, f.name) < 1:
-                raise KronosError(f"--{f.name.replace('_', '-')} must be >= 1, got {getattr(self, f.name)}")
+                raise KronosError(f"{f.name} must be >= 1, got {getattr(self, f.name)}", setting=f.name)
         if self.min_bars < 2:
-            raise KronosError(f"--min-bars must be >= 2 (the bar spacing needs two bars), got {self.min_bars}")
+            raise KronosError(
+                f"min_bars must be >= 2 (the bar spacing needs two bars), got {self.min_bars}", setting="min_bars"
+            )
 
 
 @dataclass(frozen=True)
@@ -70,26 +73,25 @@ class Batching:
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_queue", "long_horizon"):
             if getattr(self, name) < 1:
-                raise KronosError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise KronosError(f"{name} must be >= 1, got {getattr(self, name)}", setting=name)
         if not (self.max_wait_ms >= 0 and math.isfinite(self.max_wait_ms)):
-            raise KronosError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+            raise KronosError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}", setting="max_wait_ms")
         if not (self.request_timeout_s > 0 and math.isfinite(self.request_timeout_s)):
-            raise KronosError(f"--request-timeout must be > 0 seconds, got {self.request_timeout_s}")
+            raise KronosError(
+                f"request_timeout_s must be > 0 seconds, got {self.request_timeout_s}", setting="request_timeout_s"
+            )
 
 
-@dataclass(frozen=True)
-class SamplingDefaults:
-    """The temperature and top_p of requests that do not give them: the reference's, or a calibrated file's; and
-    that file's bands, through which every answer's close quantiles are read."""
-
-    temperature: float = 1.0
-    top_p: float = 0.9
-    source: str = "the reference's defaults"
-    bands: BandCorrection | None = None
-
-    def describe(self) -> dict[str, Any]:
-        bands = self.bands.describe() if self.bands is not None else None
-        return {"temperature": self.temperature, "top_p": self.top_p, "source": self.source, "bands": bands}
+def describe_sampling(calibration: Calibration | None) -> dict[str, Any]:
+    """The sampling of requests that do not choose theirs: the reference's, or a calibrated file's (whose bands
+    every answer's close quantiles are read through)."""
+    default = resolve_sampling(calibration=calibration)
+    return {
+        "temperature": default.temperature,
+        "top_p": default.top_p,
+        "source": f"calibrated: {calibration.path}" if calibration else "the reference's defaults",
+        "bands": calibration.bands.describe() if calibration and calibration.bands is not None else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def prepare(
     max_context: int,
     where: str = "",
     default_lookback: int | None = None,
-    sampling: SamplingDefaults = SamplingDefaults(),
+    calibration: Calibration | None = None,
     calendar: str | None = None,
 ) -> Prepared:
     """Check a request against the limits and turn it into a `SeriesJob`; `where` prefixes field names; the
@@ -169,11 +171,11 @@ def prepare(
         raise RequestError(f"{where}bars", f"{n} bar(s) given; the server needs at least {limits.min_bars}")
     if req.pred_len > limits.max_pred_len:
         raise RequestError(
-            f"{where}pred_len", f"{req.pred_len} is above this server's limit of {limits.max_pred_len} (--max-pred-len)"
+            f"{where}pred_len", f"{req.pred_len} is above this server's limit of {limits.max_pred_len} (max_pred_len)"
         )
     if req.samples > limits.max_samples:
         raise RequestError(
-            f"{where}samples", f"{req.samples} is above this server's limit of {limits.max_samples} (--max-samples)"
+            f"{where}samples", f"{req.samples} is above this server's limit of {limits.max_samples} (max_samples)"
         )
     wall, tz = _timestamps(req, where)
     prices = np.array([(b.open, b.high, b.low, b.close) for b in req.bars], dtype=np.float64)
@@ -198,12 +200,18 @@ def prepare(
             f"{where}bars",
             "timestamps must lie between 1677-09-22 and 2262-04-11 (pandas' nanosecond range), the forecast's too",
         ) from None
-    temperature = req.temperature if req.temperature is not None else sampling.temperature
-    params = SamplingParams(temperature, req.top_k, req.top_p if req.top_p is not None else sampling.top_p)
+    sampling = resolve_sampling(
+        temperature=req.temperature,
+        top_p=req.top_p,
+        top_k=req.top_k,
+        paths=req.samples,
+        seed=req.seed,
+        calibration=calibration,
+    )
     # The bars the model uses live on in `job`, copied in their memory order (a slice would keep every bar's
     # features alive), and the request keeps none (about 1 KB of Python objects each): a request waiting for the
     # model holds only what its forecast needs, however many bars it sent.
-    job = SeriesJob(x.copy(order="K"), *stamps, req.samples, params, req.seed)
+    job = SeriesJob(x.copy(order="K"), *stamps, sampling)
     return Prepared(req.model_copy(update={"bars": []}), job, future, tz, where, repaired)
 
 
@@ -257,20 +265,20 @@ class ForecastService:
         batching: Batching = Batching(),
         sources: dict[str, str] | None = None,
         default_lookback: int | None = None,
-        sampling: SamplingDefaults = SamplingDefaults(),
+        calibration: Calibration | None = None,
         calendar: str | None = None,
     ):
         self.forecaster, self.limits, self.batching = forecaster, limits, batching
         self.sources = sources or {}
         self.default_lookback = default_lookback  # the lookback the model was trained with, when it records one
-        self.sampling = sampling
+        self.calibration = calibration  # the sampling.json whose choice and bands requests get by default
         self.calendar = calendar  # forecast timestamps continue on this market calendar (None: the bars' sessions)
         # A batch holds up to max_batch sample paths (rows of the model's batch): memory follows rows.
         self.batcher: DynamicBatcher[Prepared, np.ndarray] = DynamicBatcher(
             self._run,
             batching.max_batch,
             batching.max_wait_ms / 1e3,
-            weight=lambda p: p.job.sample_count,
+            weight=lambda p: p.job.sampling.paths,
             lane=lambda p: int(p.request.pred_len > batching.long_horizon),
             max_queue=batching.max_queue,
             timeout_s=batching.request_timeout_s,
@@ -291,7 +299,7 @@ class ForecastService:
         """One small forecast, so that a broken device fails at start and the first caller waits no longer."""
         bars = np.linspace(1.0, 2.0, 32, dtype=np.float32)[:, None].repeat(6, axis=1)
         stamps = calendar_features(pd.date_range("2024-01-01", periods=34, freq="D"))
-        self.forecaster.forecast_jobs([SeriesJob(bars, stamps[:32], stamps[32:], 1, SamplingParams(top_k=1))])
+        self.forecaster.forecast_jobs([SeriesJob(bars, stamps[:32], stamps[32:], GREEDY)])
 
     async def start(self) -> None:
         await asyncio.to_thread(self.warm_up)
@@ -309,8 +317,7 @@ class ForecastService:
         if batch_call and len(requests) > self.limits.max_series:
             raise RequestError(
                 "requests",
-                f"{len(requests)} series in one call; this server takes at most "
-                f"{self.limits.max_series} (--max-series)",
+                f"{len(requests)} series in one call; this server takes at most {self.limits.max_series} (max_series)",
             )
         ctx = self.forecaster.max_context
         return [
@@ -320,7 +327,7 @@ class ForecastService:
                 ctx,
                 f"requests[{i}]." if batch_call else "",
                 self.default_lookback,
-                self.sampling,
+                self.calibration,
                 self.calendar,
             )
             for i, r in enumerate(requests)
@@ -329,7 +336,8 @@ class ForecastService:
     async def answer(self, prepared: list[Prepared]) -> list[dict[str, Any]]:
         """The answers to checked requests, once the model has run them."""
         paths = await self.batcher.submit(prepared)
-        return [respond(p, x, self.forecaster.clip, self.sampling.bands) for p, x in zip(prepared, paths)]
+        bands = self.calibration.bands if self.calibration else None
+        return [respond(p, x, self.forecaster.clip, bands) for p, x in zip(prepared, paths)]
 
     def health(self) -> dict[str, Any]:
         return {
@@ -364,7 +372,7 @@ class ForecastService:
             "features": list(FEATURES),
             "batching": dataclasses.asdict(self.batching),
             "limits": dataclasses.asdict(self.limits),
-            "sampling": self.sampling.describe(),
+            "sampling": describe_sampling(self.calibration),
             "versions": {
                 "kronos_cli": __version__,
                 "python": sys.version.split()[0],

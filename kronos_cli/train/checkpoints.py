@@ -61,10 +61,12 @@ def _write_guard(name: str):
         def __exit__(self, kind, exc, tb):
             if isinstance(exc, Exception) and not isinstance(exc, KronosError):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise RuntimeError(
+                failure = RuntimeError(
                     f"writing {name} failed ({first}); the previous {name} is intact. Check free space and the "
-                    f"file-size limit (ulimit -f), then resume with --resume auto"
-                ) from exc
+                    f"file-size limit (ulimit -f), then train again with resume auto"
+                )
+                failure.settings = ("resume",)  # the CLI names its flag, as for a KronosError
+                raise failure from exc
             return False
 
     return Guard()
@@ -95,7 +97,8 @@ def load_last(directory: Path, model: nn.Module) -> dict[str, Any]:
     if not state_path.is_file():
         raise KronosError(
             f"{directory} is not a resumable checkpoint (no {STATE_NAME}); pass a checkpoints/last "
-            f"directory or --resume auto"
+            f"directory or resume auto",
+            setting="resume",
         )
     if (directory / "adapter").is_dir():
         load_adapter(model, directory / "adapter")
@@ -104,4 +107,6 @@ def load_last(directory: Path, model: nn.Module) -> dict[str, Any]:
     try:
         return torch.load(state_path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise KronosError(f"{state_path} could not be read ({exc}); it is corrupt, start without --resume") from exc
+        raise KronosError(
+            f"{state_path} could not be read ({exc}); it is corrupt, start without resume", setting="resume"
+        ) from exc

@@ -40,7 +40,7 @@ from kronos_cli.train.resume import restore, resume_path
 from kronos_cli.train.stages import PredictorStage, TokenizerStage
 from kronos_cli.train.state import EpochEvent, Observer, StepEvent, TrainOptions, TrainState, TrainSummary
 from kronos_cli.train.steps import ends_step, epoch_plan, seed_for
-from kronos_cli.train.validation import ValidationSkill, better, epoch_scores, validate
+from kronos_cli.train.validation import ValidationSkill, better, epoch_scores, skill_for, validate
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,9 @@ class Data:
         )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Run:
-    """Everything a run works with once set up."""
+    """Everything a run works with once set up (built by keyword: twenty fields are too many to count)."""
 
     cfg: Config
     opts: TrainOptions
@@ -184,22 +184,22 @@ def setup(cfg: Config, opts: TrainOptions, ctx: Context) -> Run:
         total_steps = min(total_steps, opts.max_steps)
     opt, sched, scaler = setup_optimizer(cfg, stage, params, total_steps, ctx.device)
     return Run(
-        cfg,
-        opts,
-        ctx,
-        stage,
-        net,
-        params,
-        opt,
-        sched,
-        scaler,
-        data,
-        batches_per_epoch,
-        epochs,
-        total_steps,
-        run_dir(cfg, stage.name),
-        AnchorPenalty(params, t.l2_to_init),
-        ValidationSkill(cfg) if t.select_by != "val_loss" and stage.name == "predictor" else None,
+        cfg=cfg,
+        opts=opts,
+        ctx=ctx,
+        stage=stage,
+        net=net,
+        params=params,
+        opt=opt,
+        sched=sched,
+        scaler=scaler,
+        data=data,
+        batches_per_epoch=batches_per_epoch,
+        epochs=epochs,
+        total_steps=total_steps,
+        out=run_dir(cfg, stage.name),
+        anchor=AnchorPenalty(params, t.l2_to_init),
+        skill=skill_for(cfg, stage.name),
     )
 
 

@@ -35,9 +35,9 @@ def restore(path: Path, model, opt, sched, scaler, state: TrainState, cfg_dict: 
 
 
 def resume_path(opts: TrainOptions, out: Path) -> Path | None:
-    """checkpoints/last when --resume asks for it, or after an elastic restart when they are this run's; an
+    """checkpoints/last when `resume` asks for it, or after an elastic restart when they are this run's; an
     explicit directory as given. A fresh run in a directory holding another run's checkpoints is refused
-    unless --overwrite."""
+    unless `overwrite`."""
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
     return _resume_path(opts, out, restarted)
 
@@ -55,29 +55,31 @@ def _resume_path(opts: TrainOptions, out: Path, restarted: bool) -> Path | None:
         path = Path(opts.resume).expanduser()
         if not path.is_dir():
             raise KronosError(
-                f"--resume {opts.resume}: no checkpoint there; pass --resume auto or a checkpoints/last directory"
+                f"resume {opts.resume}: no checkpoint there; pass resume auto or a checkpoints/last directory",
+                setting="resume",
             )
         return path
     if restarted:  # an elastic restart after a worker failure: this run's own last checkpoint, if it has one
         return last if last.is_dir() and saved_run_id(last) == opts.run_id else None
     if last.is_dir() and not opts.overwrite:
         raise KronosError(
-            f"{out} holds the checkpoints of an earlier run; pass --resume auto to continue it, or --overwrite to "
-            f"start again"
+            f"{out} holds the checkpoints of an earlier run; pass resume auto to continue it, or overwrite to "
+            f"start again",
+            ("resume", "overwrite"),
         )
     return None
 
 
 def claim_run_dir(opts: TrainOptions, out: Path) -> None:
     """Before a fresh run starts its workers: a directory holding an earlier run's checkpoints is refused,
-    unless --overwrite, which removes its resume state so that no restart of this run can pick it up."""
+    unless `overwrite`, which removes its resume state so that no restart of this run can pick it up."""
     last = out / "checkpoints" / "last"
     if opts.resume is not None or not last.is_dir() or int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")):
         return
     if not opts.overwrite:
         _resume_path(opts, out, restarted=False)  # the one-line refusal
     shutil.rmtree(last)
-    log.info("--overwrite: removed the earlier run's %s", last)
+    log.info("starting again: removed the earlier run's %s", last)
 
 
 def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:

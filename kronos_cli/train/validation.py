@@ -20,7 +20,8 @@ from kronos_cli.data.labels import realised
 from kronos_cli.data.windows import Origins, origin_keys
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.forecast.signals import signal_table
-from kronos_cli.forecast.windows import Sampling, forecast_windows
+from kronos_cli.forecast.spec import ForecastSpec, resolve_spec, sampling_of_config
+from kronos_cli.forecast.windows import forecast_windows
 from kronos_cli.metrics.ic import ic_table, time_series_ic
 from kronos_cli.metrics.probabilistic import Ensemble
 from kronos_cli.runtime.distributed import all_reduce_sum
@@ -34,8 +35,10 @@ HIGHER_IS_BETTER = {"val_loss": False, "val_ic": True, "val_crps": False}
 class ValidationSkill:
     """Scores a predictor on `training.select_days` validation days spread over the split."""
 
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
+    def __init__(self, cfg: Config, spec: ForecastSpec, deal_price: str, batch_size: int | str):
+        """`spec`: how to forecast (the run's context, clip and sampling, resolved by the recipe); `deal_price`:
+        the price the labels are measured at; `batch_size`: windows per forecast batch."""
+        self.cfg, self.spec, self.batch_size = cfg, spec, batch_size
         self.arrays = DatasetArrays(cfg.data.dataset_path)
         origins = split_windows(cfg, self.arrays, "val")
         names, origin_ns = origin_keys(self.arrays, origins)
@@ -44,13 +47,11 @@ class ValidationSkill:
         keep = np.isin(origin_ns, keep_days)
         self.origins = Origins(origins.rows[keep], origins.symbols[keep])
         self.names, self.origin_ns = names[keep], origin_ns[keep]
-        self.real = realised(self.arrays, self.origins, cfg.data.predict_window, cfg.backtest.deal_price)
-        b = cfg.backtest
-        self.sampling = Sampling(b.temperature, b.top_p, b.top_k, max(2, cfg.training.select_samples), cfg.seed)
+        self.real = realised(self.arrays, self.origins, cfg.data.predict_window, deal_price)
 
     def score(self, forecaster: KronosPredictor) -> dict[str, float]:
         """{"val_ic": mean daily IC, "val_crps": mean CRPS in return units, "days": scored days}."""
-        fc = forecast_windows(forecaster, self.arrays, self.origins, self.sampling, self.cfg.backtest.batch_size)
+        fc = forecast_windows(forecaster, self.arrays, self.origins, self.spec.sampling, self.batch_size)
         table = signal_table(fc, self.origin_ns, self.names, ["mean"], False).set_index(["datetime", "instrument"])
         label = pd.Series(self.real.label, index=table.index)
         ic = ic_table(table["mean"], label)
@@ -62,6 +63,16 @@ class ValidationSkill:
         crps = Ensemble(np.where(known[:, None, :], paths, 0.0)).crps(np.where(known, self.real.path, 0.0))
         mean_crps = float(crps[known].mean()) if known.any() else math.nan
         return {"val_ic": ic["IC"], "val_crps": mean_crps, "days": ic["days"]}
+
+
+def skill_for(cfg: Config, stage: str) -> ValidationSkill | None:
+    """The validation skill that picks best_model (`training.select_by`), forecasting as the backtest would: the
+    config's context, clip and sampling, with `training.select_samples` paths (at least 2, for the CRPS)."""
+    if cfg.training.select_by == "val_loss" or stage != "predictor":
+        return None
+    sampling = sampling_of_config(cfg, paths=max(2, cfg.training.select_samples))
+    spec = resolve_spec(cfg=cfg, sampling=sampling)
+    return ValidationSkill(cfg, spec, cfg.backtest.deal_price, cfg.backtest.batch_size)
 
 
 def better(metric: str, value: float, best: float) -> bool:
@@ -77,9 +88,8 @@ def epoch_scores(run) -> dict[str, float]:
     """The skill of a run's model as it stands ({} without a skill to measure); leaves it in training mode."""
     if run.skill is None:
         return {}
-    d = run.cfg.data
     model = releasable(run.model)  # LoRA adapters merged: the engine reads the plain weights
-    forecaster = KronosPredictor(model, run.stage.tokenizer, run.ctx.device, d.max_context, d.clip)
+    forecaster = run.skill.spec.replace(device=str(run.ctx.device)).predictor(model, run.stage.tokenizer)
     try:
         return run.skill.score(forecaster)
     finally:

@@ -89,13 +89,13 @@ def _outputs_exist(cfg: Config, stage: str) -> bool:
 
 
 def select(start: str | None, until: str | None) -> list[str]:
-    for name, value in (("--from", start), ("--until", until)):
+    for name, value in (("start", start), ("until", until)):
         if value is not None and value not in STAGES:
-            raise KronosError(f"{name} {value}: unknown stage; choose from {', '.join(STAGES)}")
+            raise KronosError(f"{name} {value}: unknown stage; choose from {', '.join(STAGES)}", setting=name)
     lo = STAGES.index(start) if start else 0
     hi = STAGES.index(until) if until else len(STAGES) - 1
     if lo > hi:
-        raise KronosError(f"--from {start} comes after --until {until}")
+        raise KronosError(f"start {start} comes after until {until}", ("start", "until"))
     return list(STAGES[lo : hi + 1])
 
 

@@ -49,7 +49,8 @@ def library_answer(bundle: Path, request: dict) -> dict:
     )
     prepared = service.check([ForecastRequest.model_validate(request)])
     paths = service.forecaster.forecast_jobs([p.job for p in prepared])
-    return json.loads(json.dumps(respond(prepared[0], paths[0], service.forecaster.clip, service.sampling.bands)))
+    assert service.calibration is None  # no sampling.json: the reference's sampling, the paths' own quantiles
+    return json.loads(json.dumps(respond(prepared[0], paths[0], service.forecaster.clip)))
 
 
 def test_stdio_tools_forecast_and_errors(bundle):
@@ -178,6 +179,6 @@ def test_signals_and_the_evaluation_summary(prepared, bundle, tmp_path):
     assert listed == ["kronos://evaluation/test"] and json.loads(text) == {"split": "test", "models": []}
     assert not day.is_error, day.content
     pair = load_pair(None, bundle=str(bundle))
-    want = day_signals(run, pair, pair.forecaster("cpu", run.data.max_context, run.data.clip), "latest")
+    want = day_signals(run, pair, pair.forecaster(pair.resolve(run, device="cpu")), "latest")
     assert day.structured_content == json.loads(json.dumps(want.to_json()))
     assert saturday.is_error and "not a trading day" in saturday.content[0].text

@@ -20,7 +20,9 @@ from kronos_cli.data.prep import prepare
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.synthetic import write_market
 from kronos_cli.data.windows import origin_keys, split_origins
-from kronos_cli.forecast.windows import Sampling, forecast_windows
+from kronos_cli.forecast.spec import ForecastSpec
+from kronos_cli.forecast.windows import forecast_windows
+from kronos_cli.model.sampling import Sampling
 from kronos_cli.records.runs import load_pair
 from tests.conftest import DEMO_SPLITS
 
@@ -190,8 +192,9 @@ def test_forecasts_do_not_depend_on_the_batch(prepared, tiny_checkpoints):
     cfg, _ = prepared
     arrays = DatasetArrays(cfg.data.dataset_path)
     origins = split_origins(arrays, "test").subset(np.arange(0, 600, 9))  # 67 windows across symbols
-    forecaster = load_pair(None, *map(str, tiny_checkpoints)).forecaster("cpu", 512, 5.0)
-    sampling = Sampling(0.6, 0.9, 0, 3, 100)
+    pair = load_pair(None, *map(str, tiny_checkpoints))
+    forecaster = pair.forecaster(ForecastSpec(cfg.data.predict_window, 512, 5.0, device="cpu"))
+    sampling = Sampling(temperature=0.6, top_p=0.9, top_k=0, paths=3, seed=100)
     runs = [forecast_windows(forecaster, arrays, origins, sampling, bs).paths for bs in (1, 7, 256)]
     assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
 
@@ -225,9 +228,8 @@ def test_signals_latest_equal_the_backtest_for_that_day(prepared, tiny_checkpoin
     names, ns = origin_keys(arrays, origins)
     last = origins.subset(np.flatnonzero(ns == ns.max()))
     c = config.load(None, args[:10])
-    fc = forecast_windows(
-        load_pair(None, str(tok), str(model)).forecaster("cpu", 512, 5.0), arrays, last, sampling_of(c), 64
-    )
+    pair = load_pair(None, str(tok), str(model))
+    fc = forecast_windows(pair.forecaster(pair.resolve(c, device="cpu")), arrays, last, sampling_of(c), 64)
     want = signal_table(fc, ns[ns == ns.max()], names[ns == ns.max()], c.backtest.signals, returns=True)
     got = pd.DataFrame(day["signals"]).set_index("instrument").loc[want["instrument"]]
     for name in c.backtest.signals:

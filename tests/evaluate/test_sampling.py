@@ -14,10 +14,11 @@ from scipy.stats import norm
 from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
+from kronos_cli.forecast.calibrated import Calibration
 from kronos_cli.metrics.recalibration import LEVELS, BandCorrection
 from kronos_cli.model import Kronos
 from kronos_cli.serve.schema import ForecastRequest
-from kronos_cli.serve.service import Limits, SamplingDefaults, prepare, respond
+from kronos_cli.serve.service import Limits, describe_sampling, prepare, respond
 from tests.conftest import DEMO_SPLITS, make_bars
 
 runner = CliRunner()
@@ -106,13 +107,13 @@ def test_calibrated_sampling_without_a_file_or_with_a_bad_one_is_one_line(run, t
 
 def test_the_server_fills_in_its_calibrated_sampling_only_where_a_request_gives_none():
     bars = [{"timestamp": str(t), "open": 1, "high": 1.1, "low": 0.9, "close": 1} for t in make_bars(20)["timestamps"]]
-    defaults = SamplingDefaults(0.4, 0.7, "calibrated: x")
-    plain = prepare(ForecastRequest(bars=bars, pred_len=2), Limits(), 64, sampling=defaults)
-    assert (plain.job.params.temperature, plain.job.params.top_p) == (0.4, 0.7)
-    chosen = prepare(ForecastRequest(bars=bars, pred_len=2, temperature=1.2), Limits(), 64, sampling=defaults)
-    assert (chosen.job.params.temperature, chosen.job.params.top_p) == (1.2, 0.7)
+    defaults = Calibration(0.4, 0.7, "x")
+    plain = prepare(ForecastRequest(bars=bars, pred_len=2), Limits(), 64, calibration=defaults)
+    assert (plain.job.sampling.temperature, plain.job.sampling.top_p) == (0.4, 0.7)
+    chosen = prepare(ForecastRequest(bars=bars, pred_len=2, temperature=1.2), Limits(), 64, calibration=defaults)
+    assert (chosen.job.sampling.temperature, chosen.job.sampling.top_p) == (1.2, 0.7)
     reference = prepare(ForecastRequest(bars=bars, pred_len=2), Limits(), 64)
-    assert (reference.job.params.temperature, reference.job.params.top_p) == (1.0, 0.9)
+    assert (reference.job.sampling.temperature, reference.job.sampling.top_p) == (1.0, 0.9)
 
 
 def test_the_server_reads_its_answers_close_quantiles_through_the_files_bands():
@@ -122,8 +123,8 @@ def test_the_server_reads_its_answers_close_quantiles_through_the_files_bands():
         for r in frame.itertuples()
     ]
     bands = BandCorrection(LEVELS.copy(), {2: 3 * norm.ppf(LEVELS)[None, :]}, windows=100)  # 3x too narrow, normal
-    defaults = SamplingDefaults(0.4, 0.7, "calibrated: x", bands)
-    assert defaults.describe()["bands"] == {"windows": 100, "paths": [2], "steps": 1}
+    described = describe_sampling(Calibration(0.4, 0.7, "x", bands=bands))
+    assert described["bands"] == {"windows": 100, "paths": [2], "steps": 1} and described["source"] == "calibrated: x"
     p = prepare(ForecastRequest(bars=bars, pred_len=3, samples=8, quantiles=[0.1, 0.9]), Limits(), 64)
     close = frame["close"].iloc[-1] * (1 + np.random.default_rng(0).normal(0, 0.004, (8, 3)))
     paths = np.stack([close, close * 1.002, close * 0.998, close, np.ones_like(close), close], axis=-1)

@@ -262,7 +262,7 @@ def test_an_int8_export_is_checked_like_a_bundle(tiny_pair, tmp_path, built_on):
 
     path = write_quantized(*tiny_pair, tmp_path / "kronos_int8.pth", {"max_context": 64, "clip": 5.0}, "int8")
     tok, model, conventions = load_quantized(path)  # intact: every quantised weight fits its config
-    assert conventions["max_context"] == 64 and model.config == tiny_pair[1].config
+    assert conventions.max_context == 64 and model.config == tiny_pair[1].config
     built_on.clear()
     data = torch.load(path, weights_only=True)
     data["model"]["config"]["ff_dim"] = 4096  # a size only the quantised Linears' weights hold

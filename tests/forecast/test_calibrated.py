@@ -18,6 +18,7 @@ from kronos_cli.forecast.calibrated import bar_quantiles, read_sampling, write_s
 from kronos_cli.forecast.series import forecast_series
 from kronos_cli.market.bars import FEATURES
 from kronos_cli.metrics.recalibration import LEVELS, BandCorrection
+from kronos_cli.model.sampling import Sampling
 from kronos_cli.records.runs import load_pair
 
 runner = CliRunner()
@@ -67,10 +68,11 @@ def test_bands_set_the_close_quantiles_and_quantile_bars_stay_candles():
 
 def test_forecast_series_reads_the_close_quantiles_through_the_bands(bars, tiny_checkpoints):
     tok, model = tiny_checkpoints
-    forecaster = load_pair(None, str(tok), str(model)).forecaster("cpu")
-    common = dict(samples=6, quantiles=(0.1, 0.9), seed=5, temperature=1.0, top_p=1.0)
-    plain = forecast_series(forecaster, bars, 7, **common)
-    banded = forecast_series(forecaster, bars, 7, bands=wide_bands(), **common)
+    pair = load_pair(None, str(tok), str(model))
+    spec = pair.resolve(horizon=7, sampling=Sampling(temperature=1.0, top_p=1.0, paths=6, seed=5), device="cpu")
+    forecaster = pair.forecaster(spec)
+    plain = forecast_series(forecaster, bars, spec, quantiles=(0.1, 0.9))
+    banded = forecast_series(forecaster, bars, spec, quantiles=(0.1, 0.9), bands=wide_bands())
     pd.testing.assert_series_equal(plain.table["close"], banded.table["close"])  # the mean path is the model's
     pd.testing.assert_series_equal(plain.table["open_q90"], banded.table["open_q90"])
     close = banded.samples[..., CLOSE]

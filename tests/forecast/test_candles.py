@@ -12,8 +12,10 @@ from hypothesis.extra.numpy import arrays
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.forecast.candles import plausible, repair
 from kronos_cli.forecast.series import forecast_series, quantile_column
+from kronos_cli.forecast.spec import ForecastSpec
 from kronos_cli.market.bars import FEATURES
 from kronos_cli.model import Kronos, KronosTokenizer
+from kronos_cli.model.sampling import Sampling
 from tests.conftest import make_bars
 
 
@@ -53,8 +55,8 @@ def test_any_random_model_forecasts_valid_candles_unless_raw(model_seed, data_se
         Kronos.from_preset("tiny"), KronosTokenizer.from_preset("tokenizer-tiny"), device="cpu", max_context=64
     )
     bars = make_bars(length, seed=data_seed)
-    kw = dict(samples=samples, temperature=temperature, seed=data_seed, quantiles=(0.1, 0.9))
-    fc = forecast_series(forecaster, bars, 6, **kw)
+    spec = ForecastSpec(6, 64, sampling=Sampling(temperature=temperature, paths=samples, seed=data_seed))
+    fc = forecast_series(forecaster, bars, spec, (0.1, 0.9))
     assert_valid(fc.samples)
     for cols in (
         list(FEATURES),
@@ -62,7 +64,7 @@ def test_any_random_model_forecasts_valid_candles_unless_raw(model_seed, data_se
         [quantile_column(f, 0.9) for f in FEATURES],
     ):
         assert_valid(fc.table[cols].to_numpy())
-    raw = forecast_series(forecaster, bars, 6, raw=True, **kw)
+    raw = forecast_series(forecaster, bars, spec, (0.1, 0.9), raw=True)
     assert raw.repaired is None and 0.0 <= fc.repaired <= 1.0
     np.testing.assert_array_equal(raw.table["close"], fc.table["close"])  # the close is the model's either way
     assert fc.repaired == pytest.approx(repair(raw.samples)[1])
@@ -93,7 +95,12 @@ def test_implausible_lookbacks_never_give_a_negative_forecast(tiny_forecaster, c
     else:
         bars[["open", "high", "low", "close"]] *= 1e-32
     for raw in (False, True):
-        fc = forecast_series(tiny_forecaster, bars, 8, samples=8, temperature=1.5, seed=1, raw=raw)
+        fc = forecast_series(
+            tiny_forecaster,
+            bars,
+            ForecastSpec(8, tiny_forecaster.max_context, sampling=Sampling(temperature=1.5, paths=8, seed=1)),
+            raw=raw,
+        )
         _assert_plausible(fc)
         assert fc.clipped > 0
         assert fc.to_json()["clipped_values"] == fc.clipped
@@ -107,7 +114,12 @@ def test_any_scale_and_outlier_gives_positive_prices_inside_the_tokenizer_range(
     bars = make_bars(40, seed=seed)
     bars[["open", "high", "low", "close"]] *= 10.0**scale
     bars.loc[at, ["open", "high", "low", "close"]] *= 10.0**outlier
-    fc = forecast_series(tiny_forecaster, bars, 4, samples=4, temperature=2.0, seed=seed, raw=True)
+    fc = forecast_series(
+        tiny_forecaster,
+        bars,
+        ForecastSpec(4, tiny_forecaster.max_context, sampling=Sampling(temperature=2.0, paths=4, seed=seed)),
+        raw=True,
+    )
     _assert_plausible(fc)
     hist = fc.history[list(FEATURES)].to_numpy(np.float32)
     top = hist.mean(axis=0) + 5 * (hist.std(axis=0) + 1e-5)

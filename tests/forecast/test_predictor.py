@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from kronos_cli.forecast import KronosPredictor
 from kronos_cli.market.sessions import future_timestamps
 from kronos_cli.model import Kronos, KronosTokenizer
 from kronos_cli.model.config import PredictorConfig, TokenizerConfig
+from kronos_cli.model.sampling import Sampling
 from tests.conftest import make_bars
 
 
@@ -43,15 +46,16 @@ def test_return_samples_gives_paths_whose_mean_is_the_forecast(predictor, bars):
 
 @pytest.mark.parametrize("max_context", [64, 45])
 def test_greedy_cached_equals_full_recompute_in_prices(predictor, bars, max_context):
-    predictor.max_context = max_context
+    predictor = KronosPredictor(predictor.model, predictor.tokenizer, "cpu", max_context)
     x = bars[["open", "high", "low", "close", "volume", "amount"]].to_numpy()[None, :40].repeat(2, 0)
     x[1] *= 1.5
     from kronos_cli.market.stamps import calendar_features
 
     xs = calendar_features(bars["timestamps"][:40])[None].repeat(2, 0)
     ys = calendar_features(future_timestamps(bars["timestamps"][:40], 12))[None].repeat(2, 0)
-    a = predictor.forecast(x, xs, ys, 12, top_k=1, sample_count=2)
-    b = predictor.forecast(x, xs, ys, 12, top_k=1, sample_count=2, use_cache=False)
+    greedy = Sampling(top_k=1, paths=2)
+    a = predictor.forecast(x, xs, ys, 12, greedy)
+    b = predictor.forecast(x, xs, ys, 12, greedy, use_cache=False)
     np.testing.assert_allclose(a.samples, b.samples, rtol=1e-5)
 
 
@@ -78,6 +82,17 @@ def test_missing_volume_and_amount_follow_reference(predictor, bars):
     df, xt, yt = _split(bars.iloc[:30], 3)
     assert np.isfinite(predictor.predict(df[["open", "high", "low", "close"]], xt, yt, 3).to_numpy()).all()
     assert np.isfinite(predictor.predict(df.drop(columns="amount"), xt, yt, 3).to_numpy()).all()
+
+
+def test_a_predictor_is_fixed_at_construction(predictor):
+    """Another context, clip or precision is another predictor: nothing changes one from outside."""
+    for name in ("max_context", "clip", "dtype", "device"):
+        with pytest.raises(AttributeError):
+            setattr(predictor, name, getattr(predictor, name))
+    low = predictor.with_dtype("bf16")
+    assert (low.dtype, predictor.dtype) == ("bf16", "fp32") and low.model is predictor.model
+    with pytest.raises(KronosError, match="dtype must be one of"):
+        predictor.with_dtype("fp8")
 
 
 @pytest.mark.parametrize(
@@ -136,36 +151,26 @@ def _job(bars: pd.DataFrame, pred_len: int, samples: int, params, seed):
     from kronos_cli.market.stamps import calendar_features
 
     future = future_timestamps(bars["timestamps"], pred_len)
-    return SeriesJob(
-        prepare_frame(bars), calendar_features(bars["timestamps"]), calendar_features(future), samples, params, seed
-    )
+    sampling = dataclasses.replace(params, paths=samples, seed=seed)
+    return SeriesJob(prepare_frame(bars), calendar_features(bars["timestamps"]), calendar_features(future), sampling)
 
 
 def test_mixed_jobs_equal_each_series_forecast_alone(predictor):
     """Different lengths, horizons, path counts, sampling and seeds in one call: each as if it ran alone."""
-    from kronos_cli.model.sampling import SamplingParams
 
     specs = [
-        (40, 5, 1, SamplingParams(1.0, 0, 0.9), 1),
-        (40, 5, 3, SamplingParams(0.7, 5, 1.0), 2),
-        (30, 5, 2, SamplingParams(1.3, 0, 0.8), 3),
-        (40, 5, 1, SamplingParams(1.0, 1, 0.9), 4),
-        (40, 8, 1, SamplingParams(1.0, 0, 0.9), 5),
-        (80, 6, 2, SamplingParams(1.0, 0, 0.95), 6),
+        (40, 5, 1, Sampling(1.0, 0, 0.9), 1),
+        (40, 5, 3, Sampling(0.7, 5, 1.0), 2),
+        (30, 5, 2, Sampling(1.3, 0, 0.8), 3),
+        (40, 5, 1, Sampling(1.0, 1, 0.9), 4),
+        (40, 8, 1, Sampling(1.0, 0, 0.9), 5),
+        (80, 6, 2, Sampling(1.0, 0, 0.95), 6),
     ]  # 80 > ctx 64
     jobs = [_job(make_bars(n, seed=i)[-n:], p, s, prm, seed) for i, (n, p, s, prm, seed) in enumerate(specs)]
     together = predictor.forecast_jobs(jobs)
     for job, got in zip(jobs, together):
         alone = predictor.forecast(
-            job.x[None],
-            job.x_stamp[None],
-            job.y_stamp[None],
-            len(job.y_stamp),
-            T=job.params.temperature,
-            top_k=job.params.top_k,
-            top_p=job.params.top_p,
-            sample_count=job.sample_count,
-            seed=job.seed,
+            job.x[None], job.x_stamp[None], job.y_stamp[None], len(job.y_stamp), job.sampling
         ).samples[0]
         assert got.shape == alone.shape
         np.testing.assert_array_equal(got, alone)  # bit for bit on the CPU
@@ -177,12 +182,15 @@ def test_mixed_jobs_equal_each_series_forecast_alone(predictor):
 def test_reference_predict_and_csv_forecast_agree_bit_for_bit(tiny_pair):
     """`predict` (the reference's API) and `kronos predict`'s path normalise a series in the same order."""
     from kronos_cli.forecast.series import forecast_series
+    from kronos_cli.forecast.spec import ForecastSpec
 
     predictor = KronosPredictor(tiny_pair[1], tiny_pair[0], device="cpu", max_context=256)
     bars = make_bars(120, seed=0).drop(columns="amount")  # amount from volume x mean price: large sums
     df, xt, yt = _split(bars, 5)
     ref = predictor.predict(df, xt, yt, 5, sample_count=3, seed=2)
-    csv = forecast_series(predictor, bars, 5, samples=3, seed=2, raw=True)  # the model's bars, as `predict`
+    csv = forecast_series(
+        predictor, bars, ForecastSpec(5, 256, sampling=Sampling(paths=3, seed=2)), raw=True
+    )  # the model's bars, as `predict`
     np.testing.assert_array_equal(ref.to_numpy(), csv.table[ref.columns].to_numpy())
 
 
@@ -201,9 +209,8 @@ def wide_predictor():
 def test_a_seeded_series_gets_the_same_bits_in_any_batch(wide_predictor):
     """The server batches requests as they arrive: a request's answer must not depend on its neighbours (any
     number of them, other path counts, sampling settings and shapes, before or after it)."""
-    from kronos_cli.model.sampling import SamplingParams
 
-    plain, other = SamplingParams(1.0, 0, 0.9), SamplingParams(0.7, 5, 1.0)
+    plain, other = Sampling(1.0, 0, 0.9), Sampling(0.7, 5, 1.0)
     target = _job(make_bars(40, seed=7), 3, 2, plain, 7)
     alone = wide_predictor.forecast_jobs([target])[0]
     batches = [

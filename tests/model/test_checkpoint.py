@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 from kronos_cli.core.errors import KronosError
 from kronos_cli.model import Kronos, KronosTokenizer
 from kronos_cli.model.checkpoint import resolve_checkpoint
+from kronos_cli.model.config import Conventions
 
 TOK_CFG = {
     "d_in": 6,
@@ -235,7 +236,7 @@ def test_recorded_conventions_are_ignored_by_a_reference_style_loader(tmp_path, 
     _, model = tiny_pair
     model.save_pretrained(tmp_path / "m", {"max_context": 128, "lookback_window": 60})
     assert json.loads((tmp_path / "m" / "config.json").read_text())["kronos_cli"]["lookback_window"] == 60
-    assert read_conventions(tmp_path / "m") == {"max_context": 128, "lookback_window": 60}
+    assert read_conventions(tmp_path / "m") == Conventions(max_context=128, lookback_window=60)
 
     class ReferenceKronos(torch.nn.Module, PyTorchModelHubMixin):  # the reference's constructor signature
         def __init__(
@@ -264,7 +265,7 @@ def test_recorded_conventions_are_ignored_by_a_reference_style_loader(tmp_path, 
     }
     assert Kronos.from_pretrained(tmp_path / "m").config == model.config  # and ours reads both layouts
     model.save_pretrained(tmp_path / "plain")
-    assert read_conventions(tmp_path / "plain") == {}
+    assert read_conventions(tmp_path / "plain") == Conventions()
 
 
 def _edited_config(tmp_path, tiny_pair, **fields):
@@ -319,6 +320,6 @@ def test_a_bundle_records_the_runs_calendar_and_old_bundles_load_without_one(tmp
     tok, model = tiny_pair
     data = {"max_context": 64, "clip": 5.0, "lookback_window": 30, "predict_window": 5}
     write_bundle(tok, model, tmp_path / "fx.pth", {**data, "calendar": "forex"})
-    assert load_bundle(tmp_path / "fx.pth")[2]["calendar"] == "forex"
+    assert load_bundle(tmp_path / "fx.pth")[2].calendar == "forex"
     write_bundle(tok, model, tmp_path / "old.pth", data)
-    assert "calendar" not in load_bundle(tmp_path / "old.pth")[2]
+    assert load_bundle(tmp_path / "old.pth")[2].calendar is None

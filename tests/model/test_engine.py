@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kronos_cli.model.engine import SamplingParams, generate
+from kronos_cli.model.engine import Sampling, generate
 from kronos_cli.model.sampling import filter_logits, sample
 
-GREEDY = SamplingParams(temperature=1.0, top_k=1)
+GREEDY = Sampling(temperature=1.0, top_k=1)
 
 
 def _history(batch: int, hist: int, pred: int, seed: int = 0):
@@ -25,8 +25,8 @@ def test_cached_equals_full_recompute_greedy(tiny_pair, hist, pred, max_context)
     """Inside max_context (20+15 <= 64), crossing it mid-forecast, and a history already beyond it."""
     _, model = tiny_pair
     s1, s2, stamp = _history(3, hist, pred)
-    cached = generate(model, s1, s2, stamp, pred, max_context, sample_count=2, params=GREEDY, use_cache=True)
-    full = generate(model, s1, s2, stamp, pred, max_context, sample_count=2, params=GREEDY, use_cache=False)
+    cached = generate(model, s1, s2, stamp, pred, max_context, sample_count=2, sampling=GREEDY, use_cache=True)
+    full = generate(model, s1, s2, stamp, pred, max_context, sample_count=2, sampling=GREEDY, use_cache=False)
     assert torch.equal(cached[0], full[0]) and torch.equal(cached[1], full[1])
 
 
@@ -59,11 +59,11 @@ def test_paths_sharing_one_history_equal_paths_with_copies(tiny_pair, hist, pred
     monkeypatch.setattr(KVCache, "share", lambda self, paths: shares.append(paths) or real_share(self, paths))
     _, model = tiny_pair
     s1, s2, stamp = _history(2, hist, pred)
-    params = SamplingParams(temperature=1.0, top_p=0.9)
+    sampling = Sampling(temperature=1.0, top_p=0.9)
 
     def run(count):
         g = torch.Generator().manual_seed(3)
-        return generate(model, s1, s2, stamp, pred, max_context, sample_count=count, params=params, generator=g)
+        return generate(model, s1, s2, stamp, pred, max_context, sample_count=count, sampling=sampling, generator=g)
 
     shared, copies = run(3), run([3, 3])
     assert torch.equal(shared[0], copies[0]) and torch.equal(shared[1], copies[1])
@@ -84,15 +84,15 @@ def test_decode_layout_is_reused_until_the_weights_change(tiny_pair):
     assert DecodeWeights.of(model, 16) is first  # a shorter window is served by the longer tables
     assert DecodeWeights.of(model, 64) is not first
     s1, s2, stamp = _history(2, 20, 6)
-    before = generate(model, s1, s2, stamp, 6, 64, params=GREEDY)
+    before = generate(model, s1, s2, stamp, 6, 64, sampling=GREEDY)
     q = model.transformer[0].self_attn.q_proj.weight
     with torch.no_grad():  # what an optimiser step does: the same storage, changed in place
         model.head.proj_s1.weight.mul_(-1.0)
         q.mul_(2.0)
     changed = DecodeWeights.of(model, 64)
     assert torch.equal(changed.blocks[0].qkv_w.weight[: q.shape[0]], q)  # the concatenated copy is fresh
-    cached = generate(model, s1, s2, stamp, 6, 64, params=GREEDY)
-    full = generate(model, s1, s2, stamp, 6, 64, params=GREEDY, use_cache=False)
+    cached = generate(model, s1, s2, stamp, 6, 64, sampling=GREEDY)
+    full = generate(model, s1, s2, stamp, 6, 64, sampling=GREEDY, use_cache=False)
     assert torch.equal(cached[0], full[0]) and not torch.equal(cached[0], before[0])
     model.load_state_dict(copy.deepcopy(tiny_pair[1].state_dict()))
     assert DecodeWeights.of(model, 64) is not changed
@@ -148,11 +148,11 @@ def test_row_block_linear_equals_linear(parts):
 def test_sampling_is_seedable_and_paths_differ(tiny_pair):
     _, model = tiny_pair
     s1, s2, stamp = _history(2, 16, 10)
-    params = SamplingParams(temperature=1.0, top_p=0.95)
+    sampling = Sampling(temperature=1.0, top_p=0.95)
 
     def run(seed):
         g = torch.Generator().manual_seed(seed)
-        return generate(model, s1, s2, stamp, 10, 64, sample_count=4, params=params, generator=g)[0]
+        return generate(model, s1, s2, stamp, 10, 64, sample_count=4, sampling=sampling, generator=g)[0]
 
     a, b, c = run(7), run(7), run(8)
     assert torch.equal(a, b)
@@ -184,9 +184,9 @@ def test_greedy_sample_is_argmax():
 def test_bad_sampling_parameters():
     from kronos_cli.core.errors import KronosError
 
-    for kwargs in ({"temperature": 0}, {"top_p": 0}, {"top_k": -1}):
+    for kwargs in ({"temperature": 0}, {"top_p": 0}, {"top_k": -1}, {"paths": 0}):
         with pytest.raises(KronosError):
-            SamplingParams(**kwargs)
+            Sampling(**kwargs)
 
 
 def test_eval_mode_dep_layer_is_not_causal_unless_asked(tiny_pair):
@@ -212,11 +212,11 @@ def test_row_sampler_draws_each_series_as_if_it_were_alone():
 
     torch.manual_seed(0)
     groups = [
-        (3, SamplingParams(1.0, 0, 0.9), 1),
-        (2, SamplingParams(0.5, 7, 0.9), 2),
-        (1, SamplingParams(1.0, 1, 0.9), 3),
-        (4, SamplingParams(1.7, 0, 1.0), 4),
-        (2, SamplingParams(1.0, 0, 0.3), 5),
+        (3, Sampling(1.0, 0, 0.9), 1),
+        (2, Sampling(0.5, 7, 0.9), 2),
+        (1, Sampling(1.0, 1, 0.9), 3),
+        (4, Sampling(1.7, 0, 1.0), 4),
+        (2, Sampling(1.0, 0, 0.3), 5),
     ]
     logits = torch.randn(sum(n for n, _, _ in groups), 64)
 

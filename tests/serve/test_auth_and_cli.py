@@ -12,8 +12,10 @@ import pytest
 
 from kronos_cli.forecast import KronosPredictor
 from kronos_cli.forecast.series import forecast_series
+from kronos_cli.forecast.spec import ForecastSpec
 from kronos_cli.market.bars import FEATURES
 from kronos_cli.model.bundle import write_bundle
+from kronos_cli.model.sampling import Sampling
 from tests.serve.conftest import Server, bars_json, series, start_server, stop_server
 
 TOKEN = "s3cret-test-token"
@@ -78,7 +80,9 @@ def test_bundle_server_forecasts_equal_the_library(secured, bundle):
     status, got, _ = secured.call("POST", "/v1/forecast", _req(), headers={"Authorization": f"Bearer {TOKEN}"})
     assert status == 200, got
     predictor = KronosPredictor.from_bundle(str(bundle), device="cpu")
-    want = forecast_series(predictor, series(40, seed=3), 4, samples=2, seed=5)
+    want = forecast_series(
+        predictor, series(40, seed=3), ForecastSpec(4, predictor.max_context, sampling=Sampling(paths=2, seed=5))
+    )
     values = np.array([[b[c] for c in list(FEATURES)] for b in got["bars"]], dtype=np.float32)
     np.testing.assert_array_equal(values, want.table[list(FEATURES)].to_numpy())
 
@@ -150,7 +154,7 @@ def test_a_taken_port_is_one_line_and_exit_2_from_the_real_command(tiny_checkpoi
         )
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        f"error: port {port} on 127.0.0.1 is already in use; stop what uses it or pick another --port"
+        f"error: --port {port} on 127.0.0.1 is already in use; stop what uses it or pick another --port"
     ]
 
 
@@ -174,6 +178,9 @@ def test_a_config_serves_its_models_and_context(tiny_checkpoints, tmp_path):
         assert info["max_context"] == 48
         req = {"bars": bars_json(series(60, seed=4)), "pred_len": 3, "top_k": 1}
         status, got = srv.post("/v1/forecast", req)
-        assert status == 200 and got["lookback"] == 48  # the history is cut to the model's context
+        assert status == 200 and got["lookback"] == 30  # the run's lookback window, as `kronos predict -c` uses
+        req = {**req, "lookback": 59}
+        status, got = srv.post("/v1/forecast", req)
+        assert status == 200 and got["lookback"] == 48  # a longer lookback asked is cut to the model's context
     finally:
         stop_server(srv)

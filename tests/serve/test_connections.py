@@ -202,7 +202,7 @@ def test_over_the_cap_with_every_connection_busy_a_new_one_gets_503(capped):
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = _until_closed(s)
         assert _status(answer) == 503, answer
-        assert b"retry-after: 1" in answer.lower() and "--max-connections" in _error(answer)["error"]
+        assert b"retry-after: 1" in answer.lower() and "(max_connections)" in _error(answer)["error"]
         for s in busy[:2]:  # the requests in the app are not disturbed
             s.sendall(body)
             assert _answer(s)[0] == 200
@@ -223,4 +223,4 @@ def test_max_connections_is_lowered_to_fit_the_open_file_limit():
     got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     fitted, kept, reserved = map(int, got.stdout.split())
     assert (fitted, kept) == (200 - reserved, 100)
-    assert "--max-connections 1000 lowered to" in got.stderr
+    assert "max_connections 1000 lowered to" in got.stderr

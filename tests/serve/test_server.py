@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from kronos_cli.forecast.series import forecast_series
+from kronos_cli.forecast.spec import ForecastSpec
 from kronos_cli.market.bars import FEATURES
+from kronos_cli.model.sampling import Sampling
 from tests.serve.conftest import bars_json, series
 
 
@@ -65,8 +67,9 @@ def test_forecast_equals_the_library_for_the_same_seed(server, library_predictor
     }
     status, got = server.post("/v1/forecast", req)
     assert status == 200, got
+    sampling = Sampling(temperature=0.8, top_p=0.95, paths=4, seed=11)
     want = forecast_series(
-        library_predictor, bars, 6, samples=4, temperature=0.8, top_p=0.95, seed=11, quantiles=(0.1, 0.9)
+        library_predictor, bars, ForecastSpec(6, library_predictor.max_context, sampling=sampling), (0.1, 0.9)
     )
     np.testing.assert_array_equal(_values(got["bars"]), want.table[list(FEATURES)].to_numpy())
     for q, key in ((0.1, "0.1"), (0.9, "0.9")):
@@ -190,9 +193,9 @@ BAD = {
     "volume on some bars": (_mutate(_set(9, "volume", None)), 422, "bars[9].volume", "every bar or for none"),
     "too few bars": (_mutate(lambda r: r.update(bars=r["bars"][:10])), 422, "bars", "at least 16"),
     "pred_len zero": (_mutate(lambda r: r.update(pred_len=0)), 422, "pred_len", "greater than or equal to 1"),
-    "pred_len above limit": (_mutate(lambda r: r.update(pred_len=65)), 422, "pred_len", "--max-pred-len"),
+    "pred_len above limit": (_mutate(lambda r: r.update(pred_len=65)), 422, "pred_len", "(max_pred_len)"),
     "pred_len missing": (_mutate(lambda r: r.pop("pred_len")), 422, "pred_len", "required"),
-    "samples above limit": (_mutate(lambda r: r.update(samples=9)), 422, "samples", "--max-samples"),
+    "samples above limit": (_mutate(lambda r: r.update(samples=9)), 422, "samples", "(max_samples)"),
     "top_p above 1": (_mutate(lambda r: r.update(top_p=1.5)), 422, "top_p", "less than or equal to 1"),
     "temperature zero": (_mutate(lambda r: r.update(temperature=0)), 422, "temperature", "greater than 0"),
     "quantile of 1": (_mutate(lambda r: r.update(quantiles=[0.5, 1.0])), 422, "quantiles[1]", "less than 1"),
@@ -240,7 +243,7 @@ def test_body_problems(server):
     assert status == 413 and got["field"] == "body" and "200000 bytes" in got["error"]
     many = {"requests": [_good()] * 5}
     status, got = server.post("/v1/forecast/batch", many)
-    assert status == 422 and got["field"] == "requests" and "--max-series" in got["error"]
+    assert status == 422 and got["field"] == "requests" and "(max_series)" in got["error"]
     bad = {"requests": [_good(), BAD["unsorted"][0]]}
     status, got = server.post("/v1/forecast/batch", bad)
     assert status == 422 and got["field"] == "requests[1].bars[4].timestamp"
@@ -327,7 +330,12 @@ def test_an_outlier_bar_never_gives_a_negative_price_and_the_clip_is_reported(se
     assert status == 200, got
     values = _values(got["bars"])
     assert (values[:, :4] > 0).all() and (values[:, 4:] >= 0).all()
-    want = forecast_series(library_predictor, bars, 6, samples=8, temperature=1.5, seed=5, raw=True)
+    want = forecast_series(
+        library_predictor,
+        bars,
+        ForecastSpec(6, library_predictor.max_context, sampling=Sampling(temperature=1.5, paths=8, seed=5)),
+        raw=True,
+    )
     assert got["clipped_values"] == want.clipped > 0
     np.testing.assert_array_equal(values, want.table[list(FEATURES)].to_numpy())
 

@@ -30,7 +30,7 @@ def test_a_restart_resumes_its_own_checkpoint_only(tmp_path):
 
 def test_a_fresh_run_in_a_used_directory_is_refused_unless_overwrite(tmp_path):
     last = _last(tmp_path, "earlier")
-    with pytest.raises(KronosError, match="holds the checkpoints of an earlier run; pass --resume auto .* --overwrite"):
+    with pytest.raises(KronosError, match="holds the checkpoints of an earlier run; pass resume auto .* overwrite"):
         claim_run_dir(TrainOptions("tokenizer"), tmp_path)
     assert _resume_path(TrainOptions("tokenizer", resume="auto"), tmp_path, restarted=False) == last
     claim_run_dir(TrainOptions("tokenizer", overwrite=True), tmp_path)

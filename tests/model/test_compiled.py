@@ -1,0 +1,113 @@
+"""The compiled decode step: when a run compiles (`decode_plan`), and that it forecasts what the eager step does."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kronos_cli.core.errors import KronosError
+from kronos_cli.model.compiled import PAYBACK, DecodePlan, bucket, decode_plan
+from kronos_cli.model.engine import Sampling, generate
+
+MANY = 1_000_000  # decode steps that pay for any compile
+
+
+@pytest.mark.parametrize(
+    "device,dtype_ok,mode,dtype",
+    [
+        ("cuda", True, "reduce-overhead", "bf16"),  # CUDA graphs, bf16 where the precision check passed
+        ("cuda", False, "reduce-overhead", "fp32"),
+        ("cpu", True, "default", "fp32"),  # bf16 is a CUDA default only
+        ("mps", True, None, "fp32"),  # inductor's MPS backend is experimental: eager
+    ],
+)
+def test_a_long_run_compiles_on_cuda_and_cpu(device, dtype_ok, mode, dtype):
+    assert tuple(decode_plan(device, dtype_ok, MANY)) == (mode, dtype)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_auto_compiles_only_when_the_steps_pay_for_it(device):
+    p = PAYBACK[device]
+    cold = int(p.cold_s / p.saving_s)  # steps that earn a cold compile back
+    warm = int(p.warm_s / p.saving_s)
+    assert decode_plan(device, False, cold - 1).compile_mode is None
+    assert decode_plan(device, False, cold + 1).compile_mode is not None
+    assert decode_plan(device, False, warm + 1, warm=True).compile_mode is not None
+    assert decode_plan(device, False, warm - 1, warm=True).compile_mode is None
+    assert decode_plan(device, False, 10, setting="on").compile_mode is not None  # on: whatever it costs
+
+
+def test_auto_keeps_the_eager_step_where_batch_invariance_is_required():
+    plan = decode_plan("cpu", False, MANY, invariant=True)
+    assert plan.compile_mode is None and "invariance" in plan.reason
+    assert decode_plan("cpu", False, MANY, setting="on", invariant=True).compile_mode == "default"
+
+
+def test_off_never_compiles_and_on_refuses_a_device_without_a_compiled_step():
+    assert tuple(decode_plan("cuda", True, MANY, setting="off")) == (None, "bf16")
+    # YAML reads `compile: on` and `off` as booleans
+    assert decode_plan("cpu", False, 1, setting=True).compile_mode == "default"
+    assert decode_plan("cpu", False, MANY, setting=False).compile_mode is None
+    with pytest.raises(KronosError) as err:
+        decode_plan("mps", False, MANY, setting="on")
+    assert err.value.settings == ("forecast.compile",) and "--" not in str(err.value)
+    with pytest.raises(KronosError, match="auto, on, off"):
+        decode_plan("cpu", False, 1, setting="yes")
+
+
+def test_rows_are_padded_to_few_buckets():
+    assert [bucket(n) for n in (1, 2, 3, 5, 16, 17, 256, 257, 600)] == [1, 2, 4, 8, 16, 32, 256, 512, 768]
+
+
+def _history(batch: int, hist: int, pred: int, vocab: int = 16):
+    g = torch.Generator().manual_seed(0)
+    s1, s2 = (torch.randint(0, vocab, (batch, hist), generator=g) for _ in range(2))
+    stamp = torch.stack([torch.randint(0, n, (batch, hist + pred), generator=g) for n in (60, 24, 7, 32, 13)], -1)
+    return s1, s2, stamp.float()
+
+
+@pytest.fixture
+def compile_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    return tmp_path / "inductor"
+
+
+@pytest.mark.slow  # compiles (about a minute on 2 cores)
+@pytest.mark.parametrize("series,paths", [(1, 1), (3, 2)])  # one row (bucket 1); 6 rows padded to 8
+def test_the_compiled_step_draws_the_eager_steps_tokens(tiny_pair, compile_cache, series, paths):
+    """Greedy and seeded sampled tokens equal the eager step's (their logits agree to 1e-5, see below; a tie
+    closer than that could flip a token, which these seeds do not meet), and the code lands in the cache."""
+    _, model = tiny_pair
+    s1, s2, stamp = _history(series, 30, 10)
+    plan = DecodePlan("default", "fp32")
+    for sampling in (Sampling(top_k=1), Sampling(temperature=0.6, top_p=0.9)):
+
+        def run(p: DecodePlan | None, how: Sampling):
+            g = torch.Generator().manual_seed(7)
+            return generate(model, s1, s2, stamp, 10, 64, sample_count=paths, sampling=how, generator=g, plan=p)
+
+        eager, compiled = run(None, sampling), run(plan, sampling)
+        assert torch.equal(eager[0], compiled[0]) and torch.equal(eager[1], compiled[1])
+    assert any(compile_cache.rglob("*")), "inductor kept nothing in the compile cache"
+
+
+@pytest.mark.slow
+def test_compiled_logits_match_the_eager_step_to_1e5(tiny_pair, compile_cache):
+    from kronos_cli.model.compiled import CompiledDecode
+    from kronos_cli.model.engine import DecodeWeights, KVCache, decode_one_token, forward_tokens, s2_logits
+
+    _, model = tiny_pair
+    s1, s2, stamp = _history(3, 24, 1)
+    weights = DecodeWeights(model, 32)
+    step = CompiledDecode("default", forward_tokens, s2_logits)
+    with torch.no_grad():
+        eager, static = KVCache.allocate(model, 3, 24), KVCache.allocate(model, 3, 24)
+        forward_tokens(model, eager, s1[:, :20], s2[:, :20], stamp[:, :20])
+        forward_tokens(model, static, s1[:, :20], s2[:, :20], stamp[:, :20])
+        static = step.wrap(static)
+        for t in range(20, 24):
+            want = s2_logits(model, eager, s1[:, t], weights)
+            torch.testing.assert_close(step.s2_logits(model, static, s1[:, t], weights), want, rtol=1e-5, atol=1e-5)
+            want = decode_one_token(model, eager, s1[:, t], s2[:, t], stamp[:, t], weights)
+            got = step.decode_one_token(model, static, s1[:, t], s2[:, t], stamp[:, t], weights)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
