@@ -16,7 +16,8 @@ def export(
     formats: str = typer.Option(
         "bundle,hf,int8,compiled",
         "--format",
-        help="Comma-separated formats: bundle, hf, int8, int4 (weight-only through torchao), compiled.",
+        help="Comma-separated formats: bundle, hf, int8, int4 (weight-only through torchao), compiled, onnx (ONNX "
+        "Runtime graphs and a numpy driver; needs the onnx extra).",
     ),
     tokenizer: str | None = typer.Option(None, "--tokenizer", help="[default: the run's fine-tuned one]"),
     model: str | None = typer.Option(None, "--model", help="[default: the run's fine-tuned one]"),

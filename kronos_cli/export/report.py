@@ -22,6 +22,7 @@ class ArtifactCheck:
     mean_abs_diff: float = float("nan")
     token_agreement: float | None = None  # int8, int4: share of tokens and next-token predictions kept the same
     rank_correlation: float | None = None  # int8, int4: Spearman correlation of the forecast signal across windows
+    opset: int | None = None  # onnx: the ONNX opset of its graphs
     error: str | None = None
 
     @property

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from kronos_cli.config import Config
 from kronos_cli.core.errors import KronosError
 from kronos_cli.core.io import write_json
 from kronos_cli.data.dataset import WindowDataset
-from kronos_cli.export import artifacts, hub, quantized, verify
+from kronos_cli.export import artifacts, hub, onnx_check, onnx_graphs, quantized, verify
 from kronos_cli.export.report import ArtifactCheck, ExportReport
 from kronos_cli.forecast.predictor import KronosPredictor
 from kronos_cli.market.bars import normalise_lookback
@@ -40,8 +39,8 @@ from kronos_cli.records.runs import ModelPair, data_conventions, evaluation_dir,
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
-FORMATS = ("bundle", "hf", "int8", "int4", "compiled")
-DEFAULT_FORMATS = ("bundle", "hf", "int8", "compiled")  # int4: on request
+FORMATS = ("bundle", "hf", "int8", "int4", "compiled", "onnx")
+DEFAULT_FORMATS = ("bundle", "hf", "int8", "compiled")  # int4, onnx: on request
 MAX_DIFF = {"bundle": 1e-5, "hf": 1e-5, "compiled": 1e-4}  # max |diff| of greedy forecasts, normalised units
 INT8_TOKENS, INT8_RANK = 0.85, 0.8  # int8 and int4: least share of tokens kept, least signal rank correlation
 EVALUATION = "evaluation.json"  # evaluate.run.RESULTS: a package of the same layer, so not imported
@@ -71,10 +70,12 @@ def _prepare_out(out: Path, formats: list[str], force: bool) -> Path:
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
         raise KronosError(f"unknown format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)}")
+    if "onnx" in formats:
+        onnx_graphs.require_onnx()  # before anything is written or replaced
     out = Path(out).expanduser().resolve()
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise KronosError(f"{out} exists and is not empty; pass --force to replace it")
+            raise KronosError(f"{out} exists and is not empty; pass force to replace it", setting="force")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     return out
@@ -87,6 +88,8 @@ def _write(fmt: str, pair: ModelPair, out: Path, cfg: Config) -> Path:
     if fmt == "hf":
         hub.write_cards(artifacts.write_hub(tok, mdl, out / "hf", data_conventions(cfg)), _card_facts(cfg))
         return out / "hf"
+    if fmt == "onnx":
+        return onnx_graphs.write_onnx(tok, mdl, out / onnx_graphs.ONNX_DIR, d.max_context, d.clip)
     if fmt in quantized.LOSSY:
         return quantized.write_quantized(tok, mdl, out / quantized.FILE_NAMES[fmt], data_conventions(cfg), fmt)
     path = out / artifacts.COMPILED_NAME
@@ -212,6 +215,8 @@ def _verify(
     ctx: int,
     eager: KronosPredictor,
 ) -> None:
+    if check.format == "onnx":  # run by its numpy driver, greedy and sampled: checked in onnx_check
+        return onnx_check.verify(check, reference, x, stamps, eager)
     try:
         got = _reload(check.format, Path(check.path), out, pred, ctx)
     except RuntimeError as exc:
@@ -251,13 +256,7 @@ def _reload(fmt: str, path: Path, out: Path, pred: int, ctx: int) -> np.ndarray:
     # The compiled program is checked with kronos_cli unimportable, so verify.py runs as a plain script there.
     entry = [verify.__file__] if fmt == "compiled" else ["-m", "kronos_cli.export.verify"]
     args = [sys.executable, *entry, fmt, str(path), str(out / "verify_inputs.npz"), str(result), str(pred), str(ctx)]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode
-        raise RuntimeError(f"reloading the {fmt} artifact in a fresh process failed: {last}")
-    got = np.load(result, allow_pickle=False)
-    result.unlink()
-    return got
+    return verify.fresh_process(args, result, f"reloading the {fmt} artifact")
 
 
 def _size(path: Path) -> int:

@@ -18,22 +18,6 @@ from kronos_cli.export.run import VERIFY_WINDOWS
 runner = CliRunner()
 
 
-@pytest.fixture
-def export_args(prepared, tiny_checkpoints):
-    cfg, _ = prepared
-    tok, model = tiny_checkpoints
-    return [
-        "export",
-        f"data.dataset_path={cfg.data.dataset_path}",
-        "data.lookback_window=30",
-        "data.predict_window=5",
-        "--tokenizer",
-        str(tok),
-        "--model",
-        str(model),
-    ]
-
-
 @pytest.mark.slow
 def test_all_formats_round_trip_and_verify(export_args, tmp_path):
     out = tmp_path / "exp"
@@ -144,8 +128,8 @@ def test_bad_export_input(export_args, tmp_path):
     (out / "keep.txt").write_text("x")
     res = runner.invoke(app, [*export_args, "--out", str(out), "--format", "bundle"])
     assert res.exit_code == 2 and "--force" in res.output
-    res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "g"), "--format", "bundle,onnx"])
-    assert res.exit_code == 2 and "unknown format(s) onnx" in res.output
+    res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "g"), "--format", "bundle,tflite"])
+    assert res.exit_code == 2 and "unknown format(s) tflite" in res.output
     res = runner.invoke(app, [*export_args, "--out", str(tmp_path / "h"), "--model", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "no checkpoint directory" in res.output
     res = runner.invoke(app, [*export_args, "--out", str(out), "--format", "bundle", "--force"])
