@@ -112,12 +112,13 @@ def report(
     output_dir: Path | None = OUTPUT_DIR,
     json_out: bool = opt.JSON,
 ) -> None:
-    """Rebuild a backtest's or an evaluation's report.html from its results files."""
+    """Rebuild a backtest's, an evaluation's or a walk-forward's report.html from its results files."""
+    from kronos_cli.walkforward import page as walkforward_page
     from kronos_cli.workflows.rebuild import named_run, rebuild_report
 
     given = Path(run).expanduser()
     directory = given if given.is_dir() else named_run(run, _root(config, output_dir))
-    path = rebuild_report(directory)
+    path = rebuild_report(directory, {"walkforward": walkforward_page.write_report})
     if json_out:
         print_json({"report": str(path)})
         return

@@ -49,7 +49,8 @@ def walkforward(
 
 
 def print_walkforward(result, folds_last: bool = False) -> None:
-    """The result's tables, its notes and outputs; with `folds_last`, the per-fold table at the very end."""
+    """The result's tables, its notes and outputs; with `folds_last`, the per-fold table at the very end; then the
+    page to open."""
     if result.up_to_date:
         console.print("walk-forward up to date: nothing changed since the last run (--force scores it again)")
     tables = result.tables()
@@ -57,6 +58,9 @@ def print_walkforward(result, folds_last: bool = False) -> None:
     for note in result.evaluation.notes:
         console.print(f"note: {note}")
     for label, path in result.outputs.items():
-        console.print(f"{label}: {path}")
+        if label != "html":
+            console.print(f"{label}: {path}", markup=False, highlight=False)
     if folds_last:
         print_tables(tables[:1])
+    if "html" in result.outputs:  # a result written before pages were made has none
+        console.print(f"report (open in a browser): {result.outputs['html']}", markup=False, highlight=False)

@@ -1,9 +1,9 @@
-"""Runs kept side by side: each backtest and evaluation writes its own result set under `<output_dir>/runs/<id>/`,
-the id made of the UTC time, the command and its config's hash, never over an earlier run. Links point at the
-newest: `runs/latest` at the newest of all, and the directory each command wrote before runs were kept
-(`backtest_results/<run_name>`, `evaluation/<run_name>/<split>`) at its newest, so every reader of those paths
-keeps working. A result set found at such a path (written by an earlier version), and its `.history/` sets, are
-moved into `runs/` the first time a new run of it is recorded."""
+"""Runs kept side by side: each backtest, evaluation and walk-forward writes its own result set under
+`<output_dir>/runs/<id>/`, the id made of the UTC time, the command and its config's hash, never over an earlier
+run. Links point at the newest: `runs/latest` at the newest of all, and the directory each command wrote before
+runs were kept (`backtest_results/<run_name>`, `evaluation/<run_name>/<split>`, `walkforward/<run_name>/results`)
+at its newest, so every reader of those paths keeps working. A result set found at such a path (written by an
+earlier version), and its `.history/` sets, are moved into `runs/` the first time a new run of it is recorded."""
 
 from __future__ import annotations
 
@@ -81,13 +81,13 @@ def adopt(directory: Path, root: Path) -> Path | None:
     return target
 
 
-LEGACY = ("backtest_results/*", "evaluation/*/*")  # where result sets were written before runs were kept
+LEGACY = ("backtest_results/*", "evaluation/*/*", "walkforward/*/results")  # result sets before runs were kept
 
 
 def runs(root: Path) -> list[Path]:
     """The run directories under `root`, oldest first (ids start with their UTC time), after the result sets an
-    earlier version left beside it (`backtest_results/NAME`, `evaluation/NAME/SPLIT` and their `.history/`), which
-    the next run of each moves into `root`."""
+    earlier version left beside it (`backtest_results/NAME`, `evaluation/NAME/SPLIT`, `walkforward/NAME/results` and
+    their `.history/`), which the next run of each moves into `root`."""
     kept = sorted(p for p in root.glob("*") if p.is_dir() and not p.is_symlink() and (p / MANIFEST).is_file())
     legacy = [p for pattern in LEGACY for p in root.parent.glob(pattern) if not p.is_symlink()]
     legacy += [h for p in legacy for h in history_dir(p).glob("*")]
@@ -110,7 +110,9 @@ def find_run(root: Path, spec: str) -> Path:
     every = runs(root)
     if not every:
         raise KronosError(
-            f"no runs under {root}: run `kronos backtest` or `kronos evaluate` first, or name --output-dir"
+            f"no runs under {root}: run `kronos backtest`, `kronos evaluate` or `kronos walkforward` first, "
+            "or name output_dir",
+            setting="output_dir",
         )
     exact = [p for p in every if label(root, p) == spec]
     hits = exact or [p for p in every if label(root, p).startswith(spec)]

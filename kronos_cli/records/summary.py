@@ -13,7 +13,8 @@ from kronos_cli.core.io import MANIFEST
 from kronos_cli.core.tables import Table, num, pct
 from kronos_cli.records.store import CONFIG, label
 
-RESULTS = {"backtest": "backtest_results.json", "evaluate": "evaluation.json"}
+RESULTS = {"backtest": "backtest_results.json", "evaluate": "evaluation.json", "walkforward": "walkforward.json"}
+REFITTED = "fine-tuned"  # the walk-forward's label for its folds' refitted models, stitched
 
 
 @dataclass
@@ -45,7 +46,8 @@ def command_of(run: Path) -> str:
     for command, name in RESULTS.items():
         if (run / name).is_file():
             return command
-    raise KronosError(f"{run} holds no results ({' or '.join(RESULTS.values())}): not a backtest or evaluation run")
+    names = ", ".join(RESULTS.values())
+    raise KronosError(f"{run} holds no results (one of {names}): not a backtest, evaluation or walk-forward run")
 
 
 def _results(run: Path) -> tuple[str, dict[str, Any]]:
@@ -73,6 +75,22 @@ def _evaluate_scores(d: dict[str, Any]) -> tuple[str, dict[str, float]]:
     return m.get("source", ""), {k: v for k, v in scores.items() if v is not None}
 
 
+def _walkforward_scores(d: dict[str, Any]) -> tuple[str, dict[str, float]]:
+    """The stitched record's IC t of the refitted models, the share of folds whose CRPS beat the base model's, and
+    the span's one backtest's return with cost."""
+    models = {m.get("label"): m for m in d.get("stitched", {}).get("models", [])}
+    model, base = models.get(REFITTED, {}), models.get(d.get("base"), {})
+    won = next((w for w in d.get("wins", []) if w.get("against") == d.get("base") and w.get("metric") == "CRPS"), {})
+    stats = (d.get("backtest") or {}).get("stats", {}).get("with_cost", {})
+    scores = {"IC t": model.get("ic", {}).get("IC_t"), "CRPS folds won": won.get("share")}
+    scores |= {"span return": stats.get("total_return"), "span max DD": stats.get("max_drawdown")}
+    started = str(base.get("source", "")).split(", ")[-1]  # the base's "tokenizer, predictor": what each refit began as
+    return started, {k: v for k, v in scores.items() if v is not None}
+
+
+KEY_SCORES = {"backtest": _backtest_scores, "evaluate": _evaluate_scores, "walkforward": _walkforward_scores}
+
+
 def _numbers(d: dict[str, Any], prefix: str) -> dict[str, float]:
     return {f"{prefix}{k}": float(v) for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
@@ -88,6 +106,11 @@ def all_scores(run: Path) -> dict[str, float]:
         for name, q in (d.get("signal_quality") or {}).items():
             out |= _numbers(q, f"{name}.")
         return out | _numbers(d.get("benchmark_stats") or {}, "benchmark.")
+    if command == "walkforward":
+        out |= _numbers((d.get("backtest") or {}).get("stats", {}).get("with_cost", {}), "span.with_cost.")
+        won = {f"folds_won.{w.get('against')}.{w.get('metric')}": w.get("share") for w in d.get("wins", [])}
+        out |= _numbers(won, "")
+        d = d.get("stitched", {})
     for m in d.get("models", []):
         out |= _numbers(m.get("overall", {}), f"{m['label']}.") | _numbers(m.get("ic", {}), f"{m['label']}.")
         out |= _numbers(m.get("coverage", {}), f"{m['label']}.coverage_")
@@ -97,17 +120,19 @@ def all_scores(run: Path) -> dict[str, float]:
 def summarise(root: Path, run: Path) -> RunSummary:
     command, d = _results(run)
     config = _read(run / CONFIG) or d.get("config", {})
-    model, scores = _backtest_scores(d) if command == "backtest" else _evaluate_scores(d)
+    model, scores = KEY_SCORES[command](d)
     data = config.get("data", {})
     what = f"{data.get('instrument', '?')} {data.get('freq', '')}".strip() if data else "?"
     if command == "evaluate":
         what += f", {d.get('split', '?')} split"
+    if command == "walkforward":
+        what += f", {len(d.get('folds', []))} folds"
     written = str(_read(run / MANIFEST).get("written", ""))
     return RunSummary(label(root, run), command, str(run), written, model, what, scores, config)
 
 
 def _score_text(key: str, value: float) -> str:
-    return num(value, 2) if key == "IR" else num(value, 4) if "IC" in key else pct(value)
+    return num(value, 2) if key in ("IR", "IC t") else num(value, 4) if "IC" in key else pct(value)
 
 
 def runs_table(summaries: list[RunSummary], title: str) -> Table:
@@ -147,7 +172,11 @@ def differing_settings(summaries: list[RunSummary]) -> dict[str, list[Any]]:
 
 def compare_tables(summaries: list[RunSummary]) -> list[Table]:
     ids = [s.id for s in summaries]
-    scores = Table("Scores side by side", ["score", *ids], caption="of the first signal (backtest) or model (evaluate)")
+    scores = Table(
+        "Scores side by side",
+        ["score", *ids],
+        caption="of the first signal (backtest), model (evaluate) or the stitched record (walk-forward)",
+    )
     for key in dict.fromkeys(k for s in summaries for k in s.scores):
         scores.add(key, *[_score_text(key, s.scores[key]) if key in s.scores else "-" for s in summaries])
     scores.add("command", *[s.command for s in summaries])

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,7 @@ class FoldForecasts:
     base: WindowForecasts
     did: list[str]  # what ran: prep, train-tokenizer, train-predictor (skipped ones are absent)
     reused: int  # windows whose forecasts came from the cache
+    seconds: dict[str, float] = field(default_factory=dict)  # prep, train, forecast: where the fold's time went
 
 
 class Stamps:

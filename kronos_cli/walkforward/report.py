@@ -16,6 +16,7 @@ from kronos_cli.evaluate.report import EvaluationResult
 from kronos_cli.report.plots import plot_by_fold, plot_walkforward
 
 MODEL = "fine-tuned"
+RESULTS = "walkforward.json"  # the result's one source of truth: the text report, the plots and the page
 
 
 @dataclass

@@ -23,7 +23,7 @@ from kronos_cli.backtest.annualization import bars_a_year
 from kronos_cli.backtest.markets import benchmark_for, market_rules
 from kronos_cli.backtest.portfolios import trade
 from kronos_cli.config import Config
-from kronos_cli.core.io import result_set, whole_result_set, write_json, write_text
+from kronos_cli.core.io import whole_result_set, write_json, write_text
 from kronos_cli.data.prep import dataset_hash
 from kronos_cli.evaluate.comparisons import compare
 from kronos_cli.evaluate.models import initial_pair
@@ -33,7 +33,9 @@ from kronos_cli.evaluate.sample import split_sample
 from kronos_cli.forecast.device import resolve_device
 from kronos_cli.market.sessions import parse_freq
 from kronos_cli.metrics.portfolio import max_drawdown
-from kronos_cli.records.runs import ModelPair, load_pair, result_about, walkforward_dir
+from kronos_cli.records.record import recorded_set
+from kronos_cli.records.runs import ModelPair, load_pair, walkforward_dir
+from kronos_cli.report.page import REPORT
 from kronos_cli.runtime.split_forecasts import open_dataset, sampling_of
 from kronos_cli.walkforward.folds import (
     FoldForecasts,
@@ -48,12 +50,12 @@ from kronos_cli.walkforward.folds import (
     sha,
     span_config,
 )
+from kronos_cli.walkforward.page import write_report
 from kronos_cli.walkforward.plan import FoldPlan, plan_folds, trading_calendar
-from kronos_cli.walkforward.report import WalkForwardResult
+from kronos_cli.walkforward.report import RESULTS, WalkForwardResult
 from kronos_cli.walkforward.stitch import MODEL, Stitched, fold_wins, score_record, stitch
 
 log = logging.getLogger(__name__)
-RESULTS = "walkforward.json"
 Progress = Callable[[int, int, str], None]
 OnFold = Callable[[str, str], None]
 
@@ -124,9 +126,12 @@ def _run_folds(
         t2 = time.perf_counter()
         names, ns, fc, zero, reused = forecast_fold(fcfg, fold, model_pair(model), base, dev, how, progress)
         t3 = time.perf_counter()
-        for key, dt in (("prep_s", t1 - t0), ("train_s", t2 - t1), ("forecast_s", t3 - t2)):
-            timings[key] = timings.get(key, 0.0) + dt
-        parts.append(FoldForecasts(fold, names, ns, fc, zero, did, reused))
+        seconds = {"prep": t1 - t0, "train": t2 - t1, "forecast": t3 - t2}
+        for key, dt in seconds.items():
+            timings[f"{key}_s"] = timings.get(f"{key}_s", 0.0) + dt
+        parts.append(
+            FoldForecasts(fold, names, ns, fc, zero, did, reused, {k: round(v, 3) for k, v in seconds.items()})
+        )
         if on_fold:
             on_fold(fold.name, ", ".join(did) or "up to date")
     return base_label, parts
@@ -175,7 +180,7 @@ def run_walkforward(
         timings,
     )
     signals = st.signals(cfg.backtest.signals)
-    write_outputs(result, signals, root / "results", result_about(cfg, "walkforward"))
+    write_outputs(result, signals, root / "results", cfg)
     timings["report_s"] = time.perf_counter() - t4
     timings.update({k: round(v, 3) for k, v in timings.items()}, elapsed_s=round(time.perf_counter() - t0, 2))
     return result
@@ -260,6 +265,7 @@ def _fold_rows(
                 "windows": int(len(p.names)),
                 "ran": p.did,
                 "reused_forecasts": p.reused,
+                "seconds": p.seconds,
                 "scores": {
                     label: {
                         "MAE": s.overall["MAE"],
@@ -284,17 +290,22 @@ def _daily_json(daily: pd.DataFrame) -> dict[str, list]:
     }
 
 
-def write_outputs(result: WalkForwardResult, signals: pd.DataFrame, out: Path, about: dict[str, str]) -> None:
-    """walkforward.json, walkforward_report.txt, the stitched signals (the fold of each row) and the plots, as one
-    set that replaces the last one whole."""
-    with result_set(out, about) as tmp:
+def write_outputs(result: WalkForwardResult, signals: pd.DataFrame, out: Path, cfg: Config) -> None:
+    """walkforward.json, walkforward_report.txt, report.html, the stitched signals (the fold of each row) and the
+    plots, as one set in the run's own directory under `<output_dir>/runs/`, which `out` then points at
+    (`records.record.recorded_set`); the folds' data, models and forecasts stay under the walk-forward's directory,
+    shared by its reruns."""
+    with recorded_set(cfg, "walkforward", [out]) as run:
+        tmp = run.staging
         signals.to_csv(tmp / "signals.csv", index=False)
         plots = {k: Path(v).name for k, v in {**result.plots(tmp), **result.evaluation.plots(tmp)}.items()}
         result.outputs = {
-            "results": str(out / RESULTS),
-            "report": str(out / "walkforward_report.txt"),
-            "signals": str(out / "signals.csv"),
-            **{k: str(out / v) for k, v in plots.items()},
+            "results": str(run.path / RESULTS),
+            "report": str(run.path / "walkforward_report.txt"),
+            "html": str(run.path / REPORT),
+            "signals": str(run.path / "signals.csv"),
+            **{k: str(run.path / v) for k, v in plots.items()},
         }
         write_text(tmp / "walkforward_report.txt", result.report_text())
         write_json(tmp / RESULTS, result.to_json())
+        write_report(tmp)  # from the file just written: the page shows what the JSON says

@@ -78,3 +78,16 @@ def test_removing_the_newest_run_points_its_links_at_the_one_before(tmp_path):
     assert (link / "report.txt").read_text() == "one" and (tmp_path / "mine").is_symlink()
     remove_run(tmp_path / "runs", first)
     assert not link.is_symlink() and not (tmp_path / "runs" / LATEST).is_symlink()
+
+
+def test_a_walkforward_result_set_of_an_earlier_version_is_listed_then_moved_in(tmp_path):
+    cfg = config.load(None, [f"output_dir={tmp_path}", "run_name=wf"])
+    old = tmp_path / "walkforward" / "wf" / "results"
+    with result_set(old, result_about(cfg, "walkforward")) as tmp:
+        write_text(tmp / "walkforward.json", "{}")
+    assert runs(tmp_path / "runs") == [old]
+    with recorded_set(cfg, "walkforward", [old]) as run:
+        write_text(run.staging / "walkforward.json", "{}")
+    (moved,) = set(runs(tmp_path / "runs")) - {run.path}  # written in the same second: either may sort first
+    assert moved.parent == tmp_path / "runs" and "-walkforward-" in moved.name
+    assert old.is_symlink() and old.resolve() == run.path.resolve() and whole_result_set(moved, "walkforward.json")

@@ -1,6 +1,7 @@
-"""The demo's pages in a real browser (Debian's headless Chromium driven by Playwright, the network disabled): no
-console errors, every chart drawn, the leaderboard's numbers those of evaluation.json; a screenshot of each page
-is written for people to look at (to $KRONOS_SCREENSHOTS, else pytest's temporary directory)."""
+"""The demo's pages and a walk-forward's in a real browser (Debian's headless Chromium driven by Playwright, the
+network disabled): no console errors, every chart drawn, the leaderboard's numbers those of evaluation.json; a
+screenshot of each page is written for people to look at (to $KRONOS_SCREENSHOTS, else pytest's temporary
+directory)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from kronos_cli.cli.app import app
 from kronos_cli.core.tables import num, pct
+from tests.walkforward.test_walkforward import _overrides as walkforward_overrides
 
 playwright = pytest.importorskip("playwright.sync_api")
 runner = CliRunner()
@@ -118,3 +120,27 @@ def test_the_backtest_page_draws_offline(pages, browser, tmp_path_factory):
     assert page.evaluate("document.body.dataset.charts") == "drawn" and not errors and not outside
     drawn = _charts_drawn(page)
     assert len(drawn) >= 5 and all(drawn), drawn
+
+
+@pytest.fixture(scope="module")
+def walkforward_page(market, tmp_path_factory) -> Path:
+    """report.html of a two-fold walk-forward of tiny models on the synthetic market."""
+    root = tmp_path_factory.mktemp("walkforward")
+    overrides = walkforward_overrides(market, root, "walkforward.start=2024-07-01")
+    res = runner.invoke(app, ["walkforward", *overrides, "--device", "cpu", "--json"])
+    assert res.exit_code == 0, res.output
+    return Path(json.loads(res.stdout)["outputs"]["html"])
+
+
+def test_the_walkforward_page_draws_offline_with_the_folds_of_its_json(walkforward_page, browser, tmp_path_factory):
+    page, errors, outside = _open(browser, walkforward_page, _shots(tmp_path_factory) / "report_walkforward.png")
+    assert page.evaluate("document.body.dataset.charts") == "drawn" and not errors and not outside
+    drawn = _charts_drawn(page)
+    assert len(drawn) >= 5 and all(drawn), drawn  # excess, cumulative, IC, MASE and CRPS by fold
+    bars = page.evaluate(
+        """Array.from(document.querySelectorAll('.plot')).filter(d => d.layout.title.text === 'IC by fold')
+            .map(d => d.data.map(t => [t.name, t.y]))[0]"""
+    )
+    saved = json.loads((walkforward_page.parent / "walkforward.json").read_text())
+    for name, ys in bars:
+        assert ys == [f["scores"][name]["IC"] for f in saved["folds"]]
