@@ -248,19 +248,11 @@ class KronosPredictor:
                 out[i] = denormalise(rows[k * paths : (k + 1) * paths], mean[k], std[k])
         return out  # type: ignore[return-value]
 
-    def forecast(
-        self,
-        x: np.ndarray,
-        x_stamp: np.ndarray,
-        y_stamp: np.ndarray,
-        pred_len: int,
-        sampling: Sampling = Sampling(),
-        **options,
-    ) -> Forecast:
-        """Forecasts of raw bars x (B, L, 6): normalise on the lookback, generate, de-normalise (`options`:
-        `forecast_normalised`'s use_cache, progress, seeds)."""
+    def forecast(self, x: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray, pred_len: int, *args, **kw) -> Forecast:
+        """Forecasts of raw bars x (B, L, 6): normalise on the lookback, generate, de-normalise (`args`, `kw`:
+        `forecast_normalised`'s sampling, use_cache, progress, seeds)."""
         xn, mean, std = normalise_lookback(np.asarray(x, dtype=np.float32), self.clip)
-        out = self.forecast_normalised(xn, x_stamp, y_stamp, pred_len, sampling, **options)
+        out = self.forecast_normalised(xn, x_stamp, y_stamp, pred_len, *args, **kw)
         return Forecast(denormalise(out, mean[:, None], std[:, None]))
 
     def predict(
