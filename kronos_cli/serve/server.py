@@ -170,8 +170,8 @@ def open_service(
     calendar = source.calendar or pair.conventions.calendar  # else the calendar the model records
     if calendar and check_calendar_name(calendar):
         raise KronosError(
-            f"the model records the calendar {str(calendar)[:40]!r}, which is not a known calendar; pass "
-            "calendar to choose one (`kronos serve --help` lists them)",
+            f"the model records its market's sessions as {str(calendar)[:40]!r}, which names no market this version "
+            "knows; pass calendar to choose one (`kronos serve --help` lists them)",
             setting="calendar",
         )
     sources = {k: pair.sources[k] for k in ("tokenizer", "model")}

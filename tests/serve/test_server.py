@@ -370,5 +370,7 @@ def test_a_model_that_records_its_calendar_is_served_on_it(tmp_path, tiny_pair):
     assert status == 200, got
     assert [b["timestamp"][:10] for b in got["bars"]] == ["2024-04-01", "2024-04-02"]
     save_checkpoint(model, tmp_path / "model", {**conventions, "calendar": "NOPE"})
-    with pytest.raises(AssertionError, match="the model records the calendar 'NOPE', which is not a known calendar"):
+    with pytest.raises(
+        AssertionError, match="sessions as 'NOPE', which names no market this version knows; pass --calendar"
+    ):
         start_server(["--tokenizer", tmp_path / "tok", "--model", tmp_path / "model"], tmp_path / "bad.log")
