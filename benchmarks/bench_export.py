@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import timed  # noqa: E402 (benchmarks run as scripts from their folder)
 
 from kronos_cli.export import onnx_driver
 from kronos_cli.export.onnx_graphs import OPSET, write_onnx
@@ -54,12 +55,7 @@ def seconds(forecaster: KronosPredictor, x: np.ndarray, stamps: np.ndarray, pred
     look = x.shape[1]
     run = lambda: forecaster.forecast_normalised(x, stamps[:, :look], stamps[:, look:], pred, GREEDY)  # noqa: E731
     run()  # warm-up: the decode layout, allocator
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - t)
-    return best
+    return timed(run, reps)
 
 
 def onnx_against_eager(tok: KronosTokenizer, model: Kronos, look: int, pred: int, reps: int) -> None:
@@ -78,11 +74,7 @@ def onnx_against_eager(tok: KronosTokenizer, model: Kronos, look: int, pred: int
             return ort.forecast_normalised(x, stamps.astype(np.int64), pred, greedy)
 
         run_ort()  # warm-up: the sessions' first runs
-        t_ort = float("inf")
-        for _ in range(reps):
-            t = time.perf_counter()
-            run_ort()
-            t_ort = min(t_ort, time.perf_counter() - t)
+        t_ort = timed(run_ort, reps)
     t_eager = seconds(KronosPredictor(model, tok, device="cpu", max_context=512), x, stamps, pred, reps)
     print(f"  1 series  {'eager torch (fp32)':<24} {t_eager:8.3f} s   {pred / t_eager:7.1f} bars/s", flush=True)
     print(

@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 import torch
+from _common import timed  # noqa: E402 (benchmarks run as scripts from their folder)
 from torch.utils.flop_counter import FlopCounterMode
 
 from kronos_cli.forecast import KronosPredictor
@@ -146,15 +147,6 @@ def inputs(series: int, lookback: int, pred_len: int, seed: int = 0):
     x_stamp = np.zeros((series, lookback, 5), np.float32)
     y_stamp = np.zeros((series, pred_len, 5), np.float32)
     return x, x_stamp, y_stamp
-
-
-def timed(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def run_regime(

@@ -208,7 +208,8 @@ class KronosPredictor:
     def _plan(self, steps: int, invariant: bool) -> DecodePlan:
         """Whether this call's decode step is compiled (`model/compiled.decode_plan`): `compile` on, or auto when
         its `steps` pay for compiling and no row must keep its bits whatever its batch (`invariant`)."""
-        warm = self._compile == "auto" and cache_is_warm()
+        # the cache's directory is read only where auto may compile: not for every batch of the server
+        warm = self._compile == "auto" and not invariant and cache_is_warm()
         plan = decode_plan(self._device.type, False, steps, self._compile, invariant, warm)
         log.debug("decode step: %s", plan.reason)
         return plan
