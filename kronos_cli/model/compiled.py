@@ -177,7 +177,7 @@ class StaticBlock(FusedBlock):
 
     def rope(self, start: Tensor, length: int) -> tuple[Tensor, Tensor]:
         at = start.view(1) + torch.arange(length, device=start.device)
-        return self.cos.index_select(0, at), self.sin.index_select(0, at)
+        return self.tables.cos.index_select(0, at), self.tables.sin.index_select(0, at)
 
 
 def static_layout(weights: DecodeWeights) -> DecodeWeights:

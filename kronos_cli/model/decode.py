@@ -9,7 +9,9 @@ weights plus a fixed cost per op. These bring it near the read time (see benchma
 - every product is made of products of one shape, a tile of 16 rows times a column block of the weight, each
   on one thread (`invariant.RowBlockLinear`): a row's result does not depend on the other rows of the step
   (what the server's batching needs), and one series' step spreads its blocks over all threads;
-- rotary tables are precomputed for every position of the cache.
+- rotary tables are precomputed for every position of the cache, sliced once a step for all blocks;
+- q and k are rotated as one tensor, and the forecast's time embeddings are computed once for every step
+  (`engine._Rollout.times`): the stamps are known before the first.
 Each output element is still one dot product of the same numbers, so only float rounding can differ from the
 plain layers (well below 1e-5 on the logits, which tests/model/test_engine.py checks).
 """
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kronos_cli.model.invariant import RowBlockLinear, block_count
-from kronos_cli.model.layers import LayerKV
+from kronos_cli.model.layers import LayerKV, qkv_heads
 from kronos_cli.model.predictor import Kronos
 
 
@@ -76,20 +78,38 @@ class PathsKV(LayerKV):
         return out.transpose(1, 2).reshape(q.shape[0], 1, -1)  # (B*S, 1, H * hd)
 
 
+class RotaryTables:
+    """cos and signed sin (positions, head_dim) of every position up to the cache's length. Every block of a
+    step asks for the same position, so the last slice is kept (as one tuple, so threads sharing the layout never
+    see a key with another's slice)."""
+
+    def __init__(self, tables: tuple[Tensor, Tensor]):
+        self.cos, self.sin = tables
+        self._last: tuple = (None, None)
+
+    def at(self, start: int, length: int) -> tuple[Tensor, Tensor]:
+        key, tables = self._last
+        if key != (start, length):
+            tables = (self.cos[start : start + length], self.sin[start : start + length])
+            self._last = ((start, length), tables)
+        return tables
+
+
 class FusedBlock:
     """One transformer block's linear maps for one-token steps, computed from its weights concatenated where
     they share an input (q|k|v, w1|w3), and the rotary tables of every position up to the cache's length: what
     `TransformerBlock.forward` takes as `fused`. Same names and results (to float rounding) as the block's."""
 
-    def __init__(self, block, parts: int, rope: tuple[Tensor, Tensor]):
+    def __init__(self, block, parts: int, rope: RotaryTables):
         attn, ffn = block.self_attn, block.ffn
+        self.heads = attn.n_heads
         self.qkv_w = joined([attn.q_proj, attn.k_proj, attn.v_proj], parts)
         self.out_w = joined([attn.out_proj], parts)
         self.w13, self.w2 = joined([ffn.w1, ffn.w3], parts), joined([ffn.w2], parts)
-        self.cos, self.sin = rope  # (positions, head_dim)
+        self.tables = rope
 
-    def qkv(self, h: Tensor) -> tuple[Tensor, ...]:
-        return self.qkv_w(h).chunk(3, dim=-1)
+    def qkv(self, h: Tensor) -> Tensor:
+        return qkv_heads(self.qkv_w(h), self.heads)
 
     def out(self, a: Tensor) -> Tensor:
         return self.out_w(a)
@@ -102,7 +122,7 @@ class FusedBlock:
 
     def rope(self, start: int, length: int) -> tuple[Tensor, Tensor]:
         """`RotaryEmbedding.tables(start, length)`, read from the precomputed ones."""
-        return self.cos[start : start + length], self.sin[start : start + length]
+        return self.tables.at(start, length)
 
 
 class FusedDep:
@@ -154,12 +174,12 @@ class DecodeWeights:
         parts = block_count(torch.get_num_threads(), [c.d_model, c.ff_dim, 2**c.s1_bits, 2**c.s2_bits])
         dtype = model.transformer[0].self_attn.q_proj.weight.dtype
         first = model.transformer[0].self_attn.rotary
-        shared = first.tables(0, max_len, dtype)  # every released model: one table for all blocks
+        shared = RotaryTables(first.tables(0, max_len, dtype))  # every released model: one table for all blocks
         self.blocks = []
         for block in model.transformer:
             rotary = block.self_attn.rotary
-            same = torch.equal(rotary.inv_freq, first.inv_freq)
-            self.blocks.append(FusedBlock(block, parts, shared if same else rotary.tables(0, max_len, dtype)))
+            own = shared if torch.equal(rotary.inv_freq, first.inv_freq) else None
+            self.blocks.append(FusedBlock(block, parts, own or RotaryTables(rotary.tables(0, max_len, dtype))))
         self.fusion = joined([model.embedding.fusion_proj], parts)
         self.dep = FusedDep(model.dep_layer.cross_attn, parts)
         self.head_s1, self.head_s2 = joined([model.head.proj_s1], parts), joined([model.head.proj_s2], parts)

@@ -113,14 +113,21 @@ class KVCache:
 
 
 def forward_tokens(
-    model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor, weights: DecodeWeights | None = None
+    model: Kronos,
+    cache: KVCache,
+    s1: Tensor,
+    s2: Tensor,
+    stamp: Tensor | None,
+    weights: DecodeWeights | None = None,
+    time: Tensor | None = None,
 ) -> Tensor:
     """Append T tokens per row, ids s1 and s2 (B, T) with stamps (B, T, 5), to the cache; returns the s1 logits
     (B, V1) of the position after the last. The one pass of generation: the window's prefill (the modules'
     weights, each product batch-invariant) and every one-token decode step (`weights`: the same weights laid out
-    for it, `decode.DecodeWeights`; invariant by construction, so without the per-op dispatch of the context)."""
+    for it, `decode.DecodeWeights`; invariant by construction, so without the per-op dispatch of the context).
+    `time`: the stamps' time embedding (B, T, d_model) computed beforehand, in place of `stamp`."""
     with nullcontext() if weights is not None else batch_invariant():
-        h = model.hidden(s1, s2, stamp, kv=cache.layers, fused=weights)  # (B, T, d_model)
+        h = model.hidden(s1, s2, stamp, kv=cache.layers, fused=weights, time=time)  # (B, T, d_model)
         cache.dep.append(
             *model.dep_layer.cross_attn.project_kv(h, None if weights is None else weights.dep)
         )  # (B, H, T, hd) each
@@ -129,9 +136,18 @@ def forward_tokens(
 
 
 def decode_one_token(
-    model: Kronos, cache: KVCache, s1: Tensor, s2: Tensor, stamp: Tensor, weights: DecodeWeights | None = None
+    model: Kronos,
+    cache: KVCache,
+    s1: Tensor,
+    s2: Tensor,
+    stamp: Tensor | None,
+    weights: DecodeWeights | None = None,
+    time: Tensor | None = None,
 ) -> Tensor:
-    """`forward_tokens` of one token per row: ids (B,), stamps (B, 5) -> the next s1 logits (B, V1)."""
+    """`forward_tokens` of one token per row: ids (B,), stamps (B, 5) or their time embedding `time` (B, d_model)
+    -> the next s1 logits (B, V1)."""
+    if time is not None:
+        return forward_tokens(model, cache, s1[:, None], s2[:, None], None, weights, time[:, None])
     return forward_tokens(model, cache, s1[:, None], s2[:, None], stamp[:, None], weights)
 
 
@@ -213,6 +229,7 @@ class _Rollout:
     cache: KVCache | None = None
     logits: Tensor | None = None
     held: list[Tensor] = dataclasses.field(default_factory=list)  # every cache tensor, for the pool afterwards
+    times: Tensor | None = None  # (B, P, d_model): each series' forecast stamps embedded at once, not per step
 
     def cached_step(
         self, cur: int, last: bool, first: tuple[Tensor, Tensor, Tensor], repeats: int | Tensor
@@ -239,6 +256,8 @@ class _Rollout:
                 self.logits = self.logits.repeat_interleave(repeats, 0)
             if self.compiled is not None:
                 self.cache = self.compiled.wrap(self.cache)
+            elif self.weights is not None:
+                self.times = self.model.time_emb(stamp[:, s1.shape[1] :])
         elif self.logits is None:  # the window slid: every position's hidden state changed
             if self.cache.shared:  # from now on every path has its own window
                 capacity = min(self.s1.shape[1], self.max_context)
@@ -248,17 +267,24 @@ class _Rollout:
             self.logits = forward_tokens(
                 self.model, self.cache, self.s1[:, start:cur], self.s2[:, start:cur], self.stamps[:, start:cur]
             )
-        s2_step, step = (
-            (s2_logits, decode_one_token)
-            if self.compiled is None
-            else (self.compiled.s2_logits, self.compiled.decode_one_token)
-        )
         s1_next = self.draw(self.logits)
+        s2_step = s2_logits if self.compiled is None else self.compiled.s2_logits
         s2_next = self.draw(s2_step(self.model, self.cache, s1_next, self.weights))
         self.logits = None
         if not last and cur + 1 <= self.max_context:
-            self.logits = step(self.model, self.cache, s1_next, s2_next, self.stamps[:, cur], self.weights)
+            self.logits = self._step(cur, s1_next, s2_next, repeats)
         return s1_next, s2_next
+
+    def _step(self, cur: int, s1: Tensor, s2: Tensor, repeats: int | Tensor) -> Tensor:
+        """The cache extended by the tokens drawn for position `cur`; the next s1 logits."""
+        if self.compiled is not None:
+            return self.compiled.decode_one_token(self.model, self.cache, s1, s2, self.stamps[:, cur], self.weights)
+        if self.times is None:  # the modules' step (a training model, a quantised copy)
+            return decode_one_token(self.model, self.cache, s1, s2, self.stamps[:, cur], self.weights)
+        time = self.times[:, cur - (self.s1.shape[1] - self.times.shape[1])]  # (B, d_model)
+        if not (isinstance(repeats, int) and repeats == 1):
+            time = time.repeat_interleave(repeats, 0)  # (rows, d_model)
+        return decode_one_token(self.model, self.cache, s1, s2, None, self.weights, time)
 
 
 def _decode_layout(model: Kronos, use_cache: bool, max_context: int, total: int) -> DecodeWeights | None:

@@ -34,7 +34,7 @@ def per_item(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
     if n == 1:
         x = torch.cat([x, torch.zeros_like(x)])
     w = weight_t.expand(x.shape[0], *weight_t.shape)  # stride 0 over the items: the weight is not copied
-    return _products(x, w, None if bias is None else bias.expand(x.shape[0], -1))[:n]
+    return _products(x, w, None if bias is None else bias.expand(x.shape[0], 1, -1))[:n]
 
 
 def block_count(threads: int, sizes: list[int]) -> int:
@@ -55,6 +55,8 @@ class RowBlockLinear:
     def __init__(self, weight: Tensor, bias: Tensor | None, parts: int, copy: bool = True):
         out = weight.shape[0]
         self.weight, self.bias, self.out, self.parts = weight, bias, out, parts
+        # the weight's half of `_eligible`, checked once: a step calls this tens of times
+        self._plain = _eligible(weight.new_empty(0), weight)
         pad = -out % parts
         if pad:  # an output size no block count divides: zero rows added, their outputs dropped
             weight = torch.cat([weight, weight.new_zeros(pad, weight.shape[1])])
@@ -62,21 +64,23 @@ class RowBlockLinear:
         blocks = weight.view(parts, -1, weight.shape[1]).transpose(1, 2)  # (parts, in, out/parts)
         # A copy in the products' own layout: a 16-row product reads it about a quarter faster than the view.
         self.blocks = blocks.contiguous() if copy else blocks
-        self.bias_blocks = None if bias is None else bias.view(parts, -1)
+        self.bias_blocks = None if bias is None else bias.view(parts, 1, -1)  # (parts, 1, out/parts)
 
     def __call__(self, x: Tensor) -> Tensor:
-        if x.dim() != 2:  # (..., in): the rows of every leading index, (B, 1, in) in a one-token step
-            return self(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], -1)
-        if not _eligible(x, self.weight):  # CUDA, autocast, other dtypes: their own kernel, one call
-            return F.linear(x, self.weight, self.bias)
+        if not (self._plain and x.dtype == torch.float32 and x.is_cpu and not _cpu_autocast()):
+            return F.linear(x, self.weight, self.bias)  # CUDA, autocast, other dtypes: their own kernel, one call
+        lead = x.shape[:-1]  # (..., in): the rows of every leading index, (B, 1, in) in a one-token step
+        if len(lead) != 1:
+            x = x.reshape(-1, x.shape[-1])
         rows = x.shape[0]
         n = -(-rows // TILE)
         if n * TILE != rows:
-            x = torch.cat([x, x.new_zeros(n * TILE - rows, x.shape[1])])
+            # zero rows up to whole tiles (not F.pad: its Python wrapper costs more than the op)
+            x = torch.constant_pad_nd(x, (0, 0, 0, n * TILE - rows))
         tiles = x.view(n, TILE, -1)
-        if n == 1:  # (parts, TILE, out/parts): the blocks are the items
+        if n == 1:  # (parts, TILE, out/parts): the blocks are the items; only the given rows are copied out
             y = _products(tiles.expand(self.parts, TILE, -1), self.blocks, self.bias_blocks)
-            y = y.transpose(0, 1).reshape(TILE, -1)
+            y = y[:, :rows].transpose(0, 1).reshape(*lead, -1)
         else:  # the tiles are the items, one call per block
             y = torch.cat(
                 [
@@ -84,16 +88,18 @@ class RowBlockLinear:
                     for j in range(self.parts)
                 ],
                 dim=-1,
-            ).view(n * TILE, -1)
-        return y[:rows, : self.out]
+            )
+            y = y.view(n * TILE, -1)[:rows].view(*lead, -1)
+        # the padding columns of an output size no block count divides
+        return y if y.shape[-1] == self.out else y[..., : self.out]
 
     def _bias(self, j: int, n: int) -> Tensor | None:
-        return None if self.bias_blocks is None else self.bias_blocks[j].expand(n, -1)
+        return None if self.bias_blocks is None else self.bias_blocks[j].expand(n, 1, -1)
 
 
 def _products(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
-    """x (n, M, in) @ w (n, in, out) (+ bias (n, out)) as one batched call of n >= 2 items."""
-    return torch.bmm(x, w) if bias is None else torch.baddbmm(bias[:, None], x, w)
+    """x (n, M, in) @ w (n, in, out) (+ bias (n, 1, out)) as one batched call of n >= 2 items."""
+    return torch.bmm(x, w) if bias is None else torch.baddbmm(bias, x, w)
 
 
 def _eligible(x: Tensor, weight: Tensor) -> bool:

@@ -134,6 +134,17 @@ def _split_heads(x: Tensor, n_heads: int) -> Tensor:
     return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)  # (B, H, T, hd)
 
 
+def qkv_heads(qkv: Tensor, n_heads: int) -> Tensor:
+    """q|k|v side by side (B, T, 3, d) or (B, T, 3d) -> (3, B, H, T, hd), a view."""
+    b, t = qkv.shape[:2]
+    return qkv.view(b, t, 3, n_heads, -1).permute(2, 0, 3, 1, 4)
+
+
+def dropped(dropout: nn.Dropout, x: Tensor) -> Tensor:
+    """x through a dropout module while training; in evaluation, where it is the identity, without its call."""
+    return dropout(x) if dropout.training else x
+
+
 def _merge_heads(x: Tensor) -> Tensor:
     b, h, t, hd = x.shape
     return x.transpose(1, 2).contiguous().view(b, t, h * hd)  # (B, T, d)
@@ -239,18 +250,18 @@ class TransformerBlock(nn.Module):
         With `kv` the T tokens continue its cached ones; `fused` (`decode.FusedBlock`) is the decode step's
         layout of this block's weights and rotary tables, which computes the same linear maps as the modules."""
         attn, lin = self.self_attn, fused or self
-        q, k, v = (_split_heads(t, attn.n_heads) for t in lin.qkv(self.norm1(x)))  # (B, H, T, hd) each
+        qkv = lin.qkv(self.norm1(x))  # (3, B, H, T, hd): q, k, v
         start, t = (0 if kv is None else kv.position), x.shape[1]
-        tables = attn.rotary.tables(start, t, q.dtype) if fused is None else fused.rope(start, t)
-        a = attn.attend(attn.rotary.rotate(q, tables), attn.rotary.rotate(k, tables), v, kv)  # (B, T, d)
-        x = x + attn.resid_dropout(lin.out(a))
+        tables = attn.rotary.tables(start, t, qkv.dtype) if fused is None else fused.rope(start, t)
+        q, k = attn.rotary.rotate(qkv[:2], tables)  # q and k in one rotation: half the ops of two
+        x = x + dropped(attn.resid_dropout, lin.out(attn.attend(q, k, qkv[2], kv)))
         gate, up = lin.gate_up(self.norm2(x))  # (B, T, ff_dim) each
-        return x + self.ffn.ffn_dropout(lin.down(F.silu(gate) * up))
+        return x + dropped(self.ffn.ffn_dropout, lin.down(F.silu(gate) * up))
 
     # The block's linear maps, by its modules; `decode.FusedBlock` computes them from concatenated weights.
-    def qkv(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def qkv(self, h: Tensor) -> Tensor:
         a = self.self_attn
-        return a.q_proj(h), a.k_proj(h), a.v_proj(h)
+        return qkv_heads(torch.stack([a.q_proj(h), a.k_proj(h), a.v_proj(h)], dim=2), a.n_heads)
 
     def out(self, a: Tensor) -> Tensor:
         return self.self_attn.out_proj(a)
@@ -334,7 +345,7 @@ class DependencyAwareLayer(nn.Module):
         attn = self.cross_attn
         lin = fused or attn
         q = _split_heads(lin.q(s1_embed), attn.n_heads)  # (B, H, 1, hd)
-        return self.norm(h_last + attn.resid_dropout(lin.out(kv.attention(q))))
+        return self.norm(h_last + dropped(attn.resid_dropout, lin.out(kv.attention(q))))
 
 
 class DualHead(nn.Module):

@@ -18,6 +18,7 @@ from kronos_cli.model.layers import (
     RMSNorm,
     TemporalEmbedding,
     TransformerBlock,
+    dropped,
 )
 
 
@@ -58,14 +59,18 @@ class Kronos(PretrainedMixin, nn.Module):
         stamp: Tensor | None = None,
         kv: Sequence[KVSlot] | None = None,
         fused=None,
+        time: Tensor | None = None,
     ) -> Tensor:
         """Normalised hidden states (B, T, d_model) of tokens (B, T) and their stamps (B, T, 5); with `kv`, the
         tokens continue the cached ones. `fused` (`decode.DecodeWeights`): the decode step's layout of these
-        weights, the same linear maps."""
+        weights, the same linear maps. `time`: the stamps' time embedding (B, T, d_model) computed beforehand, in
+        place of `stamp` (the decode step computes every step's at once)."""
         x = self.embedding(s1_ids, s2_ids, None if fused is None else fused.fusion)  # (B, T, d_model)
-        if stamp is not None:
-            x = x + self.time_emb(stamp)
-        x = self.token_drop(x)
+        if time is None and stamp is not None:
+            time = self.time_emb(stamp)
+        if time is not None:
+            x = x + time
+        x = dropped(self.token_drop, x)
         for i, layer in enumerate(self.transformer):
             x = layer(x, None if kv is None else kv[i], None if fused is None else fused.blocks[i])
         return self.norm(x)
