@@ -10,7 +10,7 @@ from kronos_cli.backtest.sensitivity import Sensitivity
 from kronos_cli.core.tables import Table, num, pct, render_text
 from kronos_cli.metrics.ic import MIN_NAMES
 from kronos_cli.metrics.portfolio import ACCUMULATIONS
-from kronos_cli.runtime.split_forecasts import precision_table
+from kronos_cli.runtime.precision import precision_table
 
 
 @dataclass

@@ -45,10 +45,11 @@ TIMESTAMP_FORMAT = typer.Option(
     "day or month first when a day above 12 shows which].",
 )
 DTYPE = typer.Option(
-    "fp32",
+    "auto",
     "--dtype",
     help="Forecasting precision: fp32 (exact), bf16 or fp16 (faster on GPUs; their deviation from fp32 on a "
-    "sample of windows is reported).",
+    "sample of windows is reported), or auto: bf16 on CUDA where that check passes on the split's windows, else "
+    "fp32 (and fp32 for one day's signals).",
 )
 CALENDAR = typer.Option(
     None,

@@ -29,10 +29,11 @@ def signals(
     from kronos_cli.backtest.ranking import day_signals
     from kronos_cli.core.io import write_json, write_text
     from kronos_cli.records.runs import load_pair
+    from kronos_cli.runtime.precision import concrete
 
     pair = load_pair(cfg, tokenizer, model, str(bundle) if bundle else None)
     pair.warn_if_trained_otherwise(cfg)
-    forecaster = pair.forecaster(pair.resolve(cfg, dtype=dtype, device=device))
+    forecaster = pair.forecaster(pair.resolve(cfg, dtype=concrete(dtype), device=device))  # no sample to check
     result = day_signals(cfg, pair, forecaster, date, launch)
     if output is not None:
         if output.suffix == ".json":

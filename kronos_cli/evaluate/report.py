@@ -16,7 +16,7 @@ from kronos_cli.evaluate.coverage import coverage_table
 from kronos_cli.evaluate.sample import counted
 from kronos_cli.evaluate.scores import LOSSES, MIN_TIMES, ModelScores
 from kronos_cli.report.plots import plot_by_horizon, plot_calibration, plot_ic_by_month, plot_pit
-from kronos_cli.runtime.split_forecasts import precision_table
+from kronos_cli.runtime.precision import precision_table
 
 # leaderboard columns: (title, how to read it from the scores, better: "low", "high" or a nominal level)
 COLUMNS = [

@@ -210,7 +210,7 @@ class KronosPredictor:
         its `steps` pay for compiling and no row must keep its bits whatever its batch (`invariant`)."""
         # the cache's directory is read only where auto may compile: not for every batch of the server
         warm = self._compile == "auto" and not invariant and cache_is_warm()
-        plan = decode_plan(self._device.type, False, steps, self._compile, invariant, warm)
+        plan = decode_plan(self._device.type, self._dtype == "bf16", steps, self._compile, invariant, warm)
         log.debug("decode step: %s", plan.reason)
         return plan
 

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from kronos_cli.config import Config
 from kronos_cli.core.errors import KronosError
-from kronos_cli.core.tables import Table, num, pct
 from kronos_cli.data.labels import Realised, realised
 from kronos_cli.data.store import DatasetArrays
 from kronos_cli.data.windows import Origins, origin_keys, split_origins
@@ -31,6 +29,7 @@ from kronos_cli.model.checkpoint import WEIGHTS_NAME
 from kronos_cli.model.sampling import Sampling
 from kronos_cli.records.runs import ModelPair, best_model_dir, sampling_file
 from kronos_cli.runtime.distributed import Launch
+from kronos_cli.runtime.precision import auto_dtype, concrete, deviation, sample_of
 from kronos_cli.runtime.sharding import forecast_everywhere, window_cache
 
 log = logging.getLogger(__name__)
@@ -131,9 +130,10 @@ class SplitForecasts:
 
 @dataclass(frozen=True)
 class Scale:
-    """How a split is forecast: the precision, and the workers (`--nproc`, `--gpus`, nodes; None: this one)."""
+    """How a split is forecast: the precision (auto: bf16 on CUDA where the precision check passes, else fp32;
+    `runtime/precision.py`), and the workers (`--nproc`, `--gpus`, nodes; None: this one)."""
 
-    dtype: str = "fp32"
+    dtype: str = "auto"
     launch: Launch | None = None
 
 
@@ -149,8 +149,15 @@ def forecast_split(
 ) -> SplitForecasts:
     """Forecasts of `origins` by `pair` on `device` (cached; by many workers when `scale` says so), and what
     happened after each."""
-    spec = pair.resolve(cfg, sampling=sampling or sampling_of(cfg), dtype=scale.dtype, device=device)
+    given = scale.dtype
+    spec = pair.resolve(cfg, sampling=sampling or sampling_of(cfg), dtype=concrete(given), device=device)
     forecaster, sampling = pair.forecaster(spec), spec.sampling
+    dtype, checked = auto_dtype(
+        given,
+        forecaster.device.type,
+        lambda low: precision_deviation(cfg, arrays, origins, pair, spec.replace(dtype=low)),
+    )
+    spec, forecaster = spec.replace(dtype=dtype), forecaster.with_dtype(dtype)
     forecast_everywhere(cfg, arrays, origins, pair, forecaster, sampling, scale.launch, progress)
     cache = window_cache(cfg, arrays, pair, forecaster, sampling)
     fc = forecast_windows(forecaster, arrays, origins, sampling, cfg.backtest.batch_size, cache, progress)
@@ -165,54 +172,33 @@ def forecast_split(
             clipped,
             fc.paths.size,
         )
-    if spec.dtype != "fp32":
-        sf.precision = precision_deviation(cfg, arrays, sf, pair, spec)
+    if checked is not None:  # dtype auto on CUDA: the check that chose the precision
+        sf.precision = checked
+    elif spec.dtype != "fp32":
+        sf.precision = precision_deviation(cfg, arrays, origins, pair, spec, fc)
     return sf
 
 
-PRECISION_SAMPLE = 256  # windows forecast again in fp32 to measure what bf16/fp16 changed
-
-
 def precision_deviation(
-    cfg: Config, arrays: DatasetArrays, sf: SplitForecasts, pair: ModelPair, spec: ForecastSpec
+    cfg: Config,
+    arrays: DatasetArrays,
+    origins: Origins,
+    pair: ModelPair,
+    spec: ForecastSpec,
+    low: WindowForecasts | None = None,
 ) -> dict:
-    """How far `dtype`'s forecasts are from fp32's on up to PRECISION_SAMPLE evenly spread windows (forecast in
-    fp32 with the same seeds, and cached): returns are fractions of the last close, the signal is the mean
-    forecast return at the horizon."""
-    n = len(sf.origins)
-    idx = np.unique(np.linspace(0, n - 1, min(PRECISION_SAMPLE, n)).astype(np.int64))
-    exact, sampling, dtype = pair.forecaster(spec.replace(dtype="fp32")), spec.sampling, spec.dtype
-    cache = window_cache(cfg, arrays, pair, exact, sampling)
-    ref = forecast_windows(exact, arrays, sf.origins.subset(idx), sampling, cfg.backtest.batch_size, cache)
-    low, high = sf.forecasts.subset(idx).return_paths().mean(axis=1), ref.return_paths().mean(axis=1)
-    real = sf.real.path[idx]
-    known = np.isfinite(real)
-    mae_low, mae_high = float(np.abs(low - real)[known].mean()), float(np.abs(high - real)[known].mean())
-    corr = spearmanr(low[:, -1], high[:, -1]).statistic if len(idx) > 2 else float("nan")
-    return {
-        "dtype": dtype,
-        "windows": int(len(idx)),
-        "units": "forecast returns, fraction of the last close; signal = mean forecast return at the horizon",
-        "mean_abs_forecast_diff": float(np.abs(low - high).mean()),
-        "mae_fp32": mae_high,
-        f"mae_{dtype}": mae_low,
-        "mae_difference": mae_low - mae_high,
-        "signal_rank_correlation": float(corr),
-    }
+    """`spec.dtype`'s forecasts against fp32's on a sample of `origins` (`precision.sample_of`), the same seeds,
+    both cached: `low` holds the run's forecasts of every origin in that precision, else the sample is forecast
+    in it too (the check of `dtype auto`)."""
+    idx = sample_of(len(origins))
+    sample = origins.subset(idx)
 
+    def forecast(at: ForecastSpec) -> WindowForecasts:
+        f = pair.forecaster(at)
+        cache = window_cache(cfg, arrays, pair, f, at.sampling)
+        return forecast_windows(f, arrays, sample, at.sampling, cfg.backtest.batch_size, cache)
 
-def precision_table(p: dict) -> Table:
-    """What forecasting in bf16/fp16 changed, against fp32 on a sample of the same windows."""
-    t = Table(
-        f"Precision: {p['dtype']} against fp32 on {p['windows']:,} windows",
-        ["mean |diff|", "MAE fp32", f"MAE {p['dtype']}", "MAE change", "signal rank corr."],
-        caption=p["units"],
-    )
-    t.add(
-        pct(p["mean_abs_forecast_diff"], 3),
-        pct(p["mae_fp32"], 3),
-        pct(p[f"mae_{p['dtype']}"], 3),
-        pct(p["mae_difference"], 3),
-        num(p["signal_rank_correlation"], 4),
-    )
-    return t
+    exact = forecast(spec.replace(dtype="fp32"))
+    low = forecast(spec) if low is None else low.subset(idx)
+    real = realised(arrays, sample, cfg.data.predict_window, cfg.backtest.deal_price).path
+    return deviation(spec.dtype, low, exact, real)

@@ -144,6 +144,7 @@ def test_two_workers_and_bf16_on_evaluate(prepared, tiny_checkpoints, other_mode
         assert res.exit_code == 0, res.output
         runs[name] = json.loads(res.stdout)
     assert [m["overall"] for m in runs["one"]["models"]] == [m["overall"] for m in runs["two"]["models"]]
+    assert not runs["one"].get("precision")  # dtype auto on a CPU: fp32, nothing to check
     ov = _overrides(cfg, tmp_path / "bf16", tok, model)
     res = runner.invoke(app, ["evaluate", *ov, "--json", "--dtype", "bf16"])
     assert res.exit_code == 0, res.output
@@ -151,4 +152,4 @@ def test_two_workers_and_bf16_on_evaluate(prepared, tiny_checkpoints, other_mode
     assert p["dtype"] == "bf16" and p["windows"] == 256
     assert 0 < p["mean_abs_forecast_diff"] < 0.05 and -1 <= p["signal_rank_correlation"] <= 1
     bad = runner.invoke(app, ["evaluate", *ov, "--dtype", "fp8"])
-    assert bad.exit_code == 2 and "--dtype must be one of fp32, bf16, fp16" in bad.output
+    assert bad.exit_code == 2 and "--dtype must be one of auto, fp32, bf16, fp16" in bad.output
