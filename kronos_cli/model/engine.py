@@ -146,9 +146,8 @@ def decode_one_token(
 ) -> Tensor:
     """`forward_tokens` of one token per row: ids (B,), stamps (B, 5) or their time embedding `time` (B, d_model)
     -> the next s1 logits (B, V1)."""
-    if time is not None:
-        return forward_tokens(model, cache, s1[:, None], s2[:, None], None, weights, time[:, None])
-    return forward_tokens(model, cache, s1[:, None], s2[:, None], stamp[:, None], weights)
+    stamp, time = (None if t is None else t[:, None] for t in (stamp, time))
+    return forward_tokens(model, cache, s1[:, None], s2[:, None], stamp, weights, time)
 
 
 def s2_logits(model: Kronos, cache: KVCache, s1_next: Tensor, weights: DecodeWeights | None = None) -> Tensor:
