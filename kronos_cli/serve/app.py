@@ -145,7 +145,7 @@ class BearerFirst:
 
 def _authorise(token: str):
     """A dependency that needs `Authorization: Bearer <token>` (declared in the schema as the bearer scheme)."""
-    bearer = HTTPBearer(auto_error=False, description="The token the server reads from its --token-env variable.")
+    bearer = HTTPBearer(auto_error=False, description="The token the server reads from its token_env variable.")
 
     def authorise(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):

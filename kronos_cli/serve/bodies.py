@@ -69,7 +69,7 @@ async def read_body(receive, keep: int, cap: int, timeout_s: float) -> Body:
 
 def late_body(timeout_s: float):
     """The 408 for a body that did not arrive in time; the connection closes after it."""
-    message = f"the request body did not arrive within {timeout_s:g} s (--body-timeout)"
+    message = f"the request body did not arrive within {timeout_s:g} s (body_timeout_s)"
     return error_response(408, [("body", message)], {"Connection": "close"})
 
 
@@ -99,7 +99,7 @@ class BodyLimit:
             self.note("slow_body")
             return await late_body(self.timeout_s)(scope, receive, send)
         if body.outcome == "too_big":
-            message = f"request body exceeds this server's limit of {self.limit} bytes (--max-body-bytes)"
+            message = f"request body exceeds this server's limit of {self.limit} bytes (max_body_bytes)"
             return await self._reject(scope, receive, send, 413, message)
         held = [body.data]  # handed over once and then dropped here, so that the parse frees the body
         del body

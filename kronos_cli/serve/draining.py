@@ -56,7 +56,7 @@ class Drain:
         if over >= 0 and not self.cut:
             self.cut = True
             left = len(self.requests)
-            log.warning("--shutdown-grace %g s is over: cutting %d request(s) in flight", self.grace_s, left)
+            log.warning("shutdown_grace_s %g s is over: cutting %d request(s) in flight", self.grace_s, left)
             for task in self.requests:
                 task.cancel()
         return False
@@ -99,7 +99,7 @@ class DrainGate:
             if not (self.drain.cut and task.cancelled()) or started:
                 raise
             grace = self.drain.grace_s
-            message = f"the server shut down before this request was answered (--shutdown-grace {grace:g} s)"
+            message = f"the server shut down before this request was answered (shutdown_grace_s {grace:g} s)"
             await self._unavailable(message)(scope, receive, send)
 
 
@@ -134,7 +134,7 @@ class DrainingServer(uvicorn.Server):
             if not self._announced:
                 self._announced = True
                 log.info(
-                    "shutting down: finishing %d request(s) in flight (for up to %g s, --shutdown-grace); new "
+                    "shutting down: finishing %d request(s) in flight (for up to %g s, shutdown_grace_s); new "
                     "requests get 503",
                     len(self.drain.requests),
                     self.drain.grace_s,

@@ -59,7 +59,7 @@ class ForecastRequest(BaseModel):
         gt=0,
         le=100,
         allow_inf_nan=False,
-        description="Sampling temperature [default: the server's, from its --sampling file, else 1.0; "
+        description="Sampling temperature [default: the server's, from its sampling file, else 1.0; "
         "GET /v1/model shows it].",
     )
     top_p: float | None = Field(
@@ -67,7 +67,7 @@ class ForecastRequest(BaseModel):
         gt=0,
         le=1,
         allow_inf_nan=False,
-        description="Nucleus sampling threshold [default: the server's, from its --sampling file, else 0.9].",
+        description="Nucleus sampling threshold [default: the server's, from its sampling file, else 0.9].",
     )
     top_k: int = Field(0, ge=0, description="Top-k sampling (0 = off, 1 = greedy).")
     samples: int = Field(1, ge=1, description="Sample paths; the forecast is their mean.")
@@ -110,7 +110,7 @@ class ForecastResponse(BaseModel):
     quantiles: dict[str, list[ForecastBar]] = Field(
         default_factory=dict,
         description="Per requested quantile (its number as the key), bars of that quantile of the sample paths; the "
-        "close's from the bands of the server's --sampling file when it has them (GET /v1/model shows them).",
+        "close's from the bands of the server's sampling file when it has them (GET /v1/model shows them).",
     )
     lookback: int = Field(description="History bars the forecast used.")
     pred_len: int

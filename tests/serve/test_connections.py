@@ -110,7 +110,7 @@ def test_a_body_trickled_a_byte_at_a_time_gets_408_and_a_close(strict):
         answer = _until_closed(s, drip=b" ")
     assert _status(answer) == 408, answer
     got = _error(answer)
-    assert got["field"] == "body" and "--body-timeout" in got["error"]
+    assert got["field"] == "body" and "body_timeout_s" in got["error"]
 
 
 def test_an_idle_keep_alive_connection_is_closed(strict):

@@ -116,4 +116,4 @@ def test_past_the_shutdown_grace_the_requests_in_flight_get_503(tiny_checkpoints
     finally:
         if srv.proc.poll() is None:
             srv.proc.kill()
-    assert "--shutdown-grace 1 s is over" in srv.log.read_text()
+    assert "shutdown_grace_s 1 s is over" in srv.log.read_text()
