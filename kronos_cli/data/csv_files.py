@@ -1,10 +1,11 @@
 """The files of a CSV or Parquet source read into checked series: which files, which columns, every value and
 timestamp checked with the file's line (`barfile`), one series per file or per symbol of a single file.
 
-A file is parsed once by pyarrow's multi-threaded reader with typed columns (ISO timestamps, float64 numbers)
-straight into numpy and checked in one pass over the whole array; only a file that pass cannot vouch for (a
-timestamp in another form or with a zone, text in a number column, an empty or bad cell) is read again the
-general way (`read_table`, `parse_timestamps`, `check_column`), which accepts it or says which line is wrong.
+A file is parsed once by pyarrow's multi-threaded reader with typed columns (ISO timestamps, float64 numbers),
+each column checked in pyarrow's own buffer by its extremes and copied once, into the float32 bars the provider
+and the dataset store; only a file that pass cannot vouch for (a timestamp in another form or with a zone, text
+in a number column, an empty or bad cell) is read again the general way (`read_table`, `parse_timestamps`,
+`check_column`), which accepts it or says which line is wrong.
 """
 
 from __future__ import annotations
@@ -28,19 +29,19 @@ from kronos_cli.market.barfile import (
     read_table,
     sniff_delimiter,
 )
-from kronos_cli.market.bars import ALIASES, FEATURES, PRICE_COLUMNS, amount_from_volume, canonical
+from kronos_cli.market.bars import ALIASES, FEATURES, PRICE_COLUMNS, canonical, mean_price
 from kronos_cli.market.sessions import NS_PER_DAY, is_exchange, parse_freq
 from kronos_cli.market.stamps import range_end
 
 SUFFIXES = (".csv", ".parquet")
 # A file's column for each feature when `data.csv.columns` does not map it: our name, then the reference's.
 CANDIDATES = {f: (f, *(k for k, v in ALIASES.items() if v == f)) for f in FEATURES}
-PRICE = np.array([f in PRICE_COLUMNS for f in FEATURES])
 
 
 @dataclass
 class Series:
-    """One symbol's bars as read: wall-clock ns, (T, 6) values in FEATURES order, and where each came from."""
+    """One symbol's bars as read: wall-clock ns, (T, 6) float32 values in FEATURES order (as stored), and where
+    each came from."""
 
     symbol: str
     ns: np.ndarray
@@ -109,12 +110,30 @@ def source_files(path: Path) -> list[Path]:
     raise KronosError(f"no CSV file or directory at {path} (data.csv.path)")
 
 
-def valid_numbers(values: np.ndarray) -> bool:
-    """Whether every value of (T, 6) bars passes `check_column` (present, finite, within float32's range, prices
-    positive, volumes and amounts not negative): the whole file in one pass."""
-    with np.errstate(invalid="ignore"):
-        inside = bool((np.abs(values) <= FLOAT32_MAX).all())  # False for NaN and infinities too
-        return inside and bool((values[:, PRICE] > 0).all()) and bool((values[:, ~PRICE] >= 0).all())
+def plain_column(values: np.ndarray, price: bool) -> bool:
+    """Whether a float64 column passes `check_column` (present, finite, within float32's range, a price positive,
+    a volume or amount not negative), from its smallest and largest value: no temporary the size of the file."""
+    if not len(values):
+        return True
+    lo, hi = values.min(), values.max()  # NaN in, NaN out: fails both comparisons
+    return bool((lo > 0 if price else lo >= 0) and hi <= FLOAT32_MAX)
+
+
+def stored_bars(columns: dict[str, np.ndarray], rows: int) -> np.ndarray:
+    """(T, 6) float32 bars, as the provider and the dataset store them, from the float64 columns read (a price
+    column each, volume and amount when the file has them): no volume is zero volume and amount, no amount is
+    `amount_from_volume` of the float64 values."""
+    out = np.empty((rows, len(FEATURES)), dtype=np.float32)
+    for i, name in enumerate(FEATURES):
+        if name in columns:
+            out[:, i] = columns[name]
+    if "volume" not in columns:
+        out[:, 4] = 0.0
+    if "amount" not in columns and "volume" not in columns:
+        out[:, 5] = 0.0
+    elif "amount" not in columns:  # `amount_from_volume` of the columns; beyond float32: inf, a missing row later
+        out[:, 5] = columns["volume"] * mean_price(*(columns[p] for p in PRICE_COLUMNS))
+    return out
 
 
 class CsvReader:
@@ -159,7 +178,8 @@ class CsvReader:
             )
 
     def _fast(self, part: Part, symbol_column: str | None):
-        """(ns, values, lines, symbols) of a file every value of which is a plain ISO time or number, else None."""
+        """(ns, values, lines, symbols) of a file every value of which is a plain ISO time or number, else None;
+        each column is checked in place (pyarrow's buffer), then copied once, into the stored float32 bars."""
         import pyarrow as pa  # lazy: as in barfile
 
         names = {c for f in FEATURES for c in ([self.mapping[f]] if f in self.mapping else CANDIDATES[f])}
@@ -171,29 +191,23 @@ class CsvReader:
         cols = {ours: self._column(table.column_names, ours, str(part.file), False) for ours in FEATURES}
         if any(cols[p] is None for p in PRICE_COLUMNS) or ts.null_count or ts.type != pa.timestamp("ns"):
             return None
-        values = np.empty((table.num_rows, len(FEATURES)))
-        for i, theirs in enumerate(cols.values()):
+        read = {}
+        for ours, theirs in cols.items():
             if theirs is not None:
-                if table.column(theirs).null_count or table.column(theirs).type != pa.float64():
+                column = table.column(theirs)
+                if column.null_count or column.type != pa.float64():
                     return None
-                values[:, i] = table.column(theirs).to_numpy()
-        self._complete(values, cols)
-        if not valid_numbers(values):
-            return None
+                read[ours] = column.to_numpy()
+                if not plain_column(read[ours], ours in PRICE_COLUMNS):
+                    return None
+        values = stored_bars(read, table.num_rows)
         ns = ts.to_numpy().view(np.int64)
         ns = ns if self.freq.intraday else ns // NS_PER_DAY * NS_PER_DAY
-        lines = np.arange(table.num_rows, dtype=np.int64) + 2 + part.offset
+        lines = np.arange(2 + part.offset, 2 + part.offset + table.num_rows, dtype=np.int64)
         symbols = None
         if symbol_column is not None and symbol_column in table.column_names:
             symbols = table.column(symbol_column).to_pandas().astype(str).to_numpy()
         return ns, values, lines, symbols
-
-    @staticmethod
-    def _complete(values: np.ndarray, cols: dict[str, str | None]) -> None:
-        if cols["volume"] is None:
-            values[:, 4] = 0.0
-        if cols["amount"] is None:
-            values[:, 5] = amount_from_volume(values[:, :4], values[:, 4])
 
     def _checked(self, df: pd.DataFrame, where: str, offset: int = 0):
         """(ns, values, lines) of a whole frame read the general way, every value checked."""
@@ -202,16 +216,14 @@ class CsvReader:
         lines = file_lines(pd.RangeIndex(len(df))) + offset
         idx = parse_timestamps(df[self.stamps.column].reset_index(drop=True), where, lines, self.tz, self.stamps)
         cols = {ours: self._column(columns, ours, where, ours in PRICE_COLUMNS) for ours in FEATURES}
-        values = np.full((len(df), len(FEATURES)), np.nan)
-        for i, (ours, theirs) in enumerate(cols.items()):
-            if theirs is not None:
-                values[:, i] = check_column(
-                    df[theirs].reset_index(drop=True), theirs, where, lines, ours in PRICE_COLUMNS
-                )
-        self._complete(values, cols)
+        read = {
+            ours: check_column(df[theirs].reset_index(drop=True), theirs, where, lines, ours in PRICE_COLUMNS)
+            for ours, theirs in cols.items()
+            if theirs is not None
+        }
         if not self.freq.intraday:
             idx = idx.normalize()
-        return idx.asi8, values, lines
+        return idx.asi8, stored_bars(read, len(df)), lines
 
     def read(self, part: Part) -> tuple[list[Series], int]:
         """A file's series (or those of its new part), each checked and in time order, its bars in the data
@@ -239,10 +251,10 @@ class CsvReader:
 
     def _series(self, symbol: str, ns, values, lines, where: str) -> Series | None:
         check_order(ns, where, lines)
-        keep = (ns >= self.start) & (ns <= self.end)
-        if not keep.any():
+        a, b = np.searchsorted(ns, self.start), np.searchsorted(ns, self.end, "right")  # rising: the range's rows
+        if a == b:
             return None
-        return Series(symbol, ns[keep], values[keep], lines[keep], where)
+        return Series(symbol, ns[a:b], values[a:b], lines[a:b], where)
 
     def picked(self, symbol: str) -> bool:
         return self.wanted is None or symbol.upper() in self.wanted

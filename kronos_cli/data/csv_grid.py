@@ -33,25 +33,34 @@ def check_bar_size(s: Series, freq: BarFreq) -> None:
                 f" but data.freq is day: intraday bars? set data.freq to their bar size"
             )
         return
-    steps = np.diff(s.ns)
-    same_day = (s.ns[1:] // NS_PER_DAY) == (s.ns[:-1] // NS_PER_DAY)
-    inside = steps[same_day]
-    if not len(inside) or (inside == freq.step.value).all():  # the usual file: no sizes to count
+    steps, step = np.diff(s.ns), freq.step.value
+    # Only the few steps that are not one bar (nights, lunch breaks, missing bars) are looked at closely.
+    off = np.flatnonzero(steps != step)
+    odd = off[(s.ns[off + 1] // NS_PER_DAY) == (s.ns[off] // NS_PER_DAY)]  # ... within a day
+    if not len(odd):  # the usual file: no sizes to count
         return
-    sizes, counts = np.unique(inside, return_counts=True)
-    common = pd.Timedelta(int(sizes[np.argmax(counts)]), "ns")
-    if common != freq.step:
-        raise KronosError(
-            f"{s.where} holds bars {_minutes(common)} apart (its most common step) but data.freq is {freq}; set "
-            f"data.freq to the file's bar size"
-        )
-    odd = same_day & (steps % freq.step.value != 0)
-    if odd.any():
-        i = int(np.argmax(odd)) + 1
+    ones = len(steps) - len(off) - int(s.ns[-1] // NS_PER_DAY - s.ns[0] // NS_PER_DAY)  # fewest one-bar steps in a day
+    if len(odd) >= ones and np.unique(steps[odd], return_counts=True)[1].max() >= ones:  # one bar may not be the
+        # most common step within a day
+        common = _most_common_step(s.ns, steps)
+        if common != freq.step:
+            raise KronosError(
+                f"{s.where} holds bars {_minutes(common)} apart (its most common step) but data.freq is {freq}; set "
+                f"data.freq to the file's bar size"
+            )
+    bad = odd[steps[odd] % step != 0]
+    if len(bad):
+        i = int(bad[0]) + 1
         raise KronosError(
             f"{s.where} line {s.lines[i]}: the bar at {pd.Timestamp(s.ns[i])} comes {_minutes(steps[i - 1])} after "
             f"the one before, not a multiple of {freq}: mixed bar sizes; keep one bar size per file"
         )
+
+
+def _most_common_step(ns: np.ndarray, steps: np.ndarray) -> pd.Timedelta:
+    """The most common step between bars of the same day (the smallest of equally common ones)."""
+    sizes, counts = np.unique(steps[(ns[1:] // NS_PER_DAY) == (ns[:-1] // NS_PER_DAY)], return_counts=True)
+    return pd.Timedelta(int(sizes[np.argmax(counts)]), "ns")
 
 
 def _minutes(ns) -> str:
@@ -79,6 +88,9 @@ def fitting_calendar(freq: BarFreq, seen: np.ndarray, used: SessionGrid) -> str 
 def check_on_grid(s: Series, grid_ns: np.ndarray, grid: SessionGrid, seen: np.ndarray | None = None) -> np.ndarray:
     """Each bar's position on the grid; a bar off it is a one-line error saying which calendar the bar times
     `seen` (all the data's, else the series') fit."""
+    first = int(np.searchsorted(grid_ns, s.ns[0])) if len(s.ns) else 0
+    if np.array_equal(grid_ns[first : first + len(s.ns)], s.ns):  # a run of the grid's bars: no bar missing
+        return np.arange(first, first + len(s.ns))
     pos = np.searchsorted(grid_ns, s.ns)
     ok = (pos < len(grid_ns)) & (grid_ns[np.minimum(pos, len(grid_ns) - 1)] == s.ns)
     if not ok.all():

@@ -61,13 +61,15 @@ class ImportReport:
 
 @dataclass
 class Placed:
-    """A symbol's bars on the calendar from index `first` (float32, as stored; NaN rows where one is missing)."""
+    """A symbol's bars on the calendar from index `first` (float32, as stored; NaN rows where one is missing,
+    `missing` of them)."""
 
     symbol: str
     first: int
     bars: np.ndarray
     filled: int
     state: dict
+    missing: int
 
 
 @dataclass
@@ -204,24 +206,24 @@ class CsvSource:
         return self.cal, len(self.cal)
 
     def bars(self, symbols: list[str]) -> Iterator[list[tuple[str, np.ndarray, np.ndarray]]]:
-        """(symbol, ns, (T, 6) bars as stored) of every wanted symbol, a chunk of `data.chunk_size` at a time."""
-        wanted, chunk, files = set(symbols), [], {}
+        """(symbol, ns, (T, 6) bars as stored) of every wanted symbol, each file's as it is imported (at most
+        `data.chunk_size` at a time): the pool reads ahead only while the symbols are taken, so the dataset is
+        built from one file while the next ones are read."""
+        wanted, files = set(symbols), {}
         cal = self.cal.asi8
         for done in ordered(self._import, self.changes.values()):
             files[done.name] = done.state
             self.report.files_read += done.read
             self.report.bars_read += done.bars_read
+            chunk = []
             for p in done.placed:
                 self.report.symbols += 1
                 self.report.filled_bars += p.filled
-                self.report.missing_bars += int(np.isnan(p.bars[:, 3]).sum())
+                self.report.missing_bars += p.missing
                 if p.symbol in wanted:
                     chunk.append((p.symbol, cal[p.first : p.first + len(p.bars)], p.bars))
-            if len(chunk) >= self.d.chunk_size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+            for i in range(0, len(chunk), self.d.chunk_size):
+                yield chunk[i : i + self.d.chunk_size]
         csv_state.save(self.root, self.d, files, cal, self.ns_all)
         log.info(
             "%d symbols from %s on the %s calendar: %d bars, %d missing, %d filled; %d bars read from %d files",
@@ -260,12 +262,14 @@ class CsvSource:
         check_bar_size(s, self.freq)
         pos = check_on_grid(s, self.cal.asi8, self.grid, self.seen)
         first, last = int(pos[0]), int(pos[-1])
-        values = np.full((last - first + 1, len(FEATURES)), np.nan)
-        values[pos - first] = s.values
-        filled = int(fill_short_gaps(values, self.d.csv.fill_gaps))
+        values, filled = s.values, 0  # no bar missing: the series is its run of the grid as it is
+        if last - first + 1 > len(pos):
+            values = np.full((last - first + 1, len(FEATURES)), np.nan, dtype=np.float32)
+            values[pos - first] = s.values
+            filled = int(fill_short_gaps(values, self.d.csv.fill_gaps))
         stored = provider.write_bars(self.root, s.symbol, self.freq.qlib, first, values)
         state = {"first": int(s.ns[0]), "last": int(s.ns[-1]), "last_line": int(s.lines[-1]), "filled": filled}
-        return Placed(s.symbol, first, stored, filled, state)
+        return Placed(s.symbol, first, stored, filled, state, len(values) - len(pos) - filled)
 
     def _extend(self, symbol: str, before: dict, s: Series | None) -> Placed:
         """A symbol of the last import: its bins carried over, and the bars of `s` (read from the bytes
@@ -273,15 +277,16 @@ class CsvSource:
         provider.carry_bars(self.previous, self.root, symbol, self.freq.qlib, append=s is not None)
         first, stored = provider.read_bars(self.root, symbol, self.freq.qlib)
         if s is None:
-            return Placed(symbol, first, stored, before["filled"], before)
+            return Placed(symbol, first, stored, before["filled"], before, int(np.isnan(stored[:, 3]).sum()))
         end = first + len(stored) - 1  # the stored last bar's index
         seam = Series(symbol, np.r_[before["last"], s.ns], s.values, np.r_[before["last_line"], s.lines], s.where)
         check_order(seam.ns[:2], seam.where, seam.lines[:2])  # the first new bar after the last old one
         check_bar_size(seam, self.freq)
         pos = check_on_grid(s, self.cal.asi8, self.grid, self.seen)
-        values = np.full((int(pos[-1]) - end + 1, len(FEATURES)), np.nan)
+        values = np.full((int(pos[-1]) - end + 1, len(FEATURES)), np.nan, dtype=np.float32)
         values[0], values[pos - end] = stored[-1], s.values
         filled = int(fill_short_gaps(values, self.d.csv.fill_gaps))
         new = provider.write_bars(self.root, symbol, self.freq.qlib, first, values[1:], before=stored[-1])
         state = {**before, "last": int(s.ns[-1]), "last_line": int(s.lines[-1]), "filled": before["filled"] + filled}
-        return Placed(symbol, first, np.concatenate([stored, new]), state["filled"], state)
+        bars = np.concatenate([stored, new])
+        return Placed(symbol, first, bars, state["filled"], state, int(np.isnan(bars[:, 3]).sum()))

@@ -1,15 +1,17 @@
 """A dataset's `manifest.json`: what `kronos prep` wrote, sealed by a digest over every field, and the check that
 the arrays in the directory are the ones it records.
 
-Each array is recorded with its dtype, shape, size and SHA-256. Reading a dataset refuses a manifest whose fields
-were edited (the digest), one whose fields do not add up (symbols' rows, window lengths, clip), an array the
-manifest does not list, and an array whose header or bytes differ from what it records; the header is read before
-the array, so an object array is refused unread. A digest only proves that nothing changed by accident: what
-someone re-hashes on purpose is caught by the checks of the arrays' contents in `store`.
+Each array is recorded with its dtype, shape, size and SHA-256 (of its data, after the `.npy` header). Reading a
+dataset refuses a manifest whose fields were edited (the digest), one whose fields do not add up (symbols' rows,
+window lengths, clip), an array the manifest does not list, and an array whose header or bytes differ from what it
+records; the header is read before the array, so an object array is refused unread. A digest only proves that
+nothing changed by accident: what someone re-hashes on purpose is caught by the checks of the arrays' contents in
+`store`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -21,13 +23,14 @@ from typing import Any
 import numpy as np
 
 from kronos_cli.core.errors import KronosError, excerpt
-from kronos_cli.core.io import file_digest, finite, write_json
+from kronos_cli.core.io import finite, write_text
 from kronos_cli.market.bars import FEATURES
-from kronos_cli.market.stamps import STAMP_COLUMNS
 
 MANIFEST = "manifest.json"
 FORMAT = "kronos-dataset"
-FORMAT_VERSION = 4  # 3: the arrays' sizes and SHA-256; 4: their dtypes and shapes, and a digest of the manifest
+# 3: the arrays' sizes and SHA-256; 4: their dtypes and shapes, and a digest of the manifest; 5: no timestamps or
+# stamps arrays (the calendar's, through calpos, now int32), each SHA-256 that of the data after the .npy header
+FORMAT_VERSION = 5
 SPLITS = ("train", "val", "test")
 ORIGIN_SPLITS = ("val", "test")
 REBUILD = "run `kronos prep` again to rebuild the dataset"
@@ -35,9 +38,7 @@ REBUILD = "run `kronos prep` again to rebuild the dataset"
 # Every array a dataset holds and readers open: its dtype and the shape of one row.
 ARRAYS: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
     "features": (np.dtype(np.float32), (len(FEATURES),)),  # raw values
-    "stamps": (np.dtype(np.int8), (len(STAMP_COLUMNS),)),  # minute, hour, weekday, day, month
-    "timestamps": (np.dtype(np.int64), ()),  # ns
-    "calpos": (np.dtype(np.int64), ()),  # the row's bar in `calendar`
+    "calpos": (np.dtype(np.int32), ()),  # the row's bar in `calendar` (its time and stamps are the bar's)
     "calendar": (np.dtype(np.int64), ()),  # ns: the market's bars, then projected ones
     **{f"windows_{s}": (np.dtype(np.int64), (2,)) for s in SPLITS},  # start row, symbol index
     **{f"origins_{s}": (np.dtype(np.int64), (2,)) for s in ORIGIN_SPLITS},  # origin row, symbol index
@@ -47,23 +48,46 @@ ARRAYS: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
 def npy_header(file: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, fortran_order, dtype) from a `.npy` file's header, without reading its data or unpickling."""
     with open(file, "rb") as f:
-        major, _ = np.lib.format.read_magic(f)
-        if major not in (1, 2):
-            raise ValueError(f"unsupported .npy format version {major}")
-        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        return read(f)
+        return _read_header(f)
 
 
-def array_entries(directory: Path) -> dict[str, dict[str, Any]]:
-    """{array name: {"bytes", "sha256", "dtype", "shape"}} of every `.npy` in a dataset directory."""
+def _read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    major, _ = np.lib.format.read_magic(f)
+    if major not in (1, 2):
+        raise ValueError(f"unsupported .npy format version {major}")
+    read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    return read(f)
+
+
+def array_digest(file: Path) -> str:
+    """SHA-256 of a `.npy` file's data, the bytes after its header (whose dtype and shape the manifest records
+    apart): what `NpyAppender` computes as it writes; remembered while the file's size and mtime stay the same."""
+    st = Path(file).stat()
+    return _data_sha256(str(Path(file).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _data_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        _read_header(f)
+        for block in iter(lambda: f.read(8 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def array_entries(directory: Path, digests: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """{array name: {"bytes", "sha256", "dtype", "shape"}} of every `.npy` in a dataset directory; `digests`:
+    those known already (hashed as they were written), the others are read."""
     files = sorted(Path(directory).glob("*.npy"))
+    unknown = [f for f in files if f.stem not in (digests or {})]
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL: arrays side by side
-        digests = list(pool.map(file_digest, files))
+        known = {**(digests or {}), **{f.stem: d for f, d in zip(unknown, pool.map(array_digest, unknown))}}
     out = {}
-    for f, digest in zip(files, digests):
+    for f in files:
         shape, _, dtype = npy_header(f)
         descr = np.lib.format.dtype_to_descr(dtype)
-        out[f.stem] = {"bytes": f.stat().st_size, "sha256": digest, "dtype": descr, "shape": list(shape)}
+        out[f.stem] = {"bytes": f.stat().st_size, "sha256": known[f.stem], "dtype": descr, "shape": list(shape)}
     return out
 
 
@@ -74,13 +98,22 @@ def manifest_digest(manifest: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def write_manifest(directory: Path, manifest: dict) -> dict:
-    """Record the directory's arrays in `manifest`, seal it with its digest and write it; returns what was
-    written (the JSON form, so that the digest is that of what a reader will read)."""
-    plain = json.loads(json.dumps(finite({**manifest, "arrays": array_entries(directory)}), default=str))
+def write_manifest(directory: Path, manifest: dict, digests: dict[str, str] | None = None) -> dict:
+    """Record the directory's arrays in `manifest` (`digests`: the SHA-256 of those hashed as they were written),
+    seal it with its digest and write it; returns what was written (the JSON form, so that the digest is that of
+    what a reader will read)."""
+    entries = array_entries(directory, digests)
+    plain = json.loads(json.dumps(finite({**manifest, "arrays": entries}), default=str))
     sealed = {**plain, "digest": manifest_digest(plain)}
-    write_json(Path(directory) / MANIFEST, sealed)
+    write_text(Path(directory) / MANIFEST, manifest_text(sealed))
     return sealed
+
+
+def manifest_text(manifest: dict) -> str:
+    """A field a line, each value on one line: json's C encoder writes it (an indented document takes its pure
+    Python one, a tenth of a second per thousand symbols)."""
+    fields = (f"  {json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in manifest.items())
+    return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
@@ -190,6 +223,6 @@ def _array_problem(file: Path, want: dict, schema: tuple[np.dtype, tuple[int, ..
         return f"holds {descr} of shape {list(shape)}, the manifest records {want['dtype']} of shape {want['shape']}"
     if file.stat().st_size != want["bytes"]:
         return f"has {file.stat().st_size} bytes, the manifest records {want['bytes']} (truncated or replaced)"
-    if file_digest(file) != want["sha256"]:
+    if array_digest(file) != want["sha256"]:
         return "does not match the SHA-256 the manifest records (changed since `kronos prep`)"
     return None

@@ -28,21 +28,12 @@ from kronos_cli.core.errors import KronosError
 from kronos_cli.core.io import atomic_dir
 from kronos_cli.core.tables import Table
 from kronos_cli.data.csv_source import CsvSource, unchanged
-from kronos_cli.data.manifest import (
-    ARRAYS,
-    FORMAT,
-    FORMAT_VERSION,
-    ORIGIN_SPLITS,
-    SPLITS,
-    read_manifest,
-    write_manifest,
-)
+from kronos_cli.data.manifest import FORMAT, FORMAT_VERSION, ORIGIN_SPLITS, SPLITS, read_manifest, write_manifest
 from kronos_cli.data.provider import PROVIDER_DIR, continue_calendar
 from kronos_cli.data.qlib_source import QlibSource
-from kronos_cli.data.rows import Market, Tally, Writer, append_symbol
+from kronos_cli.data.rows import Tally, Writer, append_symbol
 from kronos_cli.data.splits import SplitRange, embargo_bars, plan_splits
 from kronos_cli.market.bars import FEATURES
-from kronos_cli.market.stamps import calendar_features
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +71,12 @@ def market_calendar(source: QlibSource | CsvSource, predict: int) -> tuple[np.nd
         "known_after": known,
         "projected_after": max(0, predict + 1 - known),
     }
+    if len(cal) > np.iinfo(np.int32).max:  # the dataset stores calendar positions as int32
+        raise KronosError(
+            f"the data range holds {len(cal):,} market bars, more than a dataset indexes ({np.iinfo(np.int32).max:,}); "
+            f"shorten it (data.start_time, data.end_time) or use longer bars (data.freq)",
+            setting=("data.start_time", "data.end_time", "data.freq"),
+        )
     return cal.as_unit("ns").asi8, info
 
 
@@ -94,19 +91,18 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
         source = open_source(cfg, tmp)
         universe = source.universe()
         calendar, cal_info = market_calendar(source, d.predict_window)
-        market = Market(calendar, calendar_features(pd.DatetimeIndex(calendar)).astype(np.int8))
         plan = plan_splits(d, calendar[: cal_info["bars"]])
         symbols = universe.symbols()
         log.info("preparing %d instruments (%s source)", len(symbols), d.source)
         w, done = Writer(tmp), 0
         for chunk in source.bars(symbols):
             for name, ns, x in chunk:
-                entry = append_symbol(w, tally, name, ns, x, len(meta), market, universe, d, plan)
+                entry = append_symbol(w, tally, name, ns, x, len(meta), calendar, universe, d, plan)
                 (dropped.append({"symbol": name, **entry}) if "reason" in entry else meta.append(entry))
             done += len(chunk)
             if progress:
                 progress(done, len(symbols), f"{done}/{len(symbols)} instruments")
-        w.close()
+        digests = w.close(calendar)
         if tally.repaired_candles:
             log.warning(
                 "%d bar(s) had a high below the open or close or a low above them; widened to the body "
@@ -115,10 +111,9 @@ def prepare(cfg: Config, progress: Progress | None = None) -> dict:
             )
         if isinstance(source, CsvSource):
             cal_info["imported"] = source.report.to_json()
-        np.save(tmp / "calendar.npy", calendar.astype(ARRAYS["calendar"][0]), allow_pickle=False)
         _check(d, meta, tally)
         manifest = _manifest(cfg, meta, dropped, tally, w.rows, cal_info, plan, time.perf_counter() - t0)
-        sealed = write_manifest(tmp, manifest)
+        sealed = write_manifest(tmp, manifest, digests)
         manifest.update(arrays=sealed["arrays"], digest=sealed["digest"])
     log.info("dataset written to %s", d.dataset_path)
     return manifest

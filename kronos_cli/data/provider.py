@@ -20,6 +20,7 @@ import pandas as pd
 
 from kronos_cli.config import DataConfig
 from kronos_cli.core.io import json_text
+from kronos_cli.market.bars import mean_price
 from kronos_cli.market.sessions import future_timestamps, parse_freq
 
 PROVIDER_DIR = "qlib"  # inside the dataset directory, for sources that are not Qlib providers
@@ -82,20 +83,18 @@ def write_bars(root: Path, symbol: str, freq: str, first: int, bars: np.ndarray,
     (float32), so that bars appended later (`before`: the stored bar before them) extend the fields exactly as
     writing them all at once would; returns the stored bars."""
     stored = np.asarray(bars, dtype=np.float32)
-    x = stored.astype(np.float64)
-    d = root / "features" / symbol.lower()
-    d.mkdir(parents=True, exist_ok=True)
+    d = os.path.join(root, "features", symbol.lower())  # strings: pathlib's joins cost as much as the writes
+    os.makedirs(d, exist_ok=True)
     name = parse_freq(freq).qlib
-    fields = qlib_fields(x if before is None else np.vstack([np.asarray(before, np.float64)[None], x]))
-    out = np.empty((len(fields), len(x) + 1), dtype="<f4")  # each field after its first index: one write a file
+    fields = qlib_fields(stored if before is None else np.vstack([np.asarray(before, np.float32)[None], stored]))
+    out = np.empty((len(fields), len(stored) + 1), dtype="<f4")  # each field after its first index: one write a file
     out[:, 0] = first
+    out[:6, 1:] = stored.T  # the bars' own columns, in one transposing copy
     for i, (field, values) in enumerate(fields.items()):
-        out[i, 1:] = values[0 if before is None else 1 :]
-        if before is None:
-            out[i].tofile(d / f"{field}.{name}.bin")
-        else:
-            with open(d / f"{field}.{name}.bin", "ab") as f:
-                out[i, 1:].tofile(f)
+        if i >= 6:
+            out[i, 1:] = values[0 if before is None else 1 :]
+        with open(os.path.join(d, f"{field}.{name}.bin"), "wb" if before is None else "ab") as f:
+            f.write(memoryview(out[i] if before is None else out[i, 1:]).cast("B"))
     return stored
 
 
@@ -128,12 +127,19 @@ def write_meta(root: Path, meta: dict) -> None:
 
 def qlib_fields(bars: np.ndarray) -> dict[str, np.ndarray]:
     """The fields Qlib's exchange reads, from (T, 6) bars in FEATURES order: prices as given ($factor 1: the
-    prices are taken as already adjusted), volume, amount, vwap and the close-to-close change."""
+    prices are taken as already adjusted), volume, amount, vwap and the close-to-close change (these two in
+    float64 whatever the bars' type, so that float32 bars give what their float64 copy gives)."""
     open_, high, low, close, volume, amount = (bars[:, i] for i in range(6))
-    prev = np.concatenate([[np.nan], close[:-1]])
+    wide = close.astype(np.float64)
+    traded = volume > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        change = close / prev - 1
-        vwap = np.where(volume > 0, amount / np.where(volume > 0, volume, 1), (open_ + high + low + close) / 4)
+        change = wide / np.concatenate([[np.nan], wide[:-1]]) - 1
+        if traded.all():  # the usual series: no bar without volume, whose vwap is the mean price; a quotient of
+            vwap = amount / volume  # float32s is that of their float64s rounded (53 >= 2 x 24 + 2 bits: exact)
+        else:
+            o, h, lo, c, v, a = (x.astype(np.float64) for x in (open_, high, low, close, volume, amount))
+            vwap = np.where(traded, a / np.where(traded, v, 1), mean_price(o, h, lo, c))
+    finite = np.isfinite(close)
     return {
         "open": open_,
         "high": high,
@@ -142,7 +148,7 @@ def qlib_fields(bars: np.ndarray) -> dict[str, np.ndarray]:
         "volume": volume,
         "amount": amount,
         "vwap": vwap,
-        "factor": np.where(np.isfinite(close), 1.0, np.nan),
+        "factor": np.ones(len(close)) if finite.all() else np.where(finite, 1.0, np.nan),
         "change": change,
     }
 

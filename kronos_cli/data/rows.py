@@ -1,8 +1,8 @@
 """A symbol's bars into a dataset's rows: cut into segments wherever a bar is missing, appended with their
-calendar positions and stamps, and the training windows and signal origins each segment holds, per split.
+calendar positions, and the training windows and signal origins each segment holds, per split.
 
-The market's stamps are computed once for its calendar and sliced for each symbol (`Market.place`); a split's
-windows are one run of start rows found by bisection (`_segment`), so a symbol costs a few array slices.
+A symbol's calendar positions are a slice of the calendar's (`place`); a split's windows, and its signal days, are
+one run of rows found by bisection (`_segment`), so a symbol costs a few array slices.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from kronos_cli.data.splits import SplitRange
 from kronos_cli.data.store import NpyAppender
 from kronos_cli.data.universe import Universe
 from kronos_cli.market.bars import reconcile_candles
-from kronos_cli.market.stamps import calendar_features
 
 
 def segments(valid: np.ndarray) -> list[tuple[int, int]]:
@@ -41,31 +40,28 @@ class Tally:
 
 
 class Writer:
-    """The arrays of a dataset being built, appended one symbol segment at a time."""
+    """The arrays of a dataset being built, appended one symbol segment at a time and hashed as they are written."""
 
     def __init__(self, directory: Path):
         def appender(name: str) -> NpyAppender:
             return NpyAppender(directory / f"{name}.npy", *ARRAYS[name])
 
-        self.features, self.stamps = appender("features"), appender("stamps")
-        self.timestamps, self.calpos = appender("timestamps"), appender("calpos")
+        self.features, self.calpos = appender("features"), appender("calpos")
         self.windows = {s: appender(f"windows_{s}") for s in SPLITS}
         self.origins = {s: appender(f"origins_{s}") for s in ORIGIN_SPLITS}
+        self.calendar = appender("calendar")
 
     @property
     def rows(self) -> int:
         return self.features.rows
 
-    def close(self) -> None:
-        for a in (
-            self.features,
-            self.stamps,
-            self.timestamps,
-            self.calpos,
-            *self.windows.values(),
-            *self.origins.values(),
-        ):
-            a.close()
+    def close(self, calendar: np.ndarray) -> dict[str, str]:
+        """Write the calendar and close every array; returns each array's SHA-256 (of its data)."""
+        self.calendar.append(calendar)
+        arrays = {"features": self.features, "calpos": self.calpos, "calendar": self.calendar}
+        arrays.update({f"windows_{s}": a for s, a in self.windows.items()})
+        arrays.update({f"origins_{s}": a for s, a in self.origins.items()})
+        return {name: a.close() for name, a in arrays.items()}
 
 
 def _segment(
@@ -78,15 +74,11 @@ def _segment(
     member: np.ndarray,
     d: DataConfig,
     plan: dict[str, SplitRange],
-    stamps: np.ndarray,
 ) -> None:
-    """Append one segment's rows (`stamps`: the calendar features of the segment's bars), its training windows
-    and its signal origins."""
+    """Append one segment's rows, its training windows and its signal origins."""
     look, pred, n, row = d.lookback_window, d.predict_window, len(x), w.rows
     window = look + pred + 1
     w.features.append(x)
-    w.stamps.append(stamps)
-    w.timestamps.append(ts)
     w.calpos.append(calpos)
     if n >= window:
         # Window rel covers rows rel .. rel + window - 1; its targets' first and last bars rise with rel, so a
@@ -101,13 +93,16 @@ def _segment(
                 w.windows[s].append(_pairs(row + rel, sym))
                 tally.windows[s] += len(rel)
                 tally.target_span[s] += [int(first[rel[0]]), int(last[rel[-1]])]
-    rel = np.arange(look - 1, n)
-    for s in ORIGIN_SPLITS:
-        sel = member[rel] & plan[s].origin_mask(ts[rel], calpos[rel], pred)
-        if sel.any():
-            w.origins[s].append(_pairs(row + rel[sel], sym))
-            tally.origins[s] += int(sel.sum())
-            tally.origin_span[s] += [int(ts[rel][sel][0]), int(ts[rel][sel][-1])]
+    for s in ORIGIN_SPLITS:  # signal days: rows from look - 1 on inside the split's range (the rows' ts rise)
+        r = plan[s]
+        a, b = max(look - 1, int(np.searchsorted(ts, r.lo))), int(np.searchsorted(ts, r.hi, "right"))
+        if a >= b:
+            continue
+        rel = np.arange(a, b)[member[a:b] & r.origin_mask(ts[a:b], calpos[a:b], pred)]
+        if len(rel):
+            w.origins[s].append(_pairs(row + rel, sym))
+            tally.origins[s] += len(rel)
+            tally.origin_span[s] += [int(ts[rel[0]]), int(ts[rel[-1]])]
 
 
 def _pairs(rows: np.ndarray, sym: int) -> np.ndarray:
@@ -117,30 +112,25 @@ def _pairs(rows: np.ndarray, sym: int) -> np.ndarray:
     return out
 
 
-@dataclasses.dataclass
-class Market:
-    """The market's calendar (int64 ns) and the calendar features of its bars, computed once."""
-
-    calendar: np.ndarray
-    stamps: np.ndarray
-
-    def place(self, ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each bar's calendar position and stamps: slices of the calendar's where the bars are a run of its bars
-        (a CSV source's always are), else looked up (computed for bars off the calendar)."""
-        a = int(np.searchsorted(self.calendar, ns[0])) if len(ns) else 0
-        if np.array_equal(self.calendar[a : a + len(ns)], ns):
-            return np.arange(a, a + len(ns)), self.stamps[a : a + len(ns)]
-        calpos = np.searchsorted(self.calendar, ns)
-        at = np.minimum(calpos, len(self.calendar) - 1)
-        if (self.calendar[at] == ns).all():
-            return calpos, self.stamps[at]
-        return calpos, calendar_features(pd.DatetimeIndex(ns)).astype(np.int8)
+def place(calendar: np.ndarray, ns: np.ndarray) -> np.ndarray:
+    """Each bar's position in the market calendar (int32, as stored): a slice of it where the bars are a run of its
+    bars (a CSV source's always are), else looked up. Every bar is one of the calendar's (a source's bars are on
+    its calendar), whose time and stamps the dataset gives the row."""
+    a = int(np.searchsorted(calendar, ns[0])) if len(ns) else 0
+    if np.array_equal(calendar[a : a + len(ns)], ns):
+        return np.arange(a, a + len(ns), dtype=np.int32)
+    calpos = np.searchsorted(calendar, ns)
+    assert (calendar[np.minimum(calpos, len(calendar) - 1)] == ns).all(), "bars off the market calendar"
+    return calpos.astype(np.int32)
 
 
 def _valid(x: np.ndarray) -> np.ndarray:
     """Rows whose values are all finite, prices positive, volume and amount not negative (column by column:
-    numpy reduces along a row of six slowly)."""
+    numpy reduces along a row of six slowly), after a look at the extremes, which vouch for most series whole
+    (NaN fails each comparison; the whole array's extremes first: a column's, strided, take five times longer)."""
     with np.errstate(invalid="ignore"):
+        if len(x) and x.max() < np.inf and (x.min() > 0 or (x[:, :4].min() > 0 and x[:, 4:].min() >= 0)):
+            return np.ones(len(x), dtype=bool)
         ok = np.ones(len(x), dtype=bool)
         for i in range(x.shape[1]):
             ok &= ((x[:, i] > 0) if i < 4 else (x[:, i] >= 0)) & (x[:, i] < np.inf)
@@ -154,20 +144,21 @@ def append_symbol(
     ns: np.ndarray,
     x: np.ndarray,
     sym: int,
-    market: Market,
+    calendar: np.ndarray,
     universe: Universe,
     d: DataConfig,
     plan: dict[str, SplitRange],
 ) -> dict:
     """Append a symbol's kept segments (its bars `x` (T, 6) at `ns`); returns its manifest entry, or
     {"reason": ...} when nothing is kept."""
-    x = np.array(x, dtype=np.float32)  # the values as the dataset stores them, checked as such
+    x = np.asarray(x, dtype=np.float32)  # the values as the dataset stores them, checked as such
     valid = _valid(x)
     tally.missing_rows += len(x) - int(valid.sum())
     named = pd.DatetimeIndex(ns[valid]) if d.bad_candles == "refuse" else None  # for the refusal's message
     if valid.all():
-        x, repaired = reconcile_candles(x, d.bad_candles, name, named)
+        x, repaired = reconcile_candles(x, d.bad_candles, name, named)  # a copy where it repairs: x is the source's
     else:
+        x = x.copy()
         x[valid], repaired = reconcile_candles(x[valid], d.bad_candles, name, named)
     tally.repaired_candles += repaired
     segs = segments(valid)
@@ -180,11 +171,11 @@ def append_symbol(
             if not valid.any()
             else f"no run of {d.lookback_window} consecutive bars (longest {longest})"
         }
-    calpos, stamps = market.place(ns)
+    calpos = place(calendar, ns)
     member = universe.member_mask(name, ns)
     first_row = w.rows
     for a, b in kept:
-        _segment(w, tally, x[a:b], ns[a:b], calpos[a:b], sym, member[a:b], d, plan, stamps[a:b])
+        _segment(w, tally, x[a:b], ns[a:b], calpos[a:b], sym, member[a:b], d, plan)
     return {
         "name": name,
         "first_row": first_row,

@@ -2,7 +2,8 @@
 
 Rows are the valid bars of every symbol, symbol by symbol in time order. Each row knows its position in the
 market calendar (`calpos`), so "the next bar" and "P bars later" mean the market's bars, not the stock's:
-a suspended or delisted stock simply has no row there.
+a suspended or delisted stock simply has no row there. A row's time and calendar stamps are its bar's, looked
+up in `calendar.npy` through `calpos` (`OnCalendar`), not stored a second time.
 
 - `windows_<split>.npy` (n, 2): start row and symbol of each training window (lookback + predict + 1
   consecutive bars whose targets lie in the split);
@@ -10,14 +11,15 @@ a suspended or delisted stock simply has no row there.
   forecast the split is scored on, from the lookback alone (point in time).
 
 The manifest records each array's dtype, shape, size and SHA-256 and is sealed by a digest (`manifest`); opening a
-dataset checks them, then what the arrays hold (finite features, stamps inside their tables, symbols' rows in
-calendar order, windows and origins inside their symbol's rows), so a truncated, replaced, edited or re-hashed
-array is a one-line error instead of wrong windows or a traceback (hashing runs at about 1 GB/s, the checks of
-the contents faster, each once per dataset and process).
+dataset checks them, then what the arrays hold (finite features, symbols' rows in calendar order, windows and
+origins inside their symbol's rows), so a truncated, replaced, edited or re-hashed array is a one-line error
+instead of wrong windows or a traceback (hashing runs at about 1 GB/s, the checks of the contents faster, each
+once per dataset and process). `kronos prep` hashes each array as it writes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -28,28 +30,33 @@ import numpy as np
 from kronos_cli.core.errors import KronosError
 from kronos_cli.data.manifest import ORIGIN_SPLITS, REBUILD, SPLITS, read_manifest, verify_arrays
 from kronos_cli.market.bars import FEATURES
-from kronos_cli.market.stamps import STAMP_COLUMNS, STAMP_SIZES
+from kronos_cli.market.stamps import calendar_features
 
 _HEADER = 128  # bytes reserved for the .npy header, filled in when the final shape is known
 _CHUNK = 1 << 20  # rows scanned at a time by the checks of the contents: memory stays a chunk deep
 
 
 class NpyAppender:
-    """Streams rows into a `.npy` file whose length is unknown up front, so memory stays one chunk deep."""
+    """Streams rows into a `.npy` file whose length is unknown up front, so memory stays one chunk deep, and
+    hashes them on the way (`close` returns the SHA-256 of the data, which the manifest records)."""
 
     def __init__(self, path: Path, dtype: Any, row_shape: tuple[int, ...] = ()):
         self.path, self.dtype, self.row_shape, self.rows = path, np.dtype(dtype), tuple(row_shape), 0
         self._f = open(path, "wb")
         self._f.write(b"\0" * _HEADER)
+        self._sha = hashlib.sha256()
 
     def append(self, arr: np.ndarray) -> None:
         arr = np.ascontiguousarray(arr, dtype=self.dtype)
         if arr.shape[1:] != self.row_shape:
             raise ValueError(f"{self.path.name}: rows of shape {arr.shape[1:]}, expected {self.row_shape}")
-        self._f.write(memoryview(arr).cast("B"))  # the array's own bytes, not a copy of them
+        if arr.size:
+            data = memoryview(arr).cast("B")  # the array's own bytes, not a copy of them
+            self._f.write(data)
+            self._sha.update(data)
         self.rows += arr.shape[0]
 
-    def close(self) -> None:
+    def close(self) -> str:
         header = repr(
             {
                 "descr": np.lib.format.dtype_to_descr(self.dtype),
@@ -63,6 +70,7 @@ class NpyAppender:
         self._f.seek(0)
         self._f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", _HEADER - 10) + header + b" " * pad + b"\n")
         self._f.close()
+        return self._sha.hexdigest()
 
 
 class DatasetArrays:
@@ -77,10 +85,11 @@ class DatasetArrays:
             return np.load(self.path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
 
         self.features = load("features")  # (rows, 6) float32, raw values
-        self.stamps = load("stamps")  # (rows, 5) int8: minute, hour, weekday, day, month
-        self.timestamps = load("timestamps")  # (rows,) int64 ns
-        self.calpos = load("calpos")  # (rows,) int64: the row's bar in `calendar`
+        self.calpos = load("calpos")  # (rows,) int32: the row's bar in `calendar`
         self.calendar = np.asarray(load("calendar"))  # (C,) int64 ns: the market's bars, then projected ones
+        self.timestamps = OnCalendar(self.calendar, self.calpos)  # (rows,) int64 ns
+        stamps = calendar_features(self.calendar).astype(np.int8)  # (C, 5): minute, hour, weekday, day, month
+        self.stamps = OnCalendar(stamps, self.calpos)  # (rows, 5) int8
         self.windows = {s: load(f"windows_{s}") for s in SPLITS}  # (n, 2) int64: start row, symbol index
         self.origins = {s: load(f"origins_{s}") for s in ORIGIN_SPLITS}  # (n, 2) int64: origin row, symbol
         self.symbols = [s["name"] for s in self.manifest["symbols"]]
@@ -104,6 +113,21 @@ class DatasetArrays:
         return out
 
 
+class OnCalendar:
+    """A per-row array that is a per-bar table of the calendar read through the rows' `calpos`: indexed like the
+    array it stands for (`x[rows]` is `table[calpos[rows]]`)."""
+
+    def __init__(self, table: np.ndarray, calpos: np.ndarray):
+        self.table, self.calpos = table, calpos
+        self.shape, self.dtype = (len(calpos), *table.shape[1:]), table.dtype
+
+    def __len__(self) -> int:
+        return len(self.calpos)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.table[np.asarray(self.calpos[rows])]
+
+
 _CHECKED: set[tuple[str, str]] = set()  # (dataset directory, manifest digest) whose contents were checked
 
 
@@ -114,7 +138,6 @@ def check_contents(a: DatasetArrays) -> None:
     problem = (
         _lengths_problem(a)
         or _features_problem(a.features)
-        or _stamps_problem(a.stamps)
         or _calendar_problem(a, m["predict_window"])
         or _windows_problem(a)
     )
@@ -124,7 +147,7 @@ def check_contents(a: DatasetArrays) -> None:
 
 def _lengths_problem(a: DatasetArrays) -> str | None:
     rows = a.manifest["rows"]
-    for name in ("features", "stamps", "timestamps", "calpos"):
+    for name in ("features", "calpos"):
         if len(getattr(a, name)) != rows:
             return f"{name}.npy has {len(getattr(a, name))} rows, the manifest's symbols own {rows}"
     return None
@@ -139,15 +162,6 @@ def _features_problem(features: np.ndarray) -> str | None:
     col = int(np.argmax(bad))
     share = "all of its" if bad[col] == len(features) else f"{bad[col]:,} of its {len(features):,}"
     return f"features.npy column {FEATURES[col]} is NaN or infinite in {share} rows (`kronos prep` keeps finite bars)"
-
-
-def _stamps_problem(stamps: np.ndarray) -> str | None:
-    for lo in range(0, len(stamps), _CHUNK):
-        chunk = np.asarray(stamps[lo : lo + _CHUNK])
-        for j, (column, size) in enumerate(zip(STAMP_COLUMNS, STAMP_SIZES)):
-            if chunk.size and (chunk[:, j].min() < 0 or chunk[:, j].max() >= size):
-                return f"stamps.npy column {column} has values outside 0..{size - 1}"
-    return None
 
 
 def _calendar_problem(a: DatasetArrays, predict: int) -> str | None:

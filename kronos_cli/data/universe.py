@@ -35,9 +35,10 @@ class Universe:
         ts = np.asarray(timestamps_ns, dtype=np.int64)
         mask = np.zeros(len(ts), dtype=bool)
         for start, end in self.spans.get(symbol, []):
-            mask |= (ts >= pd.Timestamp(start).normalize().value) & (
-                ts <= range_end(pd.Timestamp(end).normalize()).value
-            )
+            lo, hi = pd.Timestamp(start).normalize().value, range_end(pd.Timestamp(end).normalize()).value
+            if len(ts) and lo <= ts.min() and ts.max() <= hi:  # a span over every bar (a CSV symbol's own)
+                return np.ones(len(ts), dtype=bool)
+            mask |= (ts >= lo) & (ts <= hi)
         return mask
 
     def describe(self, symbol: str) -> list[list[str]]:

@@ -23,9 +23,15 @@ def canonical(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+def mean_price(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """The mean of the four prices, added in order as numpy's mean over them does (the same bits), column by
+    column: a mean along a row of four is four times slower."""
+    return (open_ + high + low + close) / 4
+
+
 def amount_from_volume(prices: np.ndarray, volume: np.ndarray) -> np.ndarray:
     """The traded amount when a source gives none: volume times the mean of open, high, low and close (..., 4)."""
-    return volume * prices.mean(axis=-1)
+    return volume * mean_price(*(prices[..., i] for i in range(4)))
 
 
 def lookback_stats(history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

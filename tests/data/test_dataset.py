@@ -12,6 +12,7 @@ from kronos_cli.core.errors import KronosError
 from kronos_cli.data.dataset import EpochSampler, WindowDataset, collate
 from kronos_cli.data.manifest import manifest_digest
 from kronos_cli.data.store import DatasetArrays
+from kronos_cli.market.stamps import calendar_features
 from tests.conftest import edit_array, edit_manifest, rehash_dataset
 
 
@@ -69,12 +70,17 @@ def test_the_manifest_records_each_arrays_dtype_and_shape_and_is_sealed(prepared
     m = arrays.manifest
     assert m["digest"] == manifest_digest(m)
     assert m["arrays"]["features"]["dtype"] == "<f4" and m["arrays"]["features"]["shape"] == [m["rows"], 6]
-    assert m["arrays"]["stamps"]["dtype"] == "|i1" and m["arrays"]["windows_train"]["shape"][1] == 2
+    assert m["arrays"]["calpos"]["dtype"] == "<i4" and m["arrays"]["windows_train"]["shape"][1] == 2
+    assert not {"timestamps", "stamps"} & set(m["arrays"])  # the calendar's, through calpos
 
 
-def _hour_25(arr):
-    arr[0, 1] = 25
-    return arr
+def test_a_rows_time_and_stamps_are_those_of_its_calendar_bar(prepared):
+    cfg, _ = prepared
+    arrays = DatasetArrays(cfg.data.dataset_path)
+    rows = np.arange(0, len(arrays.calpos), 7)
+    np.testing.assert_array_equal(arrays.timestamps[rows], arrays.calendar[np.asarray(arrays.calpos)[rows]])
+    np.testing.assert_array_equal(arrays.stamps[rows], calendar_features(arrays.timestamps[rows]).astype(np.int8))
+    assert arrays.stamps.shape == (len(arrays.calpos), 5) and arrays.stamps[rows[:2, None]].shape == (2, 1, 5)
 
 
 def _calpos_back(arr):
@@ -90,7 +96,6 @@ def _origin_without_lookback(arr):
 @pytest.mark.parametrize(
     "name, edit, needle",
     [
-        ("stamps", _hour_25, "stamps.npy column hour has values outside 0..23"),
         ("calpos", _calpos_back, "calpos.npy does not rise within each symbol"),
         ("origins_val", _origin_without_lookback, "origins_val.npy has 1 of its"),
         ("features", lambda a: a.astype(np.float64), "features.npy holds float64 rows of shape (6,), not the float32"),
@@ -122,8 +127,8 @@ def test_manifest_fields_that_do_not_add_up_are_refused_even_when_resealed(datas
 
 
 def test_an_older_dataset_format_asks_for_a_rebuild(dataset_copy):
-    edit_manifest(dataset_copy, lambda m: m.update(version=3), reseal=False)
-    with pytest.raises(KronosError, match="format version 4; rebuild it with `kronos prep`"):
+    edit_manifest(dataset_copy, lambda m: m.update(version=4), reseal=False)
+    with pytest.raises(KronosError, match="format version 5; rebuild it with `kronos prep`"):
         WindowDataset(dataset_copy, "train")
 
 
