@@ -64,23 +64,23 @@ def _mean(x: np.ndarray, axis=None):
         return np.nanmean(x, axis=axis)
 
 
-def _ic(signal: pd.Series, label: pd.Series, predict: int) -> tuple[dict[str, float], dict[str, float]]:
+def _ic(signal: pd.Series, label: pd.Series, predict: int, interval: bool = True) -> tuple[dict, dict[str, float]]:
+    """The IC family and the mean IC by month; `interval`: with the block-bootstrap 95% interval (IC_lo, IC_hi)."""
     d = daily_ic(signal, label)
     nan = float("nan")
     if len(d) < MIN_TIMES:  # too few cross-sections: no IC rather than one from a handful of days
-        keys = ("IC", "Rank IC", "ICIR", "IC_t", "Rank_IC_t", "IC_lo", "IC_hi")
+        keys = ("IC", "Rank IC", "ICIR", "IC_t", "Rank_IC_t", *(("IC_lo", "IC_hi") if interval else ()))
         return {**dict.fromkeys(keys, nan), "times": int(len(d))}, {}
-    lo, hi = block_bootstrap_interval(d["IC"].to_numpy(), block=predict)
     ic = {
         "IC": float(d["IC"].mean()),
         "Rank IC": float(d["Rank IC"].mean()),
         "ICIR": float(d["IC"].mean() / d["IC"].std()) if d["IC"].std() > 0 else nan,
         "IC_t": newey_west_t(d["IC"].to_numpy(), lags=predict),
         "Rank_IC_t": newey_west_t(d["Rank IC"].to_numpy(), lags=predict),
-        "IC_lo": lo,
-        "IC_hi": hi,
-        "times": int(len(d)),
     }
+    if interval:
+        ic["IC_lo"], ic["IC_hi"] = block_bootstrap_interval(d["IC"].to_numpy(), block=predict)
+    ic["times"] = int(len(d))
     monthly = d["IC"].groupby(d.index.to_period("M")).mean()
     return ic, {str(k): float(v) for k, v in monthly.items()}
 
@@ -100,42 +100,56 @@ def score(
     names: np.ndarray,
     times: pd.DatetimeIndex,
     predict: int,
+    headline: bool = False,
 ) -> ModelScores:
     """Scores of `predictive` against the realised return paths `obs` (N, P; NaN where unknown) of windows whose
-    symbols are `names` and signal times `times`."""
+    symbols are `names` and signal times `times`.
+
+    `headline`: only the overall point scores and CRPS, the IC (without its bootstrap interval) and the
+    time-series correlation, what a table of folds shows; the WQL, the scores by horizon step, the coverage, the
+    PIT and the per-time losses of the tests are left empty (the same numbers either way)."""
     point = predictive.point()
     known = np.isfinite(obs)
-    err = np.where(known, point - obs, np.nan)
     crps = np.where(known, predictive.crps(np.nan_to_num(obs)), np.nan)
+    overall = {**return_accuracy(point, obs), "CRPS": float(_mean(crps))}
+    idx = pd.MultiIndex.from_arrays([pd.DatetimeIndex(times), names], names=["datetime", "instrument"])
+    signal, realised = pd.Series(point[:, -1], index=idx), pd.Series(trade_label, index=idx)
+    ic, monthly = _ic(signal, realised, predict, interval=not headline)
+    scores = ModelScores(label, kind, source, overall, {}, {}, [], ic, monthly)
+    if not headline:
+        _distribution(scores, predictive, point, crps, obs, trade_label, pd.DatetimeIndex(times), predict)
+    scores.time_series = time_series_ic(signal, realised, lags=predict)
+    return scores
+
+
+def _distribution(
+    s: ModelScores,
+    predictive: Predictive,
+    point: np.ndarray,
+    crps: np.ndarray,
+    obs: np.ndarray,
+    trade_label: np.ndarray,
+    times: pd.DatetimeIndex,
+    predict: int,
+) -> None:
+    """What the record's tables and tests need beyond the headline: the WQL, the scores by horizon step, the
+    coverage and its standard error, the PIT and the per-time losses."""
+    known = np.isfinite(obs)
+    err = np.where(known, point - obs, np.nan)
     quant = predictive.quantiles(QUANTILES)
-    overall = {**return_accuracy(point, obs), "CRPS": float(_mean(crps)), "WQL": weighted_quantile_loss(quant, obs)}
+    s.overall["WQL"] = weighted_quantile_loss(quant, obs)
     bands = intervals(predictive)
-    by_h = {
+    s.by_horizon = {
         "MAE": _mean(np.abs(err), axis=0).tolist(),
         "CRPS": _mean(crps, axis=0).tolist(),
         "coverage_90": coverage(bands, obs, axis=0)["0.9"],
     }
-    idx = pd.MultiIndex.from_arrays([pd.DatetimeIndex(times), names], names=["datetime", "instrument"])
-    signal, realised = pd.Series(point[:, -1], index=idx), pd.Series(trade_label, index=idx)
-    ic, monthly = _ic(signal, realised, predict)
+    s.coverage, s.pit = coverage(bands, obs), pit_histogram(predictive.pit(obs)[known])
     scale = np.abs(obs[known]).mean() if known.any() else np.nan  # WQL's: its losses average to the WQL
     per_window = {"MAE": np.abs(err), "CRPS": crps, "WQL": quantile_loss(quant, obs) / scale}
     labelled = np.isfinite(trade_label)[:, None]  # the tests run over the windows whose whole future is known
-    per_window = {k: np.where(labelled, v, np.nan) for k, v in per_window.items()}
-    return ModelScores(
-        label,
-        kind,
-        source,
-        overall,
-        by_h,
-        coverage(bands, obs),
-        pit_histogram(predictive.pit(obs)[known]),
-        ic,
-        monthly,
-        time_series_ic(signal, realised, lags=predict),
-        _losses(per_window, pd.DatetimeIndex(times)),
-        coverage_error(bands, obs, np.asarray(times), lags=predict),
-    )
+    s.losses = _losses({k: np.where(labelled, v, np.nan) for k, v in per_window.items()}, times)
+    s.coverage_se = coverage_error(bands, obs, np.asarray(times), lags=predict)
 
 
 __all__ = ["COVERAGES", "LOSSES", "MIN_TIMES", "ModelScores", "score"]

@@ -114,7 +114,7 @@ def _run_folds(
 ) -> tuple[str, list[FoldForecasts]]:
     models, stamps, dev = plan_models(cfg, plan, root), Stamps(root / "stamps.json"), resolve_device(how.device)
     base_label, base = _base(cfg, root)
-    parts = []
+    parts, pair, pair_of = [], None, None
     for fold in plan.folds:
         fcfg, model = fold_config(cfg, plan, fold, root), models[fold.model_fold]
         if on_fold:
@@ -124,7 +124,9 @@ def _run_folds(
         t1 = time.perf_counter()
         did += ensure_trained(fcfg, model, stamps, how) if fold.refit else []
         t2 = time.perf_counter()
-        names, ns, fc, zero, reused = forecast_fold(fcfg, fold, model_pair(model), base, dev, how, progress)
+        if fold.model_fold != pair_of:  # a fold that reuses a model forecasts with the pair already loaded
+            pair, pair_of = model_pair(model), fold.model_fold
+        names, ns, fc, zero, reused = forecast_fold(fcfg, fold, pair, base, dev, how, progress)
         t3 = time.perf_counter()
         seconds = {"prep": t1 - t0, "train": t2 - t1, "forecast": t3 - t2}
         for key, dt in seconds.items():
@@ -187,9 +189,10 @@ def run_walkforward(
 
 
 def _evaluate(cfg: Config, span: Config, arrays, st: Stitched, base_label: str) -> tuple[EvaluationResult, list]:
-    """The stitched record's leaderboard and tests, and the same scores per fold."""
+    """The stitched record's leaderboard and tests, and each fold's headline scores (its row and its wins)."""
     scores = score_record(span, arrays, st, base_label)
-    per_fold = [score_record(span, arrays, st, base_label, st.fold_of == i) for i in np.unique(st.fold_of)]
+    folds = np.unique(st.fold_of)
+    per_fold = [score_record(span, arrays, st, base_label, st.fold_of == i, headline=True) for i in folds]
     sample = split_sample(st.sf.names, st.sf.origin_ns, st.sf.real.known, cfg.data.freq, "stitched test")
     p = cfg.data.predict_window
     evaluation = EvaluationResult(

@@ -83,13 +83,21 @@ def _subset(real: Realised, mask: np.ndarray) -> Realised:
 
 
 def score_record(
-    cfg: Config, arrays: DatasetArrays, st: Stitched, base_label: str, mask: np.ndarray | None = None
+    cfg: Config,
+    arrays: DatasetArrays,
+    st: Stitched,
+    base_label: str,
+    mask: np.ndarray | None = None,
+    headline: bool = False,
 ) -> dict[str, ModelScores]:
-    """The refitted models, the base model and the baselines scored on the record's windows (or those of `mask`)."""
+    """The refitted models, the base model and the baselines scored on the record's windows (or those of `mask`);
+    `headline`: the headline scores alone (`evaluate.scores.score`), all a fold's row and its wins need."""
     mask = np.ones(len(st.fold_of), dtype=bool) if mask is None else mask
     real, pred = _subset(st.sf.real, mask), cfg.data.predict_window
     times = pd.to_datetime(st.sf.origin_ns[mask])
-    common = dict(obs=real.path, trade_label=real.label, names=st.sf.names[mask], times=times, predict=pred)
+    common = dict(
+        obs=real.path, trade_label=real.label, names=st.sf.names[mask], times=times, predict=pred, headline=headline
+    )
     idx = np.flatnonzero(mask)
     out = {
         MODEL: score(

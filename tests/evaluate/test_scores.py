@@ -57,6 +57,20 @@ def test_unknown_futures_are_left_out(windows):
     assert s.overall["MAE"] == pytest.approx(np.nanmean(np.abs(obs)))
 
 
+def test_headline_scores_are_the_full_scores_numbers(windows):
+    """What a walk-forward's table of folds shows comes from the headline alone: the same numbers, bit for bit."""
+    rng = np.random.default_rng(1)
+    paths = windows["obs"][:, None] + rng.normal(0, 0.01, (len(windows["obs"]), 8, P))
+    for predictive in (Ensemble(paths), *baselines(rng.normal(0, 0.02, (len(paths), 30)), P).values()):
+        full = score("m", "model", "-", predictive, **windows)
+        head = score("m", "model", "-", predictive, **windows, headline=True)
+        # assert_equal: exact, and NaN (the last close's IC) equal to NaN
+        np.testing.assert_equal(head.overall, {k: v for k, v in full.overall.items() if k != "WQL"})
+        np.testing.assert_equal(head.ic, {k: v for k, v in full.ic.items() if k not in ("IC_lo", "IC_hi")})
+        np.testing.assert_equal((head.time_series, head.ic_by_month), (full.time_series, full.ic_by_month))
+        assert not head.by_horizon and not head.pit and not head.losses  # what only the whole record needs
+
+
 def test_baselines_from_a_lookback_by_hand():
     returns = np.array([[0.01] * 25, [0.0, 0.02] * 12 + [0.0]])
     b = baselines(returns, predict=2)

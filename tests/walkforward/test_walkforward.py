@@ -1,7 +1,7 @@
 """`kronos walkforward` end to end on synthetic markets with tiny models: the planted signal found out of sample
 fold after fold, nothing found where nothing is planted, point in time (a poisoned future changes no fold's
 forecasts), resumable (an interruption between folds or inside a fold's training ends where an uninterrupted run
-ends) and idempotent (a rerun does nothing)."""
+ends), idempotent (a rerun does nothing), and a fold that reuses a model forecasts as that model's checkpoint."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from typer.testing import CliRunner
 from kronos_cli import config
 from kronos_cli.cli.app import app
 from kronos_cli.data.synthetic import MarketSpec, write_market
+from kronos_cli.records.runs import load_pair, walkforward_dir
+from kronos_cli.runtime.split_forecasts import forecast_split, open_dataset, split_windows
 from kronos_cli.train.state import Observer
 from kronos_cli.walkforward import folds as folds_module
-from kronos_cli.walkforward.folds import Training
-from kronos_cli.walkforward.run import run_walkforward
+from kronos_cli.walkforward.folds import Training, fold_config, plan_models
+from kronos_cli.walkforward.run import run_walkforward, walkforward_plan
 
 runner = CliRunner()
 TINY = [
@@ -222,3 +224,27 @@ def test_one_series_walks_forward_with_skill_over_time_and_the_sign_strategy(mar
     days = pd.to_datetime(_signals(result)["datetime"]).unique()
     assert result["backtest"]["days"] == len(days)
     assert "buy and hold" in Path(result["outputs"]["report"]).read_text()
+
+
+@pytest.mark.slow
+def test_a_fold_that_reuses_a_model_trains_nothing_and_forecasts_as_that_model(market, tmp_path):
+    """refit_every 2: the second fold trains nothing and forecasts its test period with the first fold's model,
+    exactly as that model's checkpoint, loaded afresh and forecasting into a cache of its own, does."""
+    result = _walkforward(market, tmp_path, "walkforward.start=2024-07-01", "walkforward.refit_every=2")
+    assert [f["ran"] for f in result["folds"]] == [["prep", "train-tokenizer", "train-predictor"], ["prep"]]
+    assert [f["model_of_fold"] for f in result["folds"]] == [1, 1]
+    cfg = config.load(None, _overrides(market, tmp_path, "walkforward.start=2024-07-01", "walkforward.refit_every=2"))
+    plan, root = walkforward_plan(cfg), walkforward_dir(cfg)
+    first = plan_models(cfg, plan, root)[0]
+    fcfg = fold_config(cfg, plan, plan.folds[1], root)
+    fcfg.output_dir = str(tmp_path / "afresh")  # its own forecast cache: forecast again, not read back
+    arrays = open_dataset(fcfg)
+    pair = load_pair(None, first.tokenizer, first.predictor)
+    afresh = forecast_split(fcfg, arrays, split_windows(fcfg, arrays, "test"), pair, "cpu").signal_table(["last"])
+    assert afresh["last"].notna().all()
+    mine = _signals(result).query("fold == 2")[["datetime", "instrument", "last"]]
+    afresh["datetime"] = afresh["datetime"].astype(str)
+    joined = mine.merge(afresh, on=["datetime", "instrument"], suffixes=("", "_afresh"))
+    assert len(joined) == len(mine) > 0
+    # signals.csv holds each float32 signal in its shortest form, which reads back to the same float32
+    np.testing.assert_array_equal(joined["last"].to_numpy(np.float32), joined["last_afresh"].to_numpy(np.float32))
