@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kronos_cli.model.invariant import RowBlockLinear, block_count
-from kronos_cli.model.layers import LayerKV, qkv_heads
+from kronos_cli.model.layers import LayerKV, RotaryEmbedding
 from kronos_cli.model.predictor import Kronos
 
 
@@ -108,8 +108,12 @@ class FusedBlock:
         self.w13, self.w2 = joined([ffn.w1, ffn.w3], parts), joined([ffn.w2], parts)
         self.tables = rope
 
-    def qkv(self, h: Tensor) -> Tensor:
-        return qkv_heads(self.qkv_w(h), self.heads)
+    def qkv(self, h: Tensor, start: int) -> tuple[Tensor, Tensor, Tensor]:
+        """`TransformerBlock.qkv`: one product for q|k|v, and q and k rotated as one tensor (half the ops)."""
+        b, t = h.shape[:2]
+        qkv = self.qkv_w(h).view(b, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
+        q, k = RotaryEmbedding.rotate(qkv[:2], self.rope(start, h.shape[1]))
+        return q, k, qkv[2]
 
     def out(self, a: Tensor) -> Tensor:
         return self.out_w(a)

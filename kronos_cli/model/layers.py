@@ -134,12 +134,6 @@ def _split_heads(x: Tensor, n_heads: int) -> Tensor:
     return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)  # (B, H, T, hd)
 
 
-def qkv_heads(qkv: Tensor, n_heads: int) -> Tensor:
-    """q|k|v side by side (B, T, 3, d) or (B, T, 3d) -> (3, B, H, T, hd), a view."""
-    b, t = qkv.shape[:2]
-    return qkv.view(b, t, 3, n_heads, -1).permute(2, 0, 3, 1, 4)
-
-
 def dropped(dropout: nn.Dropout, x: Tensor) -> Tensor:
     """x through a dropout module while training; in evaluation, where it is the identity, without its call."""
     return dropout(x) if dropout.training else x
@@ -250,18 +244,19 @@ class TransformerBlock(nn.Module):
         With `kv` the T tokens continue its cached ones; `fused` (`decode.FusedBlock`) is the decode step's
         layout of this block's weights and rotary tables, which computes the same linear maps as the modules."""
         attn, lin = self.self_attn, fused or self
-        qkv = lin.qkv(self.norm1(x))  # (3, B, H, T, hd): q, k, v
-        start, t = (0 if kv is None else kv.position), x.shape[1]
-        tables = attn.rotary.tables(start, t, qkv.dtype) if fused is None else fused.rope(start, t)
-        q, k = attn.rotary.rotate(qkv[:2], tables)  # q and k in one rotation: half the ops of two
-        x = x + dropped(attn.resid_dropout, lin.out(attn.attend(q, k, qkv[2], kv)))
+        start = 0 if kv is None else kv.position
+        q, k, v = lin.qkv(self.norm1(x), start)  # (B, H, T, hd) each, q and k rotated
+        x = x + dropped(attn.resid_dropout, lin.out(attn.attend(q, k, v, kv)))
         gate, up = lin.gate_up(self.norm2(x))  # (B, T, ff_dim) each
         return x + dropped(self.ffn.ffn_dropout, lin.down(F.silu(gate) * up))
 
     # The block's linear maps, by its modules; `decode.FusedBlock` computes them from concatenated weights.
-    def qkv(self, h: Tensor) -> Tensor:
+    def qkv(self, h: Tensor, start: int) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k and v (B, H, T, hd) of h (B, T, d), q and k rotated for positions start .. start + T - 1."""
         a = self.self_attn
-        return qkv_heads(torch.stack([a.q_proj(h), a.k_proj(h), a.v_proj(h)], dim=2), a.n_heads)
+        q, k, v = (_split_heads(t, a.n_heads) for t in (a.q_proj(h), a.k_proj(h), a.v_proj(h)))
+        tables = a.rotary.tables(start, h.shape[1], q.dtype)
+        return a.rotary.rotate(q, tables), a.rotary.rotate(k, tables), v
 
     def out(self, a: Tensor) -> Tensor:
         return self.self_attn.out_proj(a)
