@@ -10,10 +10,11 @@ are kept and reused. Inductor's FX graph cache keeps the compiled code under `co
 (~/.cache/kronos/compile, or $KRONOS_COMPILE_CACHE): a second process loads it instead of compiling.
 
 Measured on the project's 2-core CPU, Kronos-small, one series (benchmarks/bench_forecast.py --compiled): the
-eager step (tiles) 11.7 ms, the compiled one 3.8 ms, torch's matrix-vector sweep over the same weights 2.2 ms;
-compiling takes 20-35 s in a fresh cache directory and 5-6 s from a warm one. Of the compiled step's time the
-products take about what the sweep does; the rest is the graph's own glue (0.6 ms), dynamo's guards (0.3 ms),
-the masked attention (0.4 ms), the s2 step's call and the two draws (0.4 ms).
+eager step (tiles) 10.1 ms, the compiled one 3.4-3.5 ms, torch's matrix-vector sweep over the same weights 2.0 ms;
+compiling takes 18-35 s in a fresh cache directory and 4-6 s from a warm one. Of the compiled step's time the
+products take about what the sweep does; the rest is the graph's own glue (0.6 ms), the masked attention
+(0.4 ms), the s2 step's call and the two draws (0.4 ms). Dynamo's guards (0.3 ms in full) are checked in full
+only at a graph's first two calls of a run (`CompiledDecode._call`).
 
 What it changes: the masked attention over a fixed capacity and the plain products round differently from the
 eager step (logits agree to 1e-5; tokens agree where no two candidates are that close, see
