@@ -102,16 +102,18 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json_text(obj))
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, remembered while its size and modification time stay the same."""
+def file_digest(path: str | os.PathLike, start: int = 0) -> str:
+    """SHA-256 of a file's bytes from offset `start`, remembered while its size and modification time stay the
+    same."""
     st = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, start)
 
 
 @functools.lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
+def _sha256(path: str, size: int, mtime_ns: int, start: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
+        f.seek(start)
         for block in iter(lambda: f.read(8 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -11,7 +11,6 @@ nothing changed by accident: what someone re-hashes on purpose is caught by the 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from kronos_cli.core.errors import KronosError, excerpt
-from kronos_cli.core.io import finite, write_text
+from kronos_cli.core.io import file_digest, finite, write_text
 from kronos_cli.market.bars import FEATURES
 
 MANIFEST = "manifest.json"
@@ -62,18 +61,10 @@ def _read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
 def array_digest(file: Path) -> str:
     """SHA-256 of a `.npy` file's data, the bytes after its header (whose dtype and shape the manifest records
     apart): what `NpyAppender` computes as it writes; remembered while the file's size and mtime stay the same."""
-    st = Path(file).stat()
-    return _data_sha256(str(Path(file).resolve()), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=256)
-def _data_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(file, "rb") as f:
         _read_header(f)
-        for block in iter(lambda: f.read(8 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        start = f.tell()
+    return file_digest(file, start)
 
 
 def array_entries(directory: Path, digests: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
