@@ -112,7 +112,7 @@ class FusedBlock:
         """`TransformerBlock.qkv`: one product for q|k|v, and q and k rotated as one tensor (half the ops)."""
         b, t = h.shape[:2]
         qkv = self.qkv_w(h).view(b, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
-        q, k = RotaryEmbedding.rotate(qkv[:2], self.rope(start, h.shape[1]))
+        q, k = RotaryEmbedding.rotate(qkv[:2], self.rope(start, t))
         return q, k, qkv[2]
 
     def out(self, a: Tensor) -> Tensor:

@@ -55,8 +55,7 @@ class RowBlockLinear:
     def __init__(self, weight: Tensor, bias: Tensor | None, parts: int, copy: bool = True):
         out = weight.shape[0]
         self.weight, self.bias, self.out, self.parts = weight, bias, out, parts
-        # the weight's half of `_eligible`, checked once: a step calls this tens of times
-        self._plain = _eligible(weight.new_empty(0), weight)
+        self._plain = _plain_weight(weight)  # the weight's half of `_eligible`, once: a step calls this tens of times
         pad = -out % parts
         if pad:  # an output size no block count divides: zero rows added, their outputs dropped
             weight = torch.cat([weight, weight.new_zeros(pad, weight.shape[1])])
@@ -67,7 +66,7 @@ class RowBlockLinear:
         self.bias_blocks = None if bias is None else bias.view(parts, 1, -1)  # (parts, 1, out/parts)
 
     def __call__(self, x: Tensor) -> Tensor:
-        if not (self._plain and x.dtype == torch.float32 and x.is_cpu and not _cpu_autocast()):
+        if not (self._plain and _plain_input(x)):
             return F.linear(x, self.weight, self.bias)  # CUDA, autocast, other dtypes: their own kernel, one call
         lead = x.shape[:-1]  # (..., in): the rows of every leading index, (B, 1, in) in a one-token step
         if len(lead) != 1:
@@ -104,13 +103,15 @@ def _products(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
 
 def _eligible(x: Tensor, weight: Tensor) -> bool:
     """CPU float32 outside autocast: where this module's guarantee holds (elsewhere the plain kernel runs)."""
-    return (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and type(weight) in (Tensor, torch.nn.Parameter)  # not a quantised or subclassed weight
-        and weight.dtype == torch.float32
-        and not _cpu_autocast()
-    )
+    return _plain_input(x) and _plain_weight(weight)
+
+
+def _plain_input(x: Tensor) -> bool:
+    return x.is_cpu and x.dtype == torch.float32 and not _cpu_autocast()
+
+
+def _plain_weight(weight: Tensor) -> bool:
+    return type(weight) in (Tensor, torch.nn.Parameter) and weight.dtype == torch.float32  # not quantised
 
 
 def _cpu_autocast() -> bool:

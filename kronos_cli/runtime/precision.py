@@ -16,6 +16,7 @@ from scipy.stats import spearmanr
 
 from kronos_cli.core.errors import KronosError
 from kronos_cli.core.tables import Table, num, pct
+from kronos_cli.forecast.predictor import DTYPES
 from kronos_cli.forecast.windows import WindowForecasts
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ PRECISION_SAMPLE = 256  # windows forecast again in fp32 to measure what bf16/fp
 # does (Spearman correlation of the horizon's mean forecast return) and the forecasts' error against what happened
 # grows by at most 1% of fp32's.
 PRECISION_BAR = {"signal_rank_correlation": 0.99, "relative_mae_increase": 0.01}
-SETTINGS = ("auto", "fp32", "bf16", "fp16")
+SETTINGS = ("auto", *DTYPES)  # the predictor's precisions, and auto
 
 
 def sample_of(n: int) -> np.ndarray:
