@@ -126,7 +126,7 @@ def compile_seconds(cache: str) -> float:
 
 def compiled_figures(model: torch.nn.Module, lookback: int, pred_len: int) -> None:
     plan, plain, eager, compiled = DecodePlan("default", "fp32"), float("inf"), float("inf"), float("inf")
-    for _ in range(3):  # interleaved, the best of each: a loaded machine slows all three alike
+    for _ in range(5):  # interleaved, the best of each: a loaded machine slows all three alike
         plain = min(plain, gemv_floor(model))
         eager = min(eager, engine_step(model, None, lookback, pred_len)[0])
         compiled = min(compiled, engine_step(model, plan, lookback, pred_len)[0])

@@ -1,46 +1,47 @@
 """The one-token decode step compiled by torch.compile, paid for once per machine (`forecast.compile`).
 
-The compiled step is the engine's own step (`engine.forward_tokens`, `engine.s2_logits`) traced by dynamo, over
-another layout of the same weights (`static_layout`): plain products (`F.linear`, a matrix-vector sweep for one
-series) instead of the batch-invariant tiles, the rotary tables read at a position held in a tensor, and the
-key/value caches at a fixed capacity (`StaticKV`: writes by `index_copy_`, attention over every slot with a
-mask), so every step of a run has one shape and compiles once. Rows are padded to a bucket (1, 2, 4, ..., 256,
-then multiples of 256) and capacities to a power of two, so that few shapes are compiled; the buffers of a shape
-are kept and reused. Inductor's FX graph cache keeps the compiled code under `compile_cache_dir()`
+The compiled step is the engine's own step (`engine.forward_tokens`, `engine.s2_logits`) and the two draws it
+feeds (`sampling.choose`), traced by dynamo as one graph over another layout of the same weights
+(`static.static_layout`: plain products, a matrix-vector sweep for one series, instead of the batch-invariant
+tiles; rotary tables read at a position held in a tensor) and key/value caches at a fixed capacity
+(`static.StaticKV`), so every step of a run has one shape and compiles once. Rows are padded to a bucket (1, 2, 4,
+..., 256, then multiples of 256) and capacities to a power of two, so that few shapes are compiled; the buffers of
+a shape are kept and reused, and on the CPU its graph is called without dynamo after the first step
+(`graphcall.py`). The draws' random numbers are drawn before the graph from the sampler's generators, in the order
+the eager step draws them. Inductor's FX graph cache keeps the compiled code under `compile_cache_dir()`
 (~/.cache/kronos/compile, or $KRONOS_COMPILE_CACHE): a second process loads it instead of compiling.
 
 Measured on the project's 2-core CPU, Kronos-small, one series (benchmarks/bench_forecast.py --compiled): the
-eager step (tiles) 10.1 ms, the compiled one 3.4-3.5 ms, torch's matrix-vector sweep over the same weights 2.0 ms;
-compiling takes 18-35 s in a fresh cache directory and 4-6 s from a warm one. Of the compiled step's time the
-products take about what the sweep does; the rest is the graph's own glue (0.6 ms), the masked attention
-(0.4 ms), the s2 step's call and the two draws (0.4 ms). Dynamo's guards (0.3 ms in full) are checked in full
-only at a graph's first two calls of a run (`CompiledDecode._call`).
+eager step (tiles) 10-12 ms, the compiled one 2.7 ms, 1.19-1.27x torch's matrix-vector sweep over the same weights
+(2.1-2.3 ms); compiling takes 21-22 s in a fresh cache directory and 4 s from a warm one. Of the compiled step's
+time the products take about what the sweep does; the rest is the attention over the cache (about 0.15 ms: 4.6 MB
+of keys and values read), the two draws (0.1 ms in the graph, and 35 us to draw their noise), and the glue of
+about 40 small kernels.
 
-What it changes: the masked attention over a fixed capacity and the plain products round differently from the
-eager step (logits agree to 1e-5; tokens agree where no two candidates are that close, see
-tests/model/test_compiled.py), and a row's bits depend on its bucket: the compiled step is not batch-invariant,
-so `decode_plan` keeps it off where invariance is required (the server's dynamic batching).
+What it changes: the products, the attention over a fixed capacity and the draws' kernels round differently from
+the eager step (logits agree to 1e-5; tokens agree where no two candidates are that close, see
+tests/model/test_compiled.py); the nucleus is found by its last token's logit (the same tokens unless that logit is
+tied with another's, see `sampling._filter_uniform`); and a row's bits depend on its bucket: the compiled step is
+not batch-invariant, so `decode_plan` keeps it off where invariance is required (the server's dynamic batching).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import weakref
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from kronos_cli.core.errors import KronosError
-from kronos_cli.model.decode import DecodeWeights, FusedBlock, FusedDep
-from kronos_cli.model.invariant import RowBlockLinear
-from kronos_cli.model.layers import LayerKV, _merge_heads
+from kronos_cli.model.decode import DecodeWeights
+from kronos_cli.model.graphcall import GraphCapture
+from kronos_cli.model.sampling import RowSampler, Sampling, choose
+from kronos_cli.model.static import StaticKV, StepInputs, rule_key, static_layout
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Payback:
 # CPU: measured (module docstring), the saving taken at one series (larger batches save less per row but more per
 # step). CUDA: not measured here; one step of Kronos-small launches about 150 kernels (~1.5 ms of launch overhead
 # that a CUDA graph replays in one), and compiling with CUDA graphs takes about a minute cold.
-PAYBACK = {"cpu": Payback(0.007, 30.0, 6.0), "cuda": Payback(0.0015, 60.0, 10.0)}
+PAYBACK = {"cpu": Payback(0.007, 25.0, 5.0), "cuda": Payback(0.0015, 60.0, 10.0)}
 COMPILE_MODES = {"cpu": "default", "cuda": "reduce-overhead"}  # mps: inductor's MPS backend is experimental
 
 
@@ -160,66 +161,6 @@ def bucket(rows: int) -> int:
     return 1 << (rows - 1).bit_length() if rows <= 256 else -(-rows // 256) * 256
 
 
-class PlainLinear:
-    """`F.linear` over a fused weight of the decode layout: one product, torch's own kernel for its shape."""
-
-    def __init__(self, fused: RowBlockLinear):
-        self.weight, self.bias = fused.weight, fused.bias
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight, self.bias)
-
-
-class StaticBlock(FusedBlock):
-    """A `FusedBlock` with plain products whose rotary tables are read at a position held in a tensor."""
-
-    def __init__(self, fused: FusedBlock):  # the same tables and weights, not a copy of them
-        self.__dict__.update(fused.__dict__)
-        for name in ("qkv_w", "out_w", "w13", "w2"):
-            setattr(self, name, PlainLinear(getattr(fused, name)))
-
-    def rope(self, start: Tensor, length: int) -> tuple[Tensor, Tensor]:
-        at = start.view(1) + torch.arange(length, device=start.device)
-        return self.tables.cos.index_select(0, at), self.tables.sin.index_select(0, at)
-
-
-def static_layout(weights: DecodeWeights) -> DecodeWeights:
-    """`weights` for the compiled step: the same tensors behind plain products and tensor-positioned rotary
-    tables (a shallow copy; nothing is copied but references)."""
-    out = copy.copy(weights)
-    out.blocks = [StaticBlock(b) for b in weights.blocks]
-    out.fusion, out.head_s1, out.head_s2 = (PlainLinear(w) for w in (weights.fusion, weights.head_s1, weights.head_s2))
-    dep: FusedDep = copy.copy(weights.dep)
-    dep.kv_w, dep.q_w, dep.out_w = (PlainLinear(w) for w in (weights.dep.kv_w, weights.dep.q_w, weights.dep.out_w))
-    out.dep = dep
-    return out
-
-
-class StaticKV(LayerKV):
-    """A layer's keys and values at a fixed capacity, its next position `pos` a tensor (shared by every layer of
-    the step): the `KVSlot` of the compiled step. Slots past the position are zero and masked out."""
-
-    def __init__(self, k: Tensor, v: Tensor, pos: Tensor, causal: bool = True):
-        super().__init__(k, v)
-        self.pos, self.causal = pos, causal
-        self.slots = torch.arange(k.shape[2], device=k.device)
-
-    @property
-    def position(self) -> Tensor:  # type: ignore[override]
-        return self.pos
-
-    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        # under autocast k and v come in the products' dtype; the cache keeps the model's, as `LayerKV` does
-        self.k.index_copy_(2, self.pos.view(1), k.to(self.k.dtype))
-        self.v.index_copy_(2, self.pos.view(1), v.to(self.v.dtype))
-        return self.k, self.v
-
-    def attention(self, q: Tensor) -> Tensor:
-        # a layer's query sees its own new key (appended at pos); the dependency layer's sees the cached ones
-        seen = self.slots <= self.pos if self.causal else self.slots < self.pos
-        return _merge_heads(F.scaled_dot_product_attention(q, self.k, self.v, attn_mask=seen[None]))
-
-
 @dataclass
 class _Buffers:
     """The static caches of one shape (bucket rows x capacity), reused by every call of that shape."""
@@ -230,30 +171,51 @@ class _Buffers:
 
 
 Step = Callable[..., Tensor]
+RESULTS = 4  # what a compiled step returns: the s1 and s2 drawn, the s1 and s2 logits
 
 
 class CompiledDecode:
-    """The engine's one-token step and s2 step of one model, compiled for the shapes a run uses.
+    """The engine's decode step and the draws it feeds, of one model, compiled for the shapes a run uses.
 
-    `wrap` turns a prefilled cache into the static one (rows padded to their bucket), `decode_one_token` and
-    `s2_logits` take the engine's arguments. Not shared between threads (its buffers are reused)."""
+    `wrap` turns a prefilled cache into the static one (rows padded to their bucket); `advance` takes the last
+    tokens and returns the next. On the CPU each shape's graph is called without dynamo after its first call
+    (`graphcall.py`): its inputs are the same tensors at every step (static caches and `StepInputs`, the layout of
+    the same weights). Not shared between threads (its buffers are reused)."""
 
     def __init__(self, mode: str, forward_tokens: Step, s2_logits: Step):
         log.info("decode step compiled by torch.compile (mode %s), its code kept in %s", mode, use_compile_cache())
         self.mode = mode
-        self._step = torch.compile(forward_tokens, mode=mode, dynamic=False)
-        self._s2 = torch.compile(s2_logits, mode=mode, dynamic=False)
+
+        def advance(model, cache, s1, s2, stamp, weights, noise, rule):
+            cache = type(cache)(cache.layers, cache.dep)  # the step's own: its h_last is no side effect
+            logits = forward_tokens(model, cache, s1, s2, stamp, weights)
+            cache.layers[0].pos.add_(1)  # every layer's, shared: the dependency layer's query sees the new key
+            s1_next = choose(logits, noise[0], rule, threshold=True)
+            logits_s2 = s2_logits(model, cache, s1_next, weights)
+            return s1_next, choose(logits_s2, noise[1], rule, threshold=True), logits, logits_s2
+
+        import torch._inductor  # lazy: inductor is heavy and only compiling needs it
+
+        options = dict(torch._inductor.list_mode_options(mode, dynamic=False))
+        self._direct = mode == COMPILE_MODES["cpu"]  # CUDA graphs keep dynamo's calls (not tried on a GPU here)
+        if self._direct:
+            # the graph's glue in C++ (0.15-0.3 ms less a step on the CPU), and loops under 8192 elements on one
+            # thread: the draws' (1-2% of a step)
+            options.update({"cpp_wrapper": True, "cpp.min_chunk_size": 8192})
+        self._capture = GraphCapture(options)
+        self._advance = torch.compile(advance, backend=self._capture, dynamic=False)
         self._buffers: dict[tuple, _Buffers] = {}
+        self._inputs: dict[tuple, StepInputs] = {}  # per shape and sampling rule, for the current layout
         self._layout: tuple[DecodeWeights, DecodeWeights] | None = None  # the last weights and their layout
-        self.rows = 0
-        self._guarded: dict[str, int] = {}  # each graph's calls since the last `wrap`
+        self.rows, self._shape = 0, ()
 
     def layout(self, weights: DecodeWeights) -> DecodeWeights:
         if self._layout is None or self._layout[0] is not weights:
             self._layout = (weights, static_layout(weights))
+            self._inputs = {}  # their bound calls read the old layout's tensors
         return self._layout[1]
 
-    def _buffers_for(self, cache, rows: int, capacity: int) -> _Buffers:
+    def _buffers_for(self, cache, rows: int, capacity: int) -> tuple[tuple, _Buffers]:
         first = cache.layers[0].k
         key = (rows, capacity, first.dtype, first.device, len(cache.layers), first.shape[1], cache.dep.k.shape[1])
         found = self._buffers.get(key)
@@ -271,69 +233,48 @@ class CompiledDecode:
                     torch._dynamo.mark_static_address(s.v)
                 torch._dynamo.mark_static_address(pos)
             self._buffers[key] = found
-        return found
+        return key, found
 
     def wrap(self, cache):
         """The prefilled `cache` (an `engine.KVCache` of plain `LayerKV`s) copied into the static buffers of its
         bucket; returns a `KVCache` over them."""
         rows, length = cache.layers[0].k.shape[0], cache.layers[0].length
         capacity = max(16, 1 << (cache.layers[0].k.shape[2] - 1).bit_length())
-        buf = self._buffers_for(cache, bucket(rows), capacity)
+        self._shape, buf = self._buffers_for(cache, bucket(rows), capacity)
         for old, new in zip((*cache.layers, cache.dep), (*buf.layers, buf.dep)):
             new.k.zero_(), new.v.zero_()
             new.k[:rows, :, :length], new.v[:rows, :, :length] = old.k[:, :, :length], old.v[:, :, :length]
         buf.pos.fill_(length)
-        static = type(cache)(buf.layers, buf.dep)
-        static.h_last = _pad(cache.h_last, bucket(rows))
         self.rows = rows
-        self._guarded = {}
-        return static
+        return type(cache)(buf.layers, buf.dep)
 
-    def _call(self, graph: str, fn: Callable[..., Tensor], *args) -> Tensor:
-        """`fn(*args)` with dynamo's guards in full at the graph's first two calls after `wrap`, then only those
-        that tell its compiled variants apart (`skip_guard_eval_unsafe`): from the second step on, a step's inputs
-        are the last step's outputs and nothing else a guard checks changes (the same model, layout, static buffers
-        and shapes; only tensor values move), and the full check cost about 0.3 ms a step on the CPU. (The first
-        step's inputs come from the prefill, whose strides may differ: its second call may compile a variant.) A
-        call that would still need a new variant is refused by torch before it runs, and runs again in full."""
-        calls = self._guarded.get(graph, 0)
-        self._guarded[graph] = calls + 1
-        if calls < 2:
-            return fn(*args)
-        try:
-            with _skip_guards():
-                return fn(*args)
-        except RuntimeError as exc:
-            if "skip_guard_eval_unsafe" not in str(exc):
-                raise
-            self._guarded[graph] = 0
-            return fn(*args)
+    def _inputs_for(self, model, stamp: Tensor, draw: RowSampler) -> StepInputs:
+        rule = rule_key(draw, stamp.device, bucket(self.rows))
+        key = (self._shape, rule if isinstance(rule, Sampling) else "per row", draw.random)
+        found = self._inputs.get(key)
+        if found is None:
+            vocab = (2**model.config.s1_bits, 2**model.config.s2_bits)
+            found = self._inputs[key] = StepInputs.allocate(bucket(self.rows), stamp, vocab, draw)
+        return found
 
-    def decode_one_token(self, model, cache, s1: Tensor, s2: Tensor, stamp: Tensor, weights: DecodeWeights) -> Tensor:
-        """`engine.decode_one_token` on a wrapped cache: ids (rows,), stamps (rows, 5) -> s1 logits (rows, V1)."""
-        n = bucket(self.rows)
-        s1, s2, stamp = (_pad(t, n)[:, None] for t in (s1, s2, stamp))
-        logits = self._call("step", self._step, model, cache, s1, s2, stamp, self.layout(weights))
-        cache.layers[0].pos.add_(1)
-        return logits[: self.rows]
-
-    def s2_logits(self, model, cache, s1_next: Tensor, weights: DecodeWeights) -> Tensor:
-        """`engine.s2_logits` on a wrapped cache: s1 ids (rows,) -> s2 logits (rows, V2)."""
-        s1_next = _pad(s1_next, bucket(self.rows))
-        return self._call("s2", self._s2, model, cache, s1_next, self.layout(weights))[: self.rows]
-
-
-def _skip_guards():
-    """`torch.compiler.set_stance(skip_guard_eval_unsafe=True)` where this torch has it (2.6+), else nothing."""
-    set_stance = getattr(torch.compiler, "set_stance", None)
-    return nullcontext() if set_stance is None else set_stance("default", skip_guard_eval_unsafe=True)
-
-
-def _pad(t: Tensor, rows: int) -> Tensor:
-    """t with zero rows appended up to `rows`."""
-    if t.shape[0] == rows:
-        return t
-    return torch.cat([t, t.new_zeros(rows - t.shape[0], *t.shape[1:])])
+    def advance(self, model, cache, s1: Tensor, s2: Tensor, stamp: Tensor, weights: DecodeWeights, draw: RowSampler):
+        """One decode step on a wrapped cache and the two draws it feeds, in one graph: the tokens (rows,) of the
+        last position and their stamps (rows, 5) appended, the next s1 drawn from its logits and the s2 from its
+        own. Returns (s1, s2, s1 logits, s2 logits). The draws' noise comes from `draw`'s generators before the
+        graph runs, in the order the eager step consumes it (s1's, then s2's): the same random numbers."""
+        layout = self.layout(weights)
+        inputs = self._inputs_for(model, stamp, draw)
+        inputs.load(s1, s2, stamp, draw)
+        if inputs.call is not None:
+            out = inputs.call()
+        else:
+            args = (model, cache, inputs.s1, inputs.s2, inputs.stamp, layout, inputs.noise, inputs.rule)
+            out = self._advance(*args)
+            if not inputs.tried:
+                call = self._capture.call_again(args, RESULTS)
+                inputs.call, inputs.tried = call if self._direct else None, True
+                log.debug("decode step graph called %s", "directly" if inputs.call else "through dynamo")
+        return tuple(t[: self.rows] for t in out[:RESULTS])
 
 
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {mode: CompiledDecode}

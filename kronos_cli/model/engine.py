@@ -229,6 +229,7 @@ class _Rollout:
     logits: Tensor | None = None
     held: list[Tensor] = dataclasses.field(default_factory=list)  # every cache tensor, for the pool afterwards
     times: Tensor | None = None  # (B, P, d_model): each series' forecast stamps embedded at once, not per step
+    drawn: tuple[Tensor, Tensor] | None = None  # the last tokens, not yet in the cache (the compiled step's input)
 
     def cached_step(
         self, cur: int, last: bool, first: tuple[Tensor, Tensor, Tensor], repeats: int | Tensor
@@ -253,9 +254,7 @@ class _Rollout:
                     self.cache = self.cache.repeat_interleave(repeats, self.pool)
                     self.held += self.cache.tensors()
                 self.logits = self.logits.repeat_interleave(repeats, 0)
-            if self.compiled is not None:
-                self.cache = self.compiled.wrap(self.cache)
-            elif self.weights is not None:
+            if self.weights is not None and self.compiled is None:
                 self.times = self.model.time_emb(stamp[:, s1.shape[1] :])
         elif self.logits is None:  # the window slid: every position's hidden state changed
             if self.cache.shared:  # from now on every path has its own window
@@ -267,17 +266,26 @@ class _Rollout:
                 self.model, self.cache, self.s1[:, start:cur], self.s2[:, start:cur], self.stamps[:, start:cur]
             )
         s1_next = self.draw(self.logits)
-        s2_step = s2_logits if self.compiled is None else self.compiled.s2_logits
-        s2_next = self.draw(s2_step(self.model, self.cache, s1_next, self.weights))
+        s2_next = self.draw(s2_logits(self.model, self.cache, s1_next, self.weights))
         self.logits = None
         if not last and cur + 1 <= self.max_context:
-            self.logits = self._step(cur, s1_next, s2_next, repeats)
+            if self.compiled is not None:  # from the next position on, each step and its draws are one graph
+                self.cache, self.drawn = self.compiled.wrap(self.cache), (s1_next, s2_next)
+            else:
+                self.logits = self._step(cur, s1_next, s2_next, repeats)
+        return s1_next, s2_next
+
+    def compiled_step(self, cur: int, last: bool) -> tuple[Tensor, Tensor]:
+        """Sample position `cur` by the compiled step: the tokens drawn for `cur - 1` appended, then the draws."""
+        s1_prev, s2_prev = self.drawn
+        s1_next, s2_next, _, _ = self.compiled.advance(
+            self.model, self.cache, s1_prev, s2_prev, self.stamps[:, cur - 1], self.weights, self.draw
+        )
+        self.drawn = None if last else (s1_next, s2_next)
         return s1_next, s2_next
 
     def _step(self, cur: int, s1: Tensor, s2: Tensor, repeats: int | Tensor) -> Tensor:
         """The cache extended by the tokens drawn for position `cur`; the next s1 logits."""
-        if self.compiled is not None:
-            return self.compiled.decode_one_token(self.model, self.cache, s1, s2, self.stamps[:, cur], self.weights)
         if self.times is None:  # the modules' step (a training model, a quantised copy)
             return decode_one_token(self.model, self.cache, s1, s2, self.stamps[:, cur], self.weights)
         time = self.times[:, cur - (self.s1.shape[1] - self.times.shape[1])]  # (B, d_model)
@@ -339,7 +347,9 @@ def generate(
         roll.compiled = compiled_for(model, plan.compile_mode, forward_tokens, s2_logits)
     for i in range(pred_len):
         cur = hist + i
-        if use_cache:
+        if roll.drawn is not None:
+            s1_next, s2_next = roll.compiled_step(cur, i + 1 == pred_len)
+        elif use_cache:
             s1_next, s2_next = roll.cached_step(cur, i + 1 == pred_len, (s1, s2, stamp), repeats)
         else:
             start = max(0, cur - max_context)

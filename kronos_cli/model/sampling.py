@@ -69,19 +69,32 @@ def filter_logits(logits: Tensor, top_k: int | Tensor = 0, top_p: float | Tensor
     return logits.masked_fill(mask, float("-inf"))
 
 
-def _filter_uniform(logits: Tensor, top_k: int, top_p: float) -> Tensor:
+def _filter_uniform(logits: Tensor, top_k: int, top_p: float, threshold: bool = False) -> Tensor:
     """`filter_logits` with one top_k and top_p for every row: the same masks, a quarter of the ops (it runs
-    twice per decoding step)."""
+    twice per decoding step). `threshold`: the nucleus as the logits below its last token's (`_nucleus_floor`)
+    rather than scattered back from the sorted order: the same mask unless that logit is tied with another (which
+    both keep, where the scatter keeps the one its unstable sort put first); half the time in a compiled graph."""
     if top_k > 0:
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         return logits.masked_fill(logits < kth, float("-inf"))
     if top_p >= 1.0:
         return logits
+    if threshold:
+        return logits.masked_fill(logits < _nucleus_floor(logits, top_p), float("-inf"))
     sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
     remove = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1) > top_p
     remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses the threshold
     remove[..., 0] = False
     return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+
+
+def _nucleus_floor(logits: Tensor, top_p: float) -> Tensor:
+    """The logit (B, 1) of the nucleus's last token: the sorted tokens are kept up to the first whose cumulative
+    probability passes top_p (the cumulative sums never decrease, so the m sums <= top_p come first)."""
+    sorted_logits = torch.sort(logits, descending=True, dim=-1).values
+    cumulative = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
+    last = (cumulative <= top_p).sum(-1, keepdim=True).clamp(max=logits.shape[-1] - 1)
+    return sorted_logits.gather(-1, last)
 
 
 def race(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -90,8 +103,12 @@ def race(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
     This is how torch.multinomial draws a single sample, written out so that the noise of a batch can be
     drawn series by series from their own generators (see `RowSampler`).
     """
-    q = torch.empty_like(probs).exponential_(1, generator=generator)
-    return (probs / q).argmax(dim=-1)
+    return (probs / exponential(probs.shape, probs.device, generator)).argmax(dim=-1)
+
+
+def exponential(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """Exp(1) noise (float32) of `shape` from `generator`: the q of `race`."""
+    return torch.empty(shape, device=device).exponential_(1, generator=generator)
 
 
 def sample(
@@ -108,13 +125,30 @@ def sample(
     return race(probs, generator)
 
 
+Rule = Sampling | tuple[Tensor, Tensor, Tensor, Tensor]  # one for every row, or per row (`RowSampler.rule`)
+
+
+def choose(logits: Tensor, noise: Tensor | None, rule: Rule, threshold: bool = False) -> Tensor:
+    """The tokens (B,) that logits (B, V) and the draw's noise (`RowSampler.noise`) give under `rule`: what a
+    `RowSampler` call returns, as a function of its random numbers (the compiled decode step draws in its graph,
+    its nucleus by `threshold`, see `_filter_uniform`)."""
+    if isinstance(rule, Sampling):
+        if rule.top_k == 1:
+            return logits.argmax(dim=-1)
+        filtered = _filter_uniform(logits.float() / rule.temperature, rule.top_k, float(rule.top_p), threshold)
+        return (torch.softmax(filtered, dim=-1) / noise).argmax(dim=-1)
+    temperature, top_k, top_p, greedy = rule
+    probs = torch.softmax(filter_logits(logits.float() / temperature, top_k, top_p), dim=-1)
+    return torch.where(greedy, logits.argmax(dim=-1), (probs / noise).argmax(dim=-1))
+
+
 class RowSampler:
     """Draws the next token of every row; consecutive rows belong to one series with its own params and generator.
 
     Filtering runs once for the whole batch with per-row parameters; the random numbers of each series come
     from its own generator, drawn for its rows alone. So a seeded series gets the same tokens whether it is
     forecast alone or batched with others (the server's dynamic batching relies on it). With one series
-    spanning all rows this is exactly `sample`.
+    spanning all rows this is exactly `sample`. A call is `choose(logits, noise, rule)`: the noise drawn first.
     """
 
     def __init__(self, counts: Sequence[int], params: Sequence[Sampling], generators: Sequence[torch.Generator | None]):
@@ -131,29 +165,50 @@ class RowSampler:
     def uniform(cls, rows: int, params: Sampling, generator: torch.Generator | None) -> RowSampler:
         return cls([rows], [params], [generator])
 
-    def _tensors(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Per-row temperature (R, 1), top_k (R,), top_p (R,) and the greedy mask (R,)."""
-        if self._per_row is None or self._per_row[0].device != device:
+    def rule(self, device: torch.device, rows: int | None = None) -> Rule:
+        """The one `Sampling` of every row, or per-row temperature (R, 1), top_k (R,), top_p (R,) and the greedy
+        mask (R,); `rows` pads the per-row tensors (with greedy rows) to that many."""
+        if len(self.groups) == 1:
+            return self.groups[0][2]
+        rows = rows or self.rows
+        if self._per_row is None or self._per_row[0].device != device or self._per_row[0].shape[0] != rows:
+            pad = rows - self.rows
 
-            def per_row(value) -> list:
-                return [value(p) for _, n, p, _ in self.groups for _ in range(n)]
+            def per_row(value, padding) -> list:
+                return [value(p) for _, n, p, _ in self.groups for _ in range(n)] + [padding] * pad
 
-            temperature = torch.tensor(per_row(lambda p: p.temperature), dtype=torch.float32, device=device)
-            top_k = torch.tensor(per_row(lambda p: p.top_k), dtype=torch.long, device=device)
-            top_p = torch.tensor(per_row(lambda p: p.top_p), dtype=torch.float32, device=device)
+            temperature = torch.tensor(per_row(lambda p: p.temperature, 1.0), dtype=torch.float32, device=device)
+            top_k = torch.tensor(per_row(lambda p: p.top_k, 1), dtype=torch.long, device=device)
+            top_p = torch.tensor(per_row(lambda p: p.top_p, 1.0), dtype=torch.float32, device=device)
             self._per_row = (temperature[:, None], top_k, top_p, top_k == 1)
         return self._per_row
 
-    def __call__(self, logits: Tensor) -> Tensor:
-        """(rows, V) logits -> (rows,) token ids."""
+    @property
+    def random(self) -> bool:
+        """Whether a draw uses random numbers (`noise` is not None)."""
+        return len(self.groups) > 1 or self.groups[0][2].top_k != 1
+
+    def noise(self, vocab: int, device: torch.device, rows: int | None = None, out: Tensor | None = None):
+        """The Exp(1) noise (R, vocab) of one draw, from each series' generator for its own rows in row order (what
+        the draw consumes, so a draw from it equals `sample`'s); ones for greedy series and for the padding up to
+        `rows`. None when every row is greedy under one rule. `out`: a buffer of ones (R, vocab) to draw into
+        instead (its greedy and padding rows are left as they are)."""
+        rows = out.shape[0] if out is not None else rows or self.rows
+        if not self.random:
+            return None
         if len(self.groups) == 1:
-            _, _, p, g = self.groups[0]
-            return sample(logits, p.temperature, p.top_k, p.top_p, g)
-        temperature, top_k, top_p, greedy = self._tensors(logits.device)
-        probs = torch.softmax(filter_logits(logits.float() / temperature, top_k, top_p), dim=-1)
-        noise = torch.ones_like(probs)
+            g = self.groups[0][3]
+            if out is not None:
+                out[: self.rows].exponential_(1, generator=g)
+                return out
+            drawn = exponential((self.rows, vocab), device, g)
+            return drawn if rows == self.rows else torch.cat([drawn, drawn.new_ones(rows - self.rows, vocab)])
+        noise = torch.ones(rows, vocab, device=device) if out is None else out
         for start, n, p, g in self.groups:
             if p.top_k != 1:  # greedy series draw nothing, as in `sample`
                 noise[start : start + n].exponential_(1, generator=g)
-        drawn = (probs / noise).argmax(dim=-1)
-        return torch.where(greedy, logits.argmax(dim=-1), drawn)
+        return noise
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        """(rows, V) logits -> (rows,) token ids."""
+        return choose(logits, self.noise(logits.shape[-1], logits.device), self.rule(logits.device))

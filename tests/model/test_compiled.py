@@ -93,21 +93,51 @@ def test_the_compiled_step_draws_the_eager_steps_tokens(tiny_pair, compile_cache
 
 @pytest.mark.slow
 def test_compiled_logits_match_the_eager_step_to_1e5(tiny_pair, compile_cache):
+    """The compiled step's s1 and s2 logits agree with the eager step's to 1e-5, and its greedy tokens equal theirs."""
     from kronos_cli.model.compiled import CompiledDecode
-    from kronos_cli.model.engine import DecodeWeights, KVCache, decode_one_token, forward_tokens, s2_logits
+    from kronos_cli.model.engine import DecodeWeights, KVCache, RowSampler, decode_one_token, forward_tokens, s2_logits
 
     _, model = tiny_pair
     s1, s2, stamp = _history(3, 24, 1)
     weights = DecodeWeights(model, 32)
     step = CompiledDecode("default", forward_tokens, s2_logits)
+    greedy = RowSampler.uniform(3, Sampling(top_k=1), None)
     with torch.no_grad():
         eager, static = KVCache.allocate(model, 3, 24), KVCache.allocate(model, 3, 24)
         forward_tokens(model, eager, s1[:, :20], s2[:, :20], stamp[:, :20])
         forward_tokens(model, static, s1[:, :20], s2[:, :20], stamp[:, :20])
         static = step.wrap(static)
         for t in range(20, 24):
-            want = s2_logits(model, eager, s1[:, t], weights)
-            torch.testing.assert_close(step.s2_logits(model, static, s1[:, t], weights), want, rtol=1e-5, atol=1e-5)
+            got_s1, got_s2, got_logits, got_logits_s2 = step.advance(
+                model, static, s1[:, t], s2[:, t], stamp[:, t], weights, greedy
+            )
             want = decode_one_token(model, eager, s1[:, t], s2[:, t], stamp[:, t], weights)
-            got = step.decode_one_token(model, static, s1[:, t], s2[:, t], stamp[:, t], weights)
-            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(got_logits, want, rtol=1e-5, atol=1e-5)
+            assert torch.equal(got_s1, want.argmax(-1))
+            want_s2 = s2_logits(model, eager, got_s1, weights)
+            torch.testing.assert_close(got_logits_s2, want_s2, rtol=1e-5, atol=1e-5)
+            assert torch.equal(got_s2, want_s2.argmax(-1))
+
+
+@pytest.mark.slow
+def test_a_second_forecast_of_the_same_shape_runs_the_graph_without_dynamo(tiny_pair, compile_cache):
+    """Each shape goes through torch.compile once; later steps and forecasts call its graph directly and draw the
+    same tokens for the same seed."""
+    from kronos_cli.model.compiled import compiled_for
+    from kronos_cli.model.engine import forward_tokens, s2_logits
+
+    _, model = tiny_pair
+    s1, s2, stamp = _history(2, 30, 10)
+    plan, sampling = DecodePlan("default", "fp32"), Sampling(temperature=0.6, top_p=0.9)
+
+    def run():
+        g = torch.Generator().manual_seed(3)
+        return generate(model, s1, s2, stamp, 10, 64, sample_count=3, sampling=sampling, generator=g, plan=plan)
+
+    first = run()
+    step = compiled_for(model, "default", forward_tokens, s2_logits)
+    through_dynamo, compiled = [], step._advance
+    step._advance = lambda *args: through_dynamo.append(1) or compiled(*args)
+    second = run()
+    assert not through_dynamo
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])

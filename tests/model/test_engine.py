@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from kronos_cli.model.engine import Sampling, generate
 from kronos_cli.model.sampling import filter_logits, sample
@@ -174,6 +176,19 @@ def test_top_p_keeps_token_crossing_threshold():
     # the most likely token always survives, however small top_p is
     out = filter_logits(probs.log(), top_k=0, top_p=0.01)
     assert torch.isfinite(out).nonzero()[:, 1].tolist() == [0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.05, 0.99), st.floats(0.3, 3.0), st.integers(2, 300))
+def test_the_nucleus_by_threshold_is_the_nucleus_by_scatter(seed, top_p, scale, vocab):
+    """The compiled step's nucleus (the logits below its last token's) masks what the eager scatter masks, for
+    untied logits of any spread, vocabulary and top_p."""
+    from kronos_cli.model.sampling import _filter_uniform
+
+    logits = torch.randn(4, vocab, generator=torch.Generator().manual_seed(seed)) * scale
+    assume(all(len(set(row.tolist())) == vocab for row in logits))
+    scattered = _filter_uniform(logits, 0, top_p)
+    assert torch.equal(_filter_uniform(logits, 0, top_p, threshold=True), scattered)
 
 
 def test_greedy_sample_is_argmax():
