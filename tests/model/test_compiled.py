@@ -141,3 +141,21 @@ def test_a_second_forecast_of_the_same_shape_runs_the_graph_without_dynamo(tiny_
     second = run()
     assert not through_dynamo
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+@pytest.mark.slow
+def test_per_series_samplers_draw_the_eager_steps_tokens(tiny_pair, compile_cache):
+    """Series with their own settings and generators (one greedy): the compiled step takes the per-row rule as
+    inputs and draws each series' noise from its own generator, as the eager step does."""
+    from kronos_cli.model.engine import RowSampler
+
+    _, model = tiny_pair
+    s1, s2, stamp = _history(3, 30, 10)
+    params = [Sampling(top_k=1), Sampling(temperature=0.6, top_p=0.9), Sampling(temperature=1.3, top_k=5)]
+
+    def run(plan: DecodePlan | None):
+        sampler = RowSampler([2, 2, 2], params, [torch.Generator().manual_seed(s) for s in (1, 2, 3)])
+        return generate(model, s1, s2, stamp, 10, 64, sample_count=2, sampler=sampler, plan=plan)
+
+    eager, compiled = run(None), run(DecodePlan("default", "fp32"))
+    assert torch.equal(eager[0], compiled[0]) and torch.equal(eager[1], compiled[1])
