@@ -40,7 +40,7 @@ from torch import Tensor
 from kronos_cli.core.errors import KronosError
 from kronos_cli.model.decode import DecodeWeights
 from kronos_cli.model.graphcall import GraphCapture
-from kronos_cli.model.sampling import RowSampler, Sampling, choose
+from kronos_cli.model.sampling import RowSampler, choose
 from kronos_cli.model.static import StaticKV, StepInputs, rule_key, static_layout
 
 log = logging.getLogger(__name__)
@@ -248,8 +248,7 @@ class CompiledDecode:
         return type(cache)(buf.layers, buf.dep)
 
     def _inputs_for(self, model, stamp: Tensor, draw: RowSampler) -> StepInputs:
-        rule = rule_key(draw, stamp.device, bucket(self.rows))
-        key = (self._shape, rule if isinstance(rule, Sampling) else "per row", draw.random)
+        key = (self._shape, rule_key(draw.rule(stamp.device, bucket(self.rows))), draw.random)
         found = self._inputs.get(key)
         if found is None:
             vocab = (2**model.config.s1_bits, 2**model.config.s2_bits)

@@ -97,17 +97,10 @@ def _nucleus_floor(logits: Tensor, top_p: float) -> Tensor:
     return sorted_logits.gather(-1, last)
 
 
-def race(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One draw per row of probabilities (B, V) -> (B,): the argmax of p / q with q ~ Exp(1).
-
-    This is how torch.multinomial draws a single sample, written out so that the noise of a batch can be
-    drawn series by series from their own generators (see `RowSampler`).
-    """
-    return (probs / exponential(probs.shape, probs.device, generator)).argmax(dim=-1)
-
-
 def exponential(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> Tensor:
-    """Exp(1) noise (float32) of `shape` from `generator`: the q of `race`."""
+    """Exp(1) noise (float32) of `shape` from `generator`: the q of a draw, the argmax of p / q, which is how
+    torch.multinomial draws a single sample, written out so that the noise of a batch can be drawn series by series
+    from their own generators (see `RowSampler`)."""
     return torch.empty(shape, device=device).exponential_(1, generator=generator)
 
 
@@ -119,10 +112,8 @@ def sample(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Draw one token id per row of logits (B, V) -> (B,). top_k == 1 is greedy and deterministic."""
-    if top_k == 1:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(filter_logits(logits.float() / temperature, top_k, top_p), dim=-1)
-    return race(probs, generator)
+    noise = None if top_k == 1 else exponential(tuple(logits.shape), logits.device, generator)
+    return choose(logits, noise, Sampling(temperature, top_k, top_p))
 
 
 Rule = Sampling | tuple[Tensor, Tensor, Tensor, Tensor]  # one for every row, or per row (`RowSampler.rule`)
@@ -188,22 +179,19 @@ class RowSampler:
         """Whether a draw uses random numbers (`noise` is not None)."""
         return len(self.groups) > 1 or self.groups[0][2].top_k != 1
 
-    def noise(self, vocab: int, device: torch.device, rows: int | None = None, out: Tensor | None = None):
+    def noise(self, vocab: int, device: torch.device, out: Tensor | None = None) -> Tensor | None:
         """The Exp(1) noise (R, vocab) of one draw, from each series' generator for its own rows in row order (what
-        the draw consumes, so a draw from it equals `sample`'s); ones for greedy series and for the padding up to
-        `rows`. None when every row is greedy under one rule. `out`: a buffer of ones (R, vocab) to draw into
-        instead (its greedy and padding rows are left as they are)."""
-        rows = out.shape[0] if out is not None else rows or self.rows
+        the draw consumes, so a draw from it equals `sample`'s); ones for greedy series. None when every row is
+        greedy under one rule. `out`: a buffer of ones (at least R rows) to draw into instead (its greedy rows and
+        rows past R are left as they are)."""
         if not self.random:
             return None
         if len(self.groups) == 1:
-            g = self.groups[0][3]
-            if out is not None:
-                out[: self.rows].exponential_(1, generator=g)
-                return out
-            drawn = exponential((self.rows, vocab), device, g)
-            return drawn if rows == self.rows else torch.cat([drawn, drawn.new_ones(rows - self.rows, vocab)])
-        noise = torch.ones(rows, vocab, device=device) if out is None else out
+            if out is None:
+                return exponential((self.rows, vocab), device, self.groups[0][3])
+            out[: self.rows].exponential_(1, generator=self.groups[0][3])
+            return out
+        noise = torch.ones(self.rows, vocab, device=device) if out is None else out
         for start, n, p, g in self.groups:
             if p.top_k != 1:  # greedy series draw nothing, as in `sample`
                 noise[start : start + n].exponential_(1, generator=g)

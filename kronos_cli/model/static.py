@@ -108,7 +108,7 @@ class StepInputs:
         tokens = [torch.zeros(rows, 1, dtype=torch.long, device=device) for _ in range(2)]
         stamp = torch.zeros(rows, 1, stamp_like.shape[-1], dtype=stamp_like.dtype, device=device)
         noise = tuple(torch.ones(rows, v, device=device) for v in vocab) if draw.random else (None, None)
-        return cls(tokens[0], tokens[1], stamp, noise, rule_key(draw, device, rows))
+        return cls(tokens[0], tokens[1], stamp, noise, graph_rule(draw, device, rows))
 
     def load(self, s1: Tensor, s2: Tensor, stamp: Tensor, draw: RowSampler) -> None:
         """The step's values written into the buffers (rows past them keep their zeros and ones)."""
@@ -118,16 +118,22 @@ class StepInputs:
         self.stamp[:rows, 0].copy_(stamp)
         for out in self.noise:
             if out is not None:
-                draw.noise(out.shape[-1], out.device, out=out)
+                draw.noise(out.shape[-1], out.device, out)
         if not isinstance(self.rule, Sampling):  # per-row values: this call's sampler's
             for buf, value in zip(self.rule, draw.rule(self.s1.device, self.s1.shape[0])):
                 buf.copy_(value)
 
 
-def rule_key(draw: RowSampler, device: torch.device, rows: int) -> Rule:
+def graph_rule(draw: RowSampler, device: torch.device, rows: int) -> Rule:
     """The sampler's rule as the compiled graph takes it: one `Sampling` (its filtering values only: the graph's
     constants) or per-row tensors (inputs; copies, filled by `StepInputs.load`)."""
     rule = draw.rule(device, rows)
     if isinstance(rule, Sampling):
-        return Sampling(rule.temperature, rule.top_k, rule.top_p)
+        return Sampling(*rule_key(rule))
     return tuple(t.clone() for t in rule)
+
+
+def rule_key(rule: Rule) -> tuple | str:
+    """What tells compiled graphs of a rule apart: a `Sampling`'s filtering values (constants of the graph); per-row
+    rules are inputs, one graph for all."""
+    return (rule.temperature, rule.top_k, rule.top_p) if isinstance(rule, Sampling) else "per row"
