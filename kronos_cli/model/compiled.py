@@ -27,6 +27,7 @@ not batch-invariant, so `decode_plan` keeps it off where invariance is required 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import weakref
@@ -208,6 +209,11 @@ class CompiledDecode:
         self._layout: tuple[DecodeWeights, DecodeWeights] | None = None  # the last weights and their layout
         self.rows, self._shape = 0, ()
 
+    def _tracing(self):
+        """Dynamo's settings for a call it may trace: on the CPU the count of seen slots (`StaticKV.sliced`) is
+        read from the position tensor inside the graph rather than breaking it."""
+        return torch._dynamo.config.patch(capture_scalar_outputs=True) if self._direct else contextlib.nullcontext()
+
     def layout(self, weights: DecodeWeights) -> DecodeWeights:
         if self._layout is None or self._layout[0] is not weights:
             self._layout = (weights, static_layout(weights))
@@ -223,7 +229,7 @@ class CompiledDecode:
 
             def slot(like: Tensor, causal: bool) -> StaticKV:
                 shape = (rows, like.shape[1], capacity, like.shape[3])
-                return StaticKV(like.new_zeros(shape), like.new_zeros(shape), pos, causal)
+                return StaticKV(like.new_zeros(shape), like.new_zeros(shape), pos, causal, sliced=self._direct)
 
             found = _Buffers([slot(s.k, True) for s in cache.layers], slot(cache.dep.k, False), pos)
             if self.mode == "reduce-overhead":  # CUDA graphs replay fixed addresses: these buffers are them
@@ -267,7 +273,8 @@ class CompiledDecode:
             out = inputs.call()
         else:
             args = (model, cache, inputs.s1, inputs.s2, inputs.stamp, layout, inputs.noise, inputs.rule)
-            out = self._advance(*args)
+            with self._tracing():
+                out = self._advance(*args)
             if self._direct and not inputs.tried:
                 inputs.call, inputs.tried = self._capture.call_again(args, RESULTS), True
                 log.debug("decode step graph called %s", "directly" if inputs.call else "through dynamo")

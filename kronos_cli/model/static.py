@@ -59,11 +59,12 @@ def static_layout(weights: DecodeWeights) -> DecodeWeights:
 
 class StaticKV(LayerKV):
     """A layer's keys and values at a fixed capacity, its next position `pos` a tensor (shared by every layer of
-    the step): the `KVSlot` of the compiled step. Slots past the position are zero and masked out."""
+    the step): the `KVSlot` of the compiled step. Slots past the position are zero; `sliced` attention reads only
+    the slots the query sees (their count a size known when the graph runs), else it reads every slot and masks."""
 
-    def __init__(self, k: Tensor, v: Tensor, pos: Tensor, causal: bool = True):
+    def __init__(self, k: Tensor, v: Tensor, pos: Tensor, causal: bool = True, sliced: bool = False):
         super().__init__(k, v)
-        self.pos, self.causal = pos, causal
+        self.pos, self.causal, self.sliced = pos, causal, sliced
         self.slots = torch.arange(k.shape[2], device=k.device)
 
     @property
@@ -77,14 +78,22 @@ class StaticKV(LayerKV):
         return self.k, self.v
 
     def attention(self, q: Tensor) -> Tensor:
-        """One query per row (B, H, 1, hd) over every slot, masked -> (B, 1, H * hd). Written as products and sums
+        """One query per row (B, H, 1, hd) over the slots it sees -> (B, 1, H * hd). Written as products and sums
         rather than scaled_dot_product_attention: inductor fuses them into one pass over the cache (a third faster
         on the CPU for one query than the attention kernel, which is made for many)."""
         # a layer's query sees its own new key (appended at pos); the dependency layer's sees the cached ones
-        seen = self.slots <= self.pos if self.causal else self.slots < self.pos
-        scores = (q * self.k.to(q.dtype)).sum(-1) * q.shape[-1] ** -0.5  # (B, H, C)
-        weights = torch.softmax(scores.masked_fill(~seen, float("-inf")), dim=-1)
-        out = (weights[..., None] * self.v.to(q.dtype)).sum(-2)  # (B, H, hd)
+        scale = q.shape[-1] ** -0.5
+        if self.sliced:  # the capacity is padded to a power of two: up to half of it not yet written
+            seen = self.pos.item() + int(self.causal)  # under dynamo (capture_scalar_outputs) a size of the run
+            torch._check(seen >= 1)
+            torch._check(seen <= self.k.shape[2])
+            k, v = self.k[:, :, :seen], self.v[:, :, :seen]
+            weights = torch.softmax((q * k.to(q.dtype)).sum(-1) * scale, dim=-1)  # (B, H, seen)
+        else:  # static shapes (CUDA graphs): every slot, those not seen masked out
+            k, v = self.k, self.v
+            mask = self.slots <= self.pos if self.causal else self.slots < self.pos
+            weights = torch.softmax(((q * k.to(q.dtype)).sum(-1) * scale).masked_fill(~mask, float("-inf")), dim=-1)
+        out = (weights[..., None] * v.to(q.dtype)).sum(-2)  # (B, H, hd)
         return out.reshape(out.shape[0], 1, -1)
 
 

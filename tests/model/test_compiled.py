@@ -8,6 +8,7 @@ import torch
 from kronos_cli.core.errors import KronosError
 from kronos_cli.model.compiled import PAYBACK, DecodePlan, bucket, decode_plan
 from kronos_cli.model.engine import Sampling, generate
+from kronos_cli.model.static import StaticKV
 
 MANY = 1_000_000  # decode steps that pay for any compile
 
@@ -53,6 +54,23 @@ def test_off_never_compiles_and_on_refuses_a_device_without_a_compiled_step():
     assert err.value.settings == ("forecast.compile",) and "--" not in str(err.value)
     with pytest.raises(KronosError, match="auto, on, off"):
         decode_plan("cpu", False, 1, setting="yes")
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_sliced_attention_reads_only_the_seen_slots_and_agrees_with_the_masked_one(causal):
+    """The CPU step's attention over the slots its query sees gives the masked attention's output; what lies in the
+    slots past them (the padding of the capacity) is never read: NaN there changes nothing."""
+    g = torch.Generator().manual_seed(0)
+    k, v, q = torch.randn(2, 4, 32, 8, generator=g), torch.randn(2, 4, 32, 8, generator=g), torch.randn(2, 4, 1, 8)
+    pos = torch.tensor(19)
+    seen = 20 if causal else 19
+    k[:, :, seen:], v[:, :, seen:] = 0.0, 0.0  # the masked attention's contract: unwritten slots are zero
+    masked = StaticKV(k, v, pos, causal).attention(q)
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, seen:], v2[:, :, seen:] = float("nan"), float("nan")
+    sliced = StaticKV(k2, v2, pos, causal, sliced=True).attention(q)
+    assert torch.isfinite(sliced).all()
+    torch.testing.assert_close(sliced, masked, rtol=0, atol=1e-6)
 
 
 def test_rows_are_padded_to_few_buckets():
