@@ -11,12 +11,16 @@ a shape are kept and reused, and on the CPU its graph is called without dynamo a
 the eager step draws them. Inductor's FX graph cache keeps the compiled code under `compile_cache_dir()`
 (~/.cache/kronos/compile, or $KRONOS_COMPILE_CACHE): a second process loads it instead of compiling.
 
+On the CPU the attention reads only the cache slots its query sees, their count read from the position inside the
+graph (`StaticKV.sliced`), not the padded capacity.
+
 Measured on the project's 2-core CPU, Kronos-small, one series (benchmarks/bench_forecast.py): at lookback 96 the
-eager step (tiles) 11-12.5 ms, the compiled one 2.7-2.9 ms, 1.15-1.27x torch's matrix-vector sweep over the same
-weights (2.1-2.3 ms); at lookback 384 3.5 ms, 1.55x, of which attention over the cache's 18.9 MB takes about
-1.07 ms. Compiling takes 21-22 s in a fresh cache directory and 4 s from a warm one. Of the compiled step's time
-the products take about what the sweep does; the rest is the attention over the cache, the two draws (0.1 ms in
-the graph, and 35 us to draw their noise), and the glue of about 40 small kernels.
+eager step (tiles) 11-12.5 ms, the compiled one 2.7-3.0 ms, 1.15-1.27x torch's matrix-vector sweep over the same
+weights (2.1-2.4 ms); at lookback 384 3.7-3.9 ms, 1.43-1.47x, where the step's own bytes (its products' weights and
+the 14.6 MB of keys and values its query sees) take 1.11-1.17x the sweep's time when swept alone: the step is
+1.2-1.3x that floor at both lookbacks. Compiling takes 21-25 s in a fresh cache directory and 4-5 s from a warm
+one. Of the compiled step's time the products take about what the sweep does; the rest is the attention over the
+cache, the two draws (0.1 ms in the graph, and 35 us to draw their noise), and the glue of about 40 small kernels.
 
 What it changes: the products, the attention over a fixed capacity and the draws' kernels round differently from
 the eager step (logits agree to 1e-5; tokens agree where no two candidates are that close, see
