@@ -71,16 +71,18 @@ def gemv_floor(model: torch.nn.Module, tiled: bool = False, reps: int = 10) -> f
     return sweep_seconds(mats, fns, reps)
 
 
-def step_bytes_floor(model: torch.nn.Module, lookback: int, pred_len: int, reps: int = 10) -> tuple[float, int]:
-    """Seconds and bytes of torch's matrix-vector sweep over what a decode step cannot avoid reading: the weights of
-    its products (not the embedding tables, of which it reads a row) and, per layer, the keys and values of the
-    slots its query sees at the forecast's middle position, as (slots, d_model) matrices."""
+def step_bytes_floor(model: torch.nn.Module, lookback: int, pred_len: int, reps: int = 10) -> tuple[float, int, int]:
+    """Seconds of torch's matrix-vector sweep over what a decode step cannot avoid reading, and the bytes of its two
+    parts: the weights of its products (not the embedding tables, of which it reads a row) and, per layer and the
+    dependency layer, the keys and values of the slots its query sees at the forecast's middle position, as
+    (slots, d_model) matrices (the compiled CPU step reads only those, `StaticKV.sliced`)."""
     tables = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
-    mats = [p.detach() for p in model.parameters() if p.dim() == 2 and id(p) not in tables]
-    c, slots = model.config, seen_slots(lookback, pred_len)
-    mats += [torch.ones(slots, c.d_model) for _ in range(2 * (c.n_layers + 1))]
+    weights = [p.detach() for p in model.parameters() if p.dim() == 2 and id(p) not in tables]
+    c = model.config
+    kv = [torch.ones(lookback + pred_len // 2, c.d_model) for _ in range(2 * (c.n_layers + 1))]
+    mats = weights + kv
     seconds = sweep_seconds(mats, [lambda x, w=w: torch.nn.functional.linear(x, w) for w in mats], reps)
-    return seconds, sum(w.numel() * 4 for w in mats)
+    return seconds, sum(w.numel() * 4 for w in weights), sum(m.numel() * 4 for m in kv)
 
 
 def sweep_seconds(mats: list[torch.Tensor], fns: list, reps: int) -> float:
@@ -143,18 +145,6 @@ def compile_seconds(cache: str) -> float:
     return float(out.stdout.split()[-1])
 
 
-def cache_bytes(model: torch.nn.Module, lookback: int, pred_len: int) -> int:
-    """Bytes of cached keys and values the compiled CPU step reads a step at the forecast's middle position: every
-    layer's and the dependency layer's, over the slots its query sees (`StaticKV.sliced`)."""
-    c = model.config
-    return (c.n_layers + 1) * 2 * seen_slots(lookback, pred_len) * c.d_model * 4
-
-
-def seen_slots(lookback: int, pred_len: int) -> int:
-    """The cache slots a decode step's query sees at the forecast's middle position."""
-    return lookback + pred_len // 2
-
-
 def compiled_figures(model: torch.nn.Module, lookbacks: tuple[int, ...], pred_len: int) -> None:
     """The compiled step against the sweep at each lookback, then the compile time. The sweep reads the weights
     only; a step also reads the cache, whose share grows with the lookback."""
@@ -163,19 +153,18 @@ def compiled_figures(model: torch.nn.Module, lookbacks: tuple[int, ...], pred_le
         plain, eager, compiled, floor = (float("inf"),) * 4
         for _ in range(5):  # interleaved, the best of each: a loaded machine slows all four alike
             plain = min(plain, gemv_floor(model))
-            seconds, floor_bytes = step_bytes_floor(model, lookback, pred_len)
+            seconds, step_weights, kv = step_bytes_floor(model, lookback, pred_len)
             floor = min(floor, seconds)
             eager = min(eager, engine_step(model, None, lookback, pred_len)[0])
             compiled = min(compiled, engine_step(model, plan, lookback, pred_len)[0])
         ok = "ok" if compiled <= 1.3 * plain else "MISS"
-        kv = cache_bytes(model, lookback, pred_len)
         print(
             f"engine decode step, one series, lookback {lookback}, {pred_len} bars ahead:\n"
             f"  eager {eager * 1e3:.2f} ms = {eager / plain:.2f}x the sweep\n"
             f"  compiled {compiled * 1e3:.2f} ms = {compiled / plain:.2f}x torch's matrix-vector sweep over the same "
             f"weights ({plain * 1e3:.2f} ms, {weights / 1e6:.1f} MB; target <= 1.3x)  {ok}\n"
             f"  the step's own bytes: its products' weights and the {kv / 1e6:.1f} MB of keys and values its query "
-            f"sees mid-forecast ({floor_bytes / weights:.2f}x the bytes), swept in {floor * 1e3:.2f} ms = "
+            f"sees mid-forecast ({(step_weights + kv) / weights:.2f}x the bytes), swept in {floor * 1e3:.2f} ms = "
             f"{floor / plain:.2f}x the weights' sweep; the compiled step is {compiled / floor:.2f}x that floor"
         )
     with tempfile.TemporaryDirectory() as cache:

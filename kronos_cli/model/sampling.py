@@ -186,11 +186,6 @@ class RowSampler:
         rows past R are left as they are)."""
         if not self.random:
             return None
-        if len(self.groups) == 1:
-            if out is None:
-                return exponential((self.rows, vocab), device, self.groups[0][3])
-            out[: self.rows].exponential_(1, generator=self.groups[0][3])
-            return out
         noise = torch.ones(self.rows, vocab, device=device) if out is None else out
         for start, n, p, g in self.groups:
             if p.top_k != 1:  # greedy series draw nothing, as in `sample`

@@ -82,17 +82,17 @@ class StaticKV(LayerKV):
         rather than scaled_dot_product_attention: inductor fuses them into one pass over the cache (a third faster
         on the CPU for one query than the attention kernel, which is made for many)."""
         # a layer's query sees its own new key (appended at pos); the dependency layer's sees the cached ones
-        scale = q.shape[-1] ** -0.5
+        k, v = self.k, self.v
         if self.sliced:  # the capacity is padded to a power of two: up to half of it not yet written
             seen = self.pos.item() + int(self.causal)  # under dynamo (capture_scalar_outputs) a size of the run
             torch._check(seen >= 1)
-            torch._check(seen <= self.k.shape[2])
-            k, v = self.k[:, :, :seen], self.v[:, :, :seen]
-            weights = torch.softmax((q * k.to(q.dtype)).sum(-1) * scale, dim=-1)  # (B, H, seen)
-        else:  # static shapes (CUDA graphs): every slot, those not seen masked out
-            k, v = self.k, self.v
+            torch._check(seen <= k.shape[2])
+            k, v = k[:, :, :seen], v[:, :, :seen]
+        scores = (q * k.to(q.dtype)).sum(-1) * q.shape[-1] ** -0.5  # (B, H, slots)
+        if not self.sliced:  # static shapes (CUDA graphs): every slot, those not seen masked out
             mask = self.slots <= self.pos if self.causal else self.slots < self.pos
-            weights = torch.softmax(((q * k.to(q.dtype)).sum(-1) * scale).masked_fill(~mask, float("-inf")), dim=-1)
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
         out = (weights[..., None] * v.to(q.dtype)).sum(-2)  # (B, H, hd)
         return out.reshape(out.shape[0], 1, -1)
 
